@@ -1,0 +1,110 @@
+//! The per-batch buffers the passes share: resolved moments in, award requests between the
+//! rules and the effects passes. Reused from batch to batch, so scoring allocates nothing per
+//! moment once the buffers have grown.
+
+use bevy_ecs::prelude::*;
+use plaudit_sdk::Moment;
+
+use crate::ids::Sym;
+use crate::ruleset::program::{CurrencyIx, Window};
+
+/// What a resolved record asks the passes to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Score a contact moment.
+    Score,
+    /// A contact moment the cheat guard held back: accepted, scores nothing.
+    Guarded(GuardReason),
+    /// Reverse what the moment `MomentRec::moment` earned.
+    Retract,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardReason {
+    /// More watched moments in the window than the guard allows.
+    Rate,
+    /// The same moment again sooner than the minimum gap.
+    Gap,
+}
+
+impl GuardReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            GuardReason::Rate => "too many moments in the guard window",
+            GuardReason::Gap => "the same moment again too soon",
+        }
+    }
+}
+
+/// Bits of [`MomentRec::first`], set by the rules pass.
+pub mod first {
+    pub const COUNTERPART: u8 = 1;
+    pub const CHANNEL: u8 = 2;
+    pub const TEAM: u8 = 4;
+}
+
+/// A record resolved for scoring: ids interned, entities found, windows computed.
+#[derive(Clone, Copy, Debug)]
+pub struct MomentRec {
+    pub seq: u64,
+    /// The moment's id in the history's interner.
+    pub moment: u32,
+    /// Index of the moment in [`Batch::inputs`] (attributes); unused for retractions.
+    pub input: u32,
+    pub action: Action,
+    pub actor: Entity,
+    pub counterpart: Option<Entity>,
+    pub kind: Sym,
+    pub channel: Sym,
+    pub actor_kind: Sym,
+    pub actor_team: Sym,
+    pub counterpart_kind: Sym,
+    pub counterpart_team: Sym,
+    /// Unix seconds.
+    pub at: i64,
+    /// Index of the hour, day, week and month containing `at` (see [`Window`]).
+    pub windows: [i32; 4],
+    pub value: Option<f64>,
+    /// What was met for the first time ([`first`] bits).
+    pub first: u8,
+}
+
+impl MomentRec {
+    pub fn window(&self, w: Window) -> i32 {
+        self.windows[w as usize]
+    }
+}
+
+/// The batch being scored.
+#[derive(Resource, Debug, Default)]
+pub struct Batch {
+    pub records: Vec<MomentRec>,
+    /// The moments as received (for attribute conditions).
+    pub inputs: Vec<Moment>,
+    /// Increments every batch (marks stakeholders queued for leaderboard publishing).
+    pub number: u64,
+}
+
+/// Where an award came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwardSource {
+    Rule(u16),
+    Plugin(u16),
+}
+
+/// An award request from a rule (or a plugin) for the effects pass to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Award {
+    /// Index of the record in the batch.
+    pub record: u32,
+    pub to: Entity,
+    pub currency: CurrencyIx,
+    pub amount: i64,
+    pub source: AwardSource,
+    /// Held back (by a cap): reported, not applied.
+    pub withheld: bool,
+}
+
+/// Award requests of the batch, in record order.
+#[derive(Resource, Debug, Default)]
+pub struct Awards(pub Vec<Award>);

@@ -1,0 +1,120 @@
+//! `plaudit`: the command-line edge. Parses arguments and hands over to the library; the only
+//! place that uses `anyhow`.
+
+mod generate;
+mod score;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "plaudit", version, about = "Plaudit: an engagement-gamification engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score a file of moments (JSON lines) and write the effects as JSON lines to stdout.
+    Score {
+        /// The organisation's rule set (TOML).
+        #[arg(long)]
+        rules: PathBuf,
+        /// Moments file, one JSON record per line; `-` reads stdin.
+        moments: PathBuf,
+        /// Write the final profiles, leaderboards and challenges as one JSON document instead.
+        #[arg(long)]
+        summary: bool,
+        /// Leaderboard rows per board in the summary.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// What to do with a bad line: stop (exit 1) or skip it and go on (reported on stderr).
+        #[arg(long, value_enum, default_value_t = OnError::Stop)]
+        on_error: OnError,
+        /// Records scored per batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
+    /// Generate a synthetic workload (profiles, then moments) as JSON lines on stdout.
+    Gen {
+        #[arg(long, default_value_t = 1000)]
+        stakeholders: usize,
+        #[arg(long, default_value_t = 10_000)]
+        moments: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days the moments spread over, from 2026-03-01.
+        #[arg(long, default_value_t = 28)]
+        days: u32,
+    },
+    /// Check a rule set and print what it defines, or every problem with its field path.
+    Check {
+        /// The rule set (TOML).
+        rules: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OnError {
+    Stop,
+    Skip,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score { rules, moments, summary, top, on_error, batch } => score::run(&score::Options {
+            rules,
+            moments,
+            summary,
+            top,
+            skip_bad: on_error == OnError::Skip,
+            batch: batch.max(1),
+        }),
+        Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
+        Command::Check { rules } => check(&rules),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut vocab = plaudit_engine::intern::Interner::new();
+    match plaudit_engine::ruleset::load(path, &mut vocab) {
+        Ok((_, p)) => {
+            println!(
+                "{}: ok: organisation {:?} ({}), {} currencies, {} rules, {} metrics, {} streaks, {} badges, {} levels, {} challenges, {} leaderboards",
+                path.display(),
+                p.org_id,
+                p.timezone,
+                p.currencies.len(),
+                p.rules.len(),
+                p.metrics.len(),
+                p.streaks.len(),
+                p.badges.len(),
+                p.levels.as_ref().map_or(0, |l| l.steps.len()),
+                p.challenges.len(),
+                p.leaderboards.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(plaudit_engine::ruleset::RuleSetError::Invalid { origin, problems }) => {
+            for (path, message) in problems {
+                eprintln!("{origin}: {path}: {message}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `plaudit score`: scores a moments file against a rule set.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use plaudit_engine::OrgWorld;
+use plaudit_engine::input::{ReadRecordError, records};
+use plaudit_sdk::Record;
+
+pub struct Options {
+    pub rules: PathBuf,
+    pub moments: PathBuf,
+    pub summary: bool,
+    pub top: usize,
+    pub skip_bad: bool,
+    pub batch: usize,
+}
+
+pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
+    let mut world = OrgWorld::from_rules_file(&o.rules)?;
+    let name = o.moments.display().to_string();
+    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if name == "-" {
+        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    } else {
+        let f = File::open(&o.moments).with_context(|| format!("cannot open {name}"))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 16, f)), size)
+    };
+    let progress = progress_bar(size);
+    let reader = ProgressReader { inner: reader, bar: progress.clone() };
+    let out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut run = Run {
+        world: &mut world,
+        o,
+        name: &name,
+        out,
+        pending: Vec::with_capacity(o.batch),
+        lines: Vec::with_capacity(o.batch),
+        accepted: 0,
+        duplicates: 0,
+        bad: 0,
+    };
+    for item in records(reader) {
+        match item {
+            Ok((line, record)) => {
+                run.pending.push(record);
+                run.lines.push(line);
+                if run.pending.len() >= o.batch && run.flush()? {
+                    return stopped(&progress);
+                }
+            }
+            Err(ReadRecordError::Parse { line, message }) => {
+                run.bad += 1;
+                eprintln!("{name}:{line}: {message}");
+                if !o.skip_bad {
+                    run.flush()?;
+                    run.out.flush()?;
+                    return stopped(&progress);
+                }
+            }
+            Err(e @ ReadRecordError::Io { .. }) => return Err(e).with_context(|| format!("reading {name}")),
+        }
+    }
+    if run.flush()? {
+        return stopped(&progress);
+    }
+    progress.finish_and_clear();
+    if o.summary {
+        serde_json::to_writer_pretty(&mut run.out, &run.world.summary(o.top))?;
+        run.out.write_all(b"\n")?;
+    }
+    run.out.flush().context("writing to stdout")?;
+    eprintln!(
+        "{name}: {} accepted, {} duplicates, {} bad lines, {} stakeholders",
+        run.accepted,
+        run.duplicates,
+        run.bad,
+        run.world.stakeholders()
+    );
+    Ok(if run.bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// A scoring run in progress: records waiting for the next batch, and the counts so far.
+struct Run<'a, W: Write> {
+    world: &'a mut OrgWorld,
+    o: &'a Options,
+    name: &'a str,
+    out: W,
+    pending: Vec<Record>,
+    /// Line number of each pending record.
+    lines: Vec<usize>,
+    accepted: usize,
+    duplicates: usize,
+    bad: usize,
+}
+
+impl<W: Write> Run<'_, W> {
+    /// Scores the pending records and writes their effects. True if a bad record should stop
+    /// the run.
+    fn flush(&mut self) -> anyhow::Result<bool> {
+        let outcome = self.world.ingest(self.pending.drain(..));
+        self.accepted += outcome.accepted;
+        self.duplicates += outcome.duplicates;
+        let mut stop = false;
+        for e in &outcome.rejected {
+            self.bad += 1;
+            eprintln!("{}:{}: {}: {}", self.name, self.lines[e.index], e.field, e.message);
+            stop |= !self.o.skip_bad;
+        }
+        self.lines.clear();
+        if self.o.summary {
+            self.world.clear_effects();
+        } else {
+            for effect in self.world.drain_effects() {
+                serde_json::to_writer(&mut self.out, &effect)?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        Ok(stop)
+    }
+}
+
+fn stopped(progress: &ProgressBar) -> anyhow::Result<ExitCode> {
+    progress.finish_and_clear();
+    eprintln!("stopped at the first bad line (use --on-error skip to go on)");
+    Ok(ExitCode::FAILURE)
+}
+
+fn progress_bar(size: Option<u64>) -> ProgressBar {
+    match size {
+        Some(n) if std::io::stderr().is_terminal() && n > 1 << 20 => {
+            let bar = ProgressBar::new(n);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        }
+        _ => ProgressBar::hidden(),
+    }
+}
+
+/// Counts bytes read into the progress bar.
+struct ProgressReader {
+    inner: Box<dyn BufRead>,
+    bar: ProgressBar,
+}
+
+impl std::io::Read for ProgressReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+impl BufRead for ProgressReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.bar.inc(amt as u64);
+        self.inner.consume(amt);
+    }
+}

@@ -1,0 +1,262 @@
+//! A stakeholder's state, as bevy components on its entity.
+//!
+//! Each component is owned (written) by one pass; the table below is the contract:
+//!
+//! | component | written by | what |
+//! |---|---|---|
+//! | [`Identity`], [`Details`] | `world` (resolve) | external id, kind, team, name, attributes |
+//! | [`GuardState`] | `guard` | last scored moment, moments in the current guard window |
+//! | [`Caps`], [`Seen`] | `rules` | cap counters per rule; counterparts, channels, teams met |
+//! | [`Wallet`], [`Tally`] | `effects` | balances; metrics, streaks, badges, level, challenges |
+//! | [`Standing`] | `effects` (pending) and `leaderboard` (published) | leaderboard entries |
+//!
+//! Everything that grows is a sparse, sorted `Vec`, empty (and unallocated) until used: most
+//! stakeholders in a skewed population have few moments, and memory per stakeholder is a
+//! budgeted figure (see the README).
+
+use bevy_ecs::prelude::*;
+
+use crate::ids::Sym;
+
+/// Who a stakeholder is. `ext` is its id in the directory's interner.
+#[derive(Component, Clone, Copy, Debug)]
+pub struct Identity {
+    pub ext: u32,
+    pub kind: Sym,
+    pub team: Sym,
+}
+
+/// Profile fields only some stakeholders have.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Details {
+    pub name: Option<Box<str>>,
+    pub attrs: plaudit_sdk::Attrs,
+}
+
+/// Balances, one per currency; empty until the first award.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Wallet(pub Box<[i64]>);
+
+impl Wallet {
+    pub fn balance(&self, c: u8) -> i64 {
+        self.0.get(c as usize).copied().unwrap_or(0)
+    }
+
+    pub fn add(&mut self, currencies: usize, c: u8, amount: i64) -> i64 {
+        if self.0.is_empty() {
+            self.0 = vec![0; currencies].into_boxed_slice();
+        }
+        let b = &mut self.0[c as usize];
+        *b = b.saturating_add(amount);
+        *b
+    }
+}
+
+/// The cheat guard's memory of a stakeholder.
+#[derive(Component, Clone, Copy, Debug)]
+pub struct GuardState {
+    /// Hash of (kind, channel, counterpart) of the last scored watched moment, and its time.
+    pub last_key: u32,
+    pub last_at: i64,
+    /// The guard window the count belongs to.
+    pub window: i32,
+    pub count: u32,
+}
+
+impl Default for GuardState {
+    fn default() -> Self {
+        GuardState { last_key: 0, last_at: i64::MIN, window: 0, count: 0 }
+    }
+}
+
+/// Cap counters of one capped rule for one stakeholder, in the window `period`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSlot {
+    pub rule: u16,
+    pub period: i32,
+    pub times: u32,
+    pub points: i64,
+}
+
+/// Cap counters, sorted by rule slot.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Caps(pub Vec<CapSlot>);
+
+impl Caps {
+    /// The counters of `rule` in `period`, reset if they belonged to an older window.
+    pub fn slot(&mut self, rule: u16, period: i32) -> &mut CapSlot {
+        let i = match self.0.binary_search_by_key(&rule, |s| s.rule) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, CapSlot { rule, period, times: 0, points: 0 });
+                i
+            }
+        };
+        let s = &mut self.0[i];
+        if s.period != period {
+            *s = CapSlot { rule, period, times: 0, points: 0 };
+        }
+        s
+    }
+}
+
+/// What a stakeholder has met, as sorted keys `tag << 32 | id`.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Seen(pub Vec<u64>);
+
+/// The tags of [`Seen`] keys.
+pub mod seen_tag {
+    pub const COUNTERPART: u32 = 1;
+    pub const CHANNEL: u32 = 2;
+    pub const TEAM: u32 = 3;
+    /// Distinct teams met within challenge `c`'s current window: `CHALLENGE_TEAMS + 2 * c`.
+    pub const CHALLENGE_TEAMS: u32 = 0x100;
+    /// Distinct counterparts within challenge `c`'s window: `CHALLENGE_TEAMS + 2 * c + 1`.
+    pub const CHALLENGE_COUNTERPARTS: u32 = 0x101;
+}
+
+impl Seen {
+    /// Inserts `(tag, id)`; true if it was new.
+    pub fn insert(&mut self, tag: u32, id: u32) -> bool {
+        let key = (u64::from(tag) << 32) | u64::from(id);
+        match self.0.binary_search(&key) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, key);
+                true
+            }
+        }
+    }
+
+    fn tag_range(&self, tag: u32) -> std::ops::Range<usize> {
+        let lo = u64::from(tag) << 32;
+        let hi = (u64::from(tag) + 1) << 32;
+        self.0.partition_point(|&k| k < lo)..self.0.partition_point(|&k| k < hi)
+    }
+
+    pub fn count(&self, tag: u32) -> usize {
+        self.tag_range(tag).len()
+    }
+
+    pub fn clear_tag(&mut self, tag: u32) {
+        let r = self.tag_range(tag);
+        self.0.drain(r);
+    }
+}
+
+/// One entry of a stakeholder's [`Tally`]: what `a` and `b` mean depends on the key's tag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    pub key: u32,
+    pub a: i32,
+    pub b: i64,
+}
+
+/// Slot keys: `tag << 16 | index`.
+pub mod tally_key {
+    /// A metric's value: `b` = value.
+    pub const METRIC: u32 = 1 << 16;
+    /// A streak: `a` = last active period, `b` = length | best << 32.
+    pub const STREAK: u32 = 2 << 16;
+    /// A badge: `b` = tiers earned (tiered), times earned (repeatable, granted) or 1 (one-off).
+    pub const BADGE: u32 = 3 << 16;
+    /// The level: `b` = level index + 1.
+    pub const LEVEL: u32 = 4 << 16;
+    /// An individual challenge: `a` = window, `b` = moments | completed << 62.
+    pub const CHALLENGE: u32 = 5 << 16;
+}
+
+/// Metrics, streaks, badges, level and challenge progress, sorted by key.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Tally(pub Vec<Slot>);
+
+impl Tally {
+    pub fn get(&self, key: u32) -> Option<Slot> {
+        self.0.binary_search_by_key(&key, |s| s.key).ok().map(|i| self.0[i])
+    }
+
+    pub fn value(&self, key: u32) -> i64 {
+        self.get(key).map_or(0, |s| s.b)
+    }
+
+    pub fn slot(&mut self, key: u32) -> &mut Slot {
+        let i = match self.0.binary_search_by_key(&key, |s| s.key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, Slot { key, a: 0, b: 0 });
+                i
+            }
+        };
+        &mut self.0[i]
+    }
+}
+
+/// A stakeholder's entry on one leaderboard: the value to publish and the value published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub board: u16,
+    /// Window of `value` (0 for all-time boards).
+    pub window: i32,
+    pub value: i64,
+    /// Sequence of the record that set `value`: ties go to whoever got there first.
+    pub seq: u64,
+    /// What the board holds now: (window, value, seq), if anything.
+    pub published: Option<(i32, i64, u64)>,
+    /// The team ranking it was published in.
+    pub published_team: Sym,
+}
+
+/// Leaderboard entries, sorted by board.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Standing {
+    pub entries: Vec<Entry>,
+    /// The batch in which this stakeholder was last queued for publishing.
+    pub queued_in: u64,
+}
+
+impl Standing {
+    pub fn entry(&mut self, board: u16) -> &mut Entry {
+        let i = match self.entries.binary_search_by_key(&board, |e| e.board) {
+            Ok(i) => i,
+            Err(i) => {
+                self.entries.reserve_exact(1);
+                self.entries.insert(i, Entry { board, ..Entry::default() });
+                i
+            }
+        };
+        &mut self.entries[i]
+    }
+
+    pub fn get(&self, board: u16) -> Option<&Entry> {
+        self.entries.binary_search_by_key(&board, |e| e.board).ok().map(|i| &self.entries[i])
+    }
+}
+
+/// Everything a new stakeholder starts with.
+#[derive(Bundle, Debug)]
+pub struct StakeholderBundle {
+    pub identity: Identity,
+    pub guard: GuardState,
+    pub caps: Caps,
+    pub seen: Seen,
+    pub wallet: Wallet,
+    pub tally: Tally,
+    pub standing: Standing,
+}
+
+impl StakeholderBundle {
+    pub fn new(identity: Identity) -> Self {
+        StakeholderBundle {
+            identity,
+            guard: GuardState::default(),
+            caps: Caps::default(),
+            seen: Seen::default(),
+            wallet: Wallet::default(),
+            tally: Tally::default(),
+            standing: Standing::default(),
+        }
+    }
+}

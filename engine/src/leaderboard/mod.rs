@@ -1,0 +1,132 @@
+//! Leaderboards: the publishing pass that moves changed entries into each board's ranking, and
+//! the reads (a page, a rank, "around me"), overall and per team.
+//!
+//! Owns [`Boards`] and the published side of [`Standing`]. A ranking is an order-statistic
+//! index ([`ordered::OrderedIndex`]) over `(-value, seq, entity)`: highest value first, and
+//! among equal values whoever reached it first. Ranks follow the board's tie policy:
+//! `shared` (1, 2, 2, 4), `dense` (1, 2, 2, 3) or `first_come` (1, 2, 3, 4). Updates cost
+//! O(log n) per changed stakeholder per batch; there is no participant ceiling.
+
+pub mod ordered;
+
+use bevy_ecs::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::components::{Identity, Standing};
+use crate::effects::PublishQueue;
+use crate::ids::Sym;
+use crate::ruleset::program::{Program, Ties};
+use crate::world::ProgramRes;
+use ordered::{DistinctCounter, OrderedIndex};
+
+/// Ranking order: `(-value, seq, entity bits)`.
+pub type Key = (i64, u64, u64);
+
+/// One ranking: the ordered entries and the distinct values (for dense ranks).
+#[derive(Debug, Default, Clone)]
+pub struct Ranking {
+    pub index: OrderedIndex<Key>,
+    pub distinct: DistinctCounter<i64>,
+}
+
+impl Ranking {
+    fn insert(&mut self, k: Key) {
+        if self.index.insert(k) {
+            self.distinct.add(k.0);
+        }
+    }
+
+    fn remove(&mut self, k: &Key) {
+        if self.index.remove(k) {
+            self.distinct.remove(k.0);
+        }
+    }
+
+    /// The rank of the entry `k` at position `pos` under `ties`.
+    pub fn rank(&self, ties: Ties, pos: usize, k: &Key) -> usize {
+        1 + match ties {
+            Ties::FirstCome => pos,
+            Ties::Shared => self.index.position_of_first_not_less(&(k.0, 0, 0)),
+            Ties::Dense => self.distinct.distinct_less_than(&k.0),
+        }
+    }
+}
+
+/// The live state of one leaderboard.
+#[derive(Debug, Clone)]
+pub struct Board {
+    /// The window shown (windowed boards); all-time boards use 0.
+    pub window: i32,
+    pub all: Ranking,
+    pub teams: FxHashMap<u32, Ranking>,
+}
+
+impl Board {
+    fn new(windowed: bool) -> Board {
+        Board { window: if windowed { i32::MIN } else { 0 }, all: Ranking::default(), teams: FxHashMap::default() }
+    }
+
+    pub fn ranking(&self, team: Option<Sym>) -> Option<&Ranking> {
+        match team {
+            None => Some(&self.all),
+            Some(t) => self.teams.get(&t.0),
+        }
+    }
+}
+
+/// All leaderboards of the organisation, in rule-set order.
+#[derive(Resource, Debug, Clone)]
+pub struct Boards(pub Vec<Board>);
+
+impl Boards {
+    pub fn new(p: &Program) -> Boards {
+        Boards(p.leaderboards.iter().map(|b| Board::new(b.window.is_some())).collect())
+    }
+}
+
+pub fn key(value: i64, seq: u64, e: Entity) -> Key {
+    (value.saturating_neg(), seq, e.to_bits())
+}
+
+/// Publishes the entries the effects pass changed.
+pub fn publish(
+    program: Res<ProgramRes>,
+    mut boards: ResMut<Boards>,
+    mut queue: ResMut<PublishQueue>,
+    mut q: Query<(&Identity, &mut Standing)>,
+) {
+    let p = &*program.0;
+    for who in queue.0.drain(..) {
+        let Ok((id, mut standing)) = q.get_mut(who) else { continue };
+        for entry in standing.entries.iter_mut() {
+            let target = (entry.window, entry.value, entry.seq);
+            if entry.published == Some(target) && entry.published_team == id.team {
+                continue;
+            }
+            let Some(board) = boards.0.get_mut(entry.board as usize) else { continue };
+            if p.leaderboards[entry.board as usize].window.is_some() && entry.window > board.window {
+                // A new window begins: last window's entries leave the board.
+                *board = Board::new(true);
+                board.window = entry.window;
+            }
+            if let Some((w, v, s)) = entry.published.take() {
+                if w == board.window {
+                    let k = key(v, s, who);
+                    board.all.remove(&k);
+                    if let Some(t) = board.teams.get_mut(&entry.published_team.0) {
+                        t.remove(&k);
+                    }
+                }
+            }
+            if entry.window == board.window && entry.value != 0 {
+                let k = key(entry.value, entry.seq, who);
+                board.all.insert(k);
+                if !id.team.is_none() {
+                    board.teams.entry(id.team.0).or_default().insert(k);
+                }
+                entry.published = Some(target);
+                entry.published_team = id.team;
+            }
+        }
+    }
+}

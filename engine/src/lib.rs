@@ -1,0 +1,37 @@
+//! Plaudit's scoring engine.
+//!
+//! A contact moment's path through this crate, one module per step:
+//!
+//! - [`ruleset`]: the declarative rule-set format, its validation, and the compiled [`Program`].
+//! - [`world`]: one organisation's bevy `World` and the library API ([`OrgWorld`]): resolve a
+//!   batch, run the scoring schedule, hand out effects.
+//! - [`guard`] -> [`rules`] -> [`effects`] -> [`leaderboard`]: the scoring passes, as systems
+//!   run in that order over a batch ([`world::Pass`]).
+//! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
+//! - [`reads`]: profiles, leaderboard pages, challenge status.
+//! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
+//!
+//! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
+//! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
+//! the organisation's time zone), [`matcher`], [`intern`], [`ids`].
+
+pub mod batch;
+pub mod calendar;
+pub mod components;
+pub mod effects;
+pub mod guard;
+pub mod history;
+pub mod ids;
+pub mod input;
+pub mod intern;
+pub mod journal;
+pub mod leaderboard;
+pub mod matcher;
+pub mod reads;
+pub mod rules;
+pub mod ruleset;
+pub mod workload;
+pub mod world;
+
+pub use ruleset::Program;
+pub use world::{OrgWorld, Outcome, RecordError};

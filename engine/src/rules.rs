@@ -1,0 +1,143 @@
+//! The native rules pass: for every scored moment, in order, evaluate the declarative rules and
+//! emit award requests: which stakeholder, which currency, how much, or withheld by a cap.
+//!
+//! Owns [`Caps`] and [`Seen`] (first contact with a counterpart, a channel, a team), and sets
+//! [`MomentRec::first`]. Touches no balance: the effects pass applies awards, so that
+//! everything downstream sees them in moment order whatever the batch boundaries.
+
+use bevy_ecs::prelude::*;
+use rand::{RngExt, SeedableRng};
+
+use crate::batch::{Action, Award, AwardSource, Awards, Batch, MomentRec, first};
+use crate::components::{Caps, Seen, seen_tag};
+use crate::ruleset::program::{Program, Rule, Target};
+use crate::world::ProgramRes;
+
+pub fn score(
+    program: Res<ProgramRes>,
+    mut batch: ResMut<Batch>,
+    mut awards: ResMut<Awards>,
+    mut q: Query<(&mut Caps, &mut Seen)>,
+) {
+    let p = &*program.0;
+    let batch = &mut *batch;
+    awards.0.clear();
+    for (ix, m) in batch.records.iter_mut().enumerate() {
+        if m.action != Action::Score {
+            continue;
+        }
+        if p.tracks_seen {
+            mark_firsts(m, &mut q);
+        }
+        let attrs = &batch.inputs[m.input as usize].attrs;
+        for (r, rule) in p.rules.iter().enumerate() {
+            if rule.paused || !rule.matcher.matches(m, attrs) {
+                continue;
+            }
+            if let Some(chance) = rule.chance {
+                if !draw(p, m.seq, r as u16, chance) {
+                    continue;
+                }
+            }
+            fire(rule, r as u16, ix as u32, m, &mut q, &mut awards.0);
+        }
+    }
+}
+
+/// Records what the actor meets for the first time: the counterpart, the channel, and the
+/// counterpart's team.
+fn mark_firsts(m: &mut MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>) {
+    let Ok((_, mut seen)) = q.get_mut(m.actor) else { return };
+    let mut bits = 0;
+    if let Some(cp) = m.counterpart {
+        if seen.insert(seen_tag::COUNTERPART, cp.index_u32()) {
+            bits |= first::COUNTERPART;
+        }
+        if !m.counterpart_team.is_none() && seen.insert(seen_tag::TEAM, m.counterpart_team.0) {
+            bits |= first::TEAM;
+        }
+    }
+    if seen.insert(seen_tag::CHANNEL, m.channel.0) {
+        bits |= first::CHANNEL;
+    }
+    m.first = bits;
+}
+
+/// The chance draw of rule `rule` on the moment with sequence `seq`: seeded from (organisation
+/// seed, sequence, rule), never from the clock, so a replay draws the same.
+fn draw(p: &Program, seq: u64, rule: u16, chance: f64) -> bool {
+    let seed = splitmix(p.seed ^ splitmix(seq) ^ (u64::from(rule) << 48));
+    rand_pcg::Pcg64Mcg::seed_from_u64(seed).random_bool(chance)
+}
+
+pub(crate) fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>, out: &mut Vec<Award>) {
+    let multiplier: f64 =
+        rule.campaigns.iter().filter(|c| c.from <= m.at && m.at < c.until).map(|c| c.multiplier).product();
+    let source = AwardSource::Rule(r);
+    for target in [Target::Actor, Target::Counterpart] {
+        let to = match (target, m.counterpart) {
+            (Target::Actor, _) => m.actor,
+            (Target::Counterpart, Some(c)) => c,
+            (Target::Counterpart, None) => continue,
+        };
+        if !rule.awards.iter().any(|a| a.to == target) {
+            continue;
+        }
+        // Caps count per stakeholder: one firing toward `to`, and its points together.
+        let (mut allowed, mut points_left) = (true, i64::MAX);
+        if let Some(cap) = rule.cap {
+            if let Ok((mut caps, _)) = q.get_mut(to) {
+                let slot = caps.slot(rule.cap_slot, m.window(cap.per));
+                allowed = cap.times.is_none_or(|max| slot.times < max);
+                points_left = cap.points.map_or(i64::MAX, |max| (max - slot.points).max(0));
+            }
+        }
+        let mut granted_total = 0;
+        for a in rule.awards.iter().filter(|a| a.to == target) {
+            let base = a.amount as f64 + (m.value.unwrap_or(0.0) * a.value_factor).floor();
+            let amount = (base * multiplier).round() as i64;
+            if amount == 0 {
+                continue;
+            }
+            // Penalties (negative awards) are never capped.
+            let granted = if amount < 0 {
+                amount
+            } else if allowed {
+                amount.min(points_left)
+            } else {
+                0
+            };
+            if amount > 0 {
+                points_left -= granted;
+                granted_total += granted;
+            }
+            if granted != 0 {
+                out.push(Award { record: ix, to, currency: a.currency, amount: granted, source, withheld: false });
+            }
+            if granted < amount {
+                out.push(Award {
+                    record: ix,
+                    to,
+                    currency: a.currency,
+                    amount: amount - granted,
+                    source,
+                    withheld: true,
+                });
+            }
+        }
+        if let (Some(cap), true) = (rule.cap, allowed) {
+            if let Ok((mut caps, _)) = q.get_mut(to) {
+                let slot = caps.slot(rule.cap_slot, m.window(cap.per));
+                slot.times += 1;
+                slot.points += granted_total;
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The compiled rule set ("program"): every name resolved to an index or an interned symbol,
+//! every time parsed, ready for the hot loop. Built only by [`super::compile`]; read by the
+//! scoring passes, never mutated while a batch runs.
+
+use plaudit_sdk::Value;
+
+use crate::calendar::{Calendar, Period};
+use crate::ids::Sym;
+
+/// A window for caps, the guard and recurring challenges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Window {
+    Hour = 0,
+    Day = 1,
+    Week = 2,
+    Month = 3,
+}
+
+impl Window {
+    pub const ALL: [Window; 4] = [Window::Hour, Window::Day, Window::Week, Window::Month];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Hour => "hour",
+            Window::Day => "day",
+            Window::Week => "week",
+            Window::Month => "month",
+        }
+    }
+
+    /// The calendar period, for windows counted in the organisation's time zone.
+    pub fn period(self) -> Option<Period> {
+        match self {
+            Window::Hour => None,
+            Window::Day => Some(Period::Day),
+            Window::Week => Some(Period::Week),
+            Window::Month => Some(Period::Month),
+        }
+    }
+}
+
+/// A currency's index in the program (and in every wallet).
+pub type CurrencyIx = u8;
+
+/// What a badge, a level or a leaderboard measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricRef {
+    Currency(CurrencyIx),
+    Metric(u16),
+    Streak(u16),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Matcher {
+    pub kind: Box<[Sym]>,
+    pub channel: Box<[Sym]>,
+    pub stakeholder_kind: Box<[Sym]>,
+    pub team: Box<[Sym]>,
+    pub counterpart_kind: Box<[Sym]>,
+    pub counterpart_team: Box<[Sym]>,
+    pub has_counterpart: Option<bool>,
+    pub cross_team: Option<bool>,
+    pub first: Option<First>,
+    pub value: Option<(f64, f64)>,
+    pub attrs: Box<[(String, AttrCond)]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum First {
+    Counterpart,
+    Channel,
+    Team,
+}
+
+#[derive(Clone, Debug)]
+pub enum AttrCond {
+    Equals(Value),
+    OneOf(Vec<Value>),
+    Range(f64, f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Actor,
+    Counterpart,
+}
+
+#[derive(Clone, Debug)]
+pub struct AwardDef {
+    pub to: Target,
+    pub currency: CurrencyIx,
+    pub amount: i64,
+    pub value_factor: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Cap {
+    pub times: Option<u32>,
+    pub points: Option<i64>,
+    pub per: Window,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Campaign {
+    pub from: i64,
+    pub until: i64,
+    pub multiplier: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub description: Option<String>,
+    pub matcher: Matcher,
+    pub awards: Vec<AwardDef>,
+    pub cap: Option<Cap>,
+    /// Index among the capped rules: the slot in a stakeholder's cap state.
+    pub cap_slot: u16,
+    pub chance: Option<f64>,
+    pub campaigns: Vec<Campaign>,
+    pub paused: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub matcher: Matcher,
+    pub max_moments: Option<(u32, Window)>,
+    pub min_gap_seconds: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distinct {
+    Counterparts,
+    Teams,
+    Channels,
+}
+
+#[derive(Clone, Debug)]
+pub enum MetricKind {
+    Count(Matcher),
+    Distinct(Distinct),
+}
+
+#[derive(Clone, Debug)]
+pub struct Metric {
+    pub id: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct Streak {
+    pub id: String,
+    pub description: Option<String>,
+    pub period: Period,
+    pub grace: u32,
+    pub matcher: Matcher,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Reward {
+    pub currency: CurrencyIx,
+    pub amount: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tier {
+    pub name: String,
+    pub at: i64,
+    pub reward: Vec<Reward>,
+}
+
+#[derive(Clone, Debug)]
+pub enum BadgeShape {
+    /// Earned once at the threshold.
+    Once(i64),
+    /// Each tier earned once, in order.
+    Tiers(Vec<Tier>),
+    /// Earned at every multiple.
+    Every(i64),
+    /// Granted by challenges only.
+    Granted,
+}
+
+#[derive(Clone, Debug)]
+pub struct Badge {
+    pub id: String,
+    pub name: String,
+    pub metric: Option<MetricRef>,
+    pub shape: BadgeShape,
+    pub reward: Vec<Reward>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Levels {
+    pub currency: CurrencyIx,
+    pub steps: Vec<(String, i64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeWindow {
+    Recurring(Window),
+    Fixed { from: i64, until: i64 },
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Goal {
+    pub moments: u32,
+    pub distinct_teams: u32,
+    pub distinct_counterparts: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Challenge {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub window: ChallengeWindow,
+    pub team: bool,
+    pub matcher: Matcher,
+    pub goal: Goal,
+    pub reward: Vec<Reward>,
+    pub badge: Option<u16>,
+    pub paused: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ties {
+    Shared,
+    Dense,
+    FirstCome,
+}
+
+impl Ties {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ties::Shared => "shared",
+            Ties::Dense => "dense",
+            Ties::FirstCome => "first_come",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Leaderboard {
+    pub id: String,
+    pub name: String,
+    pub metric: MetricRef,
+    pub window: Option<Period>,
+    pub ties: Ties,
+}
+
+#[derive(Clone, Debug)]
+pub struct Currency {
+    pub id: String,
+    pub name: String,
+}
+
+/// A compiled rule set.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub org_id: String,
+    pub org_name: String,
+    pub timezone: String,
+    pub calendar: Calendar,
+    pub seed: u64,
+    pub currencies: Vec<Currency>,
+    pub guard: Option<Guard>,
+    pub rules: Vec<Rule>,
+    pub capped_rules: u16,
+    pub metrics: Vec<Metric>,
+    pub streaks: Vec<Streak>,
+    pub badges: Vec<Badge>,
+    pub levels: Option<Levels>,
+    pub challenges: Vec<Challenge>,
+    pub leaderboards: Vec<Leaderboard>,
+    /// Which badges and leaderboards watch each metric: filled by `compile`.
+    pub watchers: Watchers,
+    /// Whether any rule, metric or challenge needs first-time / distinct tracking.
+    pub tracks_seen: bool,
+}
+
+/// Reverse indexes from a measured quantity to what watches it.
+#[derive(Clone, Debug, Default)]
+pub struct Watchers {
+    pub badges_by_currency: Vec<Vec<u16>>,
+    pub badges_by_metric: Vec<Vec<u16>>,
+    pub badges_by_streak: Vec<Vec<u16>>,
+    pub boards_by_currency: Vec<Vec<u16>>,
+    pub boards_by_metric: Vec<Vec<u16>>,
+    pub boards_by_streak: Vec<Vec<u16>>,
+}
+
+impl Watchers {
+    pub fn badges(&self, m: MetricRef) -> &[u16] {
+        match m {
+            MetricRef::Currency(c) => &self.badges_by_currency[c as usize],
+            MetricRef::Metric(i) => &self.badges_by_metric[i as usize],
+            MetricRef::Streak(i) => &self.badges_by_streak[i as usize],
+        }
+    }
+
+    pub fn boards(&self, m: MetricRef) -> &[u16] {
+        match m {
+            MetricRef::Currency(c) => &self.boards_by_currency[c as usize],
+            MetricRef::Metric(i) => &self.boards_by_metric[i as usize],
+            MetricRef::Streak(i) => &self.boards_by_streak[i as usize],
+        }
+    }
+}
+
+impl Program {
+    pub fn metric_name(&self, m: MetricRef) -> &str {
+        match m {
+            MetricRef::Currency(c) => &self.currencies[c as usize].id,
+            MetricRef::Metric(i) => &self.metrics[i as usize].id,
+            MetricRef::Streak(i) => &self.streaks[i as usize].id,
+        }
+    }
+
+    pub fn currency_ix(&self, id: &str) -> Option<CurrencyIx> {
+        self.currencies.iter().position(|c| c.id == id).map(|i| i as CurrencyIx)
+    }
+
+    pub fn board_ix(&self, id: &str) -> Option<usize> {
+        self.leaderboards.iter().position(|b| b.id == id)
+    }
+}

@@ -1,0 +1,345 @@
+//! One organisation's world: the bevy `World` holding its stakeholders and the scoring
+//! schedule, and the library API the CLI and the server call.
+//!
+//! A batch goes: [`OrgWorld::ingest`] validates and resolves records (interns ids, creates
+//! stakeholders, computes windows) -> the schedule runs the passes in order
+//! ([`Pass`]: guard -> rules -> plugins -> effects -> leaderboards) -> effects wait in the
+//! journal for [`OrgWorld::drain_effects`]. The passes do no IO and never block; this type is
+//! the only place the world is touched.
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
+use plaudit_sdk::{Effect, Moment, Record, Stakeholder};
+
+use crate::batch::{Action, Awards, Batch, MomentRec};
+use crate::calendar::{PeriodCache, parse_rfc3339};
+use crate::components::{Details, Identity, StakeholderBundle};
+use crate::effects::{PublishQueue, TeamChallenges};
+use crate::history::History;
+use crate::ids::{Sym, check_external_id};
+use crate::intern::Interner;
+use crate::journal::{EffectRec, Journal, Names, render};
+use crate::leaderboard::Boards;
+use crate::ruleset::program::{Program, Window};
+use crate::{effects, guard, leaderboard, rules};
+
+/// The compiled rule set the passes read.
+#[derive(Resource, Debug, Clone)]
+pub struct ProgramRes(pub Arc<Program>);
+
+/// The organisation's vocabulary: kinds, channels, teams, stakeholder kinds.
+#[derive(Resource, Debug, Default, Clone)]
+pub struct Vocab(pub Interner);
+
+/// Stakeholder ids <-> entities.
+#[derive(Resource, Debug, Default)]
+pub struct Directory {
+    pub ids: Interner,
+    pub entities: Vec<Entity>,
+}
+
+impl Directory {
+    pub fn get(&self, id: &str) -> Option<Entity> {
+        self.ids.get(id).map(|i| self.entities[i as usize])
+    }
+}
+
+/// The scoring passes, in the order they run over a batch.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pass {
+    Guard,
+    Rules,
+    Plugins,
+    Effects,
+    Leaderboards,
+}
+
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scoring;
+
+/// Why a record was refused. Nothing of it was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {index}: {field}: {message}")]
+pub struct RecordError {
+    /// Index of the record in the batch.
+    pub index: usize,
+    /// The offending field (`at`, `stakeholder`, `retract`...).
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Moments, profiles and retractions accepted and scored.
+    pub accepted: usize,
+    /// Moments whose id was seen before, and retractions of moments already retracted.
+    pub duplicates: usize,
+    pub rejected: Vec<RecordError>,
+    /// Effects produced (waiting in the journal).
+    pub effects: usize,
+}
+
+/// One organisation's scoring world.
+pub struct OrgWorld {
+    world: World,
+    schedule: Schedule,
+    periods: PeriodCache,
+}
+
+impl std::fmt::Debug for OrgWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgWorld")
+            .field("org", &self.program().org_id)
+            .field("stakeholders", &self.stakeholders())
+            .finish()
+    }
+}
+
+impl OrgWorld {
+    /// A world for `program`, whose symbols live in `vocab`.
+    pub fn new(program: Program, vocab: Interner) -> OrgWorld {
+        let mut world = World::new();
+        world.insert_resource(Boards::new(&program));
+        world.insert_resource(ProgramRes(Arc::new(program)));
+        world.insert_resource(Vocab(vocab));
+        world.init_resource::<Directory>();
+        world.init_resource::<Batch>();
+        world.init_resource::<Awards>();
+        world.init_resource::<Journal>();
+        world.init_resource::<History>();
+        world.init_resource::<TeamChallenges>();
+        world.init_resource::<PublishQueue>();
+        let mut schedule = Schedule::new(Scoring);
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.configure_sets((Pass::Guard, Pass::Rules, Pass::Plugins, Pass::Effects, Pass::Leaderboards).chain());
+        schedule.add_systems((
+            guard::screen.in_set(Pass::Guard),
+            rules::score.in_set(Pass::Rules),
+            effects::apply.in_set(Pass::Effects),
+            leaderboard::publish.in_set(Pass::Leaderboards),
+        ));
+        OrgWorld { world, schedule, periods: PeriodCache::default() }
+    }
+
+    /// Compiles a TOML rule-set file into a fresh world.
+    pub fn from_rules_file(path: &std::path::Path) -> Result<OrgWorld, crate::ruleset::RuleSetError> {
+        let mut vocab = Interner::new();
+        let (_, program) = crate::ruleset::load(path, &mut vocab)?;
+        Ok(OrgWorld::new(program, vocab))
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.world.resource::<ProgramRes>().0
+    }
+
+    pub fn stakeholders(&self) -> usize {
+        self.world.resource::<Directory>().entities.len()
+    }
+
+    /// The sequence number of the last accepted record.
+    pub fn last_seq(&self) -> u64 {
+        self.world.resource::<History>().last_seq
+    }
+
+    pub(crate) fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// Scores a batch of records, in order. Invalid records are refused (and reported) without
+    /// affecting the others; duplicates are counted and score nothing.
+    pub fn ingest<I: IntoIterator<Item = Record>>(&mut self, records: I) -> Outcome {
+        let mut outcome = Outcome::default();
+        let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
+        batch.records.clear();
+        batch.inputs.clear();
+        batch.number += 1;
+        for (index, record) in records.into_iter().enumerate() {
+            match self.resolve(record, &mut batch) {
+                Ok(true) => outcome.accepted += 1,
+                Ok(false) => outcome.duplicates += 1,
+                Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),
+            }
+        }
+        let before = self.world.resource::<Journal>().0.len();
+        self.world.insert_resource(batch);
+        self.schedule.run(&mut self.world);
+        outcome.effects = self.world.resource::<Journal>().0.len() - before;
+        outcome
+    }
+
+    /// Resolves one record into the batch: Ok(true) accepted, Ok(false) duplicate.
+    fn resolve(&mut self, record: Record, batch: &mut Batch) -> Result<bool, (&'static str, String)> {
+        match record {
+            Record::Moment(m) => self.resolve_moment(m, batch),
+            Record::Profile(s) => {
+                self.upsert(&s)?;
+                self.world.resource_mut::<History>().last_seq += 1;
+                Ok(true)
+            }
+            Record::Retract(r) => {
+                let mut history = self.world.resource_mut::<History>();
+                let Some(moment) = history.ids.get(&r.retract) else {
+                    return Err(("retract", format!("no moment with id {:?} was accepted", r.retract)));
+                };
+                if history.info[moment as usize].retracted
+                    || batch.records.iter().any(|x| x.action == Action::Retract && x.moment == moment)
+                {
+                    return Ok(false);
+                }
+                history.last_seq += 1;
+                let seq = history.last_seq;
+                let anchor = Entity::PLACEHOLDER;
+                batch.records.push(MomentRec {
+                    seq,
+                    moment,
+                    input: 0,
+                    action: Action::Retract,
+                    actor: anchor,
+                    counterpart: None,
+                    kind: Sym::NONE,
+                    channel: Sym::NONE,
+                    actor_kind: Sym::NONE,
+                    actor_team: Sym::NONE,
+                    counterpart_kind: Sym::NONE,
+                    counterpart_team: Sym::NONE,
+                    at: 0,
+                    windows: [0; 4],
+                    value: None,
+                    first: 0,
+                });
+                Ok(true)
+            }
+        }
+    }
+
+    fn resolve_moment(&mut self, m: Moment, batch: &mut Batch) -> Result<bool, (&'static str, String)> {
+        check_external_id(&m.id).map_err(|e| ("id", e.to_string()))?;
+        check_external_id(&m.stakeholder).map_err(|e| ("stakeholder", e.to_string()))?;
+        if let Some(cp) = &m.counterpart {
+            check_external_id(cp).map_err(|e| ("counterpart", e.to_string()))?;
+            if *cp == m.stakeholder {
+                return Err(("counterpart", "must differ from `stakeholder`".to_string()));
+            }
+        }
+        for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
+            if s.is_empty() || s.len() > 64 {
+                return Err((field, "must be 1 to 64 bytes".to_string()));
+            }
+        }
+        if m.value.is_some_and(|v| !v.is_finite()) {
+            return Err(("value", "must be a finite number".to_string()));
+        }
+        if m.attrs.len() > 32 {
+            return Err(("attrs", "at most 32 attributes".to_string()));
+        }
+        let at = parse_rfc3339(&m.at).map_err(|e| ("at", e.to_string()))?;
+        let Some(moment) = self.world.resource_mut::<History>().accept(&m.id) else {
+            return Ok(false);
+        };
+        let actor = self.stakeholder(&m.stakeholder);
+        let counterpart = m.counterpart.as_deref().map(|c| self.stakeholder(c));
+        let who = |e: Entity| self.world.get::<Identity>(e).copied();
+        let a = who(actor).ok_or(("stakeholder", "unknown entity".to_string()))?;
+        let c = counterpart.and_then(who);
+        let mut vocab = self.world.resource_mut::<Vocab>();
+        let kind = Sym(vocab.0.intern(&m.kind).0);
+        let channel = Sym(vocab.0.intern(&m.channel).0);
+        let program = self.world.resource::<ProgramRes>().0.clone();
+        let cal = &program.calendar;
+        let windows = Window::ALL.map(|w| match w.period() {
+            None => at.div_euclid(3600) as i32,
+            Some(p) => self.periods.index(cal, p, at),
+        });
+        let mut history = self.world.resource_mut::<History>();
+        history.last_seq += 1;
+        history.latest_at = Some(history.latest_at.map_or(at, |t| t.max(at)));
+        batch.records.push(MomentRec {
+            seq: history.last_seq,
+            moment,
+            input: batch.inputs.len() as u32,
+            action: Action::Score,
+            actor,
+            counterpart,
+            kind,
+            channel,
+            actor_kind: a.kind,
+            actor_team: a.team,
+            counterpart_kind: c.map_or(Sym::NONE, |c| c.kind),
+            counterpart_team: c.map_or(Sym::NONE, |c| c.team),
+            at,
+            windows,
+            value: m.value,
+            first: 0,
+        });
+        batch.inputs.push(m);
+        Ok(true)
+    }
+
+    /// The entity of stakeholder `id`, created (kind `community`, no team) if new.
+    fn stakeholder(&mut self, id: &str) -> Entity {
+        let mut dir = self.world.resource_mut::<Directory>();
+        let (ext, new) = dir.ids.intern(id);
+        if !new {
+            return dir.entities[ext as usize];
+        }
+        let kind = Sym(self.world.resource_mut::<Vocab>().0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
+        let e = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
+        self.world.resource_mut::<Directory>().entities.push(e);
+        e
+    }
+
+    /// Creates or updates a stakeholder's profile. Moments already scored keep the kind and
+    /// team they were scored with.
+    pub fn upsert(&mut self, s: &Stakeholder) -> Result<(), (&'static str, String)> {
+        check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
+        if s.kind.is_empty() || s.kind.len() > 64 {
+            return Err(("kind", "must be 1 to 64 bytes".to_string()));
+        }
+        if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
+            return Err(("team", "must be 1 to 64 bytes".to_string()));
+        }
+        let e = self.stakeholder(&s.id);
+        let mut vocab = self.world.resource_mut::<Vocab>();
+        let kind = Sym(vocab.0.intern(&s.kind).0);
+        let team = s.team.as_deref().map_or(Sym::NONE, |t| Sym(vocab.0.intern(t).0));
+        let mut entity = self.world.entity_mut(e);
+        if let Some(mut id) = entity.get_mut::<Identity>() {
+            id.kind = kind;
+            id.team = team;
+        }
+        if s.name.is_some() || !s.attrs.is_empty() {
+            entity.insert(Details { name: s.name.as_deref().map(Into::into), attrs: s.attrs.clone() });
+        } else {
+            entity.remove::<Details>();
+        }
+        Ok(())
+    }
+
+    /// Takes the effects produced since the last call, compact.
+    pub fn take_effect_records(&mut self) -> Vec<EffectRec> {
+        std::mem::take(&mut self.world.resource_mut::<Journal>().0)
+    }
+
+    /// Drops the effects produced since the last call (when only the state matters).
+    pub fn clear_effects(&mut self) {
+        self.world.resource_mut::<Journal>().0.clear();
+    }
+
+    /// Takes the effects produced since the last call, rendered.
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        let recs = self.take_effect_records();
+        recs.iter().map(|r| self.render(r)).collect()
+    }
+
+    pub fn render(&self, r: &EffectRec) -> Effect {
+        let history = self.world.resource::<History>();
+        let dir = self.world.resource::<Directory>();
+        let moment = |m: u32| history.ids.resolve(m);
+        let stakeholder = |s: u32| dir.ids.resolve(s);
+        let plugin = |p: u16| format!("plugin:{p}");
+        render(r, &Names { program: self.program(), moment: &moment, stakeholder: &stakeholder, plugin: &plugin })
+    }
+}
