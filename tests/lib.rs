@@ -1,1 +1,170 @@
-//! Shared helpers for the integration tests.
+//! Helpers for the integration tests: build a world from a rule-set snippet, make moments
+//! tersely, run records and pick effects apart.
+
+use plaudit_engine::OrgWorld;
+use plaudit_engine::intern::Interner;
+use plaudit_engine::ruleset::{compile::compile, parse_toml};
+use plaudit_sdk::{Effect, EffectKind, Moment, Record, Retraction, Stakeholder, Value};
+
+/// The `[organisation]` and currencies every snippet starts from: Amsterdam time, so that
+/// windows are tested away from UTC.
+pub const HEADER: &str = r#"
+[organisation]
+id = "test"
+timezone = "Europe/Amsterdam"
+seed = 7
+
+[[currency]]
+id = "xp"
+
+[[currency]]
+id = "coins"
+"#;
+
+/// A world for `HEADER` + `rules`. Panics with the validation message if the rules are bad.
+pub fn world(rules: &str) -> OrgWorld {
+    world_from(&format!("{HEADER}\n{rules}"))
+}
+
+/// A world for a whole rule-set text.
+pub fn world_from(text: &str) -> OrgWorld {
+    let doc = parse_toml(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut vocab = Interner::new();
+    let program = compile(&doc, &mut vocab, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    OrgWorld::new(program, vocab)
+}
+
+/// The validation error for `HEADER` + `rules`, as text.
+pub fn rules_error(rules: &str) -> String {
+    let text = format!("{HEADER}\n{rules}");
+    match parse_toml(&text, "test.toml") {
+        Err(e) => e.to_string(),
+        Ok(doc) => match compile(&doc, &mut Interner::new(), "test.toml") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("rules were accepted:\n{rules}"),
+        },
+    }
+}
+
+/// A moment by `who` of `kind` on `channel` at `at` (RFC 3339).
+pub fn m(id: &str, who: &str, kind: &str, channel: &str, at: &str) -> Moment {
+    Moment {
+        id: id.to_string(),
+        stakeholder: who.to_string(),
+        counterpart: None,
+        kind: kind.to_string(),
+        channel: channel.to_string(),
+        at: at.to_string(),
+        value: None,
+        attrs: Default::default(),
+    }
+}
+
+/// Builder-style additions to a moment.
+pub trait MomentExt {
+    fn with(self, counterpart: &str) -> Moment;
+    fn value(self, v: f64) -> Moment;
+    fn attr(self, name: &str, v: Value) -> Moment;
+}
+
+impl MomentExt for Moment {
+    fn with(mut self, counterpart: &str) -> Moment {
+        self.counterpart = Some(counterpart.to_string());
+        self
+    }
+    fn value(mut self, v: f64) -> Moment {
+        self.value = Some(v);
+        self
+    }
+    fn attr(mut self, name: &str, v: Value) -> Moment {
+        self.attrs.insert(name.to_string(), v);
+        self
+    }
+}
+
+pub fn profile(id: &str, kind: &str, team: &str) -> Record {
+    Record::Profile(Stakeholder {
+        id: id.to_string(),
+        kind: kind.to_string(),
+        team: Some(team.to_string()),
+        name: None,
+        attrs: Default::default(),
+    })
+}
+
+pub fn retract(id: &str) -> Record {
+    Record::Retract(Retraction { retract: id.to_string(), reason: None })
+}
+
+/// Scores `moments` (one batch) and returns the effects.
+pub fn score(w: &mut OrgWorld, moments: Vec<Moment>) -> Vec<Effect> {
+    run(w, moments.into_iter().map(Record::Moment).collect())
+}
+
+/// Runs `records` (one batch) and returns the effects. Panics if any record is rejected.
+pub fn run(w: &mut OrgWorld, records: Vec<Record>) -> Vec<Effect> {
+    let outcome = w.ingest(records);
+    assert!(outcome.rejected.is_empty(), "rejected: {:?}", outcome.rejected);
+    w.drain_effects()
+}
+
+/// Total points of `currency` awarded to `who` in `effects` (revocations subtract).
+pub fn points(effects: &[Effect], who: &str, currency: &str) -> i64 {
+    effects
+        .iter()
+        .filter(|e| e.stakeholder == who)
+        .map(|e| match &e.kind {
+            EffectKind::PointsAwarded { currency: c, amount, .. } if c == currency => *amount,
+            EffectKind::PointsRevoked { currency: c, amount, .. } if c == currency => -*amount,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// `who`'s balance of `currency` now.
+pub fn balance(w: &OrgWorld, who: &str, currency: &str) -> i64 {
+    w.profile(who).and_then(|p| p.currencies.get(currency).copied()).unwrap_or(0)
+}
+
+/// The badges (with tier) that `effects` granted to `who`, in order.
+pub fn badges(effects: &[Effect], who: &str) -> Vec<String> {
+    effects
+        .iter()
+        .filter(|e| e.stakeholder == who)
+        .filter_map(|e| match &e.kind {
+            EffectKind::BadgeEarned { badge, tier: Some(t), .. } => Some(format!("{badge}:{t}")),
+            EffectKind::BadgeEarned { badge, tier: None, count } => Some(format!("{badge}#{count}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Effects of a given `type` tag (`points_awarded`, `streak_broken`...).
+pub fn of_type<'a>(effects: &'a [Effect], ty: &str) -> Vec<&'a Effect> {
+    effects
+        .iter()
+        .filter(|e| serde_json::to_value(&e.kind).ok().and_then(|v| v.get("type").cloned()) == Some(ty.into()))
+        .collect()
+}
+
+/// The path of the `plaudit` binary, built once (with the cargo running the tests) into the
+/// same target directory as the tests.
+pub fn plaudit_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/integration-<hash> -> target/<profile>/plaudit
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-q", "-p", "plaudit-engine", "--bin", "plaudit"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let target_dir = profile_dir.parent().expect("target dir");
+        let status = build.env("CARGO_TARGET_DIR", target_dir).status().expect("cargo runs");
+        assert!(status.success(), "building the plaudit binary failed");
+        profile_dir.join(format!("plaudit{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
+}

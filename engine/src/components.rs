@@ -101,9 +101,16 @@ impl Caps {
     }
 }
 
-/// What a stakeholder has met, as sorted keys `tag << 32 | id`.
+/// What a stakeholder has met, as keys `tag << 32 | id`: a small sorted `Vec` while it is
+/// small (most stakeholders), a hash set once it grows (the very active few, who meet
+/// thousands of counterparts), so that an insert never costs more than O(log n).
 #[derive(Component, Clone, Debug, Default)]
-pub struct Seen(pub Vec<u64>);
+pub enum Seen {
+    #[default]
+    Empty,
+    Small(Vec<u64>),
+    Large(Box<rustc_hash::FxHashSet<u64>>),
+}
 
 /// The tags of [`Seen`] keys.
 pub mod seen_tag {
@@ -117,32 +124,61 @@ pub mod seen_tag {
 }
 
 impl Seen {
+    /// Past this many keys the set moves to a hash set.
+    const SMALL_MAX: usize = 32;
+
     /// Inserts `(tag, id)`; true if it was new.
     pub fn insert(&mut self, tag: u32, id: u32) -> bool {
         let key = (u64::from(tag) << 32) | u64::from(id);
-        match self.0.binary_search(&key) {
-            Ok(_) => false,
-            Err(i) => {
-                self.0.reserve_exact(1);
-                self.0.insert(i, key);
+        match self {
+            Seen::Empty => {
+                *self = Seen::Small(vec![key]);
                 true
             }
+            Seen::Small(v) => match v.binary_search(&key) {
+                Ok(_) => false,
+                Err(_) if v.len() >= Self::SMALL_MAX => {
+                    let mut set: rustc_hash::FxHashSet<u64> = v.iter().copied().collect();
+                    set.insert(key);
+                    *self = Seen::Large(Box::new(set));
+                    true
+                }
+                Err(i) => {
+                    v.reserve_exact(1);
+                    v.insert(i, key);
+                    true
+                }
+            },
+            Seen::Large(set) => set.insert(key),
         }
     }
 
-    fn tag_range(&self, tag: u32) -> std::ops::Range<usize> {
-        let lo = u64::from(tag) << 32;
-        let hi = (u64::from(tag) + 1) << 32;
-        self.0.partition_point(|&k| k < lo)..self.0.partition_point(|&k| k < hi)
+    pub fn contains(&self, tag: u32, id: u32) -> bool {
+        let key = (u64::from(tag) << 32) | u64::from(id);
+        match self {
+            Seen::Empty => false,
+            Seen::Small(v) => v.binary_search(&key).is_ok(),
+            Seen::Large(set) => set.contains(&key),
+        }
     }
 
-    pub fn count(&self, tag: u32) -> usize {
-        self.tag_range(tag).len()
-    }
-
+    /// Forgets every key with `tag` (a challenge window ended).
     pub fn clear_tag(&mut self, tag: u32) {
-        let r = self.tag_range(tag);
-        self.0.drain(r);
+        let keep = |k: &u64| (k >> 32) as u32 != tag;
+        match self {
+            Seen::Empty => {}
+            Seen::Small(v) => v.retain(keep),
+            Seen::Large(set) => set.retain(keep),
+        }
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Seen::Empty => 0,
+            Seen::Small(v) => v.capacity() * 8,
+            Seen::Large(set) => set.capacity() * 9 + 32,
+        }
     }
 }
 
@@ -166,6 +202,10 @@ pub mod tally_key {
     pub const LEVEL: u32 = 4 << 16;
     /// An individual challenge: `a` = window, `b` = moments | completed << 62.
     pub const CHALLENGE: u32 = 5 << 16;
+    /// Distinct counts in an individual challenge's window: `a` = teams, `b` = counterparts.
+    pub const CHALLENGE_DISTINCT: u32 = 6 << 16;
+    /// Team challenge contribution: `b` = the generation of the team window last contributed to.
+    pub const TEAM_CONTRIBUTION: u32 = 7 << 16;
 }
 
 /// Metrics, streaks, badges, level and challenge progress, sorted by key.

@@ -30,7 +30,11 @@ const MAX_CASCADE: u8 = 4;
 
 /// Progress of team challenges, per (challenge, team).
 #[derive(Resource, Debug, Default)]
-pub struct TeamChallenges(pub FxHashMap<(u16, u32), TeamProgress>);
+pub struct TeamChallenges {
+    pub progress: FxHashMap<(u16, u32), TeamProgress>,
+    /// Counts team windows started, to tell a window's contributors from an earlier one's.
+    pub generations: u64,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct TeamProgress {
@@ -39,6 +43,8 @@ pub struct TeamProgress {
     pub completed: bool,
     /// Members who contributed in this window: they share the reward.
     pub contributors: Vec<Entity>,
+    /// Which window start this is (see [`TeamChallenges::generations`]).
+    pub generation: u64,
 }
 
 /// Stakeholders whose leaderboard entries changed in this batch.
@@ -51,6 +57,22 @@ type StateQuery<'w, 's> = Query<
     (&'static Identity, &'static mut Wallet, &'static mut Tally, &'static mut Seen, &'static mut Standing),
 >;
 
+/// One stakeholder's state, fetched once and borrowed for one step: each lookup of an entity's
+/// components is a chain of dependent memory reads, so the pass makes as few as it can.
+struct Member<'a> {
+    entity: Entity,
+    ext: u32,
+    wallet: Mut<'a, Wallet>,
+    tally: Mut<'a, Tally>,
+    seen: Mut<'a, Seen>,
+    standing: Mut<'a, Standing>,
+}
+
+fn member<'a>(q: &'a mut StateQuery, e: Entity) -> Option<Member<'a>> {
+    let (id, wallet, tally, seen, standing) = q.get_mut(e).ok()?;
+    Some(Member { entity: e, ext: id.ext, wallet, tally, seen, standing })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     program: Res<ProgramRes>,
@@ -62,83 +84,93 @@ pub fn apply(
     mut queue: ResMut<PublishQueue>,
     mut q: StateQuery,
 ) {
-    let mut cx = Apply {
+    let mut out = Out {
         p: &program.0,
-        q: &mut q,
         journal: &mut journal.0,
         history: &mut history,
         queue: &mut queue.0,
         batch_no: batch.number,
     };
+    let mut completions = Vec::new();
     let mut next_award = 0;
     for (ix, m) in batch.records.iter().enumerate() {
         match m.action {
             Action::Retract => {
-                cx.retract(m);
+                retract(&mut out, &mut q, m);
                 continue;
             }
             Action::Guarded(reason) => {
-                cx.emit(m, m.actor, Source::Guard, Kind::Guarded(reason));
+                if let Some(who) = member(&mut q, m.actor) {
+                    out.emit(m, &who, Source::Guard, Kind::Guarded(reason));
+                }
                 continue;
             }
             Action::Score => {}
         }
         while let Some(a) = awards.0.get(next_award).filter(|a| a.record as usize == ix) {
             next_award += 1;
+            let Some(mut who) = member(&mut q, a.to) else { continue };
             if a.withheld {
-                cx.emit(m, a.to, a.source.into(), Kind::Withheld { currency: a.currency, amount: a.amount });
+                out.emit(m, &who, a.source.into(), Kind::Withheld { currency: a.currency, amount: a.amount });
             } else {
-                cx.credit(m, a.to, a.currency, a.amount, a.source.into(), 0);
+                out.credit(m, &mut who, a.currency, a.amount, a.source.into(), 0);
             }
         }
         let attrs = &batch.inputs[m.input as usize].attrs;
-        cx.metrics(m, attrs);
-        cx.streaks(m, attrs);
-        cx.challenges(m, attrs, &mut teams);
+        if let Some(mut actor) = member(&mut q, m.actor) {
+            out.metrics(m, &mut actor, attrs);
+            out.streaks(m, &mut actor, attrs);
+            out.challenges(m, &mut actor, attrs, &mut teams, &mut completions);
+        }
+        // Team challenges completed by this moment reward every contributor.
+        for (who, ci, window) in completions.drain(..) {
+            if let Some(mut who) = member(&mut q, who) {
+                out.completed(m, &mut who, ci, window);
+            }
+        }
     }
 }
 
-struct Apply<'a, 'w, 's> {
+/// Where the pass writes: the journal, the ledger, the publish queue.
+struct Out<'a> {
     p: &'a Program,
-    q: &'a mut StateQuery<'w, 's>,
     journal: &'a mut Vec<EffectRec>,
     history: &'a mut History,
     queue: &'a mut Vec<Entity>,
     batch_no: u64,
 }
 
-impl Apply<'_, '_, '_> {
-    fn emit(&mut self, m: &MomentRec, who: Entity, source: Source, kind: Kind) {
-        let Ok((id, ..)) = self.q.get(who) else { return };
-        self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: id.ext, source, kind });
+impl Out<'_> {
+    fn emit(&mut self, m: &MomentRec, who: &Member, source: Source, kind: Kind) {
+        self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: who.ext, source, kind });
     }
 
-    /// Adds `amount` of `currency` to `who`'s balance, and everything that follows from it.
-    fn credit(&mut self, m: &MomentRec, who: Entity, currency: CurrencyIx, amount: i64, source: Source, depth: u8) {
-        let n = self.p.currencies.len();
-        let Ok((_, mut wallet, ..)) = self.q.get_mut(who) else { return };
-        let old = wallet.balance(currency);
-        let new = wallet.add(n, currency, amount);
+    /// Adds `amount` of `currency` to the balance, and everything that follows from it.
+    fn credit(
+        &mut self,
+        m: &MomentRec,
+        who: &mut Member,
+        currency: CurrencyIx,
+        amount: i64,
+        source: Source,
+        depth: u8,
+    ) {
+        let old = who.wallet.balance(currency);
+        let new = who.wallet.add(self.p.currencies.len(), currency, amount);
         self.emit(m, who, source, Kind::Points { currency, amount, balance: new });
-        self.history.record(m.moment, who, Earned::Points { currency, amount });
+        self.history.record(m.moment, who.entity, Earned::Points { currency, amount });
         self.changed(m, who, MetricRef::Currency(currency), old, new, depth);
-        if let Some(levels) = &self.p.levels {
-            if levels.currency == currency {
-                self.level(m, who, new);
-            }
+        if self.p.levels.as_ref().is_some_and(|l| l.currency == currency) {
+            self.level(m, who, new);
         }
     }
 
-    /// A measured quantity of `who` went from `old` to `new`: update leaderboards and badges.
-    fn changed(&mut self, m: &MomentRec, who: Entity, metric: MetricRef, old: i64, new: i64, depth: u8) {
+    /// A measured quantity went from `old` to `new`: update leaderboard entries and badges.
+    fn changed(&mut self, m: &MomentRec, who: &mut Member, metric: MetricRef, old: i64, new: i64, depth: u8) {
         let p = self.p;
         for &b in p.watchers.boards(metric) {
-            let board = &p.leaderboards[b as usize];
-            let Ok((.., mut standing)) = self.q.get_mut(who) else { return };
-            let queued = standing.queued_in == self.batch_no;
-            standing.queued_in = self.batch_no;
-            let e = standing.entry(b);
-            match board.window {
+            let e = who.standing.entry(b);
+            match p.leaderboards[b as usize].window {
                 None => e.value = new,
                 Some(period) => {
                     let w = m.window(window_of(period));
@@ -150,20 +182,25 @@ impl Apply<'_, '_, '_> {
                 }
             }
             e.seq = m.seq;
-            if !queued {
-                self.queue.push(who);
-            }
+            self.enqueue(who);
         }
         for &b in p.watchers.badges(metric) {
             self.badge_progress(m, who, b, new, depth);
         }
     }
 
-    fn level(&mut self, m: &MomentRec, who: Entity, balance: i64) {
+    /// Queues `who` for the leaderboard pass, once per batch.
+    fn enqueue(&mut self, who: &mut Member) {
+        if who.standing.queued_in != self.batch_no {
+            who.standing.queued_in = self.batch_no;
+            self.queue.push(who.entity);
+        }
+    }
+
+    fn level(&mut self, m: &MomentRec, who: &mut Member, balance: i64) {
         let Some(levels) = &self.p.levels else { return };
         let reached = levels.steps.iter().take_while(|(_, at)| balance >= *at).count() as i64;
-        let Ok((_, _, mut tally, ..)) = self.q.get_mut(who) else { return };
-        let slot = tally.slot(tally_key::LEVEL);
+        let slot = who.tally.slot(tally_key::LEVEL);
         let had = slot.b;
         if reached > had {
             slot.b = reached;
@@ -173,30 +210,25 @@ impl Apply<'_, '_, '_> {
         }
     }
 
-    /// Badge `b` watches a metric of `who` that is now `value`.
-    fn badge_progress(&mut self, m: &MomentRec, who: Entity, b: u16, value: i64, depth: u8) {
-        let p = self.p;
-        let badge = &p.badges[b as usize];
-        let Ok((_, _, mut tally, ..)) = self.q.get_mut(who) else { return };
-        let slot = tally.slot(tally_key::BADGE | u32::from(b));
+    /// Badge `b` watches a metric that is now `value`.
+    fn badge_progress(&mut self, m: &MomentRec, who: &mut Member, b: u16, value: i64, depth: u8) {
+        let badge = &self.p.badges[b as usize];
+        let slot = who.tally.slot(tally_key::BADGE | u32::from(b));
         let had = slot.b;
-        let (now, tiered) = match &badge.shape {
-            BadgeShape::Once(t) => (i64::from(value >= *t).max(had), false),
-            BadgeShape::Tiers(tiers) => (tiers.iter().take_while(|t| value >= t.at).count() as i64, true),
-            BadgeShape::Every(n) => (value.div_euclid(*n).max(had), false),
-            BadgeShape::Granted => (had, false),
+        let now = match &badge.shape {
+            BadgeShape::Once(t) => i64::from(value >= *t).max(had),
+            BadgeShape::Tiers(tiers) => tiers.iter().take_while(|t| value >= t.at).count() as i64,
+            BadgeShape::Every(n) => value.div_euclid(*n).max(had),
+            BadgeShape::Granted => had,
         };
         if now <= had {
             return;
         }
         slot.b = now;
-        if tiered {
+        if let BadgeShape::Tiers(tiers) = &badge.shape {
             for tier in had..now {
-                let t = tier as u8;
-                self.earned_badge(m, who, b, Some(t), (tier + 1) as u32);
-                if let BadgeShape::Tiers(tiers) = &badge.shape {
-                    self.rewards(m, who, &tiers[tier as usize].reward, Source::Badge(b), depth);
-                }
+                self.earned_badge(m, who, b, Some(tier as u8), (tier + 1) as u32);
+                self.rewards(m, who, &tiers[tier as usize].reward, Source::Badge(b), depth);
             }
         } else {
             self.earned_badge(m, who, b, None, now as u32);
@@ -206,15 +238,14 @@ impl Apply<'_, '_, '_> {
         }
     }
 
-    fn earned_badge(&mut self, m: &MomentRec, who: Entity, badge: u16, tier: Option<u8>, count: u32) {
+    fn earned_badge(&mut self, m: &MomentRec, who: &Member, badge: u16, tier: Option<u8>, count: u32) {
         self.emit(m, who, Source::Badge(badge), Kind::Badge { badge, tier, count });
-        self.history.record(m.moment, who, Earned::Badge { badge, tier });
+        self.history.record(m.moment, who.entity, Earned::Badge { badge, tier });
     }
 
     /// A challenge grants badge `b` outright.
-    fn grant_badge(&mut self, m: &MomentRec, who: Entity, b: u16, depth: u8) {
-        let Ok((_, _, mut tally, ..)) = self.q.get_mut(who) else { return };
-        let slot = tally.slot(tally_key::BADGE | u32::from(b));
+    fn grant_badge(&mut self, m: &MomentRec, who: &mut Member, b: u16, depth: u8) {
+        let slot = who.tally.slot(tally_key::BADGE | u32::from(b));
         slot.b += 1;
         let count = slot.b as u32;
         self.earned_badge(m, who, b, None, count);
@@ -222,7 +253,7 @@ impl Apply<'_, '_, '_> {
         self.rewards(m, who, reward, Source::Badge(b), depth);
     }
 
-    fn rewards(&mut self, m: &MomentRec, who: Entity, rewards: &[Reward], source: Source, depth: u8) {
+    fn rewards(&mut self, m: &MomentRec, who: &mut Member, rewards: &[Reward], source: Source, depth: u8) {
         if depth >= MAX_CASCADE {
             return;
         }
@@ -231,7 +262,7 @@ impl Apply<'_, '_, '_> {
         }
     }
 
-    fn metrics(&mut self, m: &MomentRec, attrs: &plaudit_sdk::Attrs) {
+    fn metrics(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
         for (i, metric) in self.p.metrics.iter().enumerate() {
             let counts = match &metric.kind {
                 MetricKind::Count(matcher) => matcher.matches(m, attrs),
@@ -240,30 +271,28 @@ impl Apply<'_, '_, '_> {
                 MetricKind::Distinct(Distinct::Channels) => m.first & first::CHANNEL != 0,
             };
             if counts {
-                let Ok((_, _, mut tally, ..)) = self.q.get_mut(m.actor) else { return };
-                let slot = tally.slot(tally_key::METRIC | i as u32);
+                let slot = who.tally.slot(tally_key::METRIC | i as u32);
                 slot.b += 1;
                 let new = slot.b;
-                self.changed(m, m.actor, MetricRef::Metric(i as u16), new - 1, new, 0);
+                self.changed(m, who, MetricRef::Metric(i as u16), new - 1, new, 0);
             }
         }
     }
 
-    fn streaks(&mut self, m: &MomentRec, attrs: &plaudit_sdk::Attrs) {
+    fn streaks(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
         for (i, s) in self.p.streaks.iter().enumerate() {
             if !s.matcher.matches(m, attrs) {
                 continue;
             }
+            let si = i as u16;
             let period = m.window(window_of(s.period));
-            let Ok((_, _, mut tally, ..)) = self.q.get_mut(m.actor) else { return };
-            let slot = tally.slot(tally_key::STREAK | i as u32);
+            let slot = who.tally.slot(tally_key::STREAK | u32::from(si));
             let (len, best) = ((slot.b & 0xFFFF_FFFF) as u32, (slot.b >> 32) as u32);
-            let last = slot.a;
             let (new_len, broken) = if len == 0 {
                 (1, None)
-            } else if period <= last {
+            } else if period <= slot.a {
                 continue; // the same period, or an older one arriving late
-            } else if (period - last - 1) as u32 <= s.grace {
+            } else if (period - slot.a - 1) as u32 <= s.grace {
                 (len + 1, None)
             } else {
                 (1, Some(len))
@@ -271,14 +300,21 @@ impl Apply<'_, '_, '_> {
             slot.a = period;
             slot.b = i64::from(new_len) | (i64::from(best.max(new_len)) << 32);
             if let Some(length) = broken {
-                self.emit(m, m.actor, Source::Streak(i as u16), Kind::StreakBroken { streak: i as u16, length });
+                self.emit(m, who, Source::Streak(si), Kind::StreakBroken { streak: si, length });
             }
-            self.emit(m, m.actor, Source::Streak(i as u16), Kind::StreakExtended { streak: i as u16, length: new_len });
-            self.changed(m, m.actor, MetricRef::Streak(i as u16), i64::from(len), i64::from(new_len), 0);
+            self.emit(m, who, Source::Streak(si), Kind::StreakExtended { streak: si, length: new_len });
+            self.changed(m, who, MetricRef::Streak(si), i64::from(len), i64::from(new_len), 0);
         }
     }
 
-    fn challenges(&mut self, m: &MomentRec, attrs: &plaudit_sdk::Attrs, teams: &mut TeamChallenges) {
+    fn challenges(
+        &mut self,
+        m: &MomentRec,
+        who: &mut Member,
+        attrs: &plaudit_sdk::Attrs,
+        teams: &mut TeamChallenges,
+        completions: &mut Vec<(Entity, u16, i32)>,
+    ) {
         for (i, c) in self.p.challenges.iter().enumerate() {
             let ci = i as u16;
             if c.paused {
@@ -293,81 +329,98 @@ impl Apply<'_, '_, '_> {
                 continue;
             }
             if c.team {
-                self.team_challenge(m, ci, window, teams);
-                continue;
-            }
-            let Ok((_, _, mut tally, mut seen, _)) = self.q.get_mut(m.actor) else { return };
-            let (teams_tag, cps_tag) =
-                (seen_tag::CHALLENGE_TEAMS + 2 * u32::from(ci), seen_tag::CHALLENGE_COUNTERPARTS + 2 * u32::from(ci));
-            let slot = tally.slot(tally_key::CHALLENGE | u32::from(ci));
-            if slot.a != window {
-                slot.a = window;
-                slot.b = 0;
-                seen.clear_tag(teams_tag);
-                seen.clear_tag(cps_tag);
-            }
-            const DONE: i64 = 1 << 62;
-            if slot.b & DONE != 0 {
-                continue;
-            }
-            slot.b += 1;
-            let moments = (slot.b & 0xFFFF_FFFF) as u32;
-            if c.goal.distinct_teams > 0 && !m.counterpart_team.is_none() && m.counterpart_team != m.actor_team {
-                seen.insert(teams_tag, m.counterpart_team.0);
-            }
-            if let (true, Some(cp)) = (c.goal.distinct_counterparts > 0, m.counterpart) {
-                seen.insert(cps_tag, cp.index_u32());
-            }
-            let done = moments >= c.goal.moments
-                && seen.count(teams_tag) as u32 >= c.goal.distinct_teams
-                && seen.count(cps_tag) as u32 >= c.goal.distinct_counterparts;
-            if done {
-                slot.b |= DONE;
-            }
-            self.emit(
-                m,
-                m.actor,
-                Source::Challenge(ci),
-                Kind::ChallengeProgressed { challenge: ci, window, progress: moments, goal: c.goal.moments },
-            );
-            if done {
-                self.completed(m, m.actor, ci, window);
+                self.team_challenge(m, who, ci, window, teams, completions);
+            } else {
+                self.individual_challenge(m, who, ci, window);
             }
         }
     }
 
-    fn team_challenge(&mut self, m: &MomentRec, ci: u16, window: i32, teams: &mut TeamChallenges) {
+    fn individual_challenge(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
+        const DONE: i64 = 1 << 62;
+        let goal = self.p.challenges[ci as usize].goal;
+        let teams_tag = seen_tag::CHALLENGE_TEAMS + 2 * u32::from(ci);
+        let cps_tag = seen_tag::CHALLENGE_COUNTERPARTS + 2 * u32::from(ci);
+        let slot = who.tally.slot(tally_key::CHALLENGE | u32::from(ci));
+        let fresh = slot.a != window || slot.b == 0;
+        if fresh {
+            slot.a = window;
+            slot.b = 0;
+        }
+        if slot.b & DONE != 0 {
+            return;
+        }
+        slot.b += 1;
+        let moments = (slot.b & 0xFFFF_FFFF) as u32;
+        if fresh {
+            who.seen.clear_tag(teams_tag);
+            who.seen.clear_tag(cps_tag);
+        }
+        let new_team = goal.distinct_teams > 0
+            && !m.counterpart_team.is_none()
+            && m.counterpart_team != m.actor_team
+            && who.seen.insert(teams_tag, m.counterpart_team.0);
+        let new_cp =
+            goal.distinct_counterparts > 0 && m.counterpart.is_some_and(|cp| who.seen.insert(cps_tag, cp.index_u32()));
+        let distinct = who.tally.slot(tally_key::CHALLENGE_DISTINCT | u32::from(ci));
+        if fresh {
+            (distinct.a, distinct.b) = (0, 0);
+        }
+        distinct.a += i32::from(new_team);
+        distinct.b += i64::from(new_cp);
+        let done = moments >= goal.moments
+            && distinct.a as u32 >= goal.distinct_teams
+            && distinct.b as u32 >= goal.distinct_counterparts;
+        if done {
+            who.tally.slot(tally_key::CHALLENGE | u32::from(ci)).b |= DONE;
+        }
+        let kind = Kind::ChallengeProgressed { challenge: ci, window, progress: moments, goal: goal.moments };
+        self.emit(m, who, Source::Challenge(ci), kind);
+        if done {
+            self.completed(m, who, ci, window);
+        }
+    }
+
+    /// Advances the actor's team; a completion is queued for every contributor.
+    fn team_challenge(
+        &mut self,
+        m: &MomentRec,
+        who: &mut Member,
+        ci: u16,
+        window: i32,
+        teams: &mut TeamChallenges,
+        completions: &mut Vec<(Entity, u16, i32)>,
+    ) {
         if m.actor_team.is_none() {
             return;
         }
         let goal = self.p.challenges[ci as usize].goal;
-        let t = teams.0.entry((ci, m.actor_team.0)).or_default();
-        if t.window != window || (t.moments == 0 && !t.completed) {
-            *t = TeamProgress { window, ..TeamProgress::default() };
+        let generations = &mut teams.generations;
+        let t = teams.progress.entry((ci, m.actor_team.0)).or_default();
+        if t.window != window || t.generation == 0 {
+            *generations += 1;
+            *t = TeamProgress { window, generation: *generations, ..TeamProgress::default() };
         }
         if t.completed {
             return;
         }
         t.moments += 1;
-        if !t.contributors.contains(&m.actor) {
-            t.contributors.push(m.actor);
+        // Each member joins the contributors once per window, marked on the member: O(1).
+        let mark = who.tally.slot(tally_key::TEAM_CONTRIBUTION | u32::from(ci));
+        if mark.b != t.generation as i64 {
+            mark.b = t.generation as i64;
+            t.contributors.push(who.entity);
         }
         let progress = t.moments;
-        let done = progress >= goal.moments;
-        t.completed = done;
-        let contributors = if done { std::mem::take(&mut t.contributors) } else { Vec::new() };
-        self.emit(
-            m,
-            m.actor,
-            Source::Challenge(ci),
-            Kind::ChallengeProgressed { challenge: ci, window, progress, goal: goal.moments },
-        );
-        for who in contributors {
-            self.completed(m, who, ci, window);
+        t.completed = progress >= goal.moments;
+        if t.completed {
+            completions.extend(std::mem::take(&mut t.contributors).into_iter().map(|e| (e, ci, window)));
         }
+        let kind = Kind::ChallengeProgressed { challenge: ci, window, progress, goal: goal.moments };
+        self.emit(m, who, Source::Challenge(ci), kind);
     }
 
-    fn completed(&mut self, m: &MomentRec, who: Entity, ci: u16, window: i32) {
+    fn completed(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
         let c = &self.p.challenges[ci as usize];
         self.emit(m, who, Source::Challenge(ci), Kind::ChallengeCompleted { challenge: ci, window });
         self.rewards(m, who, &c.reward, Source::Challenge(ci), 0);
@@ -375,47 +428,37 @@ impl Apply<'_, '_, '_> {
             self.grant_badge(m, who, b, 0);
         }
     }
+}
 
-    /// Reverses what moment `m.moment` earned: points come back out, badges it granted go.
-    /// Metrics, streaks, challenge progress and levels are records of activity and stay.
-    fn retract(&mut self, m: &MomentRec) {
-        let earned: Vec<_> = self.history.earned(m.moment).to_vec();
-        self.history.info[m.moment as usize].retracted = true;
-        let n = self.p.currencies.len();
-        for e in earned {
-            match e.earned {
-                Earned::Points { currency, amount } => {
-                    let Ok((_, mut wallet, ..)) = self.q.get_mut(e.entity) else { continue };
-                    let old = wallet.balance(currency);
-                    let balance = wallet.add(n, currency, -amount);
-                    self.emit(m, e.entity, Source::Retraction, Kind::Revoked { currency, amount, balance });
-                    let metric = MetricRef::Currency(currency);
-                    // All-time boards follow the balance; windowed ones keep the window's record.
-                    for &b in self.p.watchers.boards(metric) {
-                        if self.p.leaderboards[b as usize].window.is_some() {
-                            continue;
-                        }
-                        let Ok((.., mut standing)) = self.q.get_mut(e.entity) else { continue };
-                        let queued = standing.queued_in == self.batch_no;
-                        standing.queued_in = self.batch_no;
-                        let entry = standing.entry(b);
+/// Reverses what moment `m.moment` earned: points come back out, badges it granted go.
+/// Metrics, streaks, challenge progress and levels are records of activity and stay.
+fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
+    let earned: Vec<_> = out.history.earned(m.moment).to_vec();
+    out.history.info[m.moment as usize].retracted = true;
+    let n = out.p.currencies.len();
+    for e in earned {
+        let Some(mut who) = member(q, e.entity) else { continue };
+        match e.earned {
+            Earned::Points { currency, amount } => {
+                let balance = who.wallet.add(n, currency, -amount);
+                out.emit(m, &who, Source::Retraction, Kind::Revoked { currency, amount, balance });
+                // All-time boards follow the balance; windowed ones keep the window's record.
+                for &b in out.p.watchers.boards(MetricRef::Currency(currency)) {
+                    if out.p.leaderboards[b as usize].window.is_none() {
+                        let entry = who.standing.entry(b);
                         entry.value = balance;
                         entry.seq = m.seq;
-                        if !queued {
-                            self.queue.push(e.entity);
-                        }
+                        out.enqueue(&mut who);
                     }
-                    let _ = old;
                 }
-                Earned::Badge { badge, tier } => {
-                    let Ok((_, _, mut tally, ..)) = self.q.get_mut(e.entity) else { continue };
-                    let slot = tally.slot(tally_key::BADGE | u32::from(badge));
-                    slot.b = match tier {
-                        Some(t) => slot.b.min(i64::from(t)),
-                        None => (slot.b - 1).max(0),
-                    };
-                    self.emit(m, e.entity, Source::Retraction, Kind::BadgeRevoked { badge, tier });
-                }
+            }
+            Earned::Badge { badge, tier } => {
+                let slot = who.tally.slot(tally_key::BADGE | u32::from(badge));
+                slot.b = match tier {
+                    Some(t) => slot.b.min(i64::from(t)),
+                    None => (slot.b - 1).max(0),
+                };
+                out.emit(m, &who, Source::Retraction, Kind::BadgeRevoked { badge, tier });
             }
         }
     }

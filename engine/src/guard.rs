@@ -23,11 +23,13 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut guards: Qu
         }
         let Ok(mut g) = guards.get_mut(m.actor) else { continue };
         let key = moment_key(m.kind.0, m.channel.0, m.counterpart.map_or(u32::MAX, |e| e.index_u32()));
-        if let Some(gap) = guard.min_gap_seconds {
-            if g.last_key == key && m.at >= g.last_at && m.at.saturating_sub(g.last_at) < i64::from(gap) {
-                m.action = Action::Guarded(GuardReason::Gap);
-                continue;
-            }
+        if let Some(gap) = guard.min_gap_seconds
+            && g.last_key == key
+            && m.at >= g.last_at
+            && m.at.saturating_sub(g.last_at) < i64::from(gap)
+        {
+            m.action = Action::Guarded(GuardReason::Gap);
+            continue;
         }
         if let Some((max, per)) = guard.max_moments {
             let w = m.window(per);

@@ -9,8 +9,15 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// An interned string: a kind, channel, team, stakeholder kind or attribute name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sym(pub u32);
+
+impl Default for Sym {
+    /// [`Sym::NONE`].
+    fn default() -> Sym {
+        Sym::NONE
+    }
+}
 
 impl Sym {
     /// "No value" (a stakeholder without a team, a moment without a counterpart).

@@ -37,10 +37,10 @@ impl Matcher {
         if self.has_counterpart.is_some_and(|want| want != has) {
             return false;
         }
-        if !self.counterpart_kind.is_empty() && !(has && self.counterpart_kind.contains(&m.counterpart_kind)) {
-            return false;
-        }
-        if !self.counterpart_team.is_empty() && !(has && self.counterpart_team.contains(&m.counterpart_team)) {
+        let allows_counterpart = |set: &[Sym], s: Sym| set.is_empty() || (has && set.contains(&s));
+        if !allows_counterpart(&self.counterpart_kind, m.counterpart_kind)
+            || !allows_counterpart(&self.counterpart_team, m.counterpart_team)
+        {
             return false;
         }
         match self.cross_team {

@@ -216,7 +216,7 @@ impl OrgWorld {
         let mut challenges = Vec::new();
         for (i, c) in p.challenges.iter().enumerate() {
             if c.team {
-                let Some(t) = w.resource::<TeamChallenges>().0.get(&(i as u16, ident.team.0)) else { continue };
+                let Some(t) = w.resource::<TeamChallenges>().progress.get(&(i as u16, ident.team.0)) else { continue };
                 challenges.push(ProgressView {
                     challenge: c.id.clone(),
                     window: window_label(p, i as u16, t.window),
@@ -342,7 +342,7 @@ impl OrgWorld {
                     ),
                 };
                 let mut team_views: Vec<TeamView> = teams
-                    .0
+                    .progress
                     .iter()
                     .filter(|((ci, _), _)| *ci as usize == i)
                     .map(|((_, t), prog)| TeamView {
@@ -389,7 +389,7 @@ impl OrgWorld {
             .collect();
         Summary {
             organisation: self.program().org_id.clone(),
-            stakeholders: dir.entities.len(),
+            stakeholders: dir.entries.len(),
             profiles,
             leaderboards,
             challenges: self.challenges(),

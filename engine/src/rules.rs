@@ -34,10 +34,10 @@ pub fn score(
             if rule.paused || !rule.matcher.matches(m, attrs) {
                 continue;
             }
-            if let Some(chance) = rule.chance {
-                if !draw(p, m.seq, r as u16, chance) {
-                    continue;
-                }
+            if let Some(chance) = rule.chance
+                && !draw(p, m.seq, r as u16, chance)
+            {
+                continue;
             }
             fire(rule, r as u16, ix as u32, m, &mut q, &mut awards.0);
         }
@@ -91,14 +91,20 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &
             continue;
         }
         // Caps count per stakeholder: one firing toward `to`, and its points together.
-        let (mut allowed, mut points_left) = (true, i64::MAX);
-        if let Some(cap) = rule.cap {
-            if let Ok((mut caps, _)) = q.get_mut(to) {
+        let mut caps = match rule.cap {
+            Some(cap) => q.get_mut(to).ok().map(|(caps, _)| (cap, caps)),
+            None => None,
+        };
+        let (allowed, mut points_left) = match &mut caps {
+            Some((cap, caps)) => {
                 let slot = caps.slot(rule.cap_slot, m.window(cap.per));
-                allowed = cap.times.is_none_or(|max| slot.times < max);
-                points_left = cap.points.map_or(i64::MAX, |max| (max - slot.points).max(0));
+                (
+                    cap.times.is_none_or(|max| slot.times < max),
+                    cap.points.map_or(i64::MAX, |max| (max - slot.points).max(0)),
+                )
             }
-        }
+            None => (true, i64::MAX),
+        };
         let mut granted_total = 0;
         for a in rule.awards.iter().filter(|a| a.to == target) {
             let base = a.amount as f64 + (m.value.unwrap_or(0.0) * a.value_factor).floor();
@@ -132,12 +138,10 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &
                 });
             }
         }
-        if let (Some(cap), true) = (rule.cap, allowed) {
-            if let Ok((mut caps, _)) = q.get_mut(to) {
-                let slot = caps.slot(rule.cap_slot, m.window(cap.per));
-                slot.times += 1;
-                slot.points += granted_total;
-            }
+        if let (Some((cap, caps)), true) = (&mut caps, allowed) {
+            let slot = caps.slot(rule.cap_slot, m.window(cap.per));
+            slot.times += 1;
+            slot.points += granted_total;
         }
     }
 }

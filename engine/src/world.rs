@@ -33,16 +33,25 @@ pub struct ProgramRes(pub Arc<Program>);
 #[derive(Resource, Debug, Default, Clone)]
 pub struct Vocab(pub Interner);
 
-/// Stakeholder ids <-> entities.
+/// Stakeholder ids <-> entities. Kind and team are kept here too (a copy of [`Identity`]'s),
+/// so that resolving a moment reads one entry instead of the entity's components.
 #[derive(Resource, Debug, Default)]
 pub struct Directory {
     pub ids: Interner,
-    pub entities: Vec<Entity>,
+    /// Indexed by the id's number in `ids`.
+    pub entries: Vec<DirEntry>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DirEntry {
+    pub entity: Entity,
+    pub kind: Sym,
+    pub team: Sym,
 }
 
 impl Directory {
     pub fn get(&self, id: &str) -> Option<Entity> {
-        self.ids.get(id).map(|i| self.entities[i as usize])
+        self.ids.get(id).map(|i| self.entries[i as usize].entity)
     }
 }
 
@@ -136,7 +145,7 @@ impl OrgWorld {
     }
 
     pub fn stakeholders(&self) -> usize {
-        self.world.resource::<Directory>().entities.len()
+        self.world.resource::<Directory>().entries.len()
     }
 
     /// The sequence number of the last accepted record.
@@ -239,11 +248,8 @@ impl OrgWorld {
         let Some(moment) = self.world.resource_mut::<History>().accept(&m.id) else {
             return Ok(false);
         };
-        let actor = self.stakeholder(&m.stakeholder);
-        let counterpart = m.counterpart.as_deref().map(|c| self.stakeholder(c));
-        let who = |e: Entity| self.world.get::<Identity>(e).copied();
-        let a = who(actor).ok_or(("stakeholder", "unknown entity".to_string()))?;
-        let c = counterpart.and_then(who);
+        let a = self.stakeholder(&m.stakeholder);
+        let c = m.counterpart.as_deref().map(|c| self.stakeholder(c));
         let mut vocab = self.world.resource_mut::<Vocab>();
         let kind = Sym(vocab.0.intern(&m.kind).0);
         let channel = Sym(vocab.0.intern(&m.channel).0);
@@ -261,8 +267,8 @@ impl OrgWorld {
             moment,
             input: batch.inputs.len() as u32,
             action: Action::Score,
-            actor,
-            counterpart,
+            actor: a.entity,
+            counterpart: c.map(|c| c.entity),
             kind,
             channel,
             actor_kind: a.kind,
@@ -278,17 +284,18 @@ impl OrgWorld {
         Ok(true)
     }
 
-    /// The entity of stakeholder `id`, created (kind `community`, no team) if new.
-    fn stakeholder(&mut self, id: &str) -> Entity {
+    /// Stakeholder `id`, created (kind `community`, no team) if new.
+    fn stakeholder(&mut self, id: &str) -> DirEntry {
         let mut dir = self.world.resource_mut::<Directory>();
         let (ext, new) = dir.ids.intern(id);
         if !new {
-            return dir.entities[ext as usize];
+            return dir.entries[ext as usize];
         }
         let kind = Sym(self.world.resource_mut::<Vocab>().0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
-        let e = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
-        self.world.resource_mut::<Directory>().entities.push(e);
-        e
+        let entity = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
+        let entry = DirEntry { entity, kind, team: Sym::NONE };
+        self.world.resource_mut::<Directory>().entries.push(entry);
+        entry
     }
 
     /// Creates or updates a stakeholder's profile. Moments already scored keep the kind and
@@ -301,10 +308,15 @@ impl OrgWorld {
         if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
             return Err(("team", "must be 1 to 64 bytes".to_string()));
         }
-        let e = self.stakeholder(&s.id);
+        let e = self.stakeholder(&s.id).entity;
         let mut vocab = self.world.resource_mut::<Vocab>();
         let kind = Sym(vocab.0.intern(&s.kind).0);
         let team = s.team.as_deref().map_or(Sym::NONE, |t| Sym(vocab.0.intern(t).0));
+        let mut dir = self.world.resource_mut::<Directory>();
+        if let Some(i) = dir.ids.get(&s.id) {
+            let entry = &mut dir.entries[i as usize];
+            (entry.kind, entry.team) = (kind, team);
+        }
         let mut entity = self.world.entity_mut(e);
         if let Some(mut id) = entity.get_mut::<Identity>() {
             id.kind = kind;

@@ -1,1 +1,12 @@
+//! Integration tests of the engine, one module per feature; each drives a real world through
+//! the library API (and `cli` the real binary).
 
+mod badges;
+mod caps_and_guard;
+mod challenges;
+mod cli;
+mod determinism;
+mod leaderboards;
+mod rules;
+mod ruleset;
+mod streaks;

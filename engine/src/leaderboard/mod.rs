@@ -15,39 +15,57 @@ use rustc_hash::FxHashMap;
 use crate::components::{Identity, Standing};
 use crate::effects::PublishQueue;
 use crate::ids::Sym;
-use crate::ruleset::program::{Program, Ties};
+use crate::ruleset::program::{Leaderboard, Program, Ties};
 use crate::world::ProgramRes;
 use ordered::{DistinctCounter, OrderedIndex};
 
 /// Ranking order: `(-value, seq, entity bits)`.
 pub type Key = (i64, u64, u64);
 
-/// One ranking: the ordered entries and the distinct values (for dense ranks).
+/// One ranking: the ordered entries, and the distinct values for dense ranks.
 #[derive(Debug, Default, Clone)]
 pub struct Ranking {
     pub index: OrderedIndex<Key>,
-    pub distinct: DistinctCounter<i64>,
+    /// Kept only on boards ranked `dense`.
+    pub distinct: Option<DistinctCounter<i64>>,
 }
 
 impl Ranking {
-    fn insert(&mut self, k: Key) {
-        if self.index.insert(k) {
-            self.distinct.add(k.0);
-        }
+    fn new(ties: Ties) -> Ranking {
+        Ranking { index: OrderedIndex::new(), distinct: (ties == Ties::Dense).then(DistinctCounter::new) }
     }
 
-    fn remove(&mut self, k: &Key) {
-        if self.index.remove(k) {
-            self.distinct.remove(k.0);
+    /// Moves an entry from `old` to `new` (either may be absent).
+    fn update(&mut self, old: Option<Key>, new: Option<Key>) {
+        match (old, new) {
+            (Some(o), Some(n)) if o == n => return,
+            (Some(o), Some(n)) if self.index.replace(&o, n) => {}
+            _ => {
+                if let Some(o) = old {
+                    self.index.remove(&o);
+                }
+                if let Some(n) = new {
+                    self.index.insert(n);
+                }
+            }
+        }
+        if let Some(d) = &mut self.distinct {
+            if let Some(o) = old {
+                d.remove(o.0);
+            }
+            if let Some(n) = new {
+                d.add(n.0);
+            }
         }
     }
 
     /// The rank of the entry `k` at position `pos` under `ties`.
     pub fn rank(&self, ties: Ties, pos: usize, k: &Key) -> usize {
-        1 + match ties {
-            Ties::FirstCome => pos,
-            Ties::Shared => self.index.position_of_first_not_less(&(k.0, 0, 0)),
-            Ties::Dense => self.distinct.distinct_less_than(&k.0),
+        1 + match (ties, &self.distinct) {
+            (Ties::FirstCome, _) => pos,
+            (Ties::Dense, Some(d)) => d.distinct_less_than(&k.0),
+            // Everyone with a higher value: (-value, 0, 0) sorts before every key of that value.
+            _ => self.index.position_of_first_not_less(&(k.0, 0, 0)),
         }
     }
 }
@@ -57,13 +75,19 @@ impl Ranking {
 pub struct Board {
     /// The window shown (windowed boards); all-time boards use 0.
     pub window: i32,
+    pub ties: Ties,
     pub all: Ranking,
     pub teams: FxHashMap<u32, Ranking>,
 }
 
 impl Board {
-    fn new(windowed: bool) -> Board {
-        Board { window: if windowed { i32::MIN } else { 0 }, all: Ranking::default(), teams: FxHashMap::default() }
+    fn new(def: &Leaderboard) -> Board {
+        Board {
+            window: if def.window.is_some() { i32::MIN } else { 0 },
+            ties: def.ties,
+            all: Ranking::new(def.ties),
+            teams: FxHashMap::default(),
+        }
     }
 
     pub fn ranking(&self, team: Option<Sym>) -> Option<&Ranking> {
@@ -80,7 +104,7 @@ pub struct Boards(pub Vec<Board>);
 
 impl Boards {
     pub fn new(p: &Program) -> Boards {
-        Boards(p.leaderboards.iter().map(|b| Board::new(b.window.is_some())).collect())
+        Boards(p.leaderboards.iter().map(Board::new).collect())
     }
 }
 
@@ -104,28 +128,33 @@ pub fn publish(
                 continue;
             }
             let Some(board) = boards.0.get_mut(entry.board as usize) else { continue };
-            if p.leaderboards[entry.board as usize].window.is_some() && entry.window > board.window {
+            let def = &p.leaderboards[entry.board as usize];
+            if def.window.is_some() && entry.window > board.window {
                 // A new window begins: last window's entries leave the board.
-                *board = Board::new(true);
+                *board = Board::new(def);
                 board.window = entry.window;
             }
-            if let Some((w, v, s)) = entry.published.take() {
-                if w == board.window {
-                    let k = key(v, s, who);
-                    board.all.remove(&k);
-                    if let Some(t) = board.teams.get_mut(&entry.published_team.0) {
-                        t.remove(&k);
-                    }
+            let old = entry.published.take().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, who));
+            let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, who));
+            board.all.update(old, new);
+            let ties = board.ties;
+            if entry.published_team == id.team {
+                if !id.team.is_none() {
+                    board.teams.entry(id.team.0).or_insert_with(|| Ranking::new(ties)).update(old, new);
+                }
+            } else {
+                if let Some(t) = board.teams.get_mut(&entry.published_team.0) {
+                    t.update(old, None);
+                }
+                if !id.team.is_none() {
+                    board.teams.entry(id.team.0).or_insert_with(|| Ranking::new(ties)).update(None, new);
                 }
             }
-            if entry.window == board.window && entry.value != 0 {
-                let k = key(entry.value, entry.seq, who);
-                board.all.insert(k);
-                if !id.team.is_none() {
-                    board.teams.entry(id.team.0).or_default().insert(k);
-                }
+            if new.is_some() {
                 entry.published = Some(target);
                 entry.published_team = id.team;
+            } else {
+                entry.published_team = Sym::NONE;
             }
         }
     }

@@ -298,10 +298,10 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         if cap.is_some() {
             capped_rules += 1;
         }
-        if let Some(ch) = r.chance {
-            if !(ch > 0.0 && ch <= 1.0) {
-                cx.err(format!("{p}.chance"), "must be above 0 and at most 1");
-            }
+        if let Some(ch) = r.chance
+            && !(ch > 0.0 && ch <= 1.0)
+        {
+            cx.err(format!("{p}.chance"), "must be above 0 and at most 1");
         }
         rules.push(Rule {
             id: r.id.clone(),
@@ -409,10 +409,10 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         }
         let reward = cx.rewards(&format!("{p}.reward"), &b.reward, &currencies);
         // A repeatable badge on a currency that rewards the same currency would feed itself.
-        if let (Some(MetricRef::Currency(c)), BadgeShape::Every(_)) = (metric, &shape) {
-            if reward.iter().any(|r| r.currency == c && r.amount > 0) {
-                cx.err(format!("{p}.reward"), "a repeatable badge must not reward the currency it counts");
-            }
+        if let (Some(MetricRef::Currency(c)), BadgeShape::Every(_)) = (metric, &shape)
+            && reward.iter().any(|r| r.currency == c && r.amount > 0)
+        {
+            cx.err(format!("{p}.reward"), "a repeatable badge must not reward the currency it counts");
         }
         badges.push(Badge {
             id: b.id.clone(),

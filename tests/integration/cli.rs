@@ -1,0 +1,84 @@
+//! The real `plaudit` binary: generate, score, summarise, check; bad lines named by number.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn plaudit() -> Command {
+    Command::new(plaudit_tests::plaudit_bin())
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn score_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = plaudit()
+        .current_dir(root())
+        .args(["score", "--rules", "rules/acme.toml"])
+        .args(args)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("plaudit runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child.wait_with_output().expect("plaudit ends")
+}
+
+#[test]
+fn generated_workload_scores_into_effects_and_a_summary() {
+    let generated = plaudit().args(["gen", "--stakeholders", "50", "--moments", "500"]).output().expect("gen runs");
+    assert!(generated.status.success());
+    let input = String::from_utf8(generated.stdout).expect("utf-8");
+    assert_eq!(input.lines().count(), 550);
+    let out = score_stdin(&[], &input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let effects: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert!(effects.len() > 500);
+    assert!(effects.iter().all(|e| e["moment"].is_string() && e["stakeholder"].is_string() && e["source"].is_string()));
+    let out = score_stdin(&["--summary", "--top", "3"], &input);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(summary["organisation"], "acme");
+    assert_eq!(summary["leaderboards"].as_array().map(Vec::len), Some(3));
+    assert!(summary["leaderboards"][0]["rows"].as_array().is_some_and(|r| r.len() == 3));
+}
+
+#[test]
+fn bad_line_stops_with_its_number_or_is_skipped_on_request() {
+    let input = concat!(
+        r#"{"id":"1","stakeholder":"ann","kind":"answer","channel":"forum","at":"2026-03-02T10:00:00Z"}"#,
+        "\n{not json}\n",
+        r#"{"id":"2","stakeholder":"ann","kind":"answer","channel":"forum","at":"not a time"}"#,
+        "\n",
+        r#"{"id":"3","stakeholder":"ann","kind":"answer","channel":"forum","at":"2026-03-02T11:00:00Z"}"#,
+        "\n"
+    );
+    let out = score_stdin(&[], input);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-:2:"), "{err}");
+    let out = score_stdin(&["--on-error", "skip"], input);
+    assert_eq!(out.status.code(), Some(2), "finished, with bad lines");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-:2:") && err.contains("-:3: at:"), "{err}");
+    assert!(err.contains("2 accepted"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#""moment":"3""#));
+}
+
+#[test]
+fn check_reports_every_problem_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("plaudit-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[organisation]\nid = \"x\"\n[[currency]]\nid = \"xp\"\n[[rule]]\nid = \"r\"\naward = [{ to = \"actor\", currency = \"gold\", amount = 1 }]\n").expect("write");
+    let out = plaudit().arg("check").arg(&bad).output().expect("check runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: rule[0].award[0].currency: unknown currency \"gold\""), "{err}");
+    let ok = plaudit().current_dir(root()).args(["check", "rules/acme.toml"]).output().expect("check runs");
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("20 rules"));
+}

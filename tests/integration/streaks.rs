@@ -1,0 +1,80 @@
+//! Streaks by day and by week in the organisation's time zone, across DST, with grace.
+
+use plaudit_sdk::EffectKind;
+use plaudit_tests::*;
+
+fn lengths(fx: &[plaudit_sdk::Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::StreakExtended { length, .. } => Some(format!("{}+{length}", e.moment)),
+            EffectKind::StreakBroken { length, .. } => Some(format!("{}x{length}", e.moment)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn daily_streak_counts_local_days_across_the_dst_change() {
+    let mut w = world("[[streak]]\nid = \"daily\"\nperiod = \"day\"\n");
+    let fx = score(
+        &mut w,
+        vec![
+            // 28 March, 23:30 local (CET, UTC+1)
+            m("a", "ann", "post", "forum", "2026-03-28T22:30:00Z"),
+            // 29 March, 00:30 local: the next local day although only an hour later
+            m("b", "ann", "post", "forum", "2026-03-28T23:30:00Z"),
+            // 29 March, 23:30 local (CEST, UTC+2): still the 29th
+            m("c", "ann", "post", "forum", "2026-03-29T21:30:00Z"),
+            // 30 March, 00:30 local
+            m("d", "ann", "post", "forum", "2026-03-29T22:30:00Z"),
+        ],
+    );
+    assert_eq!(lengths(&fx), ["a+1", "b+2", "d+3"]);
+}
+
+#[test]
+fn missing_a_day_breaks_the_streak_unless_grace_covers_it() {
+    let moments = || {
+        vec![
+            m("1", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
+            m("2", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
+            m("3", "ann", "post", "forum", "2026-03-05T10:00:00Z"),
+            m("4", "ann", "post", "forum", "2026-03-08T10:00:00Z"),
+        ]
+    };
+    let fx = score(&mut world("[[streak]]\nid = \"daily\"\nperiod = \"day\"\n"), moments());
+    assert_eq!(lengths(&fx), ["1+1", "2+2", "3x2", "3+1", "4x1", "4+1"]);
+    let fx = score(&mut world("[[streak]]\nid = \"daily\"\nperiod = \"day\"\ngrace = 1\n"), moments());
+    assert_eq!(lengths(&fx), ["1+1", "2+2", "3+3", "4x3", "4+1"]);
+}
+
+#[test]
+fn weekly_streak_runs_monday_to_sunday_in_local_time() {
+    let mut w = world("[[streak]]\nid = \"weekly\"\nperiod = \"week\"\nmatch = { kind = [\"answer\"] }\n");
+    let fx = score(
+        &mut w,
+        vec![
+            // Sunday 8 March 23:59 local, then Monday 9 March 00:00 local: consecutive weeks
+            m("sun", "ann", "answer", "forum", "2026-03-08T22:59:00Z"),
+            m("mon", "ann", "answer", "forum", "2026-03-08T23:00:00Z"),
+            m("post", "ann", "post", "forum", "2026-03-17T10:00:00Z"),
+            m("next", "ann", "answer", "forum", "2026-03-16T10:00:00Z"),
+        ],
+    );
+    assert_eq!(lengths(&fx), ["sun+1", "mon+2", "next+3"]);
+    let p = w.profile("ann").expect("ann");
+    assert_eq!((p.streaks[0].length, p.streaks[0].best, p.streaks[0].last.as_str()), (3, 3, "2026-03-16"));
+}
+
+#[test]
+fn late_moments_of_an_earlier_period_do_not_touch_the_streak() {
+    let mut w = world("[[streak]]\nid = \"daily\"\nperiod = \"day\"\n");
+    let fx = score(
+        &mut w,
+        vec![
+            m("1", "ann", "post", "forum", "2026-03-05T10:00:00Z"),
+            m("late", "ann", "post", "forum", "2026-03-01T10:00:00Z"),
+        ],
+    );
+    assert_eq!(lengths(&fx), ["1+1"]);
+}
