@@ -83,7 +83,9 @@ pub struct CapSlot {
 pub struct Caps(pub Vec<CapSlot>);
 
 impl Caps {
-    /// The counters of `rule` in `period`, reset if they belonged to an older window.
+    /// The counters of `rule` in `period`, reset if they belonged to an older window. A late
+    /// moment (of a window before the current one) counts against the current window: windows
+    /// never move backwards, so a late moment cannot reopen an allowance.
     pub fn slot(&mut self, rule: u16, period: i32) -> &mut CapSlot {
         let i = match self.0.binary_search_by_key(&rule, |s| s.rule) {
             Ok(i) => i,
@@ -94,7 +96,7 @@ impl Caps {
             }
         };
         let s = &mut self.0[i];
-        if s.period != period {
+        if period > s.period {
             *s = CapSlot { rule, period, times: 0, points: 0 };
         }
         s
@@ -116,6 +118,7 @@ pub enum Seen {
 pub mod seen_tag {
     pub const COUNTERPART: u32 = 1;
     pub const CHANNEL: u32 = 2;
+    /// Teams other than the actor's own, met through a counterpart.
     pub const TEAM: u32 = 3;
     /// Distinct teams met within challenge `c`'s current window: `CHALLENGE_TEAMS + 2 * c`.
     pub const CHALLENGE_TEAMS: u32 = 0x100;

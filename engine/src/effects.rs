@@ -41,7 +41,7 @@ pub struct TeamProgress {
     pub window: i32,
     pub moments: u32,
     pub completed: bool,
-    /// Members who contributed in this window: they share the reward.
+    /// Members who contributed in this window: each gets the reward on completion.
     pub contributors: Vec<Entity>,
     /// Which window start this is (see [`TeamChallenges::generations`]).
     pub generation: u64,
@@ -174,7 +174,10 @@ impl Out<'_> {
                 None => e.value = new,
                 Some(period) => {
                     let w = m.window(window_of(period));
-                    if e.window != w {
+                    if w < e.window && e.value != 0 {
+                        continue; // a late moment: its window is over
+                    }
+                    if w != e.window {
                         e.window = w;
                         e.value = 0;
                     }
@@ -342,6 +345,9 @@ impl Out<'_> {
         let teams_tag = seen_tag::CHALLENGE_TEAMS + 2 * u32::from(ci);
         let cps_tag = seen_tag::CHALLENGE_COUNTERPARTS + 2 * u32::from(ci);
         let slot = who.tally.slot(tally_key::CHALLENGE | u32::from(ci));
+        if window < slot.a && slot.b != 0 {
+            return; // a late moment: its window is over
+        }
         let fresh = slot.a != window || slot.b == 0;
         if fresh {
             slot.a = window;
@@ -397,6 +403,9 @@ impl Out<'_> {
         let goal = self.p.challenges[ci as usize].goal;
         let generations = &mut teams.generations;
         let t = teams.progress.entry((ci, m.actor_team.0)).or_default();
+        if window < t.window && t.generation != 0 {
+            return; // a late moment: its window is over
+        }
         if t.window != window || t.generation == 0 {
             *generations += 1;
             *t = TeamProgress { window, generation: *generations, ..TeamProgress::default() };

@@ -33,8 +33,9 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut guards: Qu
         }
         if let Some((max, per)) = guard.max_moments {
             let w = m.window(per);
-            if g.window != w {
-                g.window = w;
+            // A late moment counts against the current window; windows never move backwards.
+            if w > g.window || g.count == 0 {
+                g.window = g.window.max(w);
                 g.count = 0;
             }
             if g.count >= max {

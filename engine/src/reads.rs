@@ -193,10 +193,11 @@ impl OrgWorld {
             if n <= 0 {
                 continue;
             }
-            let (tier, count) = match &b.shape {
-                BadgeShape::Tiers(t) => (Some(t[n as usize - 1].name.clone()), n as u32),
-                _ => (None, n as u32),
+            let tier = match &b.shape {
+                BadgeShape::Tiers(t) => t.get(n as usize - 1).map(|t| t.name.clone()),
+                _ => None,
             };
+            let count = n as u32;
             badges.push(BadgeView { badge: b.id.clone(), name: b.name.clone(), tier, count });
         }
         let streaks = p

@@ -53,7 +53,10 @@ fn mark_firsts(m: &mut MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>) {
         if seen.insert(seen_tag::COUNTERPART, cp.index_u32()) {
             bits |= first::COUNTERPART;
         }
-        if !m.counterpart_team.is_none() && seen.insert(seen_tag::TEAM, m.counterpart_team.0) {
+        if !m.counterpart_team.is_none()
+            && m.counterpart_team != m.actor_team
+            && seen.insert(seen_tag::TEAM, m.counterpart_team.0)
+        {
             bits |= first::TEAM;
         }
     }
@@ -64,9 +67,10 @@ fn mark_firsts(m: &mut MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>) {
 }
 
 /// The chance draw of rule `rule` on the moment with sequence `seq`: seeded from (organisation
-/// seed, sequence, rule), never from the clock, so a replay draws the same.
+/// seed, sequence, a hash of the rule's id), never from the clock, so a replay draws the same
+/// and reordering the rule set changes no draw.
 fn draw(p: &Program, seq: u64, rule: u16, chance: f64) -> bool {
-    let seed = splitmix(p.seed ^ splitmix(seq) ^ (u64::from(rule) << 48));
+    let seed = splitmix(p.seed ^ splitmix(seq) ^ p.rules[rule as usize].id_hash);
     rand_pcg::Pcg64Mcg::seed_from_u64(seed).random_bool(chance)
 }
 

@@ -24,7 +24,7 @@ pub struct Effect {
 pub enum EffectKind {
     /// Points were added to a currency; `balance` is the total afterwards.
     PointsAwarded { currency: String, amount: i64, balance: i64 },
-    /// A rule matched but its award was held back by a cap or the cheat guard.
+    /// A rule matched but its award was held back by the rule's cap.
     PointsWithheld { currency: String, amount: i64, reason: String },
     /// Points were taken back because the moment that earned them was retracted.
     PointsRevoked { currency: String, amount: i64, balance: i64 },

@@ -134,3 +134,25 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
     assert_eq!(guarded, ["2"]);
     assert_eq!(points(&fx, "ann", "xp"), 3);
 }
+
+#[test]
+fn late_moment_counts_against_the_current_window_and_cannot_reopen_a_cap() {
+    let mut w = world(
+        r#"
+[[rule]]
+id = "post"
+award = [{ to = "actor", currency = "xp", amount = 1 }]
+cap = { times = 1, per = "day" }
+"#,
+    );
+    let fx = score(
+        &mut w,
+        vec![
+            m("3rd", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
+            m("late-2nd", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
+            m("3rd-again", "ann", "post", "forum", "2026-03-03T11:00:00Z"),
+        ],
+    );
+    let scored: Vec<&str> = of_type(&fx, "points_awarded").iter().map(|e| e.moment.as_str()).collect();
+    assert_eq!(scored, ["3rd"]);
+}

@@ -139,3 +139,28 @@ fn paused_challenge_makes_no_progress_and_shows_paused() {
     assert!(run(&mut w, records).is_empty());
     assert_eq!(w.challenges()[0].status, "paused");
 }
+
+#[test]
+fn completing_a_challenge_grants_its_badge_each_time() {
+    let mut w = world(
+        r#"
+[[badge]]
+id = "daily-hero"
+
+[[challenge]]
+id = "daily"
+window = "day"
+goal = { moments = 1 }
+badge = "daily-hero"
+"#,
+    );
+    let fx = score(
+        &mut w,
+        vec![
+            m("1", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
+            m("2", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
+        ],
+    );
+    assert_eq!(badges(&fx, "ann"), ["daily-hero#1", "daily-hero#2"]);
+    assert_eq!(w.profile("ann").expect("ann").badges[0].count, 2);
+}

@@ -180,3 +180,12 @@ proptest! {
         prop_assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), expected_ranks(&values, ties));
     }
 }
+
+#[test]
+fn late_moment_does_not_wipe_this_weeks_points() {
+    let mut w = world(&rules("shared", "week"));
+    score(&mut w, vec![m("1", "a", "post", "forum", "2026-03-10T10:00:00Z").value(50.0)]);
+    score(&mut w, vec![m("2", "a", "post", "forum", "2026-03-06T10:00:00Z").value(5.0)]);
+    let p = w.leaderboard("board", &PageQuery { limit: 10, ..PageQuery::default() }).expect("board");
+    assert_eq!(p.rows.iter().map(|r| (r.stakeholder.as_str(), r.value)).collect::<Vec<_>>(), [("a", 50)]);
+}

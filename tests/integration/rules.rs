@@ -101,6 +101,7 @@ award = [{ to = "actor", currency = "coins", amount = 100 }]
     let fx = run(
         &mut w,
         vec![
+            profile("ann", "employee", "sales"),
             profile("bob", "employee", "sales"),
             profile("cid", "employee", "sales"),
             profile("dan", "employee", "hr"),
@@ -113,7 +114,8 @@ award = [{ to = "actor", currency = "coins", amount = 100 }]
     let by = |rule: &str| -> Vec<&str> { fx.iter().filter(|e| e.source == rule).map(|e| e.moment.as_str()).collect() };
     assert_eq!(by("new-person"), ["1", "3", "4"]);
     assert_eq!(by("new-channel"), ["1", "3"]);
-    assert_eq!(by("new-team"), ["1", "4"]);
+    // Teams other than ann's own (sales): only dan's hr.
+    assert_eq!(by("new-team"), ["4"]);
 }
 
 #[test]

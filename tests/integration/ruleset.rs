@@ -123,3 +123,22 @@ fn json_form_is_accepted_and_errors_name_the_path() {
     let e = plaudit_engine::ruleset::parse_json(&bad, "body").expect_err("refused").to_string();
     assert!(e.contains("rule[0].award[0].amount"), "{e}");
 }
+
+#[test]
+fn challenge_may_grant_only_a_badge_without_a_metric() {
+    let e = rules_error(
+        r#"
+[[badge]]
+id = "tiered"
+metric = "xp"
+tiers = [{ name = "bronze", at = 10 }]
+
+[[challenge]]
+id = "c"
+window = "week"
+goal = { moments = 1 }
+badge = "tiered"
+"#,
+    );
+    assert!(e.contains("challenge[0].badge: badge \"tiered\" has a metric"), "{e}");
+}

@@ -305,6 +305,7 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         }
         rules.push(Rule {
             id: r.id.clone(),
+            id_hash: r.id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
             description: r.description.clone(),
             matcher,
             awards,
@@ -472,7 +473,14 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
             cx.err(format!("{p}.goal"), "team challenges count `moments` only");
         }
         let badge = c.badge.as_ref().and_then(|b| match doc.badges.iter().position(|x| &x.id == b) {
-            Some(ix) => Some(ix as u16),
+            Some(ix) if doc.badges[ix].metric.is_none() => Some(ix as u16),
+            Some(_) => {
+                cx.err(
+                    format!("{p}.badge"),
+                    format!("badge {b:?} has a metric; a challenge grants only badges without one"),
+                );
+                None
+            }
             None => {
                 cx.err(format!("{p}.badge"), format!("unknown badge {b:?}"));
                 None

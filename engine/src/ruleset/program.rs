@@ -110,6 +110,8 @@ pub struct Campaign {
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub id: String,
+    /// A stable hash of `id` (FNV-1a), part of the seed of chance draws.
+    pub id_hash: u64,
     pub description: Option<String>,
     pub matcher: Matcher,
     pub awards: Vec<AwardDef>,
