@@ -71,6 +71,12 @@ impl Interner {
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
     }
+
+    /// Bytes in use: like [`Interner::heap_bytes`] but without the arena's and the ends' spare
+    /// capacity, which a large interner has never touched (so it is not resident).
+    pub fn used_bytes(&self) -> usize {
+        self.arena.len() + self.ends.len() * 4 + self.table.capacity() * 5
+    }
 }
 
 fn resolve<'a>(arena: &'a str, ends: &[u32], id: u32) -> &'a str {

@@ -27,11 +27,13 @@ pub mod intern;
 pub mod journal;
 pub mod leaderboard;
 pub mod matcher;
+pub mod memory;
 pub mod reads;
 pub mod rules;
 pub mod ruleset;
 pub mod workload;
 pub mod world;
 
+pub use memory::MemoryReport;
 pub use ruleset::Program;
 pub use world::{OrgWorld, Outcome, RecordError};

@@ -24,7 +24,11 @@ pub enum RuleSetError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{origin}:{} {path}: {message}", line.map(|l| format!("{l}:")).unwrap_or_default())]
+    #[error(
+        "{origin}:{}{}{message}",
+        line.map(|l| format!("{l}: ")).unwrap_or_else(|| " ".to_string()),
+        if path.is_empty() { String::new() } else { format!("{path}: ") }
+    )]
     Syntax {
         origin: String,
         /// 1-based line, where the parser knows it.
@@ -77,6 +81,7 @@ pub fn parse_json(text: &str, origin: &str) -> Result<RuleSetDoc, RuleSetError> 
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        let path = if path == "." { String::new() } else { path };
         RuleSetError::Syntax { origin: origin.to_string(), line: Some(inner.line()), path, message: inner.to_string() }
     })
 }
