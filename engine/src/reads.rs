@@ -240,7 +240,7 @@ impl OrgWorld {
         if let Some(standing) = w.get::<Standing>(e) {
             let boards = w.resource::<Boards>();
             for entry in &standing.entries {
-                let (Some((_, v, s)), Some(board)) = (entry.published, boards.0.get(entry.board as usize)) else {
+                let (Some((_, v, s)), Some(board)) = (entry.published(), boards.0.get(entry.board as usize)) else {
                     continue;
                 };
                 let k = crate::leaderboard::key(v, s, e);
@@ -292,7 +292,7 @@ impl OrgWorld {
                 let dir = w.resource::<Directory>();
                 let e = dir.get(id).ok_or_else(|| ReadError::UnknownStakeholder(id.clone()))?;
                 let entry = w.get::<Standing>(e).and_then(|s| s.get(ix as u16).copied());
-                let published = entry.and_then(|en| en.published.filter(|pb| pb.0 == b.window));
+                let published = entry.and_then(|en| en.published().filter(|pb| pb.0 == b.window));
                 let (_, v, s) = published.ok_or_else(|| ReadError::NotRanked(id.clone()))?;
                 let pos = ranking
                     .index

@@ -124,7 +124,7 @@ pub fn publish(
         let Ok((id, mut standing)) = q.get_mut(who) else { continue };
         for entry in standing.entries.iter_mut() {
             let target = (entry.window, entry.value, entry.seq);
-            if entry.published == Some(target) && entry.published_team == id.team {
+            if entry.published() == Some(target) && entry.published_team == id.team {
                 continue;
             }
             let Some(board) = boards.0.get_mut(entry.board as usize) else { continue };
@@ -134,7 +134,8 @@ pub fn publish(
                 *board = Board::new(def);
                 board.window = entry.window;
             }
-            let old = entry.published.take().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, who));
+            let old = entry.published().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, who));
+            entry.set_published(None);
             let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, who));
             board.all.update(old, new);
             let ties = board.ties;
@@ -151,7 +152,7 @@ pub fn publish(
                 }
             }
             if new.is_some() {
-                entry.published = Some(target);
+                entry.set_published(Some(target));
                 entry.published_team = id.team;
             } else {
                 entry.published_team = Sym::NONE;
