@@ -139,6 +139,11 @@ pub fn badges(effects: &[Effect], who: &str) -> Vec<String> {
         .collect()
 }
 
+/// The moment ids of the effects of a given `type` tag, in order.
+pub fn moments_of(effects: &[Effect], ty: &str) -> Vec<String> {
+    of_type(effects, ty).iter().map(|e| e.moment.clone()).collect()
+}
+
 /// Effects of a given `type` tag (`points_awarded`, `streak_broken`...).
 pub fn of_type<'a>(effects: &'a [Effect], ty: &str) -> Vec<&'a Effect> {
     effects

@@ -430,7 +430,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// The proleptic Gregorian `(year, month, day)` of a day index (Howard
 /// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -81,7 +81,7 @@ cap = { times = 1, per = "day" }
             m("d", "ann", "post", "forum", "2026-03-29T22:00:00Z"),
         ],
     );
-    let scored: Vec<&str> = of_type(&fx, "points_awarded").iter().map(|e| e.moment.as_str()).collect();
+    let scored = moments_of(&fx, "points_awarded");
     assert_eq!(scored, ["a", "b", "d"]);
 }
 
@@ -103,7 +103,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
         (0..5).map(|i| m(&format!("{i}"), "ann", "post", "forum", &format!("2026-03-02T10:0{i}:00Z"))).collect(),
     );
     assert_eq!(points(&fx, "ann", "xp"), 3);
-    let guarded: Vec<&str> = of_type(&fx, "guarded").iter().map(|e| e.moment.as_str()).collect();
+    let guarded = moments_of(&fx, "guarded");
     assert_eq!(guarded, ["3", "4"]);
     let fx = score(&mut w, vec![m("later", "ann", "post", "forum", "2026-03-02T11:00:00Z")]);
     assert_eq!(points(&fx, "ann", "xp"), 1, "a new hour, a new allowance");
@@ -130,7 +130,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
             m("4", "ann", "post", "chat", "2026-03-02T10:02:00Z"),
         ],
     );
-    let guarded: Vec<&str> = of_type(&fx, "guarded").iter().map(|e| e.moment.as_str()).collect();
+    let guarded = moments_of(&fx, "guarded");
     assert_eq!(guarded, ["2"]);
     assert_eq!(points(&fx, "ann", "xp"), 3);
 }
@@ -153,6 +153,6 @@ cap = { times = 1, per = "day" }
             m("3rd-again", "ann", "post", "forum", "2026-03-03T11:00:00Z"),
         ],
     );
-    let scored: Vec<&str> = of_type(&fx, "points_awarded").iter().map(|e| e.moment.as_str()).collect();
+    let scored = moments_of(&fx, "points_awarded");
     assert_eq!(scored, ["3rd"]);
 }

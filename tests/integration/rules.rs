@@ -73,7 +73,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
         records.push(plaudit_sdk::Record::Moment(moment));
     }
     let fx = run(&mut w, records);
-    let scored: Vec<&str> = of_type(&fx, "points_awarded").iter().map(|e| e.moment.as_str()).collect();
+    let scored = moments_of(&fx, "points_awarded");
     let expected: Vec<String> = cases.iter().enumerate().filter(|(_, c)| c.1).map(|(i, _)| format!("m{i}")).collect();
     assert_eq!(scored, expected);
 }
@@ -190,7 +190,7 @@ award = [{ to = "actor", currency = "coins", amount = 1 }]
     let a = score(&mut world(rules), moments());
     let b = score(&mut world(rules), moments());
     assert_eq!(a, b, "same seed and sequence, same draws");
-    let wins = of_type(&a, "points_awarded").len();
+    let wins = moments_of(&a, "points_awarded").len();
     assert!((400..600).contains(&wins), "{wins} wins of 2000 at p = 0.25");
     let reseeded = score(&mut world_from(&format!("{}\n{rules}", HEADER.replace("seed = 7", "seed = 8"))), moments());
     assert_ne!(a, reseeded, "another organisation seed draws differently");
