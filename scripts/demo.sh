@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job, for now: generate a realistic data set (100k stakeholders, 1M contact moments over
-# two months) and score it against the sample organisation, rules/acme.toml. Prints the top of
-# each leaderboard and the challenges; effects of every moment go to target/demo/effects.jsonl.
+# The main job, for now: generate a realistic data set (20k stakeholders, 300k contact moments over
+# a month; STAKEHOLDERS=100000 MOMENTS=1000000 for the full-size run) and score it against the
+# sample organisation, rules/acme.toml. Prints the top of each leaderboard and the challenges;
+# effects of every moment go to target/demo/effects.jsonl, the summary to target/demo/summary.json.
 set -euo pipefail
 exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,7 +14,7 @@ mkdir -p "$OUT"
 PLAUDIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/plaudit
 "$PLAUDIT" check rules/acme.toml
 echo "demo: generating $OUT/moments.jsonl"
-"$PLAUDIT" gen --stakeholders "${STAKEHOLDERS:-100000}" --moments "${MOMENTS:-1000000}" --days 60 --seed 42 >"$OUT/moments.jsonl"
+"$PLAUDIT" gen --stakeholders "${STAKEHOLDERS:-20000}" --moments "${MOMENTS:-300000}" --days 30 --seed 42 >"$OUT/moments.jsonl"
 echo "demo: scoring (effects -> $OUT/effects.jsonl)"
 time "$PLAUDIT" score --rules rules/acme.toml "$OUT/moments.jsonl" >"$OUT/effects.jsonl"
 echo "demo: $(wc -l <"$OUT/effects.jsonl") effects; the summary:"

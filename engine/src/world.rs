@@ -298,9 +298,10 @@ impl OrgWorld {
         entry
     }
 
-    /// Creates or updates a stakeholder's profile. Moments already scored keep the kind and
-    /// team they were scored with.
-    pub fn upsert(&mut self, s: &Stakeholder) -> Result<(), (&'static str, String)> {
+    /// Creates or updates a stakeholder's profile (a `profile` record; records are the only way
+    /// in, so every change has a sequence number). Moments already scored keep the kind and team
+    /// they were scored with.
+    fn upsert(&mut self, s: &Stakeholder) -> Result<(), (&'static str, String)> {
         check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
         if s.kind.is_empty() || s.kind.len() > 64 {
             return Err(("kind", "must be 1 to 64 bytes".to_string()));
