@@ -10,6 +10,8 @@
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
+//! - [`plugins`]: the WebAssembly sandbox host for rule plugins (knows nothing of bevy).
+//! - [`store`]: the durable store (record log, moment-id index, snapshots) behind a trait.
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
@@ -28,9 +30,11 @@ pub mod journal;
 pub mod leaderboard;
 pub mod matcher;
 pub mod memory;
+pub mod plugins;
 pub mod reads;
 pub mod rules;
 pub mod ruleset;
+pub mod store;
 pub mod workload;
 pub mod world;
 

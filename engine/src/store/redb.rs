@@ -1,0 +1,507 @@
+//! [`RedbStore`]: the embedded default [`Store`], on [redb](https://www.redb.org).
+//!
+//! Why redb: it is pure Rust (no C toolchain, builds wherever the engine builds) and crash-safe
+//! by construction: copy-on-write B-trees, so a commit never overwrites live pages, and
+//! checksummed commit slots, so after a crash the database opens at the last commit that fully
+//! reached the disk. A write transaction committed with its default durability
+//! (`Durability::Immediate`) is fsync'd before `commit` returns, which is the guarantee
+//! [`Store::append`] needs. Writers are serialized (one write transaction at a time); readers
+//! see a consistent snapshot and never block writers.
+//!
+//! Layout, four tables, all keyed by organisation first so that organisations never mix:
+//!
+//! | table        | key                 | value                                   |
+//! |--------------|---------------------|-----------------------------------------|
+//! | `log`        | (org, seq)          | the record, MessagePack with names      |
+//! | `moment_ids` | (org, moment id)    | the seq that accepted it                |
+//! | `snapshots`  | (org, seq)          | FNV-1a 64 checksum (LE) ++ bytes        |
+//! | `last_seq`   | org                 | the org's last seq                      |
+//!
+//! Only the newest snapshot per organisation is kept.
+
+use std::path::Path;
+
+use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use plaudit_sdk::Record;
+
+use super::{AppendOutcome, Store, StoreError, decode_record, encode_record_into, snapshot_checksum};
+use crate::ids::{OrgId, Seq};
+
+const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
+const MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
+const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
+const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
+
+/// Bytes of the checksum in front of a stored snapshot.
+const CHECKSUM_LEN: usize = 8;
+
+/// The embedded store: one redb file holding every organisation served by this node.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+}
+
+/// Maps a redb error to [`StoreError::Backend`], naming the store operation.
+trait Ctx<T> {
+    fn ctx(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Ctx<T> for Result<T, E> {
+    fn ctx(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Backend { op, source: Box::new(e) })
+    }
+}
+
+impl RedbStore {
+    /// Opens the store at `path`, creating the file (not its directory) if it does not exist.
+    /// A database left by a crash is recovered to its last durable commit. Fails if another
+    /// process (or another `RedbStore` in this one) has the file open.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        let path = path.as_ref();
+        let open_err = |e: ::redb::Error| StoreError::Open { path: path.to_path_buf(), source: Box::new(e) };
+        let db = Database::create(path).map_err(|e| open_err(e.into()))?;
+        // Create the tables up front, so that readers never meet a missing table.
+        let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
+        {
+            txn.open_table(LOG).map_err(|e| open_err(e.into()))?;
+            txn.open_table(MOMENT_IDS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
+        }
+        txn.commit().map_err(|e| open_err(e.into()))?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl Store for RedbStore {
+    fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+        const OP: &str = "append";
+        let o = org.as_str();
+        let mut outcome = AppendOutcome::default();
+        let txn = self.db.begin_write().ctx(OP)?;
+        {
+            let mut log = txn.open_table(LOG).ctx(OP)?;
+            let mut ids = txn.open_table(MOMENT_IDS).ctx(OP)?;
+            let mut last = txn.open_table(LAST_SEQ).ctx(OP)?;
+            let start = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
+            let mut seq = start;
+            let mut buf = Vec::new();
+            for (i, record) in records.iter().enumerate() {
+                // The id index sees this transaction's own inserts, so a repeat within `records`
+                // is caught here too.
+                if let Record::Moment(m) = record
+                    && ids.get((o, m.id.as_str())).ctx(OP)?.is_some()
+                {
+                    outcome.duplicates.push(i);
+                    continue;
+                }
+                encode_record_into(org, record, &mut buf)?;
+                seq += 1;
+                if let Record::Moment(m) = record {
+                    ids.insert((o, m.id.as_str()), seq).ctx(OP)?;
+                }
+                log.insert((o, seq), buf.as_slice()).ctx(OP)?;
+                outcome.accepted.push((Seq(seq), i));
+            }
+            if seq != start {
+                last.insert(o, seq).ctx(OP)?;
+            }
+        }
+        if outcome.accepted.is_empty() {
+            // Nothing new: the duplicates are durable already, so skip the fsync.
+            txn.abort().ctx(OP)?;
+        } else {
+            // Durability::Immediate (the default): fsync'd when this returns.
+            txn.commit().ctx(OP)?;
+        }
+        Ok(outcome)
+    }
+
+    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+        const OP: &str = "read";
+        let o = org.as_str();
+        let mut out = Vec::new();
+        if limit == 0 || after.0 == u64::MAX {
+            return Ok(out);
+        }
+        let txn = self.db.begin_read().ctx(OP)?;
+        let log = txn.open_table(LOG).ctx(OP)?;
+        for entry in log.range((o, after.0 + 1)..=(o, u64::MAX)).ctx(OP)?.take(limit) {
+            let (key, value) = entry.ctx(OP)?;
+            let seq = Seq(key.value().1);
+            out.push((seq, decode_record(org, seq, value.value())?));
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
+        const OP: &str = "last_seq";
+        let txn = self.db.begin_read().ctx(OP)?;
+        let last = txn.open_table(LAST_SEQ).ctx(OP)?;
+        Ok(Seq(last.get(org.as_str()).ctx(OP)?.map_or(0, |g| g.value())))
+    }
+
+    fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut stored = Vec::with_capacity(CHECKSUM_LEN + bytes.len());
+        stored.extend_from_slice(&snapshot_checksum(seq, bytes).to_le_bytes());
+        stored.extend_from_slice(bytes);
+        self.put_snapshot_raw(org, seq, &stored)
+    }
+
+    fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+        const OP: &str = "latest_snapshot";
+        let o = org.as_str();
+        let txn = self.db.begin_read().ctx(OP)?;
+        let snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
+        let Some(entry) = snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = entry.ctx(OP)?;
+        let seq = Seq(key.value().1);
+        let stored = value.value();
+        let corrupt = || StoreError::CorruptSnapshot { org: org.clone(), seq };
+        let (sum, bytes) = stored.split_first_chunk::<CHECKSUM_LEN>().ok_or_else(corrupt)?;
+        if u64::from_le_bytes(*sum) != snapshot_checksum(seq, bytes) {
+            return Err(corrupt());
+        }
+        Ok(Some((seq, bytes.to_vec())))
+    }
+}
+
+impl RedbStore {
+    /// Stores `stored` (checksum and bytes, already framed) as `org`'s snapshot at `seq`, keeping
+    /// only the newest snapshot.
+    fn put_snapshot_raw(&self, org: &OrgId, seq: Seq, stored: &[u8]) -> Result<(), StoreError> {
+        const OP: &str = "put_snapshot";
+        let o = org.as_str();
+        let txn = self.db.begin_write().ctx(OP)?;
+        {
+            let last = txn.open_table(LAST_SEQ).ctx(OP)?;
+            let last = Seq(last.get(o).ctx(OP)?.map_or(0, |g| g.value()));
+            if seq > last {
+                return Err(StoreError::SnapshotBeyondLog { org: org.clone(), seq, last });
+            }
+            let mut snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
+            let mut kept = Vec::new();
+            for entry in snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
+                kept.push(entry.ctx(OP)?.0.value().1);
+            }
+            if kept.last().is_some_and(|&newest| newest > seq.0) {
+                // An older snapshot than the one kept: nothing to do.
+                return Ok(());
+            }
+            snapshots.insert((o, seq.0), stored).ctx(OP)?;
+            for old in kept.into_iter().filter(|&s| s != seq.0) {
+                snapshots.remove((o, old)).ctx(OP)?;
+            }
+        }
+        txn.commit().ctx(OP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use ::redb::ReadableTableMetadata;
+    use plaudit_sdk::{Attrs, Moment, Retraction, Stakeholder, Value};
+
+    use super::*;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let name = format!("plaudit-store-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            let dir = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("plaudit.redb")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn org(s: &str) -> OrgId {
+        OrgId::parse(s).expect("valid org id")
+    }
+
+    fn moment(id: &str) -> Record {
+        let mut attrs = Attrs::new();
+        attrs.insert("flag".into(), Value::Bool(true));
+        attrs.insert("n".into(), Value::Int(3));
+        attrs.insert("x".into(), Value::Float(2.0));
+        attrs.insert("t".into(), Value::Text("hi".into()));
+        Record::Moment(Moment {
+            id: id.into(),
+            stakeholder: "ann".into(),
+            counterpart: Some("bob".into()),
+            kind: "answer".into(),
+            channel: "forum".into(),
+            at: "2026-03-01T09:30:00Z".into(),
+            value: Some(4.5),
+            attrs,
+        })
+    }
+
+    fn profile(id: &str) -> Record {
+        Record::Profile(Stakeholder {
+            id: id.into(),
+            kind: "customer".into(),
+            team: Some("sales".into()),
+            name: None,
+            attrs: Attrs::new(),
+        })
+    }
+
+    fn retract(id: &str) -> Record {
+        Record::Retract(Retraction { retract: id.into(), reason: Some("typo".into()) })
+    }
+
+    fn open(dir: &TempDir) -> RedbStore {
+        RedbStore::open(dir.db()).expect("open store")
+    }
+
+    fn seqs(outcome: &AppendOutcome) -> Vec<u64> {
+        outcome.accepted.iter().map(|(s, _)| s.0).collect()
+    }
+
+    #[test]
+    fn appended_records_read_back_in_order_with_consecutive_seqs() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        let first = vec![profile("ann"), moment("m1"), moment("m2")];
+        let second = vec![retract("m1"), moment("m3")];
+
+        let out = store.append(&acme, &first).expect("append");
+        assert_eq!(out.accepted, vec![(Seq(1), 0), (Seq(2), 1), (Seq(3), 2)]);
+        assert!(out.duplicates.is_empty());
+        let out = store.append(&acme, &second).expect("append");
+        assert_eq!(out.accepted, vec![(Seq(4), 0), (Seq(5), 1)]);
+
+        let read = store.read(&acme, Seq(0), usize::MAX).expect("read");
+        let expected: Vec<(Seq, Record)> =
+            first.into_iter().chain(second).enumerate().map(|(i, r)| (Seq(i as u64 + 1), r)).collect();
+        assert_eq!(read, expected);
+        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(5));
+    }
+
+    #[test]
+    fn empty_org_has_no_records_no_seq_and_no_snapshot() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(0));
+        assert!(store.read(&acme, Seq(0), 10).expect("read").is_empty());
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), None);
+        assert_eq!(store.append(&acme, &[]).expect("append"), AppendOutcome::default());
+    }
+
+    #[test]
+    fn duplicate_ids_within_one_append_are_reported_and_get_no_seq() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        let out =
+            store.append(&acme, &[moment("a"), moment("b"), moment("a"), moment("b"), moment("c")]).expect("append");
+        assert_eq!(out.accepted, vec![(Seq(1), 0), (Seq(2), 1), (Seq(3), 4)]);
+        assert_eq!(out.duplicates, vec![2, 3]);
+        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
+    }
+
+    #[test]
+    fn duplicate_ids_across_appends_are_reported_and_get_no_seq() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        let out = store.append(&acme, &[moment("b"), moment("c"), moment("a")]).expect("append");
+        assert_eq!(out.accepted, vec![(Seq(3), 1)]);
+        assert_eq!(out.duplicates, vec![0, 2]);
+        // A call made only of duplicates stores nothing.
+        let out = store.append(&acme, &[moment("c")]).expect("append");
+        assert!(out.accepted.is_empty());
+        assert_eq!(out.duplicates, vec![0]);
+        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
+        assert_eq!(store.read(&acme, Seq(0), 100).expect("read").len(), 3);
+    }
+
+    #[test]
+    fn duplicate_ids_across_close_and_reopen_are_reported_and_get_no_seq() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), profile("ann"), moment("b")]).expect("append");
+        }
+        let store = open(&dir);
+        let out = store.append(&acme, &[moment("a"), moment("d"), moment("b")]).expect("append");
+        assert_eq!(out.accepted, vec![(Seq(4), 1)]);
+        assert_eq!(out.duplicates, vec![0, 2]);
+    }
+
+    #[test]
+    fn profiles_and_retractions_carry_no_idempotency_key() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        // A profile and a retraction are never duplicates, even of each other or of a moment id.
+        let out = store
+            .append(&acme, &[profile("x"), profile("x"), retract("x"), retract("x"), moment("x")])
+            .expect("append");
+        assert_eq!(seqs(&out), vec![1, 2, 3, 4, 5]);
+        assert!(out.duplicates.is_empty());
+    }
+
+    #[test]
+    fn organisations_are_isolated() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        // "acme" is a prefix of "acme-2": keys must not run into each other.
+        let (a, b) = (org("acme"), org("acme-2"));
+        let out_a = store.append(&a, &[moment("same"), moment("only-a")]).expect("append");
+        let out_b = store.append(&b, &[moment("same")]).expect("append");
+        assert_eq!(seqs(&out_a), vec![1, 2]);
+        assert_eq!(seqs(&out_b), vec![1]);
+        assert!(out_b.duplicates.is_empty());
+
+        assert_eq!(
+            store.read(&a, Seq(0), 100).expect("read"),
+            vec![(Seq(1), moment("same")), (Seq(2), moment("only-a"))]
+        );
+        assert_eq!(store.read(&b, Seq(0), 100).expect("read"), vec![(Seq(1), moment("same"))]);
+        assert_eq!(store.last_seq(&a).expect("last_seq"), Seq(2));
+        assert_eq!(store.last_seq(&b).expect("last_seq"), Seq(1));
+        assert!(store.read(&org("acm"), Seq(0), 100).expect("read").is_empty());
+
+        store.put_snapshot(&a, Seq(2), b"world a").expect("snapshot");
+        assert_eq!(store.latest_snapshot(&b).expect("snapshot"), None);
+    }
+
+    #[test]
+    fn last_seq_and_records_survive_reopen() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            store.append(&acme, &[retract("a")]).expect("append");
+        }
+        let store = open(&dir);
+        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
+        assert_eq!(store.read(&acme, Seq(2), 10).expect("read"), vec![(Seq(3), retract("a"))]);
+        let out = store.append(&acme, &[moment("c")]).expect("append");
+        assert_eq!(seqs(&out), vec![4]);
+    }
+
+    #[test]
+    fn read_with_after_and_limit_pages_through_the_log() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        let records: Vec<Record> = (0..10).map(|i| moment(&format!("m{i}"))).collect();
+        store.append(&acme, &records).expect("append");
+
+        let mut after = Seq(0);
+        let mut pages = Vec::new();
+        loop {
+            let page = store.read(&acme, after, 3).expect("read");
+            let Some(&(last, _)) = page.last() else { break };
+            pages.push(page.iter().map(|(s, _)| s.0).collect::<Vec<_>>());
+            after = last;
+        }
+        assert_eq!(pages, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9], vec![10]]);
+        assert_eq!(
+            store.read(&acme, Seq(4), 2).expect("read"),
+            vec![(Seq(5), records[4].clone()), (Seq(6), records[5].clone())]
+        );
+        assert!(store.read(&acme, Seq(0), 0).expect("read").is_empty());
+        assert!(store.read(&acme, Seq(10), 5).expect("read").is_empty());
+        assert!(store.read(&acme, Seq(u64::MAX), 5).expect("read").is_empty());
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_only_the_newest_is_kept() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            let records: Vec<Record> = (0..5).map(|i| moment(&format!("m{i}"))).collect();
+            store.append(&acme, &records).expect("append");
+            store.put_snapshot(&acme, Seq(2), b"at two").expect("snapshot");
+            assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(2), b"at two".to_vec())));
+            store.put_snapshot(&acme, Seq(5), b"").expect("snapshot");
+            // Older than the one kept: ignored.
+            store.put_snapshot(&acme, Seq(3), b"at three").expect("snapshot");
+        }
+        let store = open(&dir);
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(5), Vec::new())));
+        let txn = store.db.begin_read().expect("read txn");
+        let table = txn.open_table(SNAPSHOTS).expect("table");
+        assert_eq!(table.len().expect("len"), 1);
+    }
+
+    #[test]
+    fn snapshot_beyond_the_log_is_refused() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a")]).expect("append");
+        let err = store.put_snapshot(&acme, Seq(2), b"future").expect_err("beyond the log");
+        assert!(matches!(err, StoreError::SnapshotBeyondLog { seq: Seq(2), last: Seq(1), .. }), "{err}");
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), None);
+    }
+
+    #[test]
+    fn corrupted_snapshot_is_refused_with_corrupt_snapshot() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        store.put_snapshot(&acme, Seq(2), b"a world").expect("snapshot");
+
+        // Flip one payload byte in the stored value with a raw write.
+        let mut stored = {
+            let txn = store.db.begin_read().expect("read txn");
+            let table = txn.open_table(SNAPSHOTS).expect("table");
+            table.get(("acme", 2)).expect("get").expect("stored snapshot").value().to_vec()
+        };
+        stored[CHECKSUM_LEN] ^= 0x01;
+        store.put_snapshot_raw(&acme, Seq(2), &stored).expect("raw write");
+
+        let err = store.latest_snapshot(&acme).expect_err("corrupt");
+        assert!(matches!(&err, StoreError::CorruptSnapshot { org, seq: Seq(2) } if org == &acme), "{err}");
+        assert!(err.to_string().contains("acme"), "{err}");
+
+        // Too short to hold a checksum: corrupt too.
+        store.put_snapshot_raw(&acme, Seq(2), &[1, 2, 3]).expect("raw write");
+        assert!(matches!(store.latest_snapshot(&acme), Err(StoreError::CorruptSnapshot { seq: Seq(2), .. })));
+    }
+
+    #[test]
+    fn second_open_of_the_same_file_fails_cleanly() {
+        let dir = TempDir::new();
+        let _store = open(&dir);
+        let err = RedbStore::open(dir.db()).expect_err("file is locked");
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    }
+
+    #[test]
+    fn store_is_usable_as_a_trait_object() {
+        let dir = TempDir::new();
+        let store: Box<dyn Store> = Box::new(open(&dir));
+        let out = store.append(&org("acme"), &[moment("a")]).expect("append");
+        assert_eq!(seqs(&out), vec![1]);
+    }
+}
