@@ -21,13 +21,14 @@ pub enum ReadRecordError {
 
 /// Parses one line. Which record it is follows from its keys: `profile`, `retract`, or a moment.
 pub fn parse_record(line: &str) -> Result<Record, String> {
-    let trimmed = line.trim_start();
-    if trimmed.starts_with("{\"profile\"") {
+    // The first key tells the record apart (whitespace allowed): `{ "profile": ...}`.
+    let first_key = line.trim_start().strip_prefix('{').map_or("", str::trim_start);
+    if first_key.starts_with("\"profile\"") {
         return serde_json::from_str::<ProfileRecord>(line)
             .map(|p| Record::Profile(p.profile))
             .map_err(|e| e.to_string());
     }
-    if trimmed.starts_with("{\"retract\"") {
+    if first_key.starts_with("\"retract\"") {
         return serde_json::from_str::<Retraction>(line).map(Record::Retract).map_err(|e| e.to_string());
     }
     serde_json::from_str::<Moment>(line).map(Record::Moment).map_err(|e| e.to_string())
@@ -60,6 +61,7 @@ mod tests {
         assert!(matches!(parse_record(m), Ok(Record::Moment(_))));
         assert!(matches!(parse_record(r#"{"profile":{"id":"ann","team":"sales"}}"#), Ok(Record::Profile(_))));
         assert!(matches!(parse_record(r#"{"retract":"m1"}"#), Ok(Record::Retract(_))));
+        assert!(matches!(parse_record(r#" { "profile" : {"id":"ann"}}"#), Ok(Record::Profile(_))));
     }
 
     #[test]

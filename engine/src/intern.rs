@@ -67,6 +67,11 @@ impl Interner {
         resolve(&self.arena, &self.ends, id)
     }
 
+    /// The string with id `id`, if it was handed out by this interner.
+    pub fn try_resolve(&self, id: u32) -> Option<&str> {
+        ((id as usize) < self.ends.len()).then(|| resolve(&self.arena, &self.ends, id))
+    }
+
     /// Bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5

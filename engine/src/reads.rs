@@ -304,10 +304,10 @@ impl OrgWorld {
         let dir = w.resource::<Directory>();
         for (i, k) in ranking.index.iter_from(start).take(limit).enumerate() {
             let e = bevy_ecs::entity::Entity::from_bits(k.2);
-            let ext = w.get::<Identity>(e).map_or(u32::MAX, |id| id.ext);
+            let Some(name) = w.get::<Identity>(e).and_then(|id| dir.ids.try_resolve(id.ext)) else { continue };
             page.rows.push(Row {
                 rank: ranking.rank(def.ties, start + i, &k),
-                stakeholder: dir.ids.resolve(ext).to_string(),
+                stakeholder: name.to_string(),
                 value: -k.0,
             });
         }
