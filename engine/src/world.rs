@@ -18,7 +18,7 @@ use crate::calendar::{PeriodCache, parse_rfc3339};
 use crate::components::{Details, Identity, StakeholderBundle};
 use crate::effects::{PublishQueue, TeamChallenges};
 use crate::history::History;
-use crate::ids::{Sym, check_external_id};
+use crate::ids::{Seq, Sym, check_external_id};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::Boards;
@@ -149,8 +149,8 @@ impl OrgWorld {
     }
 
     /// The sequence number of the last accepted record.
-    pub fn last_seq(&self) -> u64 {
-        self.world.resource::<History>().last_seq
+    pub fn last_seq(&self) -> Seq {
+        Seq(self.world.resource::<History>().last_seq)
     }
 
     pub(crate) fn world(&self) -> &World {

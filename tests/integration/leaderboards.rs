@@ -24,7 +24,7 @@ window = "{window}"
 
 /// Gives each (stakeholder, amount) in order, one moment each, on 2 March.
 fn give(w: &mut OrgWorld, awards: &[(&str, i64)]) {
-    let n = w.last_seq();
+    let n = w.last_seq().0;
     let moments = awards
         .iter()
         .enumerate()
