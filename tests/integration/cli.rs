@@ -82,3 +82,47 @@ fn check_reports_every_problem_with_its_path() {
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("20 rules"));
 }
+
+#[test]
+fn plugin_check_lists_imports_and_exports_or_names_the_problem() {
+    let dir = std::env::temp_dir().join(format!("plaudit-plugin-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = wat::parse_str(
+        r#"(module
+            (import "plaudit" "log" (func (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "alloc") (param i32) (result i32) i32.const 1024)
+            (func (export "score") (param i32 i32) (result i64) i64.const 0))"#,
+    )
+    .expect("valid WAT");
+    let path = dir.join("good.wasm");
+    std::fs::write(&path, good).expect("write");
+    let out = plaudit().args(["plugin", "check"]).arg(&path).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("imports: [plaudit.log]") && stdout.contains("exports: [memory, alloc, score]"),
+        "{stdout}"
+    );
+
+    let sneaky = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "alloc") (param i32) (result i32) i32.const 0)
+            (func (export "score") (param i32 i32) (result i64) i64.const 0))"#,
+    )
+    .expect("valid WAT");
+    let path = dir.join("sneaky.wasm");
+    std::fs::write(&path, sneaky).expect("write");
+    let out = plaudit().args(["plugin", "check"]).arg(&path).output().expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused") && err.contains("fd_write"), "{err}");
+
+    let path = dir.join("garbage.wasm");
+    std::fs::write(&path, b"not wasm").expect("write");
+    let out = plaudit().args(["plugin", "check"]).arg(&path).output().expect("runs");
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "one line, no byte dumps");
+    let _ = std::fs::remove_dir_all(&dir);
+}

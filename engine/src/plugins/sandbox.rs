@@ -375,6 +375,16 @@ impl Plugin {
     }
 
     /// The limits this plugin runs under.
+    /// The module's imports, as `module.name`.
+    pub fn imports(&self) -> Vec<String> {
+        self.pre.module().imports().map(|i| format!("{}.{}", i.module(), i.name())).collect()
+    }
+
+    /// The module's exports, by name.
+    pub fn exports(&self) -> Vec<String> {
+        self.pre.module().exports().map(|e| e.name().to_string()).collect()
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

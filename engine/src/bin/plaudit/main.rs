@@ -2,6 +2,7 @@
 //! place that uses `anyhow`.
 
 mod generate;
+mod plugin;
 mod score;
 
 use std::path::PathBuf;
@@ -55,6 +56,21 @@ enum Command {
         /// The rule set (TOML).
         rules: PathBuf,
     },
+    /// Rule plugins (WebAssembly modules).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Validate a plugin module against the sandbox (size, imports, exports) and list what it
+    /// imports and exports, or say what is wrong with it.
+    Check {
+        /// The module (`.wasm`).
+        module: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +92,7 @@ fn main() -> ExitCode {
         }),
         Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
         Command::Check { rules } => check(&rules),
+        Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
     };
     match result {
         Ok(code) => code,
