@@ -9,6 +9,7 @@
 //!   run in that order over a batch ([`world::Pass`]).
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
+//! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
 //! - [`plugins`]: the WebAssembly sandbox host for rule plugins (knows nothing of bevy).
 //! - [`store`]: the durable store (record log, moment-id index, snapshots) behind a trait.
@@ -34,6 +35,7 @@ pub mod plugins;
 pub mod reads;
 pub mod rules;
 pub mod ruleset;
+pub mod simulate;
 pub mod store;
 pub mod workload;
 pub mod world;

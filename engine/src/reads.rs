@@ -377,6 +377,12 @@ impl OrgWorld {
         self.world().resource::<crate::history::History>().latest_at
     }
 
+    /// Every stakeholder's id, in first-seen order.
+    pub fn stakeholder_ids(&self) -> Vec<String> {
+        let dir = self.world().resource::<Directory>();
+        (0..dir.ids.len() as u32).map(|i| dir.ids.resolve(i).to_string()).collect()
+    }
+
     /// Profiles of every stakeholder (in first-seen order), every leaderboard's top `top`, and
     /// the challenges.
     pub fn summary(&self, top: usize) -> Summary {

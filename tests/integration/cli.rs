@@ -126,3 +126,39 @@ fn plugin_check_lists_imports_and_exports_or_names_the_problem() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "one line, no byte dumps");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn simulate_prints_a_table_or_the_json_diff() {
+    let dir = std::env::temp_dir().join(format!("plaudit-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let acme = std::fs::read_to_string(root().join("rules/acme.toml")).expect("acme");
+    let candidate = dir.join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        acme.replace("goal = { moments = 5, distinct_teams = 3 }", "goal = { moments = 3, distinct_teams = 1 }"),
+    )
+    .expect("write");
+    let moments = dir.join("moments.jsonl");
+    let generated = plaudit().args(["gen", "--stakeholders", "60", "--moments", "3000"]).output().expect("gen");
+    std::fs::write(&moments, generated.stdout).expect("write");
+    let run = |json: bool| {
+        let mut c = plaudit();
+        c.current_dir(root())
+            .args(["simulate", "--rules", "rules/acme.toml", "--candidate"])
+            .arg(&candidate)
+            .arg(&moments);
+        if json {
+            c.arg("--json");
+        }
+        c.output().expect("simulate runs")
+    };
+    let table = run(false);
+    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("3060 records, 60 stakeholders"), "{text}");
+    assert!(text.contains("bridge-week"), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&run(true).stdout).expect("JSON diff");
+    let bridge = &json["completions"]["bridge-week"];
+    assert!(bridge[1].as_u64() > bridge[0].as_u64(), "an easier goal completes more often: {bridge}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,4 +9,5 @@ mod determinism;
 mod leaderboards;
 mod rules;
 mod ruleset;
+mod simulate;
 mod streaks;

@@ -4,6 +4,7 @@
 mod generate;
 mod plugin;
 mod score;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,24 @@ enum Command {
         /// The rule set (TOML).
         rules: PathBuf,
     },
+    /// What-if: score a moments file under the current rules and a candidate, and show what
+    /// would change for people (points, badges, levels, ranks, challenge completions).
+    Simulate {
+        /// The rule set in force (TOML).
+        #[arg(long)]
+        rules: PathBuf,
+        /// The candidate rule set (TOML).
+        #[arg(long)]
+        candidate: PathBuf,
+        /// The history to replay: a moments file (JSON lines); `-` reads stdin.
+        moments: PathBuf,
+        /// Print the whole diff as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Stakeholders listed in the table.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
@@ -92,6 +111,9 @@ fn main() -> ExitCode {
         }),
         Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
         Command::Check { rules } => check(&rules),
+        Command::Simulate { rules, candidate, moments, json, top } => {
+            simulate::run(&rules, &candidate, &moments, json, top)
+        }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
     };
     match result {

@@ -1,0 +1,77 @@
+//! `plaudit simulate`: the what-if preview of a candidate rule set over a history.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use plaudit_engine::OrgWorld;
+use plaudit_engine::input::records;
+use plaudit_engine::simulate::{Diff, simulate};
+use plaudit_sdk::Record;
+
+pub fn run(rules: &Path, candidate: &Path, moments: &Path, json: bool, top: usize) -> anyhow::Result<ExitCode> {
+    let mut current = OrgWorld::from_rules_file(rules)?;
+    let mut proposed = OrgWorld::from_rules_file(candidate)?;
+    let name = moments.display().to_string();
+    let reader: Box<dyn BufRead> = if name == "-" {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        Box::new(BufReader::new(File::open(moments).with_context(|| format!("cannot open {name}"))?))
+    };
+    let mut history: Vec<Record> = Vec::new();
+    for item in records(reader) {
+        let (_, record) = item.with_context(|| format!("reading {name}"))?;
+        history.push(record);
+    }
+    let diff = simulate(&mut current, &mut proposed, history, 1024);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &diff)?;
+        writeln!(out)?;
+    } else {
+        table(&mut out, &diff, rules, candidate, &name, top)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signed(d: i64) -> String {
+    if d > 0 { format!("+{d}") } else { d.to_string() }
+}
+
+fn table(out: &mut impl Write, d: &Diff, rules: &Path, candidate: &Path, name: &str, top: usize) -> anyhow::Result<()> {
+    writeln!(out, "what-if: {} -> {} over {name}", rules.display(), candidate.display())?;
+    writeln!(out, "{} records, {} stakeholders, {} would change", d.records, d.stakeholders, d.changed)?;
+    writeln!(out, "\n{:<16} {:>14} {:>14} {:>12}", "currency", "current", "candidate", "change")?;
+    for (c, (a, b)) in &d.totals {
+        writeln!(out, "{c:<16} {a:>14} {b:>14} {:>12}", signed(b - a))?;
+    }
+    writeln!(
+        out,
+        "\nbadges: {} gained, {} lost, {} changed tier or count; levels changed: {}; rank changes: {}",
+        d.badges_gained, d.badges_lost, d.badges_changed, d.level_changes, d.rank_changes
+    )?;
+    if !d.completions.is_empty() {
+        writeln!(out, "\n{:<24} {:>10} {:>10} {:>8}", "challenge completions", "current", "candidate", "change")?;
+        for (c, (a, b)) in &d.completions {
+            writeln!(out, "{c:<24} {a:>10} {b:>10} {:>8}", signed(*b as i64 - *a as i64))?;
+        }
+    }
+    if !d.details.is_empty() {
+        writeln!(out, "\nlargest changes:")?;
+    }
+    for s in d.details.iter().take(top) {
+        let mut parts: Vec<String> =
+            s.currencies.iter().map(|(c, (a, b))| format!("{c} {a} -> {b} ({})", signed(b - a))).collect();
+        let standing = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".to_string());
+        parts.extend(s.badges.iter().map(|(b, (x, y))| format!("badge {b} {} -> {}", standing(x), standing(y))));
+        if let Some((a, b)) = &s.level {
+            parts.push(format!("level {} -> {}", a.as_deref().unwrap_or("-"), b.as_deref().unwrap_or("-")));
+        }
+        let rank = |r: &Option<usize>| r.map_or("-".to_string(), |r| r.to_string());
+        parts.extend(s.ranks.iter().map(|(board, (a, b))| format!("rank {board} {} -> {}", rank(a), rank(b))));
+        writeln!(out, "  {:<12} {}", s.id, parts.join("; "))?;
+    }
+    Ok(())
+}
