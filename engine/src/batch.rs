@@ -81,8 +81,6 @@ pub struct Batch {
     pub records: Vec<MomentRec>,
     /// The moments as received (for attribute conditions).
     pub inputs: Vec<Moment>,
-    /// Increments every batch (marks stakeholders queued for leaderboard publishing).
-    pub number: u64,
 }
 
 /// Where an award came from.

@@ -10,11 +10,13 @@
 //! | [`Wallet`], [`Tally`] | `effects` | balances; metrics, streaks, badges, level, challenges |
 //! | [`Standing`] | `effects` (pending) and `leaderboard` (published) | leaderboard entries |
 //!
-//! Everything that grows is a sparse, sorted `Vec`, empty (and unallocated) until used: most
+//! Everything that grows is a sparse, sorted `ThinVec`, empty (and unallocated) until used: most
 //! stakeholders in a skewed population have few moments, and memory per stakeholder is a
-//! budgeted figure (see the README).
+//! budgeted figure (see the README). `ThinVec` keeps its length and capacity in its heap block,
+//! so each growable component costs 8 bytes in bevy's table instead of a `Vec`'s 24.
 
 use bevy_ecs::prelude::*;
+use thin_vec::{ThinVec, thin_vec};
 
 use crate::ids::Sym;
 
@@ -35,7 +37,7 @@ pub struct Details {
 
 /// Balances, one per currency; empty until the first award.
 #[derive(Component, Clone, Debug, Default)]
-pub struct Wallet(pub Box<[i64]>);
+pub struct Wallet(pub ThinVec<i64>);
 
 impl Wallet {
     pub fn balance(&self, c: u8) -> i64 {
@@ -44,7 +46,7 @@ impl Wallet {
 
     pub fn add(&mut self, currencies: usize, c: u8, amount: i64) -> i64 {
         if self.0.is_empty() {
-            self.0 = vec![0; currencies].into_boxed_slice();
+            self.0 = thin_vec![0; currencies];
         }
         let b = &mut self.0[c as usize];
         *b = b.saturating_add(amount);
@@ -80,7 +82,7 @@ pub struct CapSlot {
 
 /// Cap counters, sorted by rule slot.
 #[derive(Component, Clone, Debug, Default)]
-pub struct Caps(pub Vec<CapSlot>);
+pub struct Caps(pub ThinVec<CapSlot>);
 
 impl Caps {
     /// The counters of `rule` in `period`, reset if they belonged to an older window. A late
@@ -110,7 +112,7 @@ impl Caps {
 pub enum Seen {
     #[default]
     Empty,
-    Small(Vec<u64>),
+    Small(ThinVec<u64>),
     Large(Box<rustc_hash::FxHashSet<u64>>),
 }
 
@@ -135,7 +137,7 @@ impl Seen {
         let key = (u64::from(tag) << 32) | u64::from(id);
         match self {
             Seen::Empty => {
-                *self = Seen::Small(vec![key]);
+                *self = Seen::Small(thin_vec![key]);
                 true
             }
             Seen::Small(v) => match v.binary_search(&key) {
@@ -213,7 +215,7 @@ pub mod tally_key {
 
 /// Metrics, streaks, badges, level and challenge progress, sorted by key.
 #[derive(Component, Clone, Debug, Default)]
-pub struct Tally(pub Vec<Slot>);
+pub struct Tally(pub ThinVec<Slot>);
 
 impl Tally {
     pub fn get(&self, key: u32) -> Option<Slot> {
@@ -270,9 +272,7 @@ impl Entry {
 /// Leaderboard entries, sorted by board.
 #[derive(Component, Clone, Debug, Default)]
 pub struct Standing {
-    pub entries: Vec<Entry>,
-    /// The batch in which this stakeholder was last queued for publishing.
-    pub queued_in: u64,
+    pub entries: ThinVec<Entry>,
 }
 
 impl Standing {

@@ -47,9 +47,46 @@ pub struct TeamProgress {
     pub generation: u64,
 }
 
-/// Stakeholders whose leaderboard entries changed in this batch.
+/// Stakeholders whose leaderboard entries changed in this batch, each once.
 #[derive(Resource, Debug, Default)]
-pub struct PublishQueue(pub Vec<Entity>);
+pub struct PublishQueue {
+    pub queue: Vec<Entity>,
+    /// One bit per entity index: queued in this batch. Cleared as the queue drains, so it costs
+    /// a bit per stakeholder instead of a field in every `Standing`.
+    queued: Vec<u64>,
+}
+
+impl PublishQueue {
+    /// Queues `e` unless it is queued already.
+    pub fn push(&mut self, e: Entity) {
+        let i = e.index_u32() as usize;
+        if self.queued.len() <= i / 64 {
+            self.queued.resize(i / 64 + 1, 0);
+        }
+        let (word, bit) = (&mut self.queued[i / 64], 1u64 << (i % 64));
+        if *word & bit == 0 {
+            *word |= bit;
+            self.queue.push(e);
+        }
+    }
+
+    /// Takes the queued entities, in the order queued, and clears their marks.
+    pub fn take(&mut self) -> Vec<Entity> {
+        for e in &self.queue {
+            let i = e.index_u32() as usize;
+            self.queued[i / 64] &= !(1u64 << (i % 64));
+        }
+        std::mem::take(&mut self.queue)
+    }
+
+    /// Hands back the buffer `take` returned, so the next batch reuses its capacity.
+    pub fn recycle(&mut self, mut buffer: Vec<Entity>) {
+        if self.queue.is_empty() {
+            buffer.clear();
+            self.queue = buffer;
+        }
+    }
+}
 
 type StateQuery<'w, 's> = Query<
     'w,
@@ -84,13 +121,7 @@ pub fn apply(
     mut queue: ResMut<PublishQueue>,
     mut q: StateQuery,
 ) {
-    let mut out = Out {
-        p: &program.0,
-        journal: &mut journal.0,
-        history: &mut history,
-        queue: &mut queue.0,
-        batch_no: batch.number,
-    };
+    let mut out = Out { p: &program.0, journal: &mut journal.0, history: &mut history, queue: &mut queue };
     let mut completions = Vec::new();
     let mut next_award = 0;
     for (ix, m) in batch.records.iter().enumerate() {
@@ -136,8 +167,7 @@ struct Out<'a> {
     p: &'a Program,
     journal: &'a mut Vec<EffectRec>,
     history: &'a mut History,
-    queue: &'a mut Vec<Entity>,
-    batch_no: u64,
+    queue: &'a mut PublishQueue,
 }
 
 impl Out<'_> {
@@ -194,10 +224,7 @@ impl Out<'_> {
 
     /// Queues `who` for the leaderboard pass, once per batch.
     fn enqueue(&mut self, who: &mut Member) {
-        if who.standing.queued_in != self.batch_no {
-            who.standing.queued_in = self.batch_no;
-            self.queue.push(who.entity);
-        }
+        self.queue.push(who.entity);
     }
 
     fn level(&mut self, m: &MomentRec, who: &mut Member, balance: i64) {

@@ -164,7 +164,6 @@ impl OrgWorld {
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
         batch.records.clear();
         batch.inputs.clear();
-        batch.number += 1;
         for (index, record) in records.into_iter().enumerate() {
             match self.resolve(record, &mut batch) {
                 Ok(true) => outcome.accepted += 1,

@@ -120,7 +120,8 @@ pub fn publish(
     mut q: Query<(&Identity, &mut Standing)>,
 ) {
     let p = &*program.0;
-    for who in queue.0.drain(..) {
+    let queued = queue.take();
+    for &who in &queued {
         let Ok((id, mut standing)) = q.get_mut(who) else { continue };
         for entry in standing.entries.iter_mut() {
             let target = (entry.window, entry.value, entry.seq);
@@ -159,4 +160,5 @@ pub fn publish(
             }
         }
     }
+    queue.recycle(queued);
 }
