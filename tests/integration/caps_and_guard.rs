@@ -4,6 +4,14 @@
 use plaudit_sdk::EffectKind;
 use plaudit_tests::*;
 
+/// One point for the first post of each local day.
+const ONE_POST_A_DAY: &str = r#"
+[[rule]]
+id = "post"
+award = [{ to = "actor", currency = "xp", amount = 1 }]
+cap = { times = 1, per = "day" }
+"#;
+
 #[test]
 fn times_cap_allows_exactly_n_per_local_day_and_reports_the_rest_withheld() {
     let mut w = world(
@@ -63,14 +71,7 @@ cap = { points = 10, per = "week" }
 
 #[test]
 fn cap_window_follows_the_local_day_across_the_spring_dst_change() {
-    let mut w = world(
-        r#"
-[[rule]]
-id = "post"
-award = [{ to = "actor", currency = "xp", amount = 1 }]
-cap = { times = 1, per = "day" }
-"#,
-    );
+    let mut w = world(ONE_POST_A_DAY);
     // 29 March 2026 in Amsterdam has 23 hours: 28 Mar 23:00Z to 29 Mar 22:00Z.
     let fx = score(
         &mut w,
@@ -137,14 +138,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
 
 #[test]
 fn late_moment_counts_against_the_current_window_and_cannot_reopen_a_cap() {
-    let mut w = world(
-        r#"
-[[rule]]
-id = "post"
-award = [{ to = "actor", currency = "xp", amount = 1 }]
-cap = { times = 1, per = "day" }
-"#,
-    );
+    let mut w = world(ONE_POST_A_DAY);
     let fx = score(
         &mut w,
         vec![

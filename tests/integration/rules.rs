@@ -4,6 +4,13 @@
 use plaudit_sdk::Value;
 use plaudit_tests::*;
 
+/// One xp for every moment.
+const ONE_XP: &str = r#"
+[[rule]]
+id = "r"
+award = [{ to = "actor", currency = "xp", amount = 1 }]
+"#;
+
 #[test]
 fn rule_rewards_actor_and_counterpart_and_names_itself() {
     let mut w = world(
@@ -211,13 +218,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
 
 #[test]
 fn duplicate_ids_score_once_within_and_across_batches() {
-    let mut w = world(
-        r#"
-[[rule]]
-id = "r"
-award = [{ to = "actor", currency = "xp", amount = 1 }]
-"#,
-    );
+    let mut w = world(ONE_XP);
     let one = || m("same", "ann", "post", "forum", "2026-03-02T10:00:00Z");
     let outcome = w.ingest([one(), one()].map(plaudit_sdk::Record::Moment));
     assert_eq!((outcome.accepted, outcome.duplicates), (1, 1));
@@ -228,13 +229,7 @@ award = [{ to = "actor", currency = "xp", amount = 1 }]
 
 #[test]
 fn invalid_moments_are_refused_with_the_field_and_others_still_score() {
-    let mut w = world(
-        r#"
-[[rule]]
-id = "r"
-award = [{ to = "actor", currency = "xp", amount = 1 }]
-"#,
-    );
+    let mut w = world(ONE_XP);
     let outcome = w.ingest(
         [
             m("ok", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
