@@ -70,6 +70,29 @@ pub struct MomentRec {
 }
 
 impl MomentRec {
+    /// A retraction of the moment with history id `moment`: only `seq` and `moment` matter, the
+    /// passes other than the effects pass skip it.
+    pub fn retraction(seq: u64, moment: u32) -> MomentRec {
+        MomentRec {
+            seq,
+            moment,
+            input: 0,
+            action: Action::Retract,
+            actor: Entity::PLACEHOLDER,
+            counterpart: None,
+            kind: Sym::NONE,
+            channel: Sym::NONE,
+            actor_kind: Sym::NONE,
+            actor_team: Sym::NONE,
+            counterpart_kind: Sym::NONE,
+            counterpart_team: Sym::NONE,
+            at: 0,
+            windows: [0; 4],
+            value: None,
+            first: 0,
+        }
+    }
+
     pub fn window(&self, w: Window) -> i32 {
         self.windows[w as usize]
     }
@@ -87,7 +110,6 @@ pub struct Batch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AwardSource {
     Rule(u16),
-    Plugin(u16),
 }
 
 /// An award request from a rule (or a plugin) for the effects pass to apply.

@@ -16,12 +16,11 @@ use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::batch::{Action, Awards, Batch, MomentRec, first};
-use crate::calendar::Period;
 use crate::components::{Identity, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::ruleset::program::{
-    BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward, Window,
+    BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward,
 };
 use crate::world::ProgramRes;
 
@@ -203,7 +202,7 @@ impl Out<'_> {
             match p.leaderboards[b as usize].window {
                 None => e.value = new,
                 Some(period) => {
-                    let w = m.window(window_of(period));
+                    let w = m.window(period.into());
                     if w < e.window && e.value != 0 {
                         continue; // a late moment: its window is over
                     }
@@ -315,7 +314,7 @@ impl Out<'_> {
                 continue;
             }
             let si = i as u16;
-            let period = m.window(window_of(s.period));
+            let period = m.window(s.period.into());
             let slot = who.tally.slot(tally_key::STREAK | u32::from(si));
             let (len, best) = ((slot.b & 0xFFFF_FFFF) as u32, (slot.b >> 32) as u32);
             let (new_len, broken) = if len == 0 {
@@ -497,14 +496,5 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
                 out.emit(m, &who, Source::Retraction, Kind::BadgeRevoked { badge, tier });
             }
         }
-    }
-}
-
-/// The window a calendar period is counted in.
-pub fn window_of(p: Period) -> Window {
-    match p {
-        Period::Day => Window::Day,
-        Period::Week => Window::Week,
-        Period::Month => Window::Month,
     }
 }

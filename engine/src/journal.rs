@@ -12,7 +12,6 @@ use crate::ruleset::program::{ChallengeWindow, CurrencyIx, Program};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Rule(u16),
-    Plugin(u16),
     Badge(u16),
     Level,
     Streak(u16),
@@ -25,7 +24,6 @@ impl From<AwardSource> for Source {
     fn from(s: AwardSource) -> Source {
         match s {
             AwardSource::Rule(r) => Source::Rule(r),
-            AwardSource::Plugin(p) => Source::Plugin(p),
         }
     }
 }
@@ -66,7 +64,6 @@ pub struct Names<'a> {
     pub program: &'a Program,
     pub moment: &'a dyn Fn(u32) -> &'a str,
     pub stakeholder: &'a dyn Fn(u32) -> &'a str,
-    pub plugin: &'a dyn Fn(u16) -> String,
 }
 
 impl std::fmt::Debug for Names<'_> {
@@ -100,7 +97,6 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
     };
     let source = match e.source {
         Source::Rule(r) => p.rules[r as usize].id.clone(),
-        Source::Plugin(x) => (n.plugin)(x),
         Source::Badge(b) => badge(b).id.clone(),
         Source::Level => "level".to_string(),
         Source::Streak(s) => p.streaks[s as usize].id.clone(),

@@ -199,25 +199,7 @@ impl OrgWorld {
                 }
                 history.last_seq += 1;
                 let seq = history.last_seq;
-                let anchor = Entity::PLACEHOLDER;
-                batch.records.push(MomentRec {
-                    seq,
-                    moment,
-                    input: 0,
-                    action: Action::Retract,
-                    actor: anchor,
-                    counterpart: None,
-                    kind: Sym::NONE,
-                    channel: Sym::NONE,
-                    actor_kind: Sym::NONE,
-                    actor_team: Sym::NONE,
-                    counterpart_kind: Sym::NONE,
-                    counterpart_team: Sym::NONE,
-                    at: 0,
-                    windows: [0; 4],
-                    value: None,
-                    first: 0,
-                });
+                batch.records.push(MomentRec::retraction(seq, moment));
                 Ok(true)
             }
         }
@@ -351,7 +333,6 @@ impl OrgWorld {
         let dir = self.world.resource::<Directory>();
         let moment = |m: u32| history.ids.resolve(m);
         let stakeholder = |s: u32| dir.ids.resolve(s);
-        let plugin = |p: u16| format!("plugin:{p}");
-        render(r, &Names { program: self.program(), moment: &moment, stakeholder: &stakeholder, plugin: &plugin })
+        render(r, &Names { program: self.program(), moment: &moment, stakeholder: &stakeholder })
     }
 }

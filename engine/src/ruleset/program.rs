@@ -39,6 +39,17 @@ impl Window {
     }
 }
 
+/// The window a calendar period is counted in.
+impl From<Period> for Window {
+    fn from(p: Period) -> Window {
+        match p {
+            Period::Day => Window::Day,
+            Period::Week => Window::Week,
+            Period::Month => Window::Month,
+        }
+    }
+}
+
 /// A currency's index in the program (and in every wallet).
 pub type CurrencyIx = u8;
 
