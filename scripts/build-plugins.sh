@@ -130,6 +130,8 @@ fi
 
 mkdir -p "$DIST"
 rm -f "$DIST"/*.wasm
+# Which compiler built the modules: fuel per moment (pinned in the tests) depends on it.
+if [[ $target_dir == */debian ]]; then /usr/bin/rustc --version; else rustc --version; fi >"$DIST/TOOLCHAIN"
 for module in "${modules[@]}"; do
     if [[ $(head -c 8 "$module" | od -An -tx1 | tr -d ' \n') != 0061736d01000000 ]]; then
         echo "build-plugins: $module is not a WebAssembly module" >&2

@@ -14,3 +14,13 @@ echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test: cargo test"
 cargo test --workspace --locked
+# The plugins' own tests run natively (the SDK's harness), with the host toolchain, over the
+# plugins' lockfile; their own target directory, apart from the wasm32 builds.
+echo "test: plugins (native tests, fmt, clippy)"
+(
+    cd "$ROOT/plugins"
+    export CARGO_TARGET_DIR="${PLUGINS_TARGET_DIR:-$ROOT/plugins/target/host}"
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo test --workspace --locked
+)

@@ -173,3 +173,28 @@ pub fn plaudit_bin() -> std::path::PathBuf {
     })
     .clone()
 }
+
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// An example plugin built by `scripts/build-plugins.sh`: `plugins/dist/<crate>.wasm`.
+pub fn example_plugin(crate_name: &str) -> Vec<u8> {
+    let path = repo_root().join("plugins/dist").join(format!("{crate_name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; build the example plugins first: bash scripts/build-plugins.sh", path.display())
+    })
+}
+
+/// A hostile fixture from `tests/fixtures/plugins/` (`name.wat`, or `name.wasm` as is).
+pub fn hostile_fixture(name: &str) -> Vec<u8> {
+    let dir = repo_root().join("tests/fixtures/plugins");
+    let wat = dir.join(format!("{name}.wat"));
+    if wat.exists() {
+        let text = std::fs::read_to_string(&wat).unwrap_or_else(|e| panic!("{}: {e}", wat.display()));
+        return wat::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", wat.display()));
+    }
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()))
+}

@@ -54,6 +54,9 @@ pub struct MomentRec {
     pub action: Action,
     pub actor: Entity,
     pub counterpart: Option<Entity>,
+    /// The actor's and the counterpart's numbers in the directory (what plugins see).
+    pub actor_no: u32,
+    pub counterpart_no: Option<u32>,
     pub kind: Sym,
     pub channel: Sym,
     pub actor_kind: Sym,
@@ -80,6 +83,8 @@ impl MomentRec {
             action: Action::Retract,
             actor: Entity::PLACEHOLDER,
             counterpart: None,
+            actor_no: 0,
+            counterpart_no: None,
             kind: Sym::NONE,
             channel: Sym::NONE,
             actor_kind: Sym::NONE,
@@ -110,6 +115,18 @@ pub struct Batch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AwardSource {
     Rule(u16),
+    /// The organisation's plugin in this slot.
+    Plugin(u16),
+}
+
+/// Whether an award is held back, and by what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    No,
+    /// The cap of the award's rule.
+    Cap,
+    /// A plugin withheld the moment's native awards; the reason is [`PluginActs::reasons`]'s.
+    Plugin(u32),
 }
 
 /// An award request from a rule (or a plugin) for the effects pass to apply.
@@ -121,10 +138,34 @@ pub struct Award {
     pub currency: CurrencyIx,
     pub amount: i64,
     pub source: AwardSource,
-    /// Held back (by a cap): reported, not applied.
-    pub withheld: bool,
+    /// Held back: reported, not applied.
+    pub withheld: Hold,
 }
 
 /// Award requests of the batch, in record order.
 #[derive(Resource, Debug, Default)]
 pub struct Awards(pub Vec<Award>);
+
+/// What plugins asked for besides points, for the effects pass to apply in record order.
+#[derive(Resource, Debug, Default)]
+pub struct PluginActs {
+    pub acts: Vec<PluginAct>,
+    /// Texts of [`Hold::Plugin`] reasons, already naming the plugin.
+    pub reasons: Vec<Box<str>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginAct {
+    /// Index of the record in the batch.
+    pub record: u32,
+    pub to: Entity,
+    pub plugin: u16,
+    pub what: PluginWhat,
+}
+
+#[derive(Clone, Debug)]
+pub enum PluginWhat {
+    /// Grant this (metric-less) badge.
+    Badge(u16),
+    Custom(Box<(String, plaudit_sdk::Attrs)>),
+}

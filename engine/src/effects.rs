@@ -15,7 +15,7 @@
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::batch::{Action, Awards, Batch, MomentRec, first};
+use crate::batch::{Action, Awards, Batch, Hold, MomentRec, PluginActs, PluginWhat, first};
 use crate::components::{Identity, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
@@ -114,6 +114,7 @@ pub fn apply(
     program: Res<ProgramRes>,
     batch: Res<Batch>,
     awards: Res<Awards>,
+    acts: Res<PluginActs>,
     mut journal: ResMut<Journal>,
     mut history: ResMut<History>,
     mut teams: ResMut<TeamChallenges>,
@@ -123,6 +124,7 @@ pub fn apply(
     let mut out = Out { p: &program.0, journal: &mut journal.0, history: &mut history, queue: &mut queue };
     let mut completions = Vec::new();
     let mut next_award = 0;
+    let mut next_act = 0;
     for (ix, m) in batch.records.iter().enumerate() {
         match m.action {
             Action::Retract => {
@@ -140,10 +142,23 @@ pub fn apply(
         while let Some(a) = awards.0.get(next_award).filter(|a| a.record as usize == ix) {
             next_award += 1;
             let Some(mut who) = member(&mut q, a.to) else { continue };
-            if a.withheld {
-                out.emit(m, &who, a.source.into(), Kind::Withheld { currency: a.currency, amount: a.amount });
-            } else {
-                out.credit(m, &mut who, a.currency, a.amount, a.source.into(), 0);
+            let (currency, amount) = (a.currency, a.amount);
+            match a.withheld {
+                Hold::No => out.credit(m, &mut who, currency, amount, a.source.into(), 0),
+                Hold::Cap => out.emit(m, &who, a.source.into(), Kind::Withheld { currency, amount, reason: None }),
+                Hold::Plugin(r) => {
+                    let reason = acts.reasons.get(r as usize).cloned();
+                    out.emit(m, &who, a.source.into(), Kind::Withheld { currency, amount, reason });
+                }
+            }
+        }
+        // Plugins' badges and custom effects come after the moment's points.
+        while let Some(act) = acts.acts.get(next_act).filter(|a| a.record as usize == ix) {
+            next_act += 1;
+            let Some(mut who) = member(&mut q, act.to) else { continue };
+            match &act.what {
+                PluginWhat::Badge(b) => out.grant_badge(m, &mut who, *b, 0),
+                PluginWhat::Custom(c) => out.emit(m, &who, Source::Plugin(act.plugin), Kind::Custom(c.clone())),
             }
         }
         let attrs = &batch.inputs[m.input as usize].attrs;

@@ -18,33 +18,74 @@ pub enum Source {
     Challenge(u16),
     Guard,
     Retraction,
+    /// The organisation's plugin in this slot.
+    Plugin(u16),
 }
 
 impl From<AwardSource> for Source {
     fn from(s: AwardSource) -> Source {
         match s {
             AwardSource::Rule(r) => Source::Rule(r),
+            AwardSource::Plugin(p) => Source::Plugin(p),
         }
     }
 }
 
 /// An effect, compactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
-    Points { currency: CurrencyIx, amount: i64, balance: i64 },
-    Withheld { currency: CurrencyIx, amount: i64 },
-    Revoked { currency: CurrencyIx, amount: i64, balance: i64 },
-    Badge { badge: u16, tier: Option<u8>, count: u32 },
-    BadgeRevoked { badge: u16, tier: Option<u8> },
-    Level { index: u32 },
-    StreakExtended { streak: u16, length: u32 },
-    StreakBroken { streak: u16, length: u32 },
-    ChallengeProgressed { challenge: u16, window: i32, progress: u32, goal: u32 },
-    ChallengeCompleted { challenge: u16, window: i32 },
+    Points {
+        currency: CurrencyIx,
+        amount: i64,
+        balance: i64,
+    },
+    /// `reason` is set when a plugin held the award back; otherwise it was its rule's cap.
+    Withheld {
+        currency: CurrencyIx,
+        amount: i64,
+        reason: Option<Box<str>>,
+    },
+    Revoked {
+        currency: CurrencyIx,
+        amount: i64,
+        balance: i64,
+    },
+    Badge {
+        badge: u16,
+        tier: Option<u8>,
+        count: u32,
+    },
+    BadgeRevoked {
+        badge: u16,
+        tier: Option<u8>,
+    },
+    Level {
+        index: u32,
+    },
+    StreakExtended {
+        streak: u16,
+        length: u32,
+    },
+    StreakBroken {
+        streak: u16,
+        length: u32,
+    },
+    ChallengeProgressed {
+        challenge: u16,
+        window: i32,
+        progress: u32,
+        goal: u32,
+    },
+    ChallengeCompleted {
+        challenge: u16,
+        window: i32,
+    },
     Guarded(GuardReason),
+    /// A plugin's own effect: its name and data.
+    Custom(Box<(String, plaudit_sdk::Attrs)>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EffectRec {
     pub seq: u64,
     /// The moment's id in the history's interner.
@@ -64,6 +105,8 @@ pub struct Names<'a> {
     pub program: &'a Program,
     pub moment: &'a dyn Fn(u32) -> &'a str,
     pub stakeholder: &'a dyn Fn(u32) -> &'a str,
+    /// The name of the plugin in a slot.
+    pub plugin: &'a dyn Fn(u16) -> &'a str,
 }
 
 impl std::fmt::Debug for Names<'_> {
@@ -103,12 +146,16 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
         Source::Challenge(c) => p.challenges[c as usize].id.clone(),
         Source::Guard => "guard".to_string(),
         Source::Retraction => "retraction".to_string(),
+        Source::Plugin(slot) => (n.plugin)(slot).to_string(),
     };
-    let kind = match e.kind {
+    let kind = match e.kind.clone() {
         Kind::Points { currency, amount, balance } => {
             EffectKind::PointsAwarded { currency: cur(currency), amount, balance }
         }
-        Kind::Withheld { currency, amount } => {
+        Kind::Withheld { currency, amount, reason: Some(reason) } => {
+            EffectKind::PointsWithheld { currency: cur(currency), amount, reason: reason.into() }
+        }
+        Kind::Withheld { currency, amount, reason: None } => {
             let reason = match e.source {
                 Source::Rule(r) => match p.rules[r as usize].cap {
                     Some(c) => format!("cap of rule {:?} per {}", p.rules[r as usize].id, c.per.name()),
@@ -148,6 +195,10 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
             window: window_label(p, challenge, window),
         },
         Kind::Guarded(reason) => EffectKind::Guarded { reason: reason.describe().to_string() },
+        Kind::Custom(custom) => {
+            let (name, data) = *custom;
+            EffectKind::Custom { name, data }
+        }
     };
     Effect {
         moment: (n.moment)(e.moment).to_string(),

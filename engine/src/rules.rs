@@ -8,7 +8,7 @@
 use bevy_ecs::prelude::*;
 use rand::{RngExt, SeedableRng};
 
-use crate::batch::{Action, Award, AwardSource, Awards, Batch, MomentRec, first};
+use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, first};
 use crate::components::{Caps, Seen, seen_tag};
 use crate::ruleset::program::{Program, Rule, Target};
 use crate::world::ProgramRes;
@@ -129,7 +129,7 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &
                 granted_total += granted;
             }
             if granted != 0 {
-                out.push(Award { record: ix, to, currency: a.currency, amount: granted, source, withheld: false });
+                out.push(Award { record: ix, to, currency: a.currency, amount: granted, source, withheld: Hold::No });
             }
             if granted < amount {
                 out.push(Award {
@@ -138,7 +138,7 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &
                     currency: a.currency,
                     amount: amount - granted,
                     source,
-                    withheld: true,
+                    withheld: Hold::Cap,
                 });
             }
         }

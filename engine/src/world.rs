@@ -13,7 +13,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
 use plaudit_sdk::{Effect, Moment, Record, Stakeholder};
 
-use crate::batch::{Action, Awards, Batch, MomentRec};
+use crate::batch::{Action, Awards, Batch, MomentRec, PluginActs};
 use crate::calendar::{PeriodCache, parse_rfc3339};
 use crate::components::{Details, Identity, StakeholderBundle};
 use crate::effects::{PublishQueue, TeamChallenges};
@@ -22,8 +22,9 @@ use crate::ids::{Seq, Sym, check_external_id};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::Boards;
+use crate::plugins::{Loaded, PluginStatus, Plugins};
 use crate::ruleset::program::{Program, Window};
-use crate::{effects, guard, leaderboard, rules};
+use crate::{effects, guard, leaderboard, plugins, rules};
 
 /// The compiled rule set the passes read.
 #[derive(Resource, Debug, Clone)]
@@ -117,6 +118,8 @@ impl OrgWorld {
         world.init_resource::<Directory>();
         world.init_resource::<Batch>();
         world.init_resource::<Awards>();
+        world.init_resource::<PluginActs>();
+        world.init_resource::<Plugins>();
         world.init_resource::<Journal>();
         world.init_resource::<History>();
         world.init_resource::<TeamChallenges>();
@@ -127,6 +130,7 @@ impl OrgWorld {
         schedule.add_systems((
             guard::screen.in_set(Pass::Guard),
             rules::score.in_set(Pass::Rules),
+            plugins::pass::run.in_set(Pass::Plugins),
             effects::apply.in_set(Pass::Effects),
             leaderboard::publish.in_set(Pass::Leaderboards),
         ));
@@ -151,6 +155,26 @@ impl OrgWorld {
     /// The sequence number of the last accepted record.
     pub fn last_seq(&self) -> Seq {
         Seq(self.world.resource::<History>().last_seq)
+    }
+
+    /// Installs a plugin under `name`, replacing one of that name (see [`Plugins::install`]).
+    /// The world is only ever between batches here, so no moment sees half of a reload.
+    pub fn install_plugin(&mut self, name: &str, loaded: Arc<Loaded>) {
+        self.world.resource_mut::<Plugins>().install(name, loaded);
+    }
+
+    /// Removes the plugin called `name` and its saved state; false if there is none.
+    pub fn remove_plugin(&mut self, name: &str) -> bool {
+        self.world.resource_mut::<Plugins>().remove(name)
+    }
+
+    /// The organisation's plugins, in install order.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        self.world.resource::<Plugins>().statuses().cloned().collect()
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<PluginStatus> {
+        self.world.resource::<Plugins>().status(name).cloned()
     }
 
     pub(crate) fn world(&self) -> &World {
@@ -229,7 +253,7 @@ impl OrgWorld {
         let Some(moment) = self.world.resource_mut::<History>().accept(&m.id) else {
             return Ok(false);
         };
-        let a = self.stakeholder(&m.stakeholder);
+        let (actor_no, a) = self.stakeholder(&m.stakeholder);
         let c = m.counterpart.as_deref().map(|c| self.stakeholder(c));
         let mut vocab = self.world.resource_mut::<Vocab>();
         let kind = Sym(vocab.0.intern(&m.kind).0);
@@ -249,13 +273,15 @@ impl OrgWorld {
             input: batch.inputs.len() as u32,
             action: Action::Score,
             actor: a.entity,
-            counterpart: c.map(|c| c.entity),
+            counterpart: c.map(|(_, c)| c.entity),
+            actor_no,
+            counterpart_no: c.map(|(no, _)| no),
             kind,
             channel,
             actor_kind: a.kind,
             actor_team: a.team,
-            counterpart_kind: c.map_or(Sym::NONE, |c| c.kind),
-            counterpart_team: c.map_or(Sym::NONE, |c| c.team),
+            counterpart_kind: c.map_or(Sym::NONE, |(_, c)| c.kind),
+            counterpart_team: c.map_or(Sym::NONE, |(_, c)| c.team),
             at,
             windows,
             value: m.value,
@@ -265,18 +291,18 @@ impl OrgWorld {
         Ok(true)
     }
 
-    /// Stakeholder `id`, created (kind `community`, no team) if new.
-    fn stakeholder(&mut self, id: &str) -> DirEntry {
+    /// Stakeholder `id` and its number, created (kind `community`, no team) if new.
+    fn stakeholder(&mut self, id: &str) -> (u32, DirEntry) {
         let mut dir = self.world.resource_mut::<Directory>();
         let (ext, new) = dir.ids.intern(id);
         if !new {
-            return dir.entries[ext as usize];
+            return (ext, dir.entries[ext as usize]);
         }
         let kind = Sym(self.world.resource_mut::<Vocab>().0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
         let entity = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
         let entry = DirEntry { entity, kind, team: Sym::NONE };
         self.world.resource_mut::<Directory>().entries.push(entry);
-        entry
+        (ext, entry)
     }
 
     /// Creates or updates a stakeholder's profile (a `profile` record; records are the only way
@@ -290,7 +316,7 @@ impl OrgWorld {
         if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
             return Err(("team", "must be 1 to 64 bytes".to_string()));
         }
-        let e = self.stakeholder(&s.id).entity;
+        let e = self.stakeholder(&s.id).1.entity;
         let mut vocab = self.world.resource_mut::<Vocab>();
         let kind = Sym(vocab.0.intern(&s.kind).0);
         let team = s.team.as_deref().map_or(Sym::NONE, |t| Sym(vocab.0.intern(t).0));
@@ -333,6 +359,8 @@ impl OrgWorld {
         let dir = self.world.resource::<Directory>();
         let moment = |m: u32| history.ids.resolve(m);
         let stakeholder = |s: u32| dir.ids.resolve(s);
-        render(r, &Names { program: self.program(), moment: &moment, stakeholder: &stakeholder })
+        let plugins = self.world.resource::<Plugins>();
+        let plugin = |slot: u16| plugins.name(slot);
+        render(r, &Names { program: self.program(), moment: &moment, stakeholder: &stakeholder, plugin: &plugin })
     }
 }

@@ -8,9 +8,12 @@
 //! - [`stakeholder`]: a stakeholder profile as clients send it.
 //! - [`effect`]: what scoring produced, each tied to the moment that caused it.
 //! - [`value`]: the small attribute values moments, stakeholders and effects carry.
+//! - [`plugin`]: writing a rule plugin: the handler API, the [`plugin!`] export macro, the
+//!   native test harness, and the ABI's wire format.
 
 pub mod effect;
 pub mod moment;
+pub mod plugin;
 pub mod stakeholder;
 pub mod value;
 

@@ -87,29 +87,20 @@ fn check_reports_every_problem_with_its_path() {
 fn plugin_check_lists_imports_and_exports_or_names_the_problem() {
     let dir = std::env::temp_dir().join(format!("plaudit-plugin-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let good = wat::parse_str(
-        r#"(module
-            (import "plaudit" "log" (func (param i32 i32)))
-            (memory (export "memory") 1)
-            (func (export "alloc") (param i32) (result i32) i32.const 1024)
-            (func (export "score") (param i32 i32) (result i64) i64.const 0))"#,
-    )
-    .expect("valid WAT");
-    let path = dir.join("good.wasm");
-    std::fs::write(&path, good).expect("write");
+    let path = root().join("plugins/dist/bridge_builder.wasm");
     let out = plaudit().args(["plugin", "check"]).arg(&path).output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        stdout.contains("imports: [plaudit.log]") && stdout.contains("exports: [memory, alloc, score]"),
-        "{stdout}"
-    );
+    for line in ["plugin:   bridge-builder", "context:  [teams, state]", "imports:  [plaudit.log]", "manifest"] {
+        assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
+    }
 
     let sneaky = wat::parse_str(
         r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
             (memory (export "memory") 1)
             (func (export "alloc") (param i32) (result i32) i32.const 0)
-            (func (export "score") (param i32 i32) (result i64) i64.const 0))"#,
+            (func (export "score") (param i32 i32) (result i64) i64.const 0)
+            (func (export "manifest") (result i64) i64.const 0))"#,
     )
     .expect("valid WAT");
     let path = dir.join("sneaky.wasm");
@@ -161,4 +152,60 @@ fn simulate_prints_a_table_or_the_json_diff() {
     let bridge = &json["completions"]["bridge-week"];
     assert!(bridge[1].as_u64() > bridge[0].as_u64(), "an easier goal completes more often: {bridge}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn score_with_a_plugin_adds_its_effects_and_reports_its_status() {
+    let dir = std::env::temp_dir().join(format!("plaudit-score-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let moments = dir.join("moments.jsonl");
+    let lines = [
+        r#"{"profile": {"id": "ann", "kind": "employee", "team": "sales"}}"#,
+        r#"{"profile": {"id": "bob", "kind": "employee", "team": "engineering"}}"#,
+        r#"{"id": "m1", "stakeholder": "ann", "counterpart": "bob", "kind": "meetup", "channel": "event", "at": "2026-03-02T10:00:00Z"}"#,
+    ];
+    std::fs::write(&moments, lines.join("\n")).expect("write");
+    let out = plaudit()
+        .current_dir(root())
+        .args(["score", "--rules", "rules/acme.toml", "--plugin", "plugins/dist/bridge_builder.wasm"])
+        .arg(&moments)
+        .output()
+        .expect("score runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(r#""source":"bridge_builder","type":"points_awarded","currency":"xp","amount":25"#),
+        "{stdout}"
+    );
+    assert!(stderr.contains("plugin bridge_builder 1.0.0: Active, 1 calls (0 failed), 1 moments"), "{stderr}");
+
+    let out = plaudit()
+        .current_dir(root())
+        .args(["score", "--rules", "rules/acme.toml", "--plugin", "tests/fixtures/plugins/malformed.wasm"])
+        .arg(&moments)
+        .output()
+        .expect("score runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("malformed.wasm: refused: not a valid WebAssembly module"), "{stderr}");
+}
+
+#[test]
+fn plugin_new_creates_a_crate_from_the_template() {
+    let dir = std::env::temp_dir().join(format!("plaudit-plugin-new-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = plaudit().args(["plugin", "new", "welcome-back", "--dir"]).arg(&dir).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read_to_string(dir.join("welcome-back/Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains(r#"name = "welcome-back""#) && manifest.contains("rust-version = \"1.63\""),
+        "{manifest}"
+    );
+    let lib = std::fs::read_to_string(dir.join("welcome-back/src/lib.rs")).expect("lib.rs");
+    assert!(lib.contains(r#"name: "welcome-back""#) && lib.contains("plaudit_sdk::plugin!(PLUGIN)"), "{lib}");
+    let again = plaudit().args(["plugin", "new", "welcome-back", "--dir"]).arg(&dir).output().expect("runs");
+    assert!(!again.status.success(), "an existing crate is not overwritten");
+    let bad = plaudit().args(["plugin", "new", "../escape", "--dir"]).arg(&dir).output().expect("runs");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lowercase letters"));
 }

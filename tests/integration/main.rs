@@ -7,6 +7,7 @@ mod challenges;
 mod cli;
 mod determinism;
 mod leaderboards;
+mod plugins;
 mod rules;
 mod ruleset;
 mod simulate;

@@ -1,15 +1,261 @@
-//! WebAssembly rule plugins: the sandbox host (DESIGN.md section 5).
+//! WebAssembly rule plugins (DESIGN.md section 5): the per-organisation registry, loading a
+//! module, and the plugins pass.
 //!
-//! **Owns:** the shared `wasmtime::Engine`, the `plaudit` host imports (`log`, `random`), plugin
-//! validation and compilation ([`PluginHost::compile`]), and running one call in a fresh,
-//! limited store ([`Plugin::call`]): fuel, memory, stack, input, output and log caps, each
-//! failure mapped to a typed [`PluginFailure`] an author can act on.
+//! - [`sandbox`] owns wasmtime: the shared engine, compiling and pre-linking a module, and
+//!   running one call in a fresh, limited store. It moves opaque bytes.
+//! - [`PluginHost::load`] (here) compiles a module and reads its manifest: a [`Loaded`] plugin,
+//!   shareable between organisations' worlds.
+//! - [`Plugins`] (here) is one organisation's registry: a slot per plugin name with the loaded
+//!   module, the plugin's saved per-stakeholder state, and its [`PluginStatus`]. Installing a
+//!   module under a name already in use replaces it between batches and keeps the state.
+//! - [`pass`] is the scoring pass that calls them, after the native rules and before the
+//!   effects pass.
 //!
-//! **Must not touch:** bevy, the scoring passes, the journal or any organisation state, and
-//! (later) axum. It moves opaque byte buffers in and out of a guest; encoding moments into those
-//! buffers and turning the output into awards is the job of the plugins pass that calls it.
-//! No WASI: a plugin sees no clock, files, network or entropy, only what the host hands it.
+//! **Must not touch:** balances, badges or any other stakeholder component (the pass only
+//! writes award and act requests for the effects pass), and no IO besides running the guest.
 
+pub mod pass;
 pub mod sandbox;
 
-pub use sandbox::{CallOutput, Limits, Plugin, PluginError, PluginFailure, PluginHost};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::*;
+use plaudit_sdk::plugin::Need;
+use plaudit_sdk::plugin::wire::{self, ABI_VERSION, Manifest};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+pub use sandbox::{CallFailed, CallOutput, Limits, Plugin, PluginError, PluginFailure, PluginHost};
+
+/// A plugin whose calls fail this many times in a row is disabled until it is replaced.
+pub const DISABLE_AFTER: u32 = 3;
+
+/// Largest per-stakeholder state a plugin may save, in bytes.
+pub const MAX_STATE_BYTES: usize = 4096;
+
+/// Why a module could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin name: {0}")]
+    Name(String),
+    #[error(transparent)]
+    Module(#[from] PluginError),
+    #[error("the `manifest` export failed: {0}")]
+    Manifest(PluginFailure),
+    #[error("the manifest does not decode ({0}); was the plugin built with plaudit-sdk's `plugin!`?")]
+    BadManifest(String),
+    #[error("the plugin speaks plugin ABI version {found}; this host speaks version {expected}")]
+    Abi { found: u32, expected: u32 },
+    #[error("the manifest asks for context `{0}`, which the host does not provide (it knows: teams, awards, state)")]
+    UnknownNeed(String),
+}
+
+/// The context a plugin declared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    pub teams: bool,
+    pub awards: bool,
+    pub state: bool,
+}
+
+/// A compiled plugin with its manifest: what an organisation installs.
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub needs: Needs,
+    /// Size of the module, in bytes.
+    pub module_bytes: usize,
+    /// Time to validate, compile and pre-link the module.
+    pub compile_time: Duration,
+    plugin: Plugin,
+}
+
+impl Loaded {
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+}
+
+impl PluginHost {
+    /// Validates, compiles and pre-links `wasm`, then reads and checks its manifest.
+    pub fn load(&self, name: &str, wasm: &[u8], limits: Limits) -> Result<Loaded, LoadError> {
+        check_name(name)?;
+        let started = Instant::now();
+        let plugin = self.compile(name, wasm, limits)?;
+        let compile_time = started.elapsed();
+        let bytes = plugin.manifest().map_err(|f| LoadError::Manifest(f.failure))?.output;
+        let manifest: Manifest = wire::decode(&bytes).map_err(|e| LoadError::BadManifest(e.to_string()))?;
+        if manifest.abi != ABI_VERSION {
+            return Err(LoadError::Abi { found: manifest.abi, expected: ABI_VERSION });
+        }
+        let mut needs = Needs::default();
+        for name in &manifest.context {
+            match Need::from_name(name) {
+                Some(Need::Teams) => needs.teams = true,
+                Some(Need::Awards) => needs.awards = true,
+                Some(Need::State) => needs.state = true,
+                None => return Err(LoadError::UnknownNeed(name.clone())),
+            }
+        }
+        Ok(Loaded { manifest, needs, module_bytes: wasm.len(), compile_time, plugin })
+    }
+}
+
+/// A plugin name: 1 to 64 lowercase ASCII letters, digits, `-` and `_`, starting with a letter
+/// or digit (it ends up in URLs, file names and effect sources).
+pub fn check_name(name: &str) -> Result<(), LoadError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(LoadError::Name(format!(
+            "{name:?}: use 1 to 64 lowercase letters, digits, `-` and `_`, starting with a letter or digit"
+        )))
+    }
+}
+
+/// Whether a slot's plugin runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginState {
+    Active,
+    /// Failed [`DISABLE_AFTER`] calls in a row; installing a new module re-enables the slot.
+    Disabled,
+    Removed,
+}
+
+/// A failed call, with what its author needs to act on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailureReport {
+    /// Sequence numbers of the first and last moment of the call.
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub moments: usize,
+    pub reason: String,
+    /// What the plugin logged before it failed (a panic message, say).
+    pub logs: String,
+}
+
+/// What an organisation's plugin is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub version: String,
+    pub state: PluginState,
+    pub context: Vec<String>,
+    /// Times a module was installed under this name.
+    pub installs: u32,
+    pub calls: u64,
+    pub failed_calls: u64,
+    pub consecutive_failures: u32,
+    /// Moments handed to successful calls, and the fuel those calls used.
+    pub moments: u64,
+    pub fuel_used: u64,
+    pub stakeholders_with_state: usize,
+    pub last_failure: Option<FailureReport>,
+}
+
+pub(crate) struct Slot {
+    pub(crate) loaded: Option<Arc<Loaded>>,
+    /// The plugin's saved state, by stakeholder number.
+    pub(crate) states: FxHashMap<u32, Vec<u8>>,
+    pub(crate) status: PluginStatus,
+}
+
+impl Slot {
+    /// The module, if the slot runs.
+    pub(crate) fn active(&self) -> Option<Arc<Loaded>> {
+        (self.status.state == PluginState::Active).then(|| self.loaded.clone()).flatten()
+    }
+
+    pub(crate) fn failed(&mut self, report: FailureReport) {
+        let s = &mut self.status;
+        s.calls += 1;
+        s.failed_calls += 1;
+        s.consecutive_failures += 1;
+        s.last_failure = Some(report);
+        if s.consecutive_failures >= DISABLE_AFTER {
+            s.state = PluginState::Disabled;
+        }
+    }
+}
+
+/// One organisation's plugins, in install order. Slots are never reused, so a slot number in
+/// an effect's source keeps naming the same plugin.
+#[derive(Resource, Default)]
+pub struct Plugins {
+    pub(crate) slots: Vec<Slot>,
+}
+
+impl std::fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.slots.iter().map(|s| &s.status.name)).finish()
+    }
+}
+
+impl Plugins {
+    /// Installs `loaded` under `name`, replacing (and re-enabling) a plugin of that name. If the
+    /// new module is the same plugin (the same manifest name), its saved per-stakeholder state
+    /// is kept: the new version carries on where the old one was; another plugin starts afresh.
+    pub fn install(&mut self, name: &str, loaded: Arc<Loaded>) {
+        let status = |installs: u32, loaded: &Loaded| PluginStatus {
+            name: name.to_string(),
+            version: loaded.manifest.version.clone(),
+            state: PluginState::Active,
+            context: loaded.manifest.context.clone(),
+            installs,
+            calls: 0,
+            failed_calls: 0,
+            consecutive_failures: 0,
+            moments: 0,
+            fuel_used: 0,
+            stakeholders_with_state: 0,
+            last_failure: None,
+        };
+        match self.slots.iter_mut().find(|s| s.status.name == name) {
+            Some(slot) => {
+                if slot.loaded.as_ref().is_none_or(|old| old.manifest.name != loaded.manifest.name) {
+                    slot.states = FxHashMap::default();
+                }
+                let mut fresh = status(slot.status.installs + 1, &loaded);
+                fresh.stakeholders_with_state = slot.states.len();
+                slot.status = fresh;
+                slot.loaded = Some(loaded);
+            }
+            None => {
+                let status = status(1, &loaded);
+                self.slots.push(Slot { loaded: Some(loaded), states: FxHashMap::default(), status });
+            }
+        }
+    }
+
+    /// Removes the plugin called `name` and its saved state; false if there is none.
+    pub fn remove(&mut self, name: &str) -> bool {
+        match self.slots.iter_mut().find(|s| s.status.name == name && s.loaded.is_some()) {
+            Some(slot) => {
+                slot.loaded = None;
+                slot.states = FxHashMap::default();
+                slot.status.state = PluginState::Removed;
+                slot.status.stakeholders_with_state = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn status(&self, name: &str) -> Option<&PluginStatus> {
+        self.slots.iter().map(|s| &s.status).find(|s| s.name == name)
+    }
+
+    pub fn statuses(&self) -> impl Iterator<Item = &PluginStatus> {
+        self.slots.iter().map(|s| &s.status)
+    }
+
+    /// The name of the plugin in slot `slot`.
+    pub fn name(&self, slot: u16) -> &str {
+        self.slots.get(slot as usize).map_or("plugin", |s| s.status.name.as_str())
+    }
+}

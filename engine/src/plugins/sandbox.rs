@@ -2,11 +2,14 @@
 //! call run in a fresh [`Store`] with its own limits.
 //!
 //! ABI (core module, no WASI):
-//! - exports `memory`, `alloc(len: i32) -> i32` and `score(ptr: i32, len: i32) -> i64`; `score`
-//!   returns `(out_ptr << 32) | out_len`;
+//! - exports `memory`, `alloc(len: i32) -> i32`, `score(ptr: i32, len: i32) -> i64` and
+//!   `manifest() -> i64`; `score` and `manifest` return `(out_ptr << 32) | out_len`;
 //! - may import from module `plaudit` only: `log(ptr: i32, len: i32)` (UTF-8, captured per
-//!   call up to [`Limits::log_bytes`]) and `random() -> i64` (a splitmix64 stream seeded by the
-//!   `seed` of the call, never the clock or OS entropy).
+//!   call up to [`Limits::log_bytes`]) and `random(moment: i32) -> i64` (the next number of
+//!   moment `moment`'s own splitmix64 stream, seeded by the caller's per-moment seed, never the
+//!   clock or OS entropy).
+//!
+//! What the bytes mean is [`plaudit_sdk::plugin::wire`]'s business, not this module's.
 //!
 //! Determinism: fuel is the CPU bound, so a verdict replays identically. The epoch deadline is
 //! only a wall-clock backstop (a ticker thread owned by the [`PluginHost`]); a failure it causes
@@ -18,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use plaudit_sdk::plugin::wire::Stream;
 use wasmtime::{
     Caller, Config, Engine, Extern, ExternType, FuncType, InstancePre, Linker, Module, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap, ValType,
@@ -86,7 +90,7 @@ pub enum PluginError {
     Invalid { message: String },
     #[error(
         "module imports `{module}.{name}`, which the host does not provide (only `plaudit.log: \
-         (i32, i32) -> ()` and `plaudit.random: () -> i64`)"
+         (i32, i32) -> ()` and `plaudit.random: (i32) -> i64`)"
     )]
     UnknownImport { module: String, name: String },
     #[error("module must export `{name}` as {expected}")]
@@ -114,8 +118,20 @@ pub enum PluginFailure {
     OutputTooLarge { len: usize, limit: usize },
     #[error("plugin broke the ABI: {reason}")]
     BadOutput { reason: String },
+    #[error("plugin reported an error: {message}")]
+    Guest { message: String },
     #[error("host error: {message}")]
     Internal { message: String },
+}
+
+/// A failed call: why, and what the plugin logged before it failed (a panic message, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{failure}")]
+pub struct CallFailed {
+    pub failure: PluginFailure,
+    pub logs: String,
+    /// Fuel consumed before the call stopped.
+    pub fuel_used: u64,
 }
 
 /// A successful call.
@@ -131,20 +147,23 @@ pub struct CallOutput {
     pub logs_truncated: bool,
 }
 
-/// The per-call store data: limits, the deterministic random stream and the log buffer.
+/// The per-call store data: limits, the deterministic random streams and the log buffer.
 struct CallState {
     limiter: Limiter,
-    rng: SplitMix64,
+    /// Seeds of the moments of the call, by index; `stream` is the current moment's.
+    seeds: Vec<u64>,
+    stream: Option<(i32, Stream)>,
     logs: String,
     log_limit: usize,
     logs_truncated: bool,
 }
 
 impl CallState {
-    fn new(limits: &Limits, seed: u64) -> Self {
+    fn new(limits: &Limits, seeds: &[u64]) -> Self {
         Self {
             limiter: Limiter::new(limits.memory_bytes),
-            rng: SplitMix64(seed),
+            seeds: seeds.to_vec(),
+            stream: None,
             logs: String::new(),
             log_limit: limits.log_bytes,
             logs_truncated: false,
@@ -228,19 +247,6 @@ impl ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         self.inner.memories()
-    }
-}
-
-/// splitmix64: small, fast, and fully determined by its seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 
@@ -389,20 +395,46 @@ impl Plugin {
         &self.limits
     }
 
-    /// Runs `score` on `input` in a fresh store; `seed` seeds `plaudit.random`.
-    pub fn call(&self, input: &[u8], seed: u64) -> Result<CallOutput, PluginFailure> {
-        let too_large = PluginFailure::InputTooLarge { len: input.len(), limit: self.limits.input_bytes };
+    /// Runs `score` on `input` in a fresh store; `seeds[i]` seeds `plaudit.random(i)`.
+    pub fn call(&self, input: &[u8], seeds: &[u64]) -> Result<CallOutput, CallFailed> {
+        let too_large = CallFailed {
+            failure: PluginFailure::InputTooLarge { len: input.len(), limit: self.limits.input_bytes },
+            logs: String::new(),
+            fuel_used: 0,
+        };
         if input.len() > self.limits.input_bytes {
             return Err(too_large);
         }
         let input_len = i32::try_from(input.len()).map_err(|_| too_large)?;
+        self.in_store(seeds, |plugin, store| plugin.run(store, input, input_len))
+    }
 
-        let mut store = Store::new(&self.engine, CallState::new(&self.limits, seed));
+    /// Runs the `manifest` export in a fresh store (under the same limits as a call) and
+    /// returns the bytes it points at.
+    pub fn manifest(&self) -> Result<CallOutput, CallFailed> {
+        self.in_store(&[], |plugin, store| {
+            let instance = plugin.pre.instantiate(&mut *store)?;
+            let manifest = instance.get_typed_func::<(), i64>(&mut *store, "manifest")?;
+            let packed = manifest.call(&mut *store, ())?;
+            plugin.read_output(store, &instance, packed)
+        })
+    }
+
+    fn in_store(
+        &self,
+        seeds: &[u64],
+        body: impl FnOnce(&Self, &mut Store<CallState>) -> Result<Vec<u8>, Stop>,
+    ) -> Result<CallOutput, CallFailed> {
+        let mut store = Store::new(&self.engine, CallState::new(&self.limits, seeds));
         store.limiter(|state| &mut state.limiter);
-        store.set_fuel(self.limits.fuel).map_err(|e| PluginFailure::Internal { message: error_message(&e) })?;
+        store.set_fuel(self.limits.fuel).map_err(|e| CallFailed {
+            failure: PluginFailure::Internal { message: error_message(&e) },
+            logs: String::new(),
+            fuel_used: 0,
+        })?;
         store.set_epoch_deadline(self.deadline_ticks);
 
-        let result = self.run(&mut store, input, input_len);
+        let result = body(self, &mut store);
         let fuel_used = self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         match result {
             Ok(output) => {
@@ -414,9 +446,39 @@ impl Plugin {
                     logs_truncated: state.logs_truncated,
                 })
             }
-            Err(Stop::Failure(failure)) => Err(failure),
-            Err(Stop::Wasm(error)) => Err(self.classify(&error, store.data())),
+            Err(stop) => {
+                let failure = match stop {
+                    Stop::Failure(failure) => failure,
+                    Stop::Wasm(error) => self.classify(&error, store.data()),
+                };
+                Err(CallFailed { failure, logs: std::mem::take(&mut store.data_mut().logs), fuel_used })
+            }
         }
+    }
+
+    /// The bytes at `(ptr << 32) | len`, checked against the output limit and the memory.
+    fn read_output(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &wasmtime::Instance,
+        packed: i64,
+    ) -> Result<Vec<u8>, Stop> {
+        let memory = instance
+            .get_memory(&mut *store, "memory")
+            .ok_or_else(|| bad_output("the `memory` export is not a memory".into()))?;
+        let packed = packed as u64;
+        let out_ptr = (packed >> 32) as u32;
+        let out_len = packed as u32;
+        let len = out_len as usize;
+        if len > self.limits.output_bytes {
+            return Err(PluginFailure::OutputTooLarge { len, limit: self.limits.output_bytes }.into());
+        }
+        let data = memory.data(&*store);
+        let out =
+            (out_ptr as usize).checked_add(len).and_then(|end| data.get(out_ptr as usize..end)).ok_or_else(|| {
+                bad_output(format!("returned ptr {out_ptr} len {out_len}, outside the {}-byte memory", data.len()))
+            })?;
+        Ok(out.to_vec())
     }
 
     fn run(&self, store: &mut Store<CallState>, input: &[u8], input_len: i32) -> Result<Vec<u8>, Stop> {
@@ -441,22 +503,7 @@ impl Plugin {
             .copy_from_slice(input);
 
         let packed = score.call(&mut *store, (in_ptr, input_len))?;
-        let packed = packed as u64;
-        let out_ptr = (packed >> 32) as u32;
-        let out_len = packed as u32;
-        let len = out_len as usize;
-        if len > self.limits.output_bytes {
-            return Err(PluginFailure::OutputTooLarge { len, limit: self.limits.output_bytes }.into());
-        }
-        let data = memory.data(&*store);
-        let out =
-            (out_ptr as usize).checked_add(len).and_then(|end| data.get(out_ptr as usize..end)).ok_or_else(|| {
-                bad_output(format!(
-                    "score returned ptr {out_ptr} len {out_len}, outside the {}-byte memory",
-                    data.len()
-                ))
-            })?;
-        Ok(out.to_vec())
+        self.read_output(store, &instance, packed)
     }
 
     fn classify(&self, error: &wasmtime::Error, state: &CallState) -> PluginFailure {
@@ -512,14 +559,30 @@ fn link_host_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
             Ok(())
         },
     )?;
-    linker.func_wrap(HOST_MODULE, "random", |mut caller: Caller<'_, CallState>| -> i64 {
-        caller.data_mut().rng.next_u64() as i64
-    })?;
+    linker.func_wrap(
+        HOST_MODULE,
+        "random",
+        |mut caller: Caller<'_, CallState>, moment: i32| -> wasmtime::Result<i64> {
+            let state = caller.data_mut();
+            if let Some((current, stream)) = &mut state.stream
+                && *current == moment
+            {
+                return Ok(stream.next_u64() as i64);
+            }
+            let Some(&seed) = usize::try_from(moment).ok().and_then(|i| state.seeds.get(i)) else {
+                wasmtime::bail!("plaudit.random({moment}): the call has {} moments", state.seeds.len());
+            };
+            let mut stream = Stream::new(seed);
+            let n = stream.next_u64();
+            state.stream = Some((moment, stream));
+            Ok(n as i64)
+        },
+    )?;
     Ok(())
 }
 
 /// The host imports and their signatures, as (name, params, results).
-const HOST_IMPORTS: &[(&str, &[&str], &[&str])] = &[("log", &["i32", "i32"], &[]), ("random", &[], &["i64"])];
+const HOST_IMPORTS: &[(&str, &[&str], &[&str])] = &[("log", &["i32", "i32"], &[]), ("random", &["i32"], &["i64"])];
 
 fn val_name(ty: &ValType) -> &'static str {
     match ty {
@@ -560,9 +623,10 @@ fn check_exports(module: &Module) -> Result<(), PluginError> {
         Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
         _ => return Err(missing("memory", "a 32-bit, unshared memory")),
     }
-    let funcs: [(&str, &[&str], &[&str], &'static str); 2] = [
+    let funcs: [(&str, &[&str], &[&str], &'static str); 3] = [
         ("alloc", &["i32"], &["i32"], "func (i32) -> i32"),
         ("score", &["i32", "i32"], &["i64"], "func (i32, i32) -> i64"),
+        ("manifest", &[], &["i64"], "func () -> i64"),
     ];
     for (name, params, results, expected) in funcs {
         match module.get_export(name) {
@@ -582,7 +646,7 @@ mod tests {
     const MOODY: &str = r#"
 (module
   (import "plaudit" "log" (func $log (param i32 i32)))
-  (import "plaudit" "random" (func $random (result i64)))
+  (import "plaudit" "random" (func $random (param i32) (result i64)))
   (memory (export "memory") 1)
   (data (i32.const 0) "hello")
   (global $heap (mut i32) (i32.const 1024))
@@ -631,17 +695,18 @@ mod tests {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $again (i32.lt_u (local.get $i) (local.get $len))))
         (return (call $pack (i32.const 0) (i32.const 0)))))
-    ;; 8: three random() draws, little-endian, at offset 16
+    ;; 8: random draws, little-endian, at offset 16: two for moment 0, then one for moment 1
     (if (i32.eq (local.get $mode) (i32.const 8))
       (then
-        (i64.store (i32.const 16) (call $random))
-        (i64.store (i32.const 24) (call $random))
-        (i64.store (i32.const 32) (call $random))
+        (i64.store (i32.const 16) (call $random (i32.const 0)))
+        (i64.store (i32.const 24) (call $random (i32.const 0)))
+        (i64.store (i32.const 32) (call $random (i32.const 1)))
         (return (call $pack (i32.const 16) (i32.const 24)))))
     ;; 9: log with a pointer outside memory
     (if (i32.eq (local.get $mode) (i32.const 9))
       (then (call $log (i32.const -16) (i32.const 64))))
     (call $pack (local.get $ptr) (local.get $len)))
+  (func (export "manifest") (result i64) (call $pack (i32.const 0) (i32.const 5)))
 )
 "#;
 
@@ -661,7 +726,7 @@ mod tests {
 
     /// The same plugin still serves a well-behaved call after a hostile one.
     fn assert_still_serves(plugin: &Plugin) {
-        let out = plugin.call(ECHO_INPUT, 1).expect("echo after a failure");
+        let out = plugin.call(ECHO_INPUT, &[1]).expect("echo after a failure");
         assert_eq!(out.output, ECHO_INPUT);
     }
 
@@ -669,39 +734,50 @@ mod tests {
     fn echo_returns_its_input_and_reports_deterministic_fuel() {
         let host = host();
         let plugin = moody(&host);
-        let first = plugin.call(ECHO_INPUT, 7).expect("echo succeeds");
+        let first = plugin.call(ECHO_INPUT, &[7]).expect("echo succeeds");
         assert_eq!(first.output, ECHO_INPUT);
         assert!(first.fuel_used > 0);
         assert!(first.fuel_used < Limits::default().fuel);
         assert!(first.logs.is_empty());
-        let second = plugin.call(ECHO_INPUT, 7).expect("echo succeeds again");
+        let second = plugin.call(ECHO_INPUT, &[7]).expect("echo succeeds again");
         assert_eq!(first, second);
     }
 
     #[test]
     fn empty_input_gives_empty_output() {
         let host = host();
-        let out = moody(&host).call(&[], 0).expect("empty call succeeds");
+        let out = moody(&host).call(&[], &[0]).expect("empty call succeeds");
         assert!(out.output.is_empty());
     }
 
     #[test]
-    fn random_is_a_pure_function_of_the_seed() {
+    fn random_streams_are_per_moment_and_pure_functions_of_their_seeds() {
         let host = host();
         let plugin = moody(&host);
-        let draw = |seed| plugin.call(&[8], seed).expect("random call").output;
-        let a = draw(42);
+        let draw = |seeds: &[u64]| plugin.call(&[8], seeds).expect("random call").output;
+        let a = draw(&[42, 43]);
         assert_eq!(a.len(), 24);
-        assert_eq!(a, draw(42));
-        assert_ne!(a, draw(43));
-        // Three draws in a stream, not one value repeated.
-        assert_ne!(a[..8], a[8..16]);
+        assert_eq!(a, draw(&[42, 43]));
+        assert_ne!(a, draw(&[44, 43]));
+        let word = |i: usize| u64::from_le_bytes(a[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let mut zero = Stream::new(42);
+        assert_eq!(word(0), zero.next_u64());
+        assert_eq!(word(1), zero.next_u64());
+        assert_eq!(word(2), Stream::new(43).next_u64(), "moment 1 draws from its own stream");
+        let err = plugin.call(&[8], &[42]).expect_err("moment 1 does not exist").failure;
+        assert!(matches!(&err, PluginFailure::Trap { message } if message.contains("random(1)")), "{err:?}");
+    }
+
+    #[test]
+    fn manifest_returns_the_bytes_it_points_at() {
+        let host = host();
+        assert_eq!(moody(&host).manifest().expect("manifest").output, b"hello");
     }
 
     #[test]
     fn log_is_captured() {
         let host = host();
-        let out = moody(&host).call(&[7, 0], 0).expect("log call");
+        let out = moody(&host).call(&[7, 0], &[0]).expect("log call");
         assert_eq!(out.logs, "hellohello");
         assert!(!out.logs_truncated);
     }
@@ -712,7 +788,7 @@ mod tests {
         let plugin = moody(&host);
         let mut input = vec![0u8; 300];
         input[0] = 7;
-        let out = plugin.call(&input, 0).expect("log call");
+        let out = plugin.call(&input, &[0]).expect("log call");
         assert_eq!(out.logs.len(), Limits::default().log_bytes);
         assert!(out.logs.starts_with("hellohello"));
         assert!(out.logs_truncated);
@@ -722,7 +798,7 @@ mod tests {
     fn log_with_a_wild_pointer_fails_the_call() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[9], 0).expect_err("wild log pointer");
+        let err = plugin.call(&[9], &[0]).expect_err("wild log pointer").failure;
         assert!(matches!(&err, PluginFailure::Trap { message } if message.contains("plaudit.log")), "{err:?}");
         assert_still_serves(&plugin);
     }
@@ -731,7 +807,7 @@ mod tests {
     fn infinite_loop_runs_out_of_fuel() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[1], 0).expect_err("loop is stopped");
+        let err = plugin.call(&[1], &[0]).expect_err("loop is stopped").failure;
         assert_eq!(err, PluginFailure::OutOfFuel { limit: 11_000_000 });
         assert_still_serves(&plugin);
     }
@@ -740,7 +816,7 @@ mod tests {
     fn memory_bomb_hits_the_memory_limit() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[2], 0).expect_err("bomb is stopped");
+        let err = plugin.call(&[2], &[0]).expect_err("bomb is stopped").failure;
         assert_eq!(err, PluginFailure::MemoryLimit { limit: 10 << 20 });
         assert_still_serves(&plugin);
     }
@@ -751,7 +827,7 @@ mod tests {
         // 200 pages = 12.5 MiB, over the 10 MiB default.
         let big = MOODY.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 200)");
         let plugin = host.compile("big", &wasm(&big), Limits::default()).expect("compiles; the limit applies per call");
-        let err = plugin.call(ECHO_INPUT, 0).expect_err("instantiation refused");
+        let err = plugin.call(ECHO_INPUT, &[0]).expect_err("instantiation refused").failure;
         assert_eq!(err, PluginFailure::MemoryLimit { limit: 10 << 20 });
     }
 
@@ -759,7 +835,7 @@ mod tests {
     fn deep_recursion_overflows_the_stack() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[3], 0).expect_err("recursion is stopped");
+        let err = plugin.call(&[3], &[0]).expect_err("recursion is stopped").failure;
         assert_eq!(err, PluginFailure::StackOverflow { limit: 512 << 10 });
         assert_still_serves(&plugin);
     }
@@ -768,7 +844,7 @@ mod tests {
     fn unreachable_is_reported_as_a_trap() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[4], 0).expect_err("trap");
+        let err = plugin.call(&[4], &[0]).expect_err("trap").failure;
         assert!(matches!(&err, PluginFailure::Trap { message } if message.contains("unreachable")), "{err:?}");
         assert_still_serves(&plugin);
     }
@@ -777,7 +853,7 @@ mod tests {
     fn huge_output_is_refused() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[5], 0).expect_err("output too large");
+        let err = plugin.call(&[5], &[0]).expect_err("output too large").failure;
         assert_eq!(err, PluginFailure::OutputTooLarge { len: 1_000_000, limit: 20 << 10 });
         assert_still_serves(&plugin);
     }
@@ -786,7 +862,7 @@ mod tests {
     fn output_outside_memory_is_bad_output() {
         let host = host();
         let plugin = moody(&host);
-        let err = plugin.call(&[6], 0).expect_err("bad pointer");
+        let err = plugin.call(&[6], &[0]).expect_err("bad pointer").failure;
         assert!(matches!(err, PluginFailure::BadOutput { .. }), "{err:?}");
         assert_still_serves(&plugin);
     }
@@ -796,7 +872,7 @@ mod tests {
         let host = host();
         let plugin = moody(&host);
         let input = vec![0u8; (128 << 10) + 1];
-        let err = plugin.call(&input, 0).expect_err("input too large");
+        let err = plugin.call(&input, &[0]).expect_err("input too large").failure;
         assert_eq!(err, PluginFailure::InputTooLarge { len: (128 << 10) + 1, limit: 128 << 10 });
     }
 
@@ -805,7 +881,7 @@ mod tests {
         let host = host();
         let wild = MOODY.replace("(local.get $p))", "(drop (local.get $p)) (i32.const -8))");
         let plugin = host.compile("wild", &wasm(&wild), Limits::default()).expect("compiles");
-        let err = plugin.call(ECHO_INPUT, 0).expect_err("wild alloc");
+        let err = plugin.call(ECHO_INPUT, &[0]).expect_err("wild alloc").failure;
         assert!(matches!(err, PluginFailure::BadOutput { .. }), "{err:?}");
     }
 
@@ -877,7 +953,7 @@ mod tests {
         let host = host();
         let limits = Limits { fuel: 1 << 62, wall_clock: Duration::from_millis(20), ..Limits::default() };
         let plugin = host.compile("spinner", &wasm(MOODY), limits).expect("compiles");
-        let err = plugin.call(&[1], 0).expect_err("loop is stopped");
+        let err = plugin.call(&[1], &[0]).expect_err("loop is stopped").failure;
         assert_eq!(err, PluginFailure::Timeout);
         assert_still_serves(&plugin);
     }

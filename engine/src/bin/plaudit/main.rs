@@ -39,6 +39,10 @@ enum Command {
         /// Records scored per batch.
         #[arg(long, default_value_t = 1024)]
         batch: usize,
+        /// A rule plugin (`.wasm`) to run after the native rules, named after its file; repeat
+        /// for several. Its status (calls, failures and why, fuel) is reported on stderr.
+        #[arg(long = "plugin", value_name = "PATH.wasm")]
+        plugins: Vec<PathBuf>,
     },
     /// Generate a synthetic workload (profiles, then moments) as JSON lines on stdout.
     Gen {
@@ -84,11 +88,20 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum PluginCommand {
-    /// Validate a plugin module against the sandbox (size, imports, exports) and list what it
-    /// imports and exports, or say what is wrong with it.
+    /// Validate a plugin module as an upload would (size, imports, exports, manifest) and show
+    /// its name, version, declared context, imports and exports, or say what is wrong with it.
     Check {
         /// The module (`.wasm`).
         module: PathBuf,
+    },
+    /// Start a plugin crate from the template: DIR/NAME with a handler, its tests and a
+    /// manifest that builds with scripts/build-plugins.sh.
+    New {
+        /// The plugin's name (lowercase letters, digits and dashes).
+        name: String,
+        /// Where to create it; add it to that workspace's `members`.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
     },
 }
 
@@ -101,13 +114,14 @@ enum OnError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Score { rules, moments, summary, top, on_error, batch } => score::run(&score::Options {
+        Command::Score { rules, moments, summary, top, on_error, batch, plugins } => score::run(&score::Options {
             rules,
             moments,
             summary,
             top,
             skip_bad: on_error == OnError::Skip,
             batch: batch.max(1),
+            plugins,
         }),
         Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
         Command::Check { rules } => check(&rules),
@@ -115,6 +129,7 @@ fn main() -> ExitCode {
             simulate::run(&rules, &candidate, &moments, json, top)
         }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
+        Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),
     };
     match result {
         Ok(code) => code,

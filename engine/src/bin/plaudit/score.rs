@@ -18,10 +18,13 @@ pub struct Options {
     pub top: usize,
     pub skip_bad: bool,
     pub batch: usize,
+    pub plugins: Vec<PathBuf>,
 }
 
 pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     let mut world = OrgWorld::from_rules_file(&o.rules)?;
+    // The sandbox engine lives as long as the run; it is only started if a plugin is given.
+    let _host = if o.plugins.is_empty() { None } else { Some(crate::plugin::install(&mut world, &o.plugins)?) };
     let name = o.moments.display().to_string();
     let (reader, size): (Box<dyn BufRead>, Option<u64>) = if name == "-" {
         (Box::new(BufReader::new(std::io::stdin().lock())), None)
@@ -81,6 +84,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         run.bad,
         run.world.stakeholders()
     );
+    crate::plugin::report(run.world);
     Ok(if run.bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 

@@ -1,0 +1,265 @@
+//! Plugins on the DESIGN section 7 workload (100k stakeholders, Zipf-skewed actors, the `acme`
+//! rule set, batches of 4096), with the `bridge_builder` example plugin on every moment:
+//!
+//! - `native_acme_100k`: the engine without plugins, as a reference in the same run;
+//! - `bridge_builder_acme_100k`: the same with the plugin (its pass: encode, sandbox call,
+//!   decode, check, apply, alongside the native passes);
+//! - `bare_wasmtime_round_trip`: the same moments, encoded the same way (teams and the
+//!   plugin's state, 1024 moments a call), through a bare wasmtime instance of the same module
+//!   (default config: no fuel, no epochs, one instance reused): encode, copy in, call, copy
+//!   out, decode. The plugin path's cost is (1/with - 1/native) a moment; DESIGN wants it
+//!   within 2x of this one.
+//! - `load/*`: compiling each example module (validate, compile, pre-link, read the manifest)
+//!   and instantiating a sandbox (a fresh store and instance, plus the `manifest` call).
+//!
+//! Needs `plugins/dist/*.wasm`: run `bash scripts/build-plugins.sh` first.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use plaudit_engine::OrgWorld;
+use plaudit_engine::calendar::parse_rfc3339;
+use plaudit_engine::plugins::{Limits, PluginHost};
+use plaudit_engine::workload::{Spec, Workload};
+use plaudit_sdk::Record;
+use plaudit_sdk::plugin::wire::{self, Bytes, Input, MomentIn, Output};
+
+const STAKEHOLDERS: usize = 100_000;
+const BATCH: usize = 4096;
+const PER_CALL: usize = 1024;
+const WARMUP_MOMENTS: usize = 400_000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn module(crate_name: &str) -> Vec<u8> {
+    let path = root().join("plugins/dist").join(format!("{crate_name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `bash scripts/build-plugins.sh` first", path.display()))
+}
+
+fn acme() -> OrgWorld {
+    match OrgWorld::from_rules_file(&root().join("rules/acme.toml")) {
+        Ok(w) => w,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn workload() -> Workload {
+    Workload::new(Spec { stakeholders: STAKEHOLDERS, moments: 50_000_000, days: 1000, ..Spec::default() })
+}
+
+/// Scores batches of fresh moments into a warmed-up acme world, with or without the plugin.
+fn ingest(c: &mut Criterion, host: &PluginHost, name: &str, plugin: Option<&str>) {
+    let workload = workload();
+    let mut world = acme();
+    if let Some(crate_name) = plugin {
+        let loaded = host.load(crate_name, &module(crate_name), Limits::default()).expect("the module loads");
+        world.install_plugin(crate_name, Arc::new(loaded));
+    }
+    world.ingest(workload.profiles().map(Record::Profile));
+    for start in (0..WARMUP_MOMENTS).step_by(BATCH) {
+        world.ingest(workload.moments(start, start + BATCH).map(Record::Moment));
+        world.clear_effects();
+    }
+    let next = Cell::new(WARMUP_MOMENTS);
+    let mut group = c.benchmark_group("plugins");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let start = next.get();
+                next.set(start + BATCH);
+                workload.moments(start, start + BATCH).map(Record::Moment).collect::<Vec<_>>()
+            },
+            |batch| {
+                let outcome = world.ingest(batch);
+                world.clear_effects();
+                outcome
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+    for s in world.plugins() {
+        assert_eq!(s.failed_calls, 0, "{s:?}");
+        eprintln!("{}: {} fuel a moment", s.name, s.fuel_used / s.moments.max(1));
+    }
+}
+
+fn native(c: &mut Criterion) {
+    let host = PluginHost::new(&Limits::default()).expect("sandbox");
+    ingest(c, &host, "native_acme_100k", None);
+}
+
+fn with_plugin(c: &mut Criterion) {
+    let host = PluginHost::new(&Limits::default()).expect("sandbox");
+    ingest(c, &host, "bridge_builder_acme_100k", Some("bridge_builder"));
+}
+
+/// The workload as the plugin pass would encode it (teams and state context).
+struct Encoder {
+    workload: Workload,
+    numbers: HashMap<String, u32>,
+    teams: Vec<String>,
+    states: HashMap<u32, Vec<u8>>,
+}
+
+impl Encoder {
+    fn new() -> Encoder {
+        let workload = workload();
+        let teams = (0..STAKEHOLDERS).map(|i| workload.profile(i).team.unwrap_or_default()).collect();
+        let numbers = (0..STAKEHOLDERS).map(|i| (Workload::stakeholder_id(i), i as u32)).collect();
+        Encoder { workload, numbers, teams, states: HashMap::new() }
+    }
+
+    /// The calls for `moments`, the workload's from `from` on: input bytes and moment count.
+    fn calls(&self, from: usize, moments: &[plaudit_sdk::Moment]) -> Vec<(Vec<u8>, usize)> {
+        moments
+            .chunks(PER_CALL)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let mut dict: Vec<String> = Vec::new();
+                let mut word = |s: &str| match dict.iter().position(|d| d == s) {
+                    Some(i) => i as u32,
+                    None => {
+                        dict.push(s.to_string());
+                        dict.len() as u32 - 1
+                    }
+                };
+                let mut input = Input::default();
+                for (i, m) in chunk.iter().enumerate() {
+                    let actor = self.numbers[&m.stakeholder];
+                    let counterpart = m.counterpart.as_ref().map(|c| self.numbers[c]);
+                    input.moments.push(MomentIn {
+                        seq: (from + c * PER_CALL + i) as u64,
+                        actor,
+                        counterpart,
+                        kind: word(&m.kind),
+                        channel: word(&m.channel),
+                        at: parse_rfc3339(&m.at).expect("workload times parse"),
+                        value: m.value,
+                        actor_team: Some(word(&self.teams[actor as usize])),
+                        counterpart_team: counterpart.map(|c| word(&self.teams[c as usize])),
+                        awards: Vec::new(),
+                    });
+                    if let Some(s) = self.states.get(&actor)
+                        && !input.states.iter().any(|(w, _)| *w == actor)
+                    {
+                        input.states.push((actor, Bytes(s.clone())));
+                    }
+                }
+                input.dict = dict;
+                (wire::encode(&input).expect("encodes"), chunk.len())
+            })
+            .collect()
+    }
+
+    fn keep(&mut self, output: Output) {
+        for (who, state) in output.states {
+            match state {
+                Some(b) => self.states.insert(who, b.0),
+                None => self.states.remove(&who),
+            };
+        }
+    }
+}
+
+/// A bare wasmtime instance of a module: default config, reused across calls (re-made every
+/// 256 calls, since the guest never frees what it returns).
+struct Bare {
+    engine: wasmtime::Engine,
+    module: wasmtime::Module,
+    linker: wasmtime::Linker<()>,
+    live: Option<(wasmtime::Store<()>, wasmtime::Instance, u32)>,
+}
+
+impl Bare {
+    fn new(wasm: &[u8]) -> Bare {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, wasm).expect("module compiles");
+        let mut linker = wasmtime::Linker::new(&engine);
+        linker.func_wrap("plaudit", "log", |_: i32, _: i32| {}).expect("log links");
+        linker.func_wrap("plaudit", "random", |m: i32| m as i64).expect("random links");
+        Bare { engine, module, linker, live: None }
+    }
+
+    fn call(&mut self, input: &[u8]) -> Vec<u8> {
+        if self.live.as_ref().is_none_or(|l| l.2 >= 256) {
+            let mut store = wasmtime::Store::new(&self.engine, ());
+            let instance = self.linker.instantiate(&mut store, &self.module).expect("instantiates");
+            self.live = Some((store, instance, 0));
+        }
+        let (store, instance, calls) = self.live.as_mut().expect("live instance");
+        *calls += 1;
+        let memory = instance.get_memory(&mut *store, "memory").expect("memory");
+        let alloc = instance.get_typed_func::<i32, i32>(&mut *store, "alloc").expect("alloc");
+        let score = instance.get_typed_func::<(i32, i32), i64>(&mut *store, "score").expect("score");
+        let ptr = alloc.call(&mut *store, input.len() as i32).expect("alloc call");
+        memory.write(&mut *store, ptr as usize, input).expect("input fits");
+        let packed = score.call(&mut *store, (ptr, input.len() as i32)).expect("score call") as u64;
+        let (out_ptr, out_len) = ((packed >> 32) as usize, (packed as u32) as usize);
+        memory.data(&*store)[out_ptr..out_ptr + out_len].to_vec()
+    }
+}
+
+fn bare(c: &mut Criterion) {
+    let mut encoder = Encoder::new();
+    let mut bare = Bare::new(&module("bridge_builder"));
+    // Warm the plugin's state up like the engine's.
+    for from in (0..WARMUP_MOMENTS).step_by(BATCH) {
+        let moments: Vec<_> = encoder.workload.moments(from, from + BATCH).collect();
+        for (input, _) in encoder.calls(from, &moments) {
+            let out = wire::decode(&bare.call(&input)).expect("output decodes");
+            encoder.keep(out);
+        }
+    }
+    let next = Cell::new(WARMUP_MOMENTS);
+    let encoder = std::cell::RefCell::new(encoder);
+    let mut group = c.benchmark_group("plugins");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("bare_wasmtime_round_trip", |b| {
+        b.iter_batched(
+            || {
+                let start = next.get();
+                next.set(start + BATCH);
+                // Generating the moments is not the round trip's cost: encoding them is.
+                (start, encoder.borrow().workload.moments(start, start + BATCH).collect::<Vec<_>>())
+            },
+            |(start, moments)| {
+                let calls = encoder.borrow().calls(start, &moments);
+                for (input, _) in calls {
+                    let out: Output = wire::decode(&bare.call(&input)).expect("output decodes");
+                    encoder.borrow_mut().keep(out);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn load(c: &mut Criterion) {
+    let host = PluginHost::new(&Limits::default()).expect("sandbox");
+    let mut group = c.benchmark_group("plugins/load");
+    for crate_name in ["bridge_builder", "story_echo", "burst_guard"] {
+        let wasm = module(crate_name);
+        group.bench_function(format!("compile_{crate_name}"), |b| {
+            b.iter(|| host.load(crate_name, &wasm, Limits::default()).expect("loads"))
+        });
+    }
+    let loaded = host.load("bridge_builder", &module("bridge_builder"), Limits::default()).expect("loads");
+    group.bench_function("instantiate_and_manifest_call", |b| b.iter(|| loaded.plugin().manifest().expect("manifest")));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = native, with_plugin, bare, load
+}
+criterion_main!(benches);

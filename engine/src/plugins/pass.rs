@@ -1,0 +1,329 @@
+//! The plugins pass: after the native rules, before the effects pass. For every active plugin
+//! of the organisation, the batch's scored moments go to the guest in calls of at most
+//! [`MAX_MOMENTS_PER_CALL`] moments (fewer if the encoded input would pass the input limit),
+//! each with only the context the plugin declared, and what comes back is checked in full
+//! before any of it is used:
+//!
+//! - points become award requests ([`AwardSource::Plugin`]) that the effects pass applies like
+//!   native ones: balances, levels, badges, leaderboards;
+//! - a withhold holds back the moment's native awards;
+//! - badges (metric-less ones only) and custom effects become [`PluginAct`]s;
+//! - the plugin's per-stakeholder state is saved.
+//!
+//! A call that fails (a trap, a limit, output that breaks the ABI) changes nothing: its moments
+//! keep their native scoring, the failure is recorded in the plugin's status, and a plugin that
+//! fails [`super::DISABLE_AFTER`] calls in a row is disabled.
+//!
+//! **Owns** the encoding of moments for the guest ([`encode_call`]) and the checking of its
+//! output ([`check_output`]). Reads the batch and the native awards; writes only [`Awards`],
+//! [`PluginActs`] and the [`Plugins`] registry.
+
+use bevy_ecs::prelude::*;
+use plaudit_sdk::plugin::wire::{
+    self, Bytes, Input, MomentIn, OP_AWARD, OP_BADGE, OP_CUSTOM, OP_WITHHOLD, Output, TO_ACTOR, TO_COUNTERPART,
+};
+use rustc_hash::FxHashMap;
+
+use super::{FailureReport, Loaded, MAX_STATE_BYTES, PluginFailure, Plugins, Slot};
+use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, PluginAct, PluginActs, PluginWhat};
+use crate::ids::Sym;
+use crate::intern::Interner;
+use crate::ruleset::program::{BadgeShape, CurrencyIx, Program};
+use crate::world::{ProgramRes, Vocab};
+
+/// Most moments in one call.
+pub const MAX_MOMENTS_PER_CALL: usize = 1024;
+
+/// Largest amount a plugin may award (or take) at once.
+pub const MAX_AMOUNT: i64 = 1_000_000_000;
+
+/// Longest withhold reason and custom effect name, in bytes.
+const MAX_TEXT: usize = 200;
+
+/// Most attributes on a custom effect.
+const MAX_CUSTOM_ATTRS: usize = 32;
+
+pub fn run(
+    program: Res<ProgramRes>,
+    vocab: Res<Vocab>,
+    batch: Res<Batch>,
+    mut awards: ResMut<Awards>,
+    mut acts: ResMut<PluginActs>,
+    mut plugins: ResMut<Plugins>,
+) {
+    acts.acts.clear();
+    acts.reasons.clear();
+    if plugins.slots.iter().all(|s| s.active().is_none()) {
+        return;
+    }
+    let scored: Vec<u32> =
+        (0..batch.records.len() as u32).filter(|&i| batch.records[i as usize].action == Action::Score).collect();
+    let p = &*program.0;
+    let native = awards.0.len();
+    let mut extra = Vec::new();
+    let mut buffer = Vec::new();
+    for slot_ix in 0..plugins.slots.len() {
+        let slot = &mut plugins.slots[slot_ix];
+        let Some(loaded) = slot.active() else { continue };
+        let mut start = 0;
+        while start < scored.len() && slot.active().is_some() {
+            let mut end = scored.len().min(start + MAX_MOMENTS_PER_CALL);
+            let limit = loaded.plugin().limits().input_bytes;
+            let seeds = loop {
+                let call = Call {
+                    p,
+                    vocab: &vocab.0,
+                    batch: &batch,
+                    native: &awards.0[..native],
+                    records: &scored[start..end],
+                };
+                let seeds = call.encode(&loaded, slot, &mut buffer);
+                if buffer.len() <= limit || end - start == 1 {
+                    break seeds;
+                }
+                end = start + (end - start) / 2;
+            };
+            let records = &scored[start..end];
+            let outcome = loaded.plugin().call(&buffer, &seeds).map_err(|f| (f.failure, f.logs)).and_then(|out| {
+                let checked = check_output(p, &batch.records, records, &out.output)
+                    .map_err(|reason| (PluginFailure::BadOutput { reason }, out.logs.clone()))?;
+                Ok((checked, out.fuel_used))
+            });
+            match outcome {
+                Ok((checked, fuel)) => {
+                    apply(slot, slot_ix as u16, checked, &mut awards.0[..native], &mut extra, &mut acts);
+                    let s = &mut slot.status;
+                    s.calls += 1;
+                    s.consecutive_failures = 0;
+                    s.moments += records.len() as u64;
+                    s.fuel_used += fuel;
+                    s.stakeholders_with_state = slot.states.len();
+                }
+                Err((failure, logs)) => {
+                    let seq = |i: usize| batch.records[records[i] as usize].seq;
+                    slot.failed(FailureReport {
+                        first_seq: seq(0),
+                        last_seq: seq(records.len() - 1),
+                        moments: records.len(),
+                        reason: failure.to_string(),
+                        logs,
+                    });
+                }
+            }
+            start = end;
+        }
+    }
+    if !extra.is_empty() {
+        awards.0.extend(extra);
+        // Stable: a moment's native awards stay before its plugins' ones.
+        awards.0.sort_by_key(|a| a.record);
+    }
+    acts.acts.sort_by_key(|a| a.record);
+}
+
+/// One call's moments and what encoding them needs.
+struct Call<'a> {
+    p: &'a Program,
+    vocab: &'a Interner,
+    batch: &'a Batch,
+    /// The native award requests of the batch, in record order.
+    native: &'a [Award],
+    /// Indices of the call's records in the batch.
+    records: &'a [u32],
+}
+
+impl Call<'_> {
+    /// Encodes the call's [`Input`] into `buffer`; returns the moments' random seeds.
+    fn encode(&self, loaded: &Loaded, slot: &Slot, buffer: &mut Vec<u8>) -> Vec<u64> {
+        let needs = loaded.needs;
+        let mut input = Input::default();
+        let mut words: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut dict = Vec::new();
+        let mut word = |key: u64, text: &dyn Fn() -> String| -> u32 {
+            *words.entry(key).or_insert_with(|| {
+                dict.push(text());
+                dict.len() as u32 - 1
+            })
+        };
+        let vocab = self.vocab;
+        let sym = |s: Sym| move || vocab.resolve(s.0).to_string();
+        let mut seeds = Vec::with_capacity(self.records.len());
+        for &r in self.records {
+            let m: &MomentRec = &self.batch.records[r as usize];
+            seeds.push(wire::moment_seed(self.p.seed, m.seq));
+            let mut moment = MomentIn {
+                seq: m.seq,
+                actor: m.actor_no,
+                counterpart: m.counterpart_no,
+                kind: word(u64::from(m.kind.0), &sym(m.kind)),
+                channel: word(u64::from(m.channel.0), &sym(m.channel)),
+                at: m.at,
+                value: m.value,
+                actor_team: None,
+                counterpart_team: None,
+                awards: Vec::new(),
+            };
+            if needs.teams {
+                let team = |t: Sym, word: &mut dyn FnMut(u64, &dyn Fn() -> String) -> u32| {
+                    (!t.is_none()).then(|| word(u64::from(t.0), &sym(t)))
+                };
+                moment.actor_team = team(m.actor_team, &mut word);
+                moment.counterpart_team = team(m.counterpart_team, &mut word);
+            }
+            if needs.awards {
+                let from = self.native.partition_point(|a| a.record < r);
+                for a in self.native[from..].iter().take_while(|a| a.record == r) {
+                    if a.withheld != Hold::No {
+                        continue;
+                    }
+                    let to = if a.to == m.actor { wire::TO_ACTOR } else { wire::TO_COUNTERPART };
+                    let currency = self.p.currencies[a.currency as usize].id.as_str();
+                    let c = word(1 << 32 | u64::from(a.currency), &|| currency.to_string());
+                    moment.awards.push((to, c, a.amount));
+                }
+            }
+            if needs.state
+                && let Some(saved) = slot.states.get(&m.actor_no)
+                && !input.states.iter().any(|(who, _)| *who == m.actor_no)
+            {
+                input.states.push((m.actor_no, Bytes(saved.clone())));
+            }
+            input.moments.push(moment);
+        }
+        input.dict = dict;
+        // Encoding plain data into a Vec cannot fail; an empty buffer would fail the call cleanly.
+        if wire::encode_into(buffer, &input).is_err() {
+            buffer.clear();
+        }
+        seeds
+    }
+}
+
+/// A call's output, checked and resolved against the rule set.
+struct Checked {
+    awards: Vec<(u32, Entity, CurrencyIx, i64)>,
+    withholds: Vec<(u32, String)>,
+    acts: Vec<(u32, Entity, PluginWhat)>,
+    states: Vec<(u32, Option<Vec<u8>>)>,
+}
+
+/// Decodes and checks everything a call returned; the first problem fails the whole call.
+fn check_output(p: &Program, all: &[MomentRec], records: &[u32], bytes: &[u8]) -> Result<Checked, String> {
+    let output: Output = wire::decode(bytes).map_err(|e| format!("the output does not decode: {e}"))?;
+    if let Some(message) = output.error {
+        return Err(format!("the plugin reported: {message}"));
+    }
+    let mut checked = Checked { awards: Vec::new(), withholds: Vec::new(), acts: Vec::new(), states: Vec::new() };
+    for e in output.effects {
+        let Some(&r) = records.get(e.moment as usize) else {
+            return Err(format!("an effect names moment {} of a call of {} moments", e.moment, records.len()));
+        };
+        let m = &all[r as usize];
+        let to = match e.to {
+            TO_ACTOR => m.actor,
+            TO_COUNTERPART => match m.counterpart {
+                Some(c) => c,
+                None => continue,
+            },
+            other => return Err(format!("effect target {other} is neither the actor (0) nor the counterpart (1)")),
+        };
+        match e.op {
+            OP_AWARD => {
+                let Some(c) = p.currencies.iter().position(|c| c.id == e.name) else {
+                    let known: Vec<&str> = p.currencies.iter().map(|c| c.id.as_str()).collect();
+                    return Err(format!("award in unknown currency {:?} (the rule set has {known:?})", e.name));
+                };
+                if e.amount.abs() > MAX_AMOUNT {
+                    return Err(format!("award of {} is beyond +/-{MAX_AMOUNT}", e.amount));
+                }
+                if e.amount != 0 {
+                    checked.awards.push((r, to, c as CurrencyIx, e.amount));
+                }
+            }
+            OP_WITHHOLD => checked.withholds.push((r, truncate(e.name))),
+            OP_BADGE => {
+                let Some(b) = p.badges.iter().position(|b| b.id == e.name) else {
+                    return Err(format!("grant of unknown badge {:?}", e.name));
+                };
+                if !matches!(p.badges[b].shape, BadgeShape::Granted) {
+                    return Err(format!(
+                        "badge {:?} is earned from its metric; a plugin may grant only badges without one",
+                        e.name
+                    ));
+                }
+                checked.acts.push((r, to, PluginWhat::Badge(b as u16)));
+            }
+            OP_CUSTOM => {
+                if e.name.is_empty() || e.name.len() > MAX_TEXT {
+                    return Err(format!("a custom effect's name must be 1 to {MAX_TEXT} bytes"));
+                }
+                if e.data.len() > MAX_CUSTOM_ATTRS {
+                    return Err(format!("custom effect {:?} has over {MAX_CUSTOM_ATTRS} attributes", e.name));
+                }
+                checked.acts.push((r, to, PluginWhat::Custom(Box::new((e.name, e.data)))));
+            }
+            other => return Err(format!("unknown effect operation {other}")),
+        }
+    }
+    for (who, state) in output.states {
+        if !records.iter().any(|&r| all[r as usize].actor_no == who) {
+            return Err(format!("state for stakeholder {who}, who is no actor of this call"));
+        }
+        if let Some(bytes) = &state
+            && bytes.0.len() > MAX_STATE_BYTES
+        {
+            return Err(format!("state of stakeholder {who} is {} bytes, over {MAX_STATE_BYTES}", bytes.0.len()));
+        }
+        checked.states.push((who, state.map(|b| b.0)));
+    }
+    Ok(checked)
+}
+
+fn truncate(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Applies a checked call: saves states, queues awards and acts, holds back withheld moments'
+/// native awards.
+fn apply(
+    slot: &mut Slot,
+    slot_ix: u16,
+    checked: Checked,
+    native: &mut [Award],
+    extra: &mut Vec<Award>,
+    acts: &mut PluginActs,
+) {
+    for (who, state) in checked.states {
+        match state {
+            Some(bytes) => slot.states.insert(who, bytes),
+            None => slot.states.remove(&who),
+        };
+    }
+    for (record, to, currency, amount) in checked.awards {
+        extra.push(Award { record, to, currency, amount, source: AwardSource::Plugin(slot_ix), withheld: Hold::No });
+    }
+    for (record, reason) in checked.withholds {
+        let text = format!("withheld by plugin {}: {reason}", slot.status.name);
+        let from = native.partition_point(|a| a.record < record);
+        let mut held = false;
+        for a in native[from..].iter_mut().take_while(|a| a.record == record) {
+            if a.withheld == Hold::No && matches!(a.source, AwardSource::Rule(_)) {
+                a.withheld = Hold::Plugin(acts.reasons.len() as u32);
+                held = true;
+            }
+        }
+        if held {
+            acts.reasons.push(text.into());
+        }
+    }
+    for (record, to, what) in checked.acts {
+        acts.acts.push(PluginAct { record, to, plugin: slot_ix, what });
+    }
+}
