@@ -271,10 +271,14 @@ fn every_hostile_plugin_is_contained_while_another_organisation_keeps_scoring() 
         }
         let status = a.plugin(fixture).expect("installed");
         assert_eq!(status.state, PluginState::Disabled, "{fixture}");
-        assert_eq!(status.failed_calls, u64::from(DISABLE_AFTER), "{fixture}: disabled, then no more calls");
+        assert_eq!(status.consecutive_failures, DISABLE_AFTER, "{fixture}");
+        // 20 moments, then halves down to single moments (0..10, 0..5, 0..2, 0, 1, 2..5, 2): the
+        // third single moment to fail disables it, in the first batch; later batches make no call.
+        assert_eq!(status.failed_calls, 8, "{fixture}");
+        assert_eq!(status.calls, 8, "{fixture}");
         let failure = status.last_failure.expect("a failure report");
         assert!(failure.reason.contains(says), "{fixture}: {failure:?}");
-        assert_eq!(failure.moments, 20);
+        assert_eq!((failure.moments, failure.first_seq), (1, 3), "{fixture}");
         if fixture == "trap" {
             assert!(!failure.logs.is_empty(), "what it logged before trapping is kept");
         }
@@ -341,4 +345,50 @@ fn example_plugins_fuel_per_moment_is_pinned() {
     }
     eprintln!("fuel per moment ({}): {}", toolchain.trim(), report.join(", "));
     assert!(off.is_empty(), "fuel per moment moved; if on purpose, update the pins:\n{}", off.join("\n"));
+}
+
+#[test]
+fn the_rule_set_sets_the_organisations_plugin_limits_within_safe_ranges() {
+    let w = world("[plugins]\nfuel = 50000\nmemory_mb = 2\nwall_clock_ms = 500\n");
+    let limits = &w.program().plugin_limits;
+    assert_eq!((limits.fuel, limits.memory_bytes), (50_000, 2 << 20));
+    assert_eq!(limits.wall_clock, std::time::Duration::from_millis(500));
+    assert_eq!(limits.output_bytes, Limits::default().output_bytes, "unset fields keep the defaults");
+    let err = rules_error("[plugins]\nfuel = 5\nmemory_mb = 4096\n");
+    assert!(err.contains("plugins.fuel: must be 10000 to 1000000000, got 5"), "{err}");
+    assert!(err.contains("plugins.memory_mb: must be 1 to 256, got 4096"), "{err}");
+
+    // A tight fuel budget fails the call (the moments still score natively) and says so.
+    let mut tight = world(&format!("[plugins]\nfuel = 20000\n{RULES}"));
+    let limits = tight.program().plugin_limits.clone();
+    let loaded = host().load("story-echo", &example_plugin("story_echo"), limits).expect("loads");
+    tight.install_plugin("story-echo", Arc::new(loaded));
+    let moments: Vec<Moment> = (0..50).map(|i| m(&format!("s{i}"), "ann", "share", "social", &at(i))).collect();
+    let effects = score(&mut tight, moments);
+    assert_eq!(points(&effects, "ann", "coins"), 150);
+    let failure = tight.plugin("story-echo").and_then(|s| s.last_failure).expect("a failure");
+    assert!(failure.reason.contains("ran out of fuel (20000 units)"), "{failure:?}");
+}
+
+#[test]
+fn a_call_too_big_for_the_output_limit_is_split_and_no_moment_loses_its_effects() {
+    // 1 kB of output holds a few dozen awards: 200 shares must be split into smaller calls.
+    let text = format!("[plugins]\noutput_kb = 1\n{RULES}");
+    let shares: Vec<Record> = (0..200)
+        .map(|i| Record::Moment(m(&format!("s{i}"), &format!("p{}", i % 40), "share", "social", &at(i))))
+        .collect();
+    let mut split = world(&text);
+    let limits = split.program().plugin_limits.clone();
+    let loaded = host().load("story-echo", &example_plugin("story_echo"), limits).expect("loads");
+    split.install_plugin("story-echo", Arc::new(loaded));
+    let effects = run(&mut split, shares.clone());
+    let status = split.plugin("story-echo").expect("installed");
+    assert_eq!(status.state, PluginState::Active, "{status:?}");
+    assert!(status.failed_calls > 0, "the first call was over the limit: {status:?}");
+    assert_eq!(status.moments, 200, "every moment was handled once in the end");
+    // The same as one moment at a time, where every call fits.
+    let mut single = world(&text);
+    single.install_plugin("story-echo", example("story_echo", "story-echo"));
+    let one_by_one: Vec<Effect> = shares.chunks(1).flat_map(|c| run(&mut single, c.to_vec())).collect();
+    assert_eq!(effects, one_by_one);
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 pub use sandbox::{CallFailed, CallOutput, Limits, Plugin, PluginError, PluginFailure, PluginHost};
 
-/// A plugin whose calls fail this many times in a row is disabled until it is replaced.
+/// A plugin that fails on this many single moments in a row is disabled until it is replaced.
 pub const DISABLE_AFTER: u32 = 3;
 
 /// Largest per-stakeholder state a plugin may save, in bytes.
@@ -122,7 +122,7 @@ pub fn check_name(name: &str) -> Result<(), LoadError> {
 #[serde(rename_all = "snake_case")]
 pub enum PluginState {
     Active,
-    /// Failed [`DISABLE_AFTER`] calls in a row; installing a new module re-enables the slot.
+    /// Failed on [`DISABLE_AFTER`] single moments in a row; installing a new module re-enables it.
     Disabled,
     Removed,
 }
@@ -171,11 +171,15 @@ impl Slot {
         (self.status.state == PluginState::Active).then(|| self.loaded.clone()).flatten()
     }
 
+    /// Records a failed call. Only a call of a single moment counts towards disabling: a longer
+    /// one is retried in halves, and may have failed only for being long (output, fuel).
     pub(crate) fn failed(&mut self, report: FailureReport) {
         let s = &mut self.status;
         s.calls += 1;
         s.failed_calls += 1;
-        s.consecutive_failures += 1;
+        if report.moments == 1 {
+            s.consecutive_failures += 1;
+        }
         s.last_failure = Some(report);
         if s.consecutive_failures >= DISABLE_AFTER {
             s.state = PluginState::Disabled;

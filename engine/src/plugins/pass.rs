@@ -11,8 +11,12 @@
 //! - the plugin's per-stakeholder state is saved.
 //!
 //! A call that fails (a trap, a limit, output that breaks the ABI) changes nothing: its moments
-//! keep their native scoring, the failure is recorded in the plugin's status, and a plugin that
-//! fails [`super::DISABLE_AFTER`] calls in a row is disabled.
+//! keep their native scoring and the failure is recorded in the plugin's status. Its two halves
+//! are then retried, down to single moments, so a limit that is per call (fuel, output size)
+//! is in effect per moment, and only the moments that fail on their own lose their plugin
+//! effects, whatever the batch boundaries. A plugin that fails on [`super::DISABLE_AFTER`]
+//! single moments in a row is disabled (an always-failing plugin gets there in about
+//! log2(1024) + 3 calls).
 //!
 //! **Owns** the encoding of moments for the guest ([`encode_call`]) and the checking of its
 //! output ([`check_output`]). Reads the batch and the native awards; writes only [`Awards`],
@@ -65,10 +69,17 @@ pub fn run(
     for slot_ix in 0..plugins.slots.len() {
         let slot = &mut plugins.slots[slot_ix];
         let Some(loaded) = slot.active() else { continue };
-        let mut start = 0;
-        while start < scored.len() && slot.active().is_some() {
-            let mut end = scored.len().min(start + MAX_MOMENTS_PER_CALL);
-            let limit = loaded.plugin().limits().input_bytes;
+        // Ranges of `scored` still to run, the next on top.
+        let mut todo: Vec<(usize, usize)> = (0..scored.len())
+            .step_by(MAX_MOMENTS_PER_CALL)
+            .map(|s| (s, scored.len().min(s + MAX_MOMENTS_PER_CALL)))
+            .collect();
+        todo.reverse();
+        let limit = loaded.plugin().limits().input_bytes;
+        while let Some((start, mut end)) = todo.pop() {
+            if slot.active().is_none() {
+                break;
+            }
             let seeds = loop {
                 let call = Call {
                     p,
@@ -81,7 +92,9 @@ pub fn run(
                 if buffer.len() <= limit || end - start == 1 {
                     break seeds;
                 }
-                end = start + (end - start) / 2;
+                let mid = start + (end - start) / 2;
+                todo.push((mid, end));
+                end = mid;
             };
             let records = &scored[start..end];
             let outcome = loaded.plugin().call(&buffer, &seeds).map_err(|f| (f.failure, f.logs)).and_then(|out| {
@@ -108,9 +121,15 @@ pub fn run(
                         reason: failure.to_string(),
                         logs,
                     });
+                    // Retry the halves: the moments that fail even alone are the only ones to
+                    // lose their plugin effects, whatever the batch boundaries were.
+                    if end - start > 1 {
+                        let mid = start + (end - start) / 2;
+                        todo.push((mid, end));
+                        todo.push((start, mid));
+                    }
                 }
             }
-            start = end;
         }
     }
     if !extra.is_empty() {

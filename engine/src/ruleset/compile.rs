@@ -203,6 +203,7 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         .map(|c| Currency { id: c.id.clone(), name: c.name.clone().unwrap_or_else(|| c.id.clone()) })
         .collect();
 
+    let plugin_limits = plugin_limits(&mut cx, doc.plugins.as_ref());
     let guard = doc.guard.as_ref().map(|g| {
         let max_moments = match (g.max_moments, g.per) {
             (Some(n), Some(per)) if n > 0 => Some((n, window(per))),
@@ -566,6 +567,7 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         seed: org.seed,
         currencies,
         guard,
+        plugin_limits,
         rules,
         capped_rules,
         metrics,
@@ -577,4 +579,42 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         watchers: w,
         tracks_seen,
     })
+}
+
+/// The `[plugins]` limits over DESIGN's defaults, each within a range that keeps the host safe.
+fn plugin_limits(cx: &mut Ctx, doc: Option<&super::format::PluginLimitsDoc>) -> crate::plugins::Limits {
+    let mut limits = crate::plugins::Limits::default();
+    let Some(doc) = doc else { return limits };
+    let mut check = |field: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>, scale: u64| {
+        let v = value?;
+        if range.contains(&v) {
+            Some(v * scale)
+        } else {
+            cx.err(format!("plugins.{field}"), format!("must be {} to {}, got {v}", range.start(), range.end()));
+            None
+        }
+    };
+    let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    if let Some(v) = check("fuel", doc.fuel, 10_000..=1_000_000_000, 1) {
+        limits.fuel = v;
+    }
+    if let Some(v) = check("memory_mb", doc.memory_mb.map(u64::from), 1..=256, 1 << 20) {
+        limits.memory_bytes = size(v);
+    }
+    if let Some(v) = check("module_kb", doc.module_kb.map(u64::from), 1..=10_240, 1 << 10) {
+        limits.module_bytes = size(v);
+    }
+    if let Some(v) = check("input_kb", doc.input_kb.map(u64::from), 1..=4096, 1 << 10) {
+        limits.input_bytes = size(v);
+    }
+    if let Some(v) = check("output_kb", doc.output_kb.map(u64::from), 1..=1024, 1 << 10) {
+        limits.output_bytes = size(v);
+    }
+    if let Some(v) = check("log_bytes", doc.log_bytes.map(u64::from), 0..=65_536, 1) {
+        limits.log_bytes = size(v);
+    }
+    if let Some(v) = check("wall_clock_ms", doc.wall_clock_ms.map(u64::from), 10..=60_000, 1) {
+        limits.wall_clock = std::time::Duration::from_millis(v);
+    }
+    limits
 }

@@ -34,6 +34,30 @@ pub struct RuleSetDoc {
     pub challenges: Vec<ChallengeDoc>,
     #[serde(default, rename = "leaderboard")]
     pub leaderboards: Vec<LeaderboardDoc>,
+    /// Sandbox limits for the organisation's rule plugins; DESIGN's defaults where omitted.
+    #[serde(default)]
+    pub plugins: Option<PluginLimitsDoc>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimitsDoc {
+    /// Fuel (about one unit per wasm instruction) a call may use.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    #[serde(default)]
+    pub module_kb: Option<u32>,
+    #[serde(default)]
+    pub input_kb: Option<u32>,
+    #[serde(default)]
+    pub output_kb: Option<u32>,
+    #[serde(default)]
+    pub log_bytes: Option<u32>,
+    /// Wall-clock backstop per call.
+    #[serde(default)]
+    pub wall_clock_ms: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

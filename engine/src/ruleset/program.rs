@@ -291,6 +291,8 @@ pub struct Program {
     pub watchers: Watchers,
     /// Whether any rule, metric or challenge needs first-time / distinct tracking.
     pub tracks_seen: bool,
+    /// Sandbox limits for the organisation's rule plugins.
+    pub plugin_limits: crate::plugins::Limits,
 }
 
 /// Reverse indexes from a measured quantity to what watches it.

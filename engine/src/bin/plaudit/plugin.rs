@@ -19,9 +19,9 @@ fn name_of(path: &Path) -> String {
     path.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned())
 }
 
-fn load(host: &PluginHost, path: &Path) -> anyhow::Result<Loaded> {
+fn load(host: &PluginHost, path: &Path, limits: Limits) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    host.load(&name_of(path), &bytes, Limits::default()).map_err(|e| {
+    host.load(&name_of(path), &bytes, limits).map_err(|e| {
         // The first line says what is wrong; wasmtime's detail after it is byte dumps.
         let message = e.to_string();
         anyhow::anyhow!("{}: refused: {}", path.display(), message.lines().next().unwrap_or_default())
@@ -30,7 +30,7 @@ fn load(host: &PluginHost, path: &Path) -> anyhow::Result<Loaded> {
 
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let host = PluginHost::new(&Limits::default()).context("starting the plugin sandbox")?;
-    match load(&host, path) {
+    match load(&host, path, Limits::default()) {
         Ok(loaded) => {
             let m = &loaded.manifest;
             println!("{}: ok", path.display());
@@ -49,11 +49,13 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads and installs each module into `world`; the host must outlive the scoring.
+/// Loads each module under the rule set's `[plugins]` limits and installs it into `world`; the
+/// host must outlive the scoring.
 pub fn install(world: &mut OrgWorld, paths: &[PathBuf]) -> anyhow::Result<PluginHost> {
-    let host = PluginHost::new(&Limits::default()).context("starting the plugin sandbox")?;
+    let limits = world.program().plugin_limits.clone();
+    let host = PluginHost::new(&limits).context("starting the plugin sandbox")?;
     for path in paths {
-        let loaded = load(&host, path)?;
+        let loaded = load(&host, path, limits.clone())?;
         world.install_plugin(&name_of(path), Arc::new(loaded));
     }
     Ok(host)
