@@ -5,7 +5,7 @@
 //! - `bridge_builder_acme_100k`: the same with the plugin (its pass: encode, sandbox call,
 //!   decode, check, apply, alongside the native passes);
 //! - `bare_wasmtime_round_trip`: the same moments, encoded the same way (teams and the
-//!   plugin's state, 1024 moments a call), through a bare wasmtime instance of the same module
+//!   plugin's state, 512 moments a call), through a bare wasmtime instance of the same module
 //!   (default config: no fuel, no epochs, one instance reused): encode, copy in, call, copy
 //!   out, decode. The plugin path's cost is (1/with - 1/native) a moment; DESIGN wants it
 //!   within 2x of this one.
@@ -29,7 +29,7 @@ use plaudit_sdk::plugin::wire::{self, Bytes, Input, MomentIn, Output};
 
 const STAKEHOLDERS: usize = 100_000;
 const BATCH: usize = 4096;
-const PER_CALL: usize = 1024;
+const PER_CALL: usize = 512;
 const WARMUP_MOMENTS: usize = 400_000;
 
 fn root() -> PathBuf {

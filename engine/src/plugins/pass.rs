@@ -36,7 +36,7 @@ use crate::ruleset::program::{BadgeShape, CurrencyIx, Program};
 use crate::world::{ProgramRes, Vocab};
 
 /// Most moments in one call.
-pub const MAX_MOMENTS_PER_CALL: usize = 1024;
+pub const MAX_MOMENTS_PER_CALL: usize = 512;
 
 /// Largest amount a plugin may award (or take) at once.
 pub const MAX_AMOUNT: i64 = 1_000_000_000;
@@ -284,8 +284,13 @@ fn check_output(p: &Program, all: &[MomentRec], records: &[u32], bytes: &[u8]) -
             other => return Err(format!("unknown effect operation {other}")),
         }
     }
+    let mut actors: Vec<u32> = Vec::new();
+    if !output.states.is_empty() {
+        actors = records.iter().map(|&r| all[r as usize].actor_no).collect();
+        actors.sort_unstable();
+    }
     for (who, state) in output.states {
-        if !records.iter().any(|&r| all[r as usize].actor_no == who) {
+        if actors.binary_search(&who).is_err() {
             return Err(format!("state for stakeholder {who}, who is no actor of this call"));
         }
         if let Some(bytes) = &state
@@ -344,5 +349,101 @@ fn apply(
     }
     for (record, to, what) in checked.acts {
         acts.acts.push(PluginAct { record, to, plugin: slot_ix, what });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plaudit_sdk::plugin::wire::EffectOut;
+
+    use super::*;
+    use crate::ruleset::{compile::compile, parse_toml};
+
+    const RULES: &str = r#"
+[organisation]
+id = "t"
+[[currency]]
+id = "xp"
+[[metric]]
+id = "answers"
+count = { kind = ["answer"] }
+[[badge]]
+id = "granted"
+name = "Granted"
+[[badge]]
+id = "earned"
+name = "Earned"
+metric = "answers"
+threshold = 3
+"#;
+
+    fn program() -> Program {
+        let doc = parse_toml(RULES, "t.toml").expect("parses");
+        compile(&doc, &mut Interner::new(), "t.toml").expect("compiles")
+    }
+
+    fn records() -> Vec<MomentRec> {
+        let mut world = World::new();
+        let (a, b) = (world.spawn_empty().id(), world.spawn_empty().id());
+        let mut m = MomentRec::retraction(1, 0);
+        (m.action, m.actor, m.actor_no, m.counterpart, m.counterpart_no) = (Action::Score, a, 0, Some(b), Some(1));
+        let mut alone = m;
+        (alone.seq, alone.counterpart, alone.counterpart_no) = (2, None, None);
+        vec![m, alone]
+    }
+
+    fn effect(moment: u32, to: u8, op: u8, name: &str, amount: i64) -> EffectOut {
+        EffectOut { moment, to, op, name: name.into(), amount, data: Default::default() }
+    }
+
+    fn check(output: Output) -> Result<Checked, String> {
+        let bytes = wire::encode(&output).expect("encodes");
+        check_output(&program(), &records(), &[0, 1], &bytes)
+    }
+
+    fn with(effects: Vec<EffectOut>) -> Output {
+        Output { effects, ..Output::default() }
+    }
+
+    #[test]
+    fn output_naming_what_the_rule_set_lacks_is_refused_with_a_reason() {
+        let err = |o| check(o).err().expect("refused");
+        assert!(err(with(vec![effect(0, TO_ACTOR, OP_AWARD, "gold", 1)])).contains("unknown currency \"gold\""));
+        assert!(err(with(vec![effect(0, TO_ACTOR, OP_BADGE, "nope", 0)])).contains("unknown badge \"nope\""));
+        assert!(err(with(vec![effect(0, TO_ACTOR, OP_BADGE, "earned", 0)])).contains("earned from its metric"));
+        assert!(err(with(vec![effect(5, TO_ACTOR, OP_AWARD, "xp", 1)])).contains("moment 5 of a call of 2"));
+        assert!(err(with(vec![effect(0, 7, OP_AWARD, "xp", 1)])).contains("neither the actor"));
+        assert!(err(with(vec![effect(0, TO_ACTOR, 9, "xp", 1)])).contains("unknown effect operation 9"));
+        assert!(err(with(vec![effect(0, TO_ACTOR, OP_AWARD, "xp", MAX_AMOUNT + 1)])).contains("beyond"));
+        assert!(err(with(vec![effect(0, TO_ACTOR, OP_CUSTOM, "", 0)])).contains("name must be 1 to"));
+        let stranger = Output { states: vec![(1, Some(Bytes(vec![1])))], ..Output::default() };
+        assert!(err(stranger).contains("no actor of this call"));
+        let huge = Output { states: vec![(0, Some(Bytes(vec![0; MAX_STATE_BYTES + 1])))], ..Output::default() };
+        assert!(err(huge).contains("over 4096"));
+        let reported = Output { error: Some("bad day".into()), ..Output::default() };
+        assert!(err(reported).contains("the plugin reported: bad day"));
+        let garbage = check_output(&program(), &records(), &[0, 1], &[0xc1]).err().expect("refused");
+        assert!(garbage.contains("does not decode"), "{garbage}");
+    }
+
+    #[test]
+    fn good_output_is_resolved_against_the_moment_and_the_rule_set() {
+        let checked = check(Output {
+            effects: vec![
+                effect(0, TO_COUNTERPART, OP_AWARD, "xp", 4),
+                effect(1, TO_COUNTERPART, OP_AWARD, "xp", 4), // no counterpart: dropped
+                effect(1, TO_ACTOR, OP_AWARD, "xp", 0),       // nothing: dropped
+                effect(0, TO_ACTOR, OP_BADGE, "granted", 0),
+                effect(1, TO_ACTOR, OP_WITHHOLD, &"x".repeat(500), 0),
+            ],
+            states: vec![(0, None)],
+            error: None,
+        })
+        .expect("accepted");
+        let recs = records();
+        assert_eq!(checked.awards, vec![(0, recs[0].counterpart.expect("has one"), 0, 4)]);
+        assert!(matches!(checked.acts.as_slice(), [(0, _, PluginWhat::Badge(0))]));
+        assert_eq!(checked.withholds[0].1.len(), MAX_TEXT, "long reasons are cut, not refused");
+        assert_eq!(checked.states, vec![(0, None)]);
     }
 }

@@ -17,7 +17,10 @@
 //! Team names are compared exactly (`"Ops"` and `"ops"` are two teams).
 //!
 //! Context: [`Need::Teams`] and [`Need::State`]. State per stakeholder: [`Bridged`], the teams
-//! already bridged to, in the order they were first reached.
+//! already bridged to, in the order they were first reached, as 64-bit hashes of their names:
+//! the state is decoded and encoded on every call that has the stakeholder in it, and numbers
+//! cost a fraction of strings (measured: 18.6 k fuel a moment with names on the 100k-stakeholder
+//! bench workload). A collision among 64 teams has a chance of about 1 in 10^16.
 
 use plaudit_sdk::plugin::{Definition, Effects, Moment, Need};
 use plaudit_sdk::value::{Attrs, Value};
@@ -29,10 +32,16 @@ pub const BONUS: i64 = 25;
 /// The most teams remembered per stakeholder; past it, no more bonuses.
 pub const MAX_TEAMS: usize = 64;
 
-/// The teams a stakeholder has already bridged to, oldest first (at most [`MAX_TEAMS`]).
+/// The teams a stakeholder has already bridged to, oldest first (at most [`MAX_TEAMS`]), as
+/// [`team_key`]s.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bridged {
-    pub teams: Vec<String>,
+    pub teams: Vec<u64>,
+}
+
+/// A team's key in the state: the FNV-1a hash of its name.
+pub fn team_key(team: &str) -> u64 {
+    team.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn on_moment(m: &Moment, state: &mut Bridged, out: &mut Effects) {
@@ -43,10 +52,11 @@ fn on_moment(m: &Moment, state: &mut Bridged, out: &mut Effects) {
         (Some(mine), Some(theirs)) if !mine.is_empty() && !theirs.is_empty() => (mine, theirs),
         _ => return,
     };
-    if mine == theirs || state.teams.len() >= MAX_TEAMS || state.teams.iter().any(|t| t == theirs) {
+    let key = team_key(theirs);
+    if mine == theirs || state.teams.len() >= MAX_TEAMS || state.teams.contains(&key) {
         return;
     }
-    state.teams.push(theirs.to_string());
+    state.teams.push(key);
     out.award("xp", BONUS);
     let mut data = Attrs::new();
     data.insert("team".to_string(), Value::Text(theirs.to_string()));
@@ -81,7 +91,7 @@ mod tests {
         let mut h = Harness::new(&PLUGIN);
         let effects = h.score(&[meetup("ann", "bob", ("sales", "ops"))]).unwrap();
         assert_eq!(effects, bonus(0, "ann", "ops"));
-        assert_eq!(h.state("ann").unwrap().teams, vec!["ops".to_string()]);
+        assert_eq!(h.state("ann").unwrap().teams, vec![team_key("ops")]);
     }
 
     #[test]
@@ -152,7 +162,7 @@ mod tests {
         assert!(effects.iter().all(|e| e.moment < MAX_TEAMS), "the team past the limit earns nothing");
         let state = h.state("ann").unwrap();
         assert_eq!(state.teams.len(), MAX_TEAMS);
-        assert_eq!(state.teams[0], "team-0", "the oldest bridges are kept, so none can be paid twice");
+        assert_eq!(state.teams[0], team_key("team-0"), "the oldest bridges are kept, so none can be paid twice");
         // Still nothing later, in another call, for a new team or an old one.
         assert_eq!(h.score(&[meetup("ann", "bob", ("sales", "late"))]).unwrap(), vec![]);
         assert_eq!(h.score(&[meetup("ann", "bob", ("sales", "team-0"))]).unwrap(), vec![]);

@@ -25,16 +25,16 @@ struct Slot<S> {
 }
 
 fn run<S: Serialize + DeserializeOwned + Default>(definition: &Definition<S>, input: &[u8]) -> Result<Output, String> {
-    let input = wire::Input::from_msgpack(input).map_err(|e| format!("the input does not decode: {}", e))?;
+    let mut input = wire::Input::from_msgpack(input).map_err(|e| format!("the input does not decode: {}", e))?;
     let keep_state = definition.needs(Need::State);
     let mut index: HashMap<u32, usize> = HashMap::new();
     let mut slots: Vec<Slot<S>> = Vec::new();
     if keep_state {
-        for (who, bytes) in &input.states {
+        for (who, bytes) in std::mem::take(&mut input.states) {
             let state = wire::decode(&bytes.0)
                 .map_err(|e| format!("the saved state of stakeholder {} does not decode: {}", who, e))?;
-            index.insert(*who, slots.len());
-            slots.push(Slot { who: *who, state, saved: Some(bytes.0.clone()) });
+            index.insert(who, slots.len());
+            slots.push(Slot { who, state, saved: Some(bytes.0) });
         }
     }
     let mut effects = Effects::default();
@@ -56,8 +56,10 @@ fn run<S: Serialize + DeserializeOwned + Default>(definition: &Definition<S>, in
     let mut states = Vec::new();
     if keep_state {
         let empty = wire::encode(&S::default()).map_err(|e| format!("the default state does not encode: {}", e))?;
+        // One scratch buffer for the comparisons; a copy only for the states that changed.
+        let mut bytes = Vec::new();
         for slot in slots {
-            let bytes = wire::encode(&slot.state)
+            wire::encode_into(&mut bytes, &slot.state)
                 .map_err(|e| format!("the state of stakeholder {} does not encode: {}", slot.who, e))?;
             if slot.saved.as_ref() == Some(&bytes) {
                 continue;
@@ -67,7 +69,7 @@ fn run<S: Serialize + DeserializeOwned + Default>(definition: &Definition<S>, in
                     states.push((slot.who, None));
                 }
             } else {
-                states.push((slot.who, Some(Bytes(bytes))));
+                states.push((slot.who, Some(Bytes(bytes.clone()))));
             }
         }
     }
