@@ -13,6 +13,7 @@
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
 //! - [`plugins`]: the WebAssembly sandbox host for rule plugins (knows nothing of bevy).
 //! - [`store`]: the durable store (record log, moment-id index, snapshots) behind a trait.
+//! - [`log`]: the log step: check, append durably, then score; replay on open.
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
@@ -29,6 +30,7 @@ pub mod input;
 pub mod intern;
 pub mod journal;
 pub mod leaderboard;
+pub mod log;
 pub mod matcher;
 pub mod memory;
 pub mod plugins;

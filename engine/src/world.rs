@@ -69,6 +69,59 @@ pub enum Pass {
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scoring;
 
+/// A refused record's field and why.
+pub type RecordFault = (&'static str, String);
+
+/// What [`OrgWorld::check`] says a record would be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// A moment id already accepted, or a retraction of a moment already retracted.
+    Duplicate,
+}
+
+/// Moment ids and retraction targets accepted earlier in a batch (see [`OrgWorld::check`]).
+#[derive(Debug, Default)]
+pub struct Earlier {
+    pub moments: std::collections::HashSet<String>,
+    pub retractions: std::collections::HashSet<String>,
+}
+
+/// A moment's fields, checked; its time in Unix seconds.
+fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
+    check_external_id(&m.id).map_err(|e| ("id", e.to_string()))?;
+    check_external_id(&m.stakeholder).map_err(|e| ("stakeholder", e.to_string()))?;
+    if let Some(cp) = &m.counterpart {
+        check_external_id(cp).map_err(|e| ("counterpart", e.to_string()))?;
+        if *cp == m.stakeholder {
+            return Err(("counterpart", "must differ from `stakeholder`".to_string()));
+        }
+    }
+    for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
+        if s.is_empty() || s.len() > 64 {
+            return Err((field, "must be 1 to 64 bytes".to_string()));
+        }
+    }
+    if m.value.is_some_and(|v| !v.is_finite()) {
+        return Err(("value", "must be a finite number".to_string()));
+    }
+    if m.attrs.len() > 32 {
+        return Err(("attrs", "at most 32 attributes".to_string()));
+    }
+    parse_rfc3339(&m.at).map_err(|e| ("at", e.to_string()))
+}
+
+fn check_profile(s: &Stakeholder) -> Result<(), RecordFault> {
+    check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
+    if s.kind.is_empty() || s.kind.len() > 64 {
+        return Err(("kind", "must be 1 to 64 bytes".to_string()));
+    }
+    if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
+        return Err(("team", "must be 1 to 64 bytes".to_string()));
+    }
+    Ok(())
+}
+
 /// Why a record was refused. Nothing of it was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("record {index}: {field}: {message}")]
@@ -207,6 +260,10 @@ impl OrgWorld {
         match record {
             Record::Moment(m) => self.resolve_moment(m, batch),
             Record::Profile(s) => {
+                check_profile(&s)?;
+                if self.profile_unchanged(&s) {
+                    return Ok(false);
+                }
                 self.upsert(&s)?;
                 self.world.resource_mut::<History>().last_seq += 1;
                 Ok(true)
@@ -229,27 +286,58 @@ impl OrgWorld {
         }
     }
 
+    /// What [`OrgWorld::ingest`] would make of `record`, without changing anything: the log
+    /// step appends only records that will be accepted. `earlier` are the moment ids and
+    /// retraction targets accepted earlier in the same batch.
+    pub fn check(&self, record: &Record, earlier: &Earlier) -> Result<Verdict, RecordFault> {
+        match record {
+            Record::Moment(m) => {
+                check_moment(m)?;
+                let seen = self.world.resource::<History>().ids.get(&m.id).is_some() || earlier.moments.contains(&m.id);
+                Ok(if seen { Verdict::Duplicate } else { Verdict::Accept })
+            }
+            Record::Profile(s) => {
+                check_profile(s)?;
+                Ok(if self.profile_unchanged(s) { Verdict::Duplicate } else { Verdict::Accept })
+            }
+            Record::Retract(r) => {
+                let history = self.world.resource::<History>();
+                let retracted = match history.ids.get(&r.retract) {
+                    Some(moment) => history.info[moment as usize].retracted,
+                    None if earlier.moments.contains(&r.retract) => false,
+                    None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
+                };
+                Ok(if retracted || earlier.retractions.contains(&r.retract) {
+                    Verdict::Duplicate
+                } else {
+                    Verdict::Accept
+                })
+            }
+        }
+    }
+
+    /// Whether `s` says nothing new about a known stakeholder. Such a profile record is a
+    /// duplicate: a client resending a profile changes no sequence number, hence no chance draw.
+    fn profile_unchanged(&self, s: &Stakeholder) -> bool {
+        let dir = self.world.resource::<Directory>();
+        let vocab = &self.world.resource::<Vocab>().0;
+        let Some(entry) = dir.ids.get(&s.id).map(|i| dir.entries[i as usize]) else { return false };
+        let sym = |text: &str| vocab.get(text).map(Sym);
+        let team = match &s.team {
+            Some(t) => sym(t),
+            None => Some(Sym::NONE),
+        };
+        if sym(&s.kind) != Some(entry.kind) || team != Some(entry.team) {
+            return false;
+        }
+        match self.world.get::<Details>(entry.entity) {
+            Some(d) => d.name.as_deref() == s.name.as_deref() && d.attrs == s.attrs,
+            None => s.name.is_none() && s.attrs.is_empty(),
+        }
+    }
+
     fn resolve_moment(&mut self, m: Moment, batch: &mut Batch) -> Result<bool, (&'static str, String)> {
-        check_external_id(&m.id).map_err(|e| ("id", e.to_string()))?;
-        check_external_id(&m.stakeholder).map_err(|e| ("stakeholder", e.to_string()))?;
-        if let Some(cp) = &m.counterpart {
-            check_external_id(cp).map_err(|e| ("counterpart", e.to_string()))?;
-            if *cp == m.stakeholder {
-                return Err(("counterpart", "must differ from `stakeholder`".to_string()));
-            }
-        }
-        for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
-            if s.is_empty() || s.len() > 64 {
-                return Err((field, "must be 1 to 64 bytes".to_string()));
-            }
-        }
-        if m.value.is_some_and(|v| !v.is_finite()) {
-            return Err(("value", "must be a finite number".to_string()));
-        }
-        if m.attrs.len() > 32 {
-            return Err(("attrs", "at most 32 attributes".to_string()));
-        }
-        let at = parse_rfc3339(&m.at).map_err(|e| ("at", e.to_string()))?;
+        let at = check_moment(&m)?;
         let Some(moment) = self.world.resource_mut::<History>().accept(&m.id) else {
             return Ok(false);
         };
@@ -309,13 +397,7 @@ impl OrgWorld {
     /// in, so every change has a sequence number). Moments already scored keep the kind and team
     /// they were scored with.
     fn upsert(&mut self, s: &Stakeholder) -> Result<(), (&'static str, String)> {
-        check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
-        if s.kind.is_empty() || s.kind.len() > 64 {
-            return Err(("kind", "must be 1 to 64 bytes".to_string()));
-        }
-        if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
-            return Err(("team", "must be 1 to 64 bytes".to_string()));
-        }
+        check_profile(s)?;
         let e = self.stakeholder(&s.id).1.entity;
         let mut vocab = self.world.resource_mut::<Vocab>();
         let kind = Sym(vocab.0.intern(&s.kind).0);

@@ -6,6 +6,7 @@ mod caps_and_guard;
 mod challenges;
 mod cli;
 mod determinism;
+mod durability;
 mod leaderboards;
 mod plugins;
 mod rules;

@@ -1,6 +1,7 @@
 //! `plaudit`: the command-line edge. Parses arguments and hands over to the library; the only
 //! place that uses `anyhow`.
 
+mod data;
 mod generate;
 mod plugin;
 mod score;
@@ -79,6 +80,37 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+    /// Append moments to an organisation's durable log (in DIR), scoring them as they land.
+    /// The first import of an organisation needs --rules; the rule set is kept in DIR.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Moments file, one JSON record per line; `-` reads stdin.
+        moments: PathBuf,
+        /// Records per durable batch (one group commit each).
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Acknowledge each durable batch on stdout: `ack LINE`.
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Rebuild an organisation's state from its durable log and report the time it took.
+    Replay {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        /// Also print the final profiles, leaderboards and challenges as JSON.
+        #[arg(long)]
+        summary: bool,
+        /// Leaderboard rows per board in the summary.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
@@ -127,6 +159,12 @@ fn main() -> ExitCode {
         Command::Check { rules } => check(&rules),
         Command::Simulate { rules, candidate, moments, json, top } => {
             simulate::run(&rules, &candidate, &moments, json, top)
+        }
+        Command::Import { data, org, rules, moments, batch, ack } => {
+            data::import(&data::Options { data, org, rules }, &moments, batch.max(1), ack)
+        }
+        Command::Replay { data, org, summary, top } => {
+            data::replay(&data::Options { data, org, rules: None }, summary, top)
         }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
         Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),

@@ -1,0 +1,151 @@
+//! `plaudit import` and `plaudit replay`: an organisation's durable log in a data directory.
+//!
+//! Layout: `DIR/plaudit.redb` holds every organisation's log and moment-id index;
+//! `DIR/orgs/ORG/rules.toml` is the organisation's rule set, copied there by its first import.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use plaudit_engine::OrgWorld;
+use plaudit_engine::ids::OrgId;
+use plaudit_engine::input::{ReadRecordError, records};
+use plaudit_engine::log::Durable;
+use plaudit_engine::store::{RedbStore, Store};
+
+pub struct Options {
+    pub data: PathBuf,
+    pub org: String,
+    pub rules: Option<PathBuf>,
+}
+
+/// Opens the organisation's world from its log, after settling which rule set it runs.
+fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)> {
+    let org = OrgId::parse(&o.org).map_err(|e| anyhow::anyhow!("--org {:?}: {e}", o.org))?;
+    std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
+    let kept = o.data.join("orgs").join(org.as_str()).join("rules.toml");
+    let rules = match (&o.rules, kept.exists()) {
+        (Some(given), true) => {
+            let (a, b) = (std::fs::read(given)?, std::fs::read(&kept)?);
+            if a != b {
+                bail!(
+                    "{} differs from the rule set {org} was imported with ({}); rule-set changes are \
+                     not versioned in the log yet, so a replay could not reproduce them",
+                    given.display(),
+                    kept.display()
+                );
+            }
+            kept
+        }
+        (None, true) => kept,
+        (Some(given), false) => {
+            OrgWorld::from_rules_file(given)?; // refuse a bad rule set before keeping it
+            std::fs::create_dir_all(kept.parent().unwrap_or(&o.data))?;
+            std::fs::copy(given, &kept).with_context(|| format!("cannot copy the rule set to {}", kept.display()))?;
+            kept
+        }
+        (None, false) => bail!("organisation {org} has no rule set in {} yet: pass --rules", o.data.display()),
+    };
+    let world = OrgWorld::from_rules_file(&rules)?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(o.data.join("plaudit.redb"))?);
+    Ok(Durable::open(store, org, world)?)
+}
+
+/// Appends a moments file to the organisation's log, durably, batch by batch. With `ack`, each
+/// durable batch is acknowledged on stdout as `ack LINE` (every line up to LINE is in the log,
+/// a duplicate, or was reported bad).
+pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::Result<ExitCode> {
+    let (mut durable, replayed) = open(o)?;
+    eprintln!("{}: {} records in the log (replayed in {:.2?})", durable.org(), replayed.records, replayed.elapsed);
+    let name = moments.display().to_string();
+    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if name == "-" {
+        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    } else {
+        let f = File::open(moments).with_context(|| format!("cannot open {name}"))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 16, f)), size)
+    };
+    let bar = match size {
+        Some(n) if !ack => ProgressBar::new(n),
+        _ => ProgressBar::hidden(),
+    };
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    let started = Instant::now();
+    let (mut accepted, mut duplicates, mut bad, mut unparsable) = (0usize, 0usize, 0usize, 0usize);
+    let mut pending = Vec::with_capacity(batch);
+    let mut lines = Vec::with_capacity(batch);
+    let mut out = std::io::stdout().lock();
+    let mut flush = |pending: &mut Vec<_>, lines: &mut Vec<usize>, durable: &mut Durable| -> anyhow::Result<()> {
+        let Some(&last) = lines.last() else { return Ok(()) };
+        let outcome = durable.ingest(std::mem::take(pending))?;
+        durable.world_mut().clear_effects();
+        for e in &outcome.rejected {
+            bad += 1;
+            eprintln!("{name}:{}: {}: {}", lines[e.index], e.field, e.message);
+        }
+        accepted += outcome.accepted;
+        duplicates += outcome.duplicates;
+        lines.clear();
+        if ack {
+            writeln!(out, "ack {last}")?;
+            out.flush()?;
+        }
+        Ok(())
+    };
+    for item in records(reader) {
+        match item {
+            Ok((line, record)) => {
+                pending.push(record);
+                lines.push(line);
+                if pending.len() >= batch {
+                    flush(&mut pending, &mut lines, &mut durable)?;
+                }
+            }
+            Err(ReadRecordError::Parse { line, message }) => {
+                unparsable += 1;
+                eprintln!("{name}:{line}: {message}");
+            }
+            Err(e @ ReadRecordError::Io { .. }) => return Err(e).with_context(|| format!("reading {name}")),
+        }
+        bar.set_position(bar.position() + 1);
+    }
+    flush(&mut pending, &mut lines, &mut durable)?;
+    bar.finish_and_clear();
+    let bad = bad + unparsable;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{name}: {accepted} accepted, {duplicates} duplicates, {bad} bad lines in {elapsed:.2?} ({:.0} records/s, durable); \
+         the log ends at {}",
+        accepted as f64 / elapsed.as_secs_f64().max(1e-9),
+        durable.world().last_seq()
+    );
+    Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Rebuilds the organisation's state from its log and reports how fast; `summary` prints the
+/// final profiles, leaderboards and challenges (the same document as `score --summary`).
+pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode> {
+    let (durable, replayed) = open(o)?;
+    let secs = replayed.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{}: replayed {} records in {:.2?} ({:.0} records/s), {} stakeholders",
+        durable.org(),
+        replayed.records,
+        replayed.elapsed,
+        replayed.records as f64 / secs,
+        durable.world().stakeholders()
+    );
+    if summary {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &durable.world().summary(top))?;
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,168 @@
+//! Durability end to end, through the real binary: moments acknowledged by `plaudit import`
+//! survive SIGKILL at any instant and count exactly once, however often the client resends.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use plaudit_tests::{plaudit_bin, repo_root};
+
+fn plaudit() -> Command {
+    let mut c = Command::new(plaudit_bin());
+    c.current_dir(repo_root());
+    c
+}
+
+/// A small xorshift: the kill schedule is random but reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Runs one `plaudit import --ack` fed with `lines[from..]`; kills it with SIGKILL after
+/// `kill_after` acks (plus a random pause, to land mid-batch) unless `None`. Returns the highest
+/// line number acknowledged (1-based, as in the file), if any.
+fn import_run(data: &Path, lines: &[String], from: usize, kill_after: Option<(usize, u64)>) -> Option<usize> {
+    let mut child = plaudit()
+        .args(["import", "--data"])
+        .arg(data)
+        .args(["--org", "acme", "--rules", "rules/acme.toml", "--batch", "40", "--ack", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("plaudit import starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let sent: Vec<String> = lines[from..].to_vec();
+    let writer = std::thread::spawn(move || {
+        for line in sent {
+            if writeln!(stdin, "{line}").is_err() {
+                return; // killed
+            }
+        }
+    });
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut acked = None;
+    for (n, line) in stdout.lines().enumerate() {
+        let Ok(line) = line else { break };
+        let line_no: usize = line.strip_prefix("ack ").and_then(|l| l.parse().ok()).expect("an ack line");
+        // The child numbers the lines it read from 1; they start at `from` in the file.
+        acked = Some(from + line_no);
+        if let Some((after, pause_ms)) = kill_after
+            && n + 1 >= after
+        {
+            std::thread::sleep(Duration::from_millis(pause_ms));
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    let status = child.wait().expect("the child ends");
+    let _ = writer.join();
+    if kill_after.is_none() {
+        assert!(status.success(), "the last import finishes cleanly");
+    }
+    acked
+}
+
+#[test]
+fn acknowledged_moments_survive_sigkill_and_count_exactly_once() {
+    let data = std::env::temp_dir().join(format!("plaudit-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let moments = data.with_extension("jsonl");
+    let generated =
+        plaudit().args(["gen", "--stakeholders", "300", "--moments", "4000", "--seed", "3"]).output().expect("gen");
+    assert!(generated.status.success());
+    std::fs::write(&moments, &generated.stdout).expect("write the moments");
+    let lines: Vec<String> = String::from_utf8(generated.stdout).expect("utf-8").lines().map(str::to_string).collect();
+
+    let mut rng = Rng(0x5eed_2026);
+    let mut acked: usize = 0; // lines 1..=acked are durable
+    let mut kills = 0;
+    while kills < 12 && acked < lines.len() {
+        // Resend some acknowledged lines too, as a client unsure of its last batch would.
+        let from = acked.saturating_sub(rng.below(60) as usize);
+        let kill = (1 + rng.below(8) as usize, rng.below(25));
+        if let Some(got) = import_run(&data, &lines, from, Some(kill)) {
+            assert!(got >= acked || got >= from, "acks only move forward");
+            acked = acked.max(got);
+        }
+        kills += 1;
+    }
+    assert!(kills >= 5, "the import was killed several times ({kills})");
+    let last = import_run(&data, &lines, acked.saturating_sub(25), None);
+    assert_eq!(last, Some(lines.len()), "everything is acknowledged in the end");
+
+    // The log replayed from scratch gives exactly the state of scoring the file once.
+    let replay =
+        plaudit().args(["replay", "--data"]).arg(&data).args(["--org", "acme", "--summary"]).output().expect("replay");
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let once =
+        plaudit().args(["score", "--rules", "rules/acme.toml", "--summary"]).arg(&moments).output().expect("score");
+    assert!(once.status.success());
+    let (replayed, scored): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&replay.stdout).expect("replay summary"),
+        serde_json::from_slice(&once.stdout).expect("score summary"),
+    );
+    // Compared stakeholder by stakeholder, so that a failure names who differs.
+    assert_eq!(replayed["stakeholders"], scored["stakeholders"]);
+    let (r, s) = (replayed["profiles"].as_array().expect("profiles"), scored["profiles"].as_array().expect("profiles"));
+    assert_eq!(r.len(), s.len());
+    for (a, b) in r.iter().zip(s) {
+        assert_eq!(a, b, "every acknowledged moment counted exactly once");
+    }
+    assert!(replayed == scored, "leaderboards and challenges too");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&moments);
+}
+
+#[test]
+fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
+    use plaudit_engine::OrgWorld;
+    use plaudit_engine::ids::OrgId;
+    use plaudit_engine::log::Durable;
+    use plaudit_engine::store::{RedbStore, Store};
+    use plaudit_sdk::Record;
+    use plaudit_tests::{m, retract};
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("plaudit-dups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let rules = repo_root().join("rules/acme.toml");
+    let open = || {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+        let world = OrgWorld::from_rules_file(&rules).expect("rules");
+        Durable::open(store, OrgId::parse("acme").expect("org id"), world).expect("replays")
+    };
+    // Meetups an hour apart: past the guard's minimum gap; the rule's cap is 3 a day.
+    let meetup = |id: &str| {
+        let hour = 8 + id.bytes().next().map_or(0, |b| b - b'a');
+        Record::Moment(m(id, "ann", "meetup", "event", &format!("2026-03-02T{hour:02}:00:00Z")))
+    };
+    let xp = |d: &Durable| d.world().profile("ann").and_then(|p| p.currencies.get("xp").copied()).unwrap_or(0);
+
+    let (mut d, _) = open();
+    let first = d.ingest(vec![meetup("a"), meetup("a"), meetup("b")]).expect("ingest");
+    assert_eq!((first.accepted, first.duplicates), (2, 1), "within a batch");
+    let second = d.ingest(vec![meetup("b"), meetup("c")]).expect("ingest");
+    assert_eq!((second.accepted, second.duplicates), (1, 1), "across batches");
+    let bad = d.ingest(vec![retract("nope"), meetup("d")]).expect("ingest");
+    assert_eq!((bad.accepted, bad.rejected.len()), (1, 1), "a bad record is refused alone and never logged");
+    let before = xp(&d);
+    drop(d);
+
+    let (mut d, replayed) = open();
+    assert_eq!(replayed.records, 4, "a, b, c, d");
+    assert_eq!(xp(&d), before, "the same state after the restart");
+    let third = d.ingest(vec![meetup("a"), meetup("d"), retract("c"), retract("c")]).expect("ingest");
+    assert_eq!((third.accepted, third.duplicates), (1, 3), "across a restart, and a retraction once");
+    assert!(xp(&d) < before, "the retraction took back what c earned");
+    let _ = std::fs::remove_dir_all(&dir);
+}
