@@ -209,3 +209,47 @@ fn plugin_new_creates_a_crate_from_the_template() {
     let bad = plaudit().args(["plugin", "new", "../escape", "--dir"]).arg(&dir).output().expect("runs");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lowercase letters"));
 }
+
+#[test]
+fn simulate_runs_a_candidate_over_an_organisations_durable_log() {
+    let dir = std::env::temp_dir().join(format!("plaudit-simulate-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let moments = dir.join("moments.jsonl");
+    let generated = plaudit().args(["gen", "--stakeholders", "50", "--moments", "500"]).output().expect("gen");
+    std::fs::write(&moments, generated.stdout).expect("write");
+    let data = dir.join("data");
+    let import = plaudit()
+        .current_dir(root())
+        .args(["import", "--data"])
+        .arg(&data)
+        .args(["--org", "acme", "--rules", "rules/acme.toml"])
+        .arg(&moments)
+        .output()
+        .expect("import runs");
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let acme = std::fs::read_to_string(root().join("rules/acme.toml")).expect("acme");
+    let candidate = dir.join("candidate.toml");
+    std::fs::write(&candidate, acme.replace("amount = 20 }]", "amount = 40 }]")).expect("write");
+    let out = plaudit()
+        .args(["simulate", "--data"])
+        .arg(&data)
+        .args(["--org", "acme", "--json", "--rules"])
+        .arg(&candidate)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON diff");
+    assert_eq!(diff["records"], 550, "the whole log");
+    assert!(diff["changed"].as_u64().is_some_and(|n| n > 0), "{diff}");
+    let xp = &diff["totals"]["xp"];
+    assert!(xp[1].as_i64() > xp[0].as_i64(), "doubling an award raises xp: {xp}");
+    let unknown = plaudit()
+        .args(["simulate", "--data"])
+        .arg(&data)
+        .args(["--org", "nobody", "--rules"])
+        .arg(&candidate)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no rule set"));
+}

@@ -149,3 +149,22 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// An organisation's rule set (as kept by `import`) and its whole log, for `simulate --data`.
+pub fn history(data: &Path, org: &str) -> anyhow::Result<(PathBuf, Vec<plaudit_sdk::Record>)> {
+    let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
+    let rules = data.join("orgs").join(id.as_str()).join("rules.toml");
+    if !rules.exists() {
+        bail!("organisation {id} has no rule set in {}: import its moments first", data.display());
+    }
+    let store = RedbStore::open(data.join("plaudit.redb"))?;
+    let mut records = Vec::new();
+    let mut after = plaudit_engine::ids::Seq(0);
+    loop {
+        let page = store.read(&id, after, 4096)?;
+        let Some(&(last, _)) = page.last() else { break };
+        records.extend(page.into_iter().map(|(_, r)| r));
+        after = last;
+    }
+    Ok((rules, records))
+}

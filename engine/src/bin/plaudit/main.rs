@@ -64,15 +64,24 @@ enum Command {
     },
     /// What-if: score a moments file under the current rules and a candidate, and show what
     /// would change for people (points, badges, levels, ranks, challenge completions).
+    ///
+    /// Either over a moments file: `--rules CURRENT --candidate NEW MOMENTS`; or over an
+    /// organisation's durable log, with the rule set it runs: `--data DIR --org ORG --rules NEW`
+    /// (or `--candidate NEW`).
     Simulate {
-        /// The rule set in force (TOML).
+        /// The rule set in force (TOML); with --data, the candidate if --candidate is not given.
         #[arg(long)]
-        rules: PathBuf,
+        rules: Option<PathBuf>,
         /// The candidate rule set (TOML).
         #[arg(long)]
-        candidate: PathBuf,
+        candidate: Option<PathBuf>,
         /// The history to replay: a moments file (JSON lines); `-` reads stdin.
-        moments: PathBuf,
+        moments: Option<PathBuf>,
+        /// A data directory (see `import`): replay the organisation's log.
+        #[arg(long, requires = "org", conflicts_with = "moments")]
+        data: Option<PathBuf>,
+        #[arg(long, requires = "data")]
+        org: Option<String>,
         /// Print the whole diff as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -157,8 +166,8 @@ fn main() -> ExitCode {
         }),
         Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
         Command::Check { rules } => check(&rules),
-        Command::Simulate { rules, candidate, moments, json, top } => {
-            simulate::run(&rules, &candidate, &moments, json, top)
+        Command::Simulate { rules, candidate, moments, data, org, json, top } => {
+            simulate::dispatch(rules, candidate, moments, data.zip(org), json, top)
         }
         Command::Import { data, org, rules, moments, batch, ack } => {
             data::import(&data::Options { data, org, rules }, &moments, batch.max(1), ack)

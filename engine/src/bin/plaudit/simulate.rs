@@ -2,36 +2,73 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use plaudit_engine::OrgWorld;
 use plaudit_engine::input::records;
 use plaudit_engine::simulate::{Diff, simulate};
 use plaudit_sdk::Record;
 
-pub fn run(rules: &Path, candidate: &Path, moments: &Path, json: bool, top: usize) -> anyhow::Result<ExitCode> {
+/// Sorts out where the history and the two rule sets come from (see `plaudit simulate --help`).
+pub fn dispatch(
+    rules: Option<PathBuf>,
+    candidate: Option<PathBuf>,
+    moments: Option<PathBuf>,
+    log: Option<(PathBuf, String)>,
+    json: bool,
+    top: usize,
+) -> anyhow::Result<ExitCode> {
+    match (log, moments) {
+        (Some((data, org)), _) => {
+            let candidate = match (candidate, rules) {
+                (Some(c), None) | (None, Some(c)) => c,
+                (Some(_), Some(_)) => bail!("with --data, give the candidate once: --rules NEW or --candidate NEW"),
+                (None, None) => bail!("with --data, give the candidate rule set: --rules NEW"),
+            };
+            let (current, history) = crate::data::history(&data, &org)?;
+            let name = format!("the log of {org} in {}", data.display());
+            run(&current, &candidate, &name, history, json, top)
+        }
+        (None, Some(moments)) => {
+            let (Some(rules), Some(candidate)) = (rules, candidate) else {
+                bail!("give --rules CURRENT and --candidate NEW with a moments file");
+            };
+            let name = moments.display().to_string();
+            let reader: Box<dyn BufRead> = if name == "-" {
+                Box::new(BufReader::new(std::io::stdin().lock()))
+            } else {
+                Box::new(BufReader::new(File::open(&moments).with_context(|| format!("cannot open {name}"))?))
+            };
+            let mut history: Vec<Record> = Vec::new();
+            for item in records(reader) {
+                let (_, record) = item.with_context(|| format!("reading {name}"))?;
+                history.push(record);
+            }
+            run(&rules, &candidate, &name, history, json, top)
+        }
+        (None, None) => bail!("give a moments file, or --data DIR --org ORG for an organisation's log"),
+    }
+}
+
+fn run(
+    rules: &Path,
+    candidate: &Path,
+    name: &str,
+    history: Vec<Record>,
+    json: bool,
+    top: usize,
+) -> anyhow::Result<ExitCode> {
     let mut current = OrgWorld::from_rules_file(rules)?;
     let mut proposed = OrgWorld::from_rules_file(candidate)?;
-    let name = moments.display().to_string();
-    let reader: Box<dyn BufRead> = if name == "-" {
-        Box::new(BufReader::new(std::io::stdin().lock()))
-    } else {
-        Box::new(BufReader::new(File::open(moments).with_context(|| format!("cannot open {name}"))?))
-    };
-    let mut history: Vec<Record> = Vec::new();
-    for item in records(reader) {
-        let (_, record) = item.with_context(|| format!("reading {name}"))?;
-        history.push(record);
-    }
     let diff = simulate(&mut current, &mut proposed, history, 1024);
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &diff)?;
         writeln!(out)?;
     } else {
-        table(&mut out, &diff, rules, candidate, &name, top)?;
+        table(&mut out, &diff, rules, candidate, name, top)?;
     }
     Ok(ExitCode::SUCCESS)
 }
