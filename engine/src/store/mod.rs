@@ -56,6 +56,10 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("cannot decode record {seq} of organisation {org}: {source}")]
     Decode { org: OrgId, seq: Seq, source: rmp_serde::decode::Error },
+    /// The store file is damaged in a way the backend could not report as an error (redb panics
+    /// on some damaged pages); the operation did nothing. Restore the file from a backup.
+    #[error("the store file is damaged ({op}): {message}")]
+    Damaged { op: &'static str, message: String },
     /// A stored snapshot does not match its checksum.
     #[error("the snapshot of organisation {org} at sequence {seq} is corrupt (checksum mismatch)")]
     CorruptSnapshot { org: OrgId, seq: Seq },

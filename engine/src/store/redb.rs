@@ -58,6 +58,10 @@ impl RedbStore {
     /// process (or another `RedbStore` in this one) has the file open.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
         let path = path.as_ref();
+        contained("open", || Self::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<RedbStore, StoreError> {
         let open_err = |e: ::redb::Error| StoreError::Open { path: path.to_path_buf(), source: Box::new(e) };
         let db = Database::create(path).map_err(|e| open_err(e.into()))?;
         // Create the tables up front, so that readers never meet a missing table.
@@ -73,8 +77,8 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
-    fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+impl RedbStore {
+    fn append_unguarded(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
         const OP: &str = "append";
         let o = org.as_str();
         let mut outcome = AppendOutcome::default();
@@ -117,7 +121,7 @@ impl Store for RedbStore {
         Ok(outcome)
     }
 
-    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+    fn read_unguarded(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
         const OP: &str = "read";
         let o = org.as_str();
         let mut out = Vec::new();
@@ -134,21 +138,21 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
+    fn last_seq_unguarded(&self, org: &OrgId) -> Result<Seq, StoreError> {
         const OP: &str = "last_seq";
         let txn = self.db.begin_read().ctx(OP)?;
         let last = txn.open_table(LAST_SEQ).ctx(OP)?;
         Ok(Seq(last.get(org.as_str()).ctx(OP)?.map_or(0, |g| g.value())))
     }
 
-    fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
+    fn put_snapshot_unguarded(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
         let mut stored = Vec::with_capacity(CHECKSUM_LEN + bytes.len());
         stored.extend_from_slice(&snapshot_checksum(seq, bytes).to_le_bytes());
         stored.extend_from_slice(bytes);
         self.put_snapshot_raw(org, seq, &stored)
     }
 
-    fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+    fn latest_snapshot_unguarded(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         const OP: &str = "latest_snapshot";
         let o = org.as_str();
         let txn = self.db.begin_read().ctx(OP)?;
@@ -166,6 +170,42 @@ impl Store for RedbStore {
         }
         Ok(Some((seq, bytes.to_vec())))
     }
+}
+
+impl Store for RedbStore {
+    fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+        contained("append", || self.append_unguarded(org, records))
+    }
+
+    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+        contained("read", || self.read_unguarded(org, after, limit))
+    }
+
+    fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
+        contained("last_seq", || self.last_seq_unguarded(org))
+    }
+
+    fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
+        contained("put_snapshot", || self.put_snapshot_unguarded(org, seq, bytes))
+    }
+
+    fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+        contained("latest_snapshot", || self.latest_snapshot_unguarded(org))
+    }
+}
+
+/// Runs a store operation, turning a panic inside redb into [`StoreError::Damaged`]: redb
+/// 4.6 panics on some damaged pages (an invalid page type byte, say) instead of returning an
+/// error, and a damaged file must fail the operation, not the process.
+fn contained<T>(op: &'static str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        Err(StoreError::Damaged { op, message })
+    })
 }
 
 impl RedbStore {
@@ -487,6 +527,69 @@ mod tests {
         // Too short to hold a checksum: corrupt too.
         store.put_snapshot_raw(&acme, Seq(2), &[1, 2, 3]).expect("raw write");
         assert!(matches!(store.latest_snapshot(&acme), Err(StoreError::CorruptSnapshot { seq: Seq(2), .. })));
+    }
+
+    /// A torn or damaged file (a crash mid-write, a disk losing its tail) either opens with a
+    /// prefix of what was committed, or is refused with an error naming the file: never
+    /// different records.
+    #[test]
+    fn torn_or_damaged_tail_is_recovered_to_a_prefix_or_refused_never_silently_wrong() {
+        let acme = org("acme");
+        let written: Vec<Record> = (0..300).map(|i| moment(&format!("m{i}"))).collect();
+        let pristine = {
+            let dir = TempDir::new();
+            let store = open(&dir);
+            for chunk in written.chunks(10) {
+                store.append(&acme, chunk).expect("append");
+            }
+            drop(store);
+            std::fs::read(dir.db()).expect("read the file")
+        };
+        type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+        let damages: Vec<(&str, Damage)> = vec![
+            ("last byte cut", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - 1))),
+            ("last 4 kB cut", Box::new(|b: &mut Vec<u8>| b.truncate(b.len().saturating_sub(4096)))),
+            ("half cut", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2))),
+            (
+                "tail zeroed",
+                Box::new(|b: &mut Vec<u8>| {
+                    let n = b.len();
+                    b[n - 4096..].fill(0);
+                }),
+            ),
+            (
+                "tail scrambled",
+                Box::new(|b: &mut Vec<u8>| {
+                    let n = b.len();
+                    for (i, x) in b[n - 8192..].iter_mut().enumerate() {
+                        *x = (i as u8).wrapping_mul(31) ^ 0x5a;
+                    }
+                }),
+            ),
+        ];
+        for (what, damage) in damages {
+            let dir = TempDir::new();
+            let mut bytes = pristine.clone();
+            damage(&mut bytes);
+            std::fs::write(dir.db(), &bytes).expect("write the damaged file");
+            match RedbStore::open(dir.db()) {
+                Err(e) => {
+                    let message = e.to_string();
+                    let clear = message.contains("cannot open the store at") || message.contains("is damaged");
+                    assert!(clear, "{what}: {message}");
+                }
+                Ok(store) => match store.read(&acme, Seq(0), usize::MAX) {
+                    Err(e) => assert!(!e.to_string().is_empty(), "{what}"),
+                    Ok(read) => {
+                        assert!(read.len() <= written.len(), "{what}");
+                        for (i, (seq, record)) in read.iter().enumerate() {
+                            assert_eq!(*seq, Seq(i as u64 + 1), "{what}");
+                            assert_eq!(record, &written[i], "{what}: record {i} is what was written");
+                        }
+                    }
+                },
+            }
+        }
     }
 
     #[test]
