@@ -16,41 +16,21 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use plaudit_engine::OrgWorld;
+use plaudit_benches::{BATCH, STAKEHOLDERS, WARMUP_MOMENTS, acme, bench_batches, root, warm_up, workload};
 use plaudit_engine::calendar::parse_rfc3339;
 use plaudit_engine::plugins::{Limits, PluginHost};
-use plaudit_engine::workload::{Spec, Workload};
-use plaudit_sdk::Record;
+use plaudit_engine::workload::Workload;
 use plaudit_sdk::plugin::wire::{self, Bytes, Input, MomentIn, Output};
 
-const STAKEHOLDERS: usize = 100_000;
-const BATCH: usize = 4096;
 const PER_CALL: usize = 512;
-const WARMUP_MOMENTS: usize = 400_000;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn module(crate_name: &str) -> Vec<u8> {
     let path = root().join("plugins/dist").join(format!("{crate_name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `bash scripts/build-plugins.sh` first", path.display()))
-}
-
-fn acme() -> OrgWorld {
-    match OrgWorld::from_rules_file(&root().join("rules/acme.toml")) {
-        Ok(w) => w,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn workload() -> Workload {
-    Workload::new(Spec { stakeholders: STAKEHOLDERS, moments: 50_000_000, days: 1000, ..Spec::default() })
 }
 
 /// Scores batches of fresh moments into a warmed-up acme world, with or without the plugin.
@@ -61,30 +41,8 @@ fn ingest(c: &mut Criterion, host: &PluginHost, name: &str, plugin: Option<&str>
         let loaded = host.load(crate_name, &module(crate_name), Limits::default()).expect("the module loads");
         world.install_plugin(crate_name, Arc::new(loaded));
     }
-    world.ingest(workload.profiles().map(Record::Profile));
-    for start in (0..WARMUP_MOMENTS).step_by(BATCH) {
-        world.ingest(workload.moments(start, start + BATCH).map(Record::Moment));
-        world.clear_effects();
-    }
-    let next = Cell::new(WARMUP_MOMENTS);
-    let mut group = c.benchmark_group("plugins");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(name, |b| {
-        b.iter_batched(
-            || {
-                let start = next.get();
-                next.set(start + BATCH);
-                workload.moments(start, start + BATCH).map(Record::Moment).collect::<Vec<_>>()
-            },
-            |batch| {
-                let outcome = world.ingest(batch);
-                world.clear_effects();
-                outcome
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    group.finish();
+    warm_up(&mut world, &workload);
+    bench_batches(c, "plugins", name, &mut world, &workload);
     for s in world.plugins() {
         assert_eq!(s.failed_calls, 0, "{s:?}");
         eprintln!("{}: {} fuel a moment", s.name, s.fuel_used / s.moments.max(1));

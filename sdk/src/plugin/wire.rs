@@ -334,11 +334,9 @@ pub fn moment_seed(org_seed: u64, seq: u64) -> u64 {
     splitmix(org_seed ^ splitmix(seq ^ 0x706c_7567_696e))
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// One splitmix64 step from `z`.
+fn splitmix(z: u64) -> u64 {
+    Stream(z).next_u64()
 }
 
 /// The random stream of one moment (splitmix64 from [`moment_seed`]).
