@@ -25,6 +25,7 @@ pub mod components;
 pub mod effects;
 pub mod guard;
 pub mod history;
+pub mod http;
 pub mod ids;
 pub mod input;
 pub mod intern;

@@ -7,6 +7,7 @@ mod challenges;
 mod cli;
 mod determinism;
 mod durability;
+mod http;
 mod leaderboards;
 mod plugins;
 mod rules;

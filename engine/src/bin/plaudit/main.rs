@@ -5,6 +5,7 @@ mod data;
 mod generate;
 mod plugin;
 mod score;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -107,6 +108,18 @@ enum Command {
         #[arg(long)]
         ack: bool,
     },
+    /// Serve the HTTP API over a data directory (see `import` for its layout).
+    Serve {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// On an empty data directory, create an organisation for each rule set in this file
+        /// or directory and print its API key.
+        #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "rules")]
+        demo: Option<PathBuf>,
+    },
     /// Rebuild an organisation's state from its durable log and report the time it took.
     Replay {
         #[arg(long)]
@@ -172,6 +185,7 @@ fn main() -> ExitCode {
         Command::Import { data, org, rules, moments, batch, ack } => {
             data::import(&data::Options { data, org, rules }, &moments, batch.max(1), ack)
         }
+        Command::Serve { data, listen, demo } => serve::run(&serve::Options { data, listen, demo }),
         Command::Replay { data, org, summary, top } => {
             data::replay(&data::Options { data, org, rules: None }, summary, top)
         }

@@ -1,0 +1,80 @@
+//! `plaudit serve`: the HTTP API over a data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use plaudit_engine::http;
+
+pub struct Options {
+    pub data: PathBuf,
+    pub listen: String,
+    /// Rule sets to create organisations from when the data directory has none.
+    pub demo: Option<PathBuf>,
+}
+
+pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(o.data.join("orgs")).with_context(|| format!("cannot create {}", o.data.display()))?;
+    if let Some(rules) = &o.demo {
+        demo(&o.data, rules)?;
+    }
+    let state = Arc::new(http::open(&o.data).with_context(|| format!("opening {}", o.data.display()))?);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(&o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
+        let mut orgs: Vec<&str> = state.organisations().collect();
+        orgs.sort_unstable();
+        println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
+        http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")
+    })?;
+    eprintln!("stopped: every accepted request was answered");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On an empty data directory, an organisation for each rule set in `rules` (a file or a
+/// directory of `.toml` files), with its key printed once.
+fn demo(data: &Path, rules: &Path) -> anyhow::Result<()> {
+    let existing = std::fs::read_dir(data.join("orgs"))?.count();
+    if existing > 0 {
+        println!("demo: {} has organisations already; their keys were printed when they were created", data.display());
+        return Ok(());
+    }
+    let mut files: Vec<PathBuf> = if rules.is_dir() {
+        std::fs::read_dir(rules)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect()
+    } else {
+        vec![rules.to_path_buf()]
+    };
+    files.sort();
+    for file in files {
+        let (org, key) = http::create_org(data, &file)
+            .with_context(|| format!("creating an organisation from {}", file.display()))?;
+        println!("demo: organisation {org} ({}) key {key}", file.display());
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
