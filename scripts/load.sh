@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A load test of `plaudit serve` with wrk on this machine (loopback only, bounded in time):
+# durable moments/s in batches of 100, then single-moment requests and their latency.
+# Usage: bash scripts/load.sh [SECONDS]   (default 10 per run)
+set -euo pipefail
+exec </dev/null
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_PER_RUN=${1:-10}
+cd "$ROOT"
+command -v wrk >/dev/null || { echo "load: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -q -p plaudit-engine
+DATA=$(mktemp -d)
+OUT=$(mktemp)
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT
+target/release/plaudit serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml >"$OUT" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do grep -q "^listening on" "$OUT" && break; sleep 0.1; done
+ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$OUT")
+export PLAUDIT_KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT")
+echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run"
+echo -n "batches of 100, 1 thread, 4 connections: "
+RUN=b BATCH=100 wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
+echo -n "single moments, 1 thread, 8 connections:  "
+RUN=s BATCH=1 wrk -t1 -c8 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1

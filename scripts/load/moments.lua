@@ -1,0 +1,36 @@
+-- wrk script: POST batches of BATCH fresh moments (unique ids) to /v1/orgs/acme/moments.
+-- Environment: PLAUDIT_KEY (the organisation key), BATCH (moments a request, default 100).
+local key = os.getenv("PLAUDIT_KEY")
+local batch = tonumber(os.getenv("BATCH") or "100")
+local counter = 0
+-- Ids unique per run and per wrk thread: a fresh Lua state starts the same random sequence.
+local prefix = (os.getenv("RUN") or "r") .. os.time() .. "-" .. tostring({}):sub(8)
+
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.headers["Content-Type"] = "application/json"
+
+local kinds = { "meetup", "answer", "post", "referral" }
+
+request = function()
+  local items = {}
+  for i = 1, batch do
+    counter = counter + 1
+    local who = counter % 5000
+    local with = (counter * 7 + 1) % 5000
+    if with == who then with = (with + 1) % 5000 end
+    local day = 1 + math.floor(counter / 20000) % 28
+    items[i] = string.format(
+      '{"id":"w%s-%d","stakeholder":"s%d","counterpart":"s%d","kind":"%s","channel":"forum","at":"2026-03-%02dT%02d:%02d:%02dZ"}',
+      prefix, counter, who, with, kinds[counter % 4 + 1], day, math.floor(counter / 3600) % 24, math.floor(counter / 60) % 60, counter % 60)
+  end
+  local body = batch == 1 and items[1] or ("[" .. table.concat(items, ",") .. "]")
+  return wrk.format(nil, "/v1/orgs/acme/moments", nil, body)
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("requests/s %.0f, moments/s %.0f, latency p50 %.2f ms, p99 %.2f ms, errors %d\n",
+    summary.requests / (summary.duration / 1e6), batch * summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
