@@ -18,7 +18,7 @@ for _ in $(seq 100); do grep -q "^listening on" "$OUT" && break; sleep 0.1; done
 ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$OUT")
 export PLAUDIT_KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT")
 echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run"
-echo -n "batches of 100, 1 thread, 4 connections: "
+echo -n "batches of 100, 1 thread, 4 connections:  "
 RUN=b BATCH=100 wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
-echo -n "single moments, 1 thread, 8 connections:  "
-RUN=s BATCH=1 wrk -t1 -c8 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
+echo -n "single moments, 1 thread, 32 connections: "
+RUN=s BATCH=1 wrk -t1 -c32 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1

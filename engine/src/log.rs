@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plaudit_sdk::Record;
+use plaudit_sdk::{Effect, Record};
 
 use crate::ids::{OrgId, Seq};
 use crate::store::{Store, StoreError};
@@ -88,40 +88,75 @@ impl Durable {
     }
 
     /// Checks, appends and scores `records`. On `Ok`, the accepted records are durable and
-    /// scored (their effects wait in the journal); on `Err`, nothing of the batch was stored or
-    /// scored, and the caller may retry it whole.
+    /// scored (their effects are counted, not kept: [`Durable::ingest_group`] renders them); on
+    /// `Err`, nothing of the batch was stored or scored, and the caller may retry it whole.
     pub fn ingest(&mut self, records: Vec<Record>) -> Result<Outcome, LogError> {
-        let mut outcome = Outcome::default();
+        let (mut outcomes, _) = self.ingest_group(vec![records], false)?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    /// [`Durable::ingest`] for several requests at once, in order, with one commit for all of
+    /// them (the group commit of a busy server). Each request gets its own outcome and, with
+    /// `render`, its own effects; on `Err` nothing of any of them was stored.
+    pub fn ingest_group(
+        &mut self,
+        requests: Vec<Vec<Record>>,
+        render: bool,
+    ) -> Result<(Vec<Outcome>, Vec<Vec<Effect>>), LogError> {
+        let mut outcomes = vec![Outcome::default(); requests.len()];
         let mut earlier = Earlier::default();
-        let mut keep = Vec::with_capacity(records.len());
-        for (index, record) in records.into_iter().enumerate() {
-            match self.world.check(&record, &earlier) {
-                Ok(Verdict::Accept) => {
-                    match &record {
-                        Record::Moment(m) => earlier.moments.insert(m.id.clone()),
-                        Record::Retract(r) => earlier.retractions.insert(r.retract.clone()),
-                        Record::Profile(_) => false,
-                    };
-                    keep.push(record);
+        // The records to store, and the request each came from.
+        let mut keep = Vec::new();
+        let mut owner = Vec::new();
+        for (r, records) in requests.into_iter().enumerate() {
+            for (index, record) in records.into_iter().enumerate() {
+                match self.world.check(&record, &earlier) {
+                    Ok(Verdict::Accept) => {
+                        match &record {
+                            Record::Moment(m) => earlier.moments.insert(m.id.clone()),
+                            Record::Retract(x) => earlier.retractions.insert(x.retract.clone()),
+                            Record::Profile(_) => false,
+                        };
+                        keep.push(record);
+                        owner.push(r);
+                    }
+                    Ok(Verdict::Duplicate) => outcomes[r].duplicates += 1,
+                    Err((field, message)) => outcomes[r].rejected.push(RecordError { index, field, message }),
                 }
-                Ok(Verdict::Duplicate) => outcome.duplicates += 1,
-                Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),
             }
         }
+        let mut effects = vec![Vec::new(); outcomes.len()];
         if keep.is_empty() {
-            return Ok(outcome);
+            return Ok((outcomes, effects));
         }
         let appended = self.store.append(&self.org, &keep)?;
-        outcome.duplicates += appended.duplicates.len();
-        let Some(&(last, _)) = appended.accepted.last() else { return Ok(outcome) };
+        for &i in &appended.duplicates {
+            outcomes[owner[i]].duplicates += 1;
+        }
+        let Some(&(last, _)) = appended.accepted.last() else { return Ok((outcomes, effects)) };
+        // The last sequence number of each request's records.
+        let mut ends: Vec<(u64, usize)> = Vec::new();
+        for &(seq, i) in &appended.accepted {
+            outcomes[owner[i]].accepted += 1;
+            match ends.last_mut() {
+                Some(end) if end.1 == owner[i] => end.0 = seq.0,
+                _ => ends.push((seq.0, owner[i])),
+            }
+        }
         let n = appended.accepted.len();
         let mut keep: Vec<Option<Record>> = keep.into_iter().map(Some).collect();
         let stored = appended.accepted.iter().filter_map(|&(_, i)| keep.get_mut(i).and_then(Option::take));
         let scored = self.world.ingest(stored);
         self.agree(&scored, n, last)?;
-        outcome.accepted += scored.accepted;
-        outcome.effects = scored.effects;
-        Ok(outcome)
+        let records = self.world.take_effect_records();
+        for rec in &records {
+            let r = ends.iter().find(|(end, _)| rec.seq <= *end).map_or(outcomes.len() - 1, |&(_, r)| r);
+            outcomes[r].effects += 1;
+            if render {
+                effects[r].push(self.world.render(rec));
+            }
+        }
+        Ok((outcomes, effects))
     }
 
     /// The world accepted all `n` records the log holds up to `last`.

@@ -160,3 +160,36 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     assert_eq!((status, body.as_str()), (200, Some("ok\n")));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn concurrent_requests_share_commits_but_each_gets_its_own_answer() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let (server, key) = (&server, &key);
+                s.spawn(move || {
+                    let id = format!("c{i}");
+                    let body = moment(&id, &format!("p{i}"), "hub").to_string();
+                    let (status, answer) = server.request("POST", "/v1/orgs/acme/moments", Some(key), &body);
+                    assert_eq!((status, answer["accepted"].as_u64()), (201, Some(1)), "{answer}");
+                    let effects = answer["effects"].as_array().expect("effects");
+                    assert!(!effects.is_empty(), "{answer}");
+                    assert!(
+                        effects.iter().all(|e| e["moment"] == id.as_str()),
+                        "only this request's effects: {answer}"
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a client thread");
+        }
+    });
+    let (_, hub) = server.request("GET", "/v1/orgs/acme/stakeholders/hub", Some(&key), "");
+    assert!(hub["currencies"]["karma"].as_i64().is_some_and(|k| k > 0), "{hub}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -254,15 +254,7 @@ async fn post_moments(
     let org = state.authorise(&org, &headers)?;
     let records = parse_records(&body)?;
     let n = records.len();
-    let outcome = org
-        .worker
-        .run(move |d| {
-            let outcome = d.ingest(records)?;
-            let effects = d.world_mut().drain_effects();
-            Ok::<_, crate::log::LogError>((outcome, effects))
-        })
-        .await?;
-    let (outcome, effects) = outcome.map_err(|e| ApiError::internal(format!("nothing was stored: {e}")))?;
+    let (outcome, effects) = org.worker.ingest(records, n <= EFFECTS_IN_RESPONSE).await?.map_err(ApiError::internal)?;
     if let Some(e) = outcome.rejected.first() {
         // A refused record is refused alone; the rest is durable. Say which and why.
         let message = format!(
