@@ -2,18 +2,19 @@
 //!
 //! A contact moment's path through this crate, one module per step:
 //!
+//! - [`http`]: the HTTP API: routes, keys, limits, one worker thread per organisation.
+//! - [`log`]: the log step: check, append durably (group commit), then score; replay on open.
 //! - [`ruleset`]: the declarative rule-set format, its validation, and the compiled [`Program`].
 //! - [`world`]: one organisation's bevy `World` and the library API ([`OrgWorld`]): resolve a
 //!   batch, run the scoring schedule, hand out effects.
-//! - [`guard`] -> [`rules`] -> [`effects`] -> [`leaderboard`]: the scoring passes, as systems
-//!   run in that order over a batch ([`world::Pass`]).
+//! - [`guard`] -> [`rules`] -> [`plugins`] -> [`effects`] -> [`leaderboard`]: the scoring
+//!   passes, as systems run in that order over a batch ([`world::Pass`]).
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
-//! - [`plugins`]: the WebAssembly sandbox host for rule plugins (knows nothing of bevy).
+//! - [`plugins`]: WebAssembly rule plugins: the sandbox, the per-organisation registry, the pass.
 //! - [`store`]: the durable store (record log, moment-id index, snapshots) behind a trait.
-//! - [`log`]: the log step: check, append durably, then score; replay on open.
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
