@@ -18,8 +18,8 @@
 //! single moments in a row is disabled (an always-failing plugin gets there in about
 //! log2(1024) + 3 calls).
 //!
-//! **Owns** the encoding of moments for the guest ([`encode_call`]) and the checking of its
-//! output ([`check_output`]). Reads the batch and the native awards; writes only [`Awards`],
+//! **Owns** the encoding of moments for the guest (`Call::encode`) and the checking of its
+//! output (`check_output`). Reads the batch and the native awards; writes only [`Awards`],
 //! [`PluginActs`] and the [`Plugins`] registry.
 
 use bevy_ecs::prelude::*;
