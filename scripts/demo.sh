@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The main job, for now: generate a realistic data set (20k stakeholders, 300k contact moments over
-# a month; STAKEHOLDERS=100000 MOMENTS=1000000 for the full-size run) and score it against the
-# sample organisation, rules/acme.toml. Prints the top of each leaderboard and the challenges;
-# effects of every moment go to target/demo/effects.jsonl, the summary to target/demo/summary.json.
+# The main job: the HTTP server with demo organisations on the embedded store.
+#
+# On first run: sets up, builds, creates an organisation per rules/*.toml in target/demo/data
+# (printing each API key once; they are also kept in target/demo/keys.txt), imports a generated
+# month of contact moments into `acme` (20k stakeholders, 300k moments; STAKEHOLDERS=100000
+# MOMENTS=1000000 for the full-size run) through the durable log, prints the top of its
+# leaderboards, and serves on 127.0.0.1:8080 (LISTEN=ADDR to change) until Ctrl-C.
+# Later runs reuse the data directory (delete target/demo to start over).
 set -euo pipefail
 exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -10,15 +14,25 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 cargo build --release --locked -p plaudit-engine --bin plaudit
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/demo
-mkdir -p "$OUT"
+DATA=$OUT/data
 PLAUDIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/plaudit
-"$PLAUDIT" check rules/acme.toml
-echo "demo: generating $OUT/moments.jsonl"
-"$PLAUDIT" gen --stakeholders "${STAKEHOLDERS:-20000}" --moments "${MOMENTS:-300000}" --days 30 --seed 42 >"$OUT/moments.jsonl"
-echo "demo: scoring (effects -> $OUT/effects.jsonl)"
-time "$PLAUDIT" score --rules rules/acme.toml "$OUT/moments.jsonl" >"$OUT/effects.jsonl"
-echo "demo: $(wc -l <"$OUT/effects.jsonl") effects; the summary:"
-"$PLAUDIT" score --rules rules/acme.toml --summary --top 5 "$OUT/moments.jsonl" >"$OUT/summary.json"
+mkdir -p "$OUT"
+if [[ ! -d $DATA/orgs ]]; then
+    for rules in rules/*.toml; do
+        "$PLAUDIT" check "$rules" >/dev/null
+    done
+    # Create the organisations (the server's --demo does it; keys are printed once).
+    "$PLAUDIT" serve --data "$DATA" --demo rules --listen 127.0.0.1:0 >"$OUT/keys.txt" &
+    SERVER=$!
+    for _ in $(seq 100); do grep -q "^listening on" "$OUT/keys.txt" && break; sleep 0.1; done
+    kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+    sed -i '/^listening on/d' "$OUT/keys.txt"
+    echo "demo: generating $OUT/moments.jsonl"
+    "$PLAUDIT" gen --stakeholders "${STAKEHOLDERS:-20000}" --moments "${MOMENTS:-300000}" --days 30 --seed 42 >"$OUT/moments.jsonl"
+    echo "demo: importing it into acme's durable log"
+    "$PLAUDIT" import --data "$DATA" --org acme "$OUT/moments.jsonl"
+fi
+"$PLAUDIT" replay --data "$DATA" --org acme --summary --top 5 >"$OUT/summary.json"
 python3 - "$OUT/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -27,7 +41,18 @@ for b in s["leaderboards"]:
     print(f"\n{b['board']} ({b['metric']}, ties {b['ties']}{', window ' + b['window'] if b.get('window') else ''}): {b['total']} ranked")
     for r in b["rows"]:
         print(f"  {r['rank']:>3}. {r['stakeholder']:<10} {r['value']}")
-print("\nchallenges:")
-for c in s["challenges"]:
-    print(f"  {c['id']:<22} {c['scope']:<10} {c['window']:<6} {c['status']}")
 PY
+echo
+cat "$OUT/keys.txt"
+KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT/keys.txt")
+LISTEN=${LISTEN:-127.0.0.1:8080}
+cat <<TRY
+
+Try it (the acme key is in $OUT/keys.txt):
+  curl -s http://$LISTEN/v1/orgs/acme/leaderboards/xp?limit=5 -H "Authorization: Bearer $KEY"
+  curl -s http://$LISTEN/v1/orgs/acme/stakeholders/s0 -H "Authorization: Bearer $KEY"
+  curl -s -XPOST http://$LISTEN/v1/orgs/acme/moments -H "Authorization: Bearer $KEY" \\
+    -d '{"id": "hello-1", "stakeholder": "s0", "counterpart": "s1", "kind": "meetup", "channel": "event", "at": "2026-03-30T10:00:00Z"}'
+
+TRY
+exec "$PLAUDIT" serve --data "$DATA" --listen "$LISTEN"
