@@ -193,3 +193,33 @@ fn concurrent_requests_share_commits_but_each_gets_its_own_answer() {
     assert!(hub["currencies"]["karma"].as_i64().is_some_and(|k| k > 0), "{hub}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Every operation the description lists is served (not axum's bare fallback), and every route
+/// the server answers is described: a request to an undescribed path gets the bare fallback.
+#[test]
+fn the_served_openapi_description_matches_the_routes() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-openapi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let (status, spec) = server.request("GET", "/openapi.json", None, "");
+    assert_eq!(status, 200);
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().expect("paths");
+    assert_eq!(paths.len(), 6, "{:?}", paths.keys().collect::<Vec<_>>());
+    let bare_fallback =
+        |status: u16, body: &Value| (status == 404 || status == 405) && body == &Value::String(String::new());
+    for (path, operations) in paths {
+        let concrete = path.replace("{org}", "acme").replace("{id}", "ann").replace("{board}", "xp");
+        for (method, operation) in operations.as_object().expect("operations") {
+            let body = if method == "post" { moment("openapi-1", "ann", "bob").to_string() } else { String::new() };
+            let (status, answer) = server.request(&method.to_uppercase(), &concrete, Some(&key), &body);
+            assert!(!bare_fallback(status, &answer), "{method} {path}: {status}");
+            let described = operation["responses"].as_object().expect("responses");
+            assert!(described.contains_key(&status.to_string()), "{method} {path} answered {status}, not described");
+        }
+    }
+    let (status, answer) = server.request("GET", "/v1/orgs/acme/nowhere", Some(&key), "");
+    assert!(bare_fallback(status, &answer), "undescribed paths are not served: {status} {answer}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -11,7 +11,8 @@
 //! hex SHA-256 of its API key.
 //!
 //! Served so far: `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
-//! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`.
+//! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
+//! `GET /openapi.json` (described in `openapi.json`).
 
 pub mod error;
 pub mod worker;
@@ -171,6 +172,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
@@ -192,6 +194,14 @@ pub async fn serve(
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// The OpenAPI description of the routes served (kept beside this file; a test checks it
+/// against the running server).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 /// The answer to `POST .../moments`.
