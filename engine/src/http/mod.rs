@@ -321,13 +321,12 @@ async fn get_leaderboard(
     }
     let q = PageQuery { team: p.team, around: p.around, offset: p.offset, limit };
     let page = org.worker.run(move |d| d.world().leaderboard(&board, &q)).await?;
-    page.map(Json).map_err(|e| match e {
-        ReadError::UnknownBoard(_) => ApiError::not_found(&e.to_string()[3..]),
-        ReadError::UnknownStakeholder(_) | ReadError::NotRanked(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()).field("around")
+    page.map(Json).map_err(|e| {
+        let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string());
+        match e {
+            ReadError::UnknownBoard(_) => error,
+            ReadError::UnknownStakeholder(_) | ReadError::NotRanked(_) => error.field("around"),
         }
-        #[allow(unreachable_patterns)]
-        other => ApiError::bad_request("invalid_query", other.to_string()),
     })
 }
 
