@@ -99,6 +99,18 @@ fn moments_in_effects_out_profiles_and_leaderboards_read_back_and_survive_a_rest
     let (status, challenges) = server.request("GET", "/v1/orgs/acme/challenges", Some(&key), "");
     assert!(status == 200 && challenges.as_array().is_some_and(|c| !c.is_empty()), "{challenges}");
 
+    let (status, metrics) = server.request("GET", "/metrics", None, "");
+    let metrics = metrics.as_str().expect("text").to_string();
+    assert_eq!(status, 200);
+    for line in [
+        "plaudit_http_requests_total{route=\"/v1/orgs/{org}/moments\",status=\"2xx\"} 2",
+        "plaudit_records_accepted_total 2",
+        "plaudit_records_duplicate_total 1",
+        "plaudit_http_request_seconds_count{route=\"/v1/orgs/{org}/leaderboards/{board}\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
     // After a restart (SIGKILL: nothing flushed on the way out), the state is the same.
     drop(server);
     let server = Server::start(&data);
@@ -206,7 +218,7 @@ fn the_served_openapi_description_matches_the_routes() {
     assert_eq!(status, 200);
     assert_eq!(spec["openapi"], "3.1.0");
     let paths = spec["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 6, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 7, "{:?}", paths.keys().collect::<Vec<_>>());
     let bare_fallback =
         |status: u16, body: &Value| (status == 404 || status == 405) && body == &Value::String(String::new());
     for (path, operations) in paths {

@@ -12,9 +12,10 @@
 //!
 //! Served so far: `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
 //! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
-//! `GET /openapi.json` (described in `openapi.json`).
+//! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
 pub mod error;
+pub mod metrics;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -59,6 +60,7 @@ struct Org {
 #[derive(Debug)]
 pub struct AppState {
     orgs: HashMap<String, Org>,
+    metrics: metrics::Metrics,
 }
 
 /// Why the server could not start.
@@ -143,7 +145,7 @@ pub fn open(data: &Path) -> Result<AppState, ServeError> {
         let (durable, _) = Durable::open(Arc::clone(&store), org, world)?;
         orgs.insert(name, Org { key_hash, worker: Worker::start(durable)? });
     }
-    Ok(AppState { orgs })
+    Ok(AppState { orgs, metrics: metrics::Metrics::default() })
 }
 
 impl AppState {
@@ -172,13 +174,45 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Counts every request to a known route, with its status and time, for `/metrics`.
+async fn track(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unknown".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderName, &'static str); 1], String) {
+    let mut plugins = Vec::new();
+    let mut orgs: Vec<(&String, &Org)> = state.orgs.iter().collect();
+    orgs.sort_by_key(|(name, _)| *name);
+    for (name, org) in orgs {
+        if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
+            for s in statuses {
+                plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&plugins))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
@@ -265,6 +299,8 @@ async fn post_moments(
     let records = parse_records(&body)?;
     let n = records.len();
     let (outcome, effects) = org.worker.ingest(records, n <= EFFECTS_IN_RESPONSE).await?.map_err(ApiError::internal)?;
+    state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = outcome.rejected.first() {
         // A refused record is refused alone; the rest is durable. Say which and why.
         let message = format!(
