@@ -6,9 +6,7 @@
 //! organisation's world lives on its own thread ([`worker`]); handlers only parse, check keys,
 //! and hand jobs over. **Must not touch** a `World` directly or block the async runtime.
 //!
-//! Data directory layout (shared with `plaudit import`): `DIR/plaudit.redb` is every
-//! organisation's log; `DIR/orgs/ORG/rules.toml` its rule set; `DIR/orgs/ORG/key.sha256` the
-//! hex SHA-256 of its API key.
+//! The data directory's layout (shared with `plaudit import`) is [`crate::datadir`]'s.
 //!
 //! Served so far: `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
 //! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
@@ -35,6 +33,7 @@ use sha2::{Digest, Sha256};
 use self::error::ApiError;
 use self::worker::Worker;
 use crate::OrgWorld;
+use crate::datadir::DataDir;
 use crate::ids::OrgId;
 use crate::log::Durable;
 use crate::reads::{PageQuery, ReadError};
@@ -109,38 +108,37 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// Creates organisation `org` in `data` from a rule-set file, with a fresh key, which is
 /// returned (only its hash is kept). Fails if the organisation exists.
 pub fn create_org(data: &Path, rules: &Path) -> Result<(OrgId, String), ServeError> {
+    let data = DataDir::new(data);
     let world = OrgWorld::from_rules_file(rules).map_err(|e| data_error(rules, e.to_string()))?;
     let org = OrgId::parse(&world.program().org_id).map_err(|e| data_error(rules, e.to_string()))?;
-    let dir = data.join("orgs").join(org.as_str());
+    let dir = data.org(&org);
     if dir.exists() {
         return Err(data_error(&dir, "the organisation exists already"));
     }
     std::fs::create_dir_all(&dir)?;
-    std::fs::copy(rules, dir.join("rules.toml"))?;
+    std::fs::copy(rules, data.rules(&org))?;
     let mut secret = [0u8; 24];
     getrandom::fill(&mut secret).map_err(|e| data_error(&dir, format!("no randomness for a key: {e}")))?;
     let key = format!("pk_{}", hex(&secret));
-    std::fs::write(dir.join("key.sha256"), hex(&key_hash(&key)) + "\n")?;
+    std::fs::write(data.key_hash(&org), hex(&key_hash(&key)) + "\n")?;
     Ok((org, key))
 }
 
 /// Opens every organisation in `data` (replaying its log) and starts its worker.
 pub fn open(data: &Path) -> Result<AppState, ServeError> {
-    std::fs::create_dir_all(data.join("orgs"))?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.join("plaudit.redb"))?);
+    let data = DataDir::new(data);
+    std::fs::create_dir_all(data.orgs())?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     let mut orgs = HashMap::new();
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(data.join("orgs"))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
-    dirs.sort();
-    for dir in dirs {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let org = OrgId::parse(&name).map_err(|e| data_error(&dir, e.to_string()))?;
-        let key_file = dir.join("key.sha256");
+    for org in data.organisations()? {
+        let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
+        let name = org.as_str().to_string();
+        let key_file = data.key_hash(&org);
         let key_hash = std::fs::read_to_string(&key_file)
             .ok()
             .and_then(|t| unhex(&t))
             .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
-        let rules = dir.join("rules.toml");
+        let rules = data.rules(&org);
         let world = OrgWorld::from_rules_file(&rules).map_err(|e| data_error(&rules, e.to_string()))?;
         let (durable, _) = Durable::open(Arc::clone(&store), org, world)?;
         orgs.insert(name, Org { key_hash, worker: Worker::start(durable)? });

@@ -1,7 +1,7 @@
 //! `plaudit import` and `plaudit replay`: an organisation's durable log in a data directory.
 //!
-//! Layout: `DIR/plaudit.redb` holds every organisation's log and moment-id index;
-//! `DIR/orgs/ORG/rules.toml` is the organisation's rule set, copied there by its first import.
+//! The layout is `plaudit_engine::datadir`'s; the first import of an organisation copies its
+//! rule set there.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use plaudit_engine::OrgWorld;
+use plaudit_engine::datadir::DataDir;
 use plaudit_engine::ids::OrgId;
 use plaudit_engine::input::{ReadRecordError, records};
 use plaudit_engine::log::Durable;
@@ -28,7 +29,8 @@ pub struct Options {
 fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)> {
     let org = OrgId::parse(&o.org).map_err(|e| anyhow::anyhow!("--org {:?}: {e}", o.org))?;
     std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
-    let kept = o.data.join("orgs").join(org.as_str()).join("rules.toml");
+    let data = DataDir::new(&o.data);
+    let kept = data.rules(&org);
     let rules = match (&o.rules, kept.exists()) {
         (Some(given), true) => {
             let (a, b) = (std::fs::read(given)?, std::fs::read(&kept)?);
@@ -52,7 +54,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
         (None, false) => bail!("organisation {org} has no rule set in {} yet: pass --rules", o.data.display()),
     };
     let world = OrgWorld::from_rules_file(&rules)?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(o.data.join("plaudit.redb"))?);
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     Ok(Durable::open(store, org, world)?)
 }
 
@@ -153,11 +155,12 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
 /// An organisation's rule set (as kept by `import`) and its whole log, for `simulate --data`.
 pub fn history(data: &Path, org: &str) -> anyhow::Result<(PathBuf, Vec<plaudit_sdk::Record>)> {
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
-    let rules = data.join("orgs").join(id.as_str()).join("rules.toml");
+    let dir = DataDir::new(data);
+    let rules = dir.rules(&id);
     if !rules.exists() {
         bail!("organisation {id} has no rule set in {}: import its moments first", data.display());
     }
-    let store = RedbStore::open(data.join("plaudit.redb"))?;
+    let store = RedbStore::open(dir.store())?;
     let mut records = Vec::new();
     let mut after = plaudit_engine::ids::Seq(0);
     loop {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use plaudit_engine::datadir::DataDir;
 use plaudit_engine::http;
 
 pub struct Options {
@@ -15,7 +16,8 @@ pub struct Options {
 }
 
 pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(o.data.join("orgs")).with_context(|| format!("cannot create {}", o.data.display()))?;
+    let orgs = DataDir::new(&o.data).orgs();
+    std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
     if let Some(rules) = &o.demo {
         demo(&o.data, rules)?;
     }
@@ -36,7 +38,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
 /// On an empty data directory, an organisation for each rule set in `rules` (a file or a
 /// directory of `.toml` files), with its key printed once.
 fn demo(data: &Path, rules: &Path) -> anyhow::Result<()> {
-    let existing = std::fs::read_dir(data.join("orgs"))?.count();
+    let existing = DataDir::new(data).organisations()?.len();
     if existing > 0 {
         println!("demo: {} has organisations already; their keys were printed when they were created", data.display());
         return Ok(());
