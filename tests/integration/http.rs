@@ -150,8 +150,8 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     let huge: Vec<Value> = (0..1001).map(|i| moment(&format!("h{i}"), "ann", "bob")).collect();
     let (status, body) = post(&Value::Array(huge).to_string(), Some(&key));
     assert_eq!((status, error(&body).0.as_deref()), (413, Some("batch_too_large")), "{body}");
-    let (status, _) = post(&format!("\"{}\"", "x".repeat(5 << 20)), Some(&key));
-    assert_eq!(status, 413, "a body over the limit");
+    // (A body over the 4 MB limit: `http::tests`, in process, where no connection reset can
+    // race the 413.)
 
     let (status, body) = post(&moment("k1", "ann", "bob").to_string(), None);
     assert_eq!((status, error(&body).0.as_deref()), (401, Some("unauthorized")), "{body}");

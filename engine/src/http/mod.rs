@@ -372,3 +372,40 @@ async fn get_challenges(
     let org = state.authorise(&org, &headers)?;
     Ok(Json(org.worker.run(|d| d.world().challenges()).await?))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn empty() -> Arc<AppState> {
+        Arc::new(AppState { orgs: HashMap::new(), metrics: metrics::Metrics::default() })
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_with_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        let request = Request::post("/v1/orgs/acme/moments").body(Body::from(body)).expect("a request");
+        let response = router(empty()).oneshot(request).await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn keys_compare_by_hash_in_constant_time() {
+        let stored = key_hash("pk_right");
+        assert!(constant_time_eq(&stored, &key_hash("pk_right")));
+        assert!(!constant_time_eq(&stored, &key_hash("pk_wrong")));
+        assert_eq!(unhex(&hex(&stored)), Some(stored));
+        assert_eq!(unhex("not hex"), None);
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        assert_eq!(field_of("unknown field `chanel`, expected one of"), Some("chanel"));
+        assert_eq!(field_of("missing field `at` at line 1"), Some("at"));
+        assert_eq!(field_of("expected value at line 1 column 1"), None);
+    }
+}
