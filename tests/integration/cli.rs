@@ -94,6 +94,12 @@ fn plugin_check_lists_imports_and_exports_or_names_the_problem() {
     for line in ["plugin:   bridge-builder", "context:  [teams, state]", "imports:  [plaudit.log]", "manifest"] {
         assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
     }
+    let wat = plaudit()
+        .current_dir(root())
+        .args(["plugin", "check", "tests/fixtures/plugins/trap.wat"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&wat.stdout).contains("plugin:   trap 1 (ABI 1)"), "WebAssembly text is read too");
 
     let sneaky = wat::parse_str(
         r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))

@@ -280,7 +280,7 @@ fn every_hostile_plugin_is_contained_while_another_organisation_keeps_scoring() 
         assert!(failure.reason.contains(says), "{fixture}: {failure:?}");
         assert_eq!((failure.moments, failure.first_seq), (1, 3), "{fixture}");
         if fixture == "trap" {
-            assert!(!failure.logs.is_empty(), "what it logged before trapping is kept");
+            assert_eq!(failure.logs, "about to trap", "what it logged before trapping is kept");
         }
         // Replacing the plugin re-enables the slot.
         a.install_plugin(fixture, example("story_echo", fixture));

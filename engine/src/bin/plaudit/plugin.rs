@@ -20,7 +20,12 @@ fn name_of(path: &Path) -> String {
 }
 
 fn load(host: &PluginHost, path: &Path, limits: Limits) -> anyhow::Result<Loaded> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "wat") {
+        bytes = wat::parse_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: refused: not valid WebAssembly text: {e}", path.display()))?
+            .into_owned();
+    }
     host.load(&name_of(path), &bytes, limits).map_err(|e| {
         // The first line says what is wrong; wasmtime's detail after it is byte dumps.
         let message = e.to_string();
