@@ -3,15 +3,13 @@
 //! The layout is `plaudit_engine::datadir`'s; the first import of an organisation copies its
 //! rule set there.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use plaudit_engine::OrgWorld;
 use plaudit_engine::datadir::DataDir;
 use plaudit_engine::ids::OrgId;
@@ -64,21 +62,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
 pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::Result<ExitCode> {
     let (mut durable, replayed) = open(o)?;
     eprintln!("{}: {} records in the log (replayed in {:.2?})", durable.org(), replayed.records, replayed.elapsed);
-    let name = moments.display().to_string();
-    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if name == "-" {
-        (Box::new(BufReader::new(std::io::stdin().lock())), None)
-    } else {
-        let f = File::open(moments).with_context(|| format!("cannot open {name}"))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(BufReader::with_capacity(1 << 16, f)), size)
-    };
-    let bar = match size {
-        Some(n) if !ack => ProgressBar::new(n),
-        _ => ProgressBar::hidden(),
-    };
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
-        bar.set_style(style);
-    }
+    let crate::source::Source { name, reader, bar } = crate::source::open(moments, !ack)?;
     let started = Instant::now();
     let (mut accepted, mut duplicates, mut bad, mut unparsable) = (0usize, 0usize, 0usize, 0usize);
     let mut pending = Vec::with_capacity(batch);
@@ -87,7 +71,6 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
     let mut flush = |pending: &mut Vec<_>, lines: &mut Vec<usize>, durable: &mut Durable| -> anyhow::Result<()> {
         let Some(&last) = lines.last() else { return Ok(()) };
         let outcome = durable.ingest(std::mem::take(pending))?;
-        durable.world_mut().clear_effects();
         for e in &outcome.rejected {
             bad += 1;
             eprintln!("{name}:{}: {}: {}", lines[e.index], e.field, e.message);
@@ -116,7 +99,6 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
             }
             Err(e @ ReadRecordError::Io { .. }) => return Err(e).with_context(|| format!("reading {name}")),
         }
-        bar.set_position(bar.position() + 1);
     }
     flush(&mut pending, &mut lines, &mut durable)?;
     bar.finish_and_clear();

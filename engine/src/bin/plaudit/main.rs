@@ -7,6 +7,7 @@ mod plugin;
 mod score;
 mod serve;
 mod simulate;
+mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

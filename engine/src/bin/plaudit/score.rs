@@ -1,12 +1,11 @@
 //! `plaudit score`: scores a moments file against a rule set.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use plaudit_engine::OrgWorld;
 use plaudit_engine::input::{ReadRecordError, records};
 use plaudit_sdk::Record;
@@ -25,16 +24,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     let mut world = OrgWorld::from_rules_file(&o.rules)?;
     // The sandbox engine lives as long as the run; it is only started if a plugin is given.
     let _host = if o.plugins.is_empty() { None } else { Some(crate::plugin::install(&mut world, &o.plugins)?) };
-    let name = o.moments.display().to_string();
-    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if name == "-" {
-        (Box::new(BufReader::new(std::io::stdin().lock())), None)
-    } else {
-        let f = File::open(&o.moments).with_context(|| format!("cannot open {name}"))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(BufReader::with_capacity(1 << 16, f)), size)
-    };
-    let progress = progress_bar(size);
-    let reader = ProgressReader { inner: reader, bar: progress.clone() };
+    let crate::source::Source { name, reader, bar: progress } = crate::source::open(&o.moments, true)?;
     let out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut run = Run {
         world: &mut world,
@@ -132,43 +122,4 @@ fn stopped(progress: &ProgressBar) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     eprintln!("stopped at the first bad line (use --on-error skip to go on)");
     Ok(ExitCode::FAILURE)
-}
-
-fn progress_bar(size: Option<u64>) -> ProgressBar {
-    match size {
-        Some(n) if std::io::stderr().is_terminal() && n > 1 << 20 => {
-            let bar = ProgressBar::new(n);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        }
-        _ => ProgressBar::hidden(),
-    }
-}
-
-/// Counts bytes read into the progress bar.
-struct ProgressReader {
-    inner: Box<dyn BufRead>,
-    bar: ProgressBar,
-}
-
-impl std::io::Read for ProgressReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-impl BufRead for ProgressReader {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, amt: usize) {
-        self.bar.inc(amt as u64);
-        self.inner.consume(amt);
-    }
 }

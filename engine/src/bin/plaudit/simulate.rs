@@ -1,7 +1,6 @@
 //! `plaudit simulate`: the what-if preview of a candidate rule set over a history.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,17 +34,13 @@ pub fn dispatch(
             let (Some(rules), Some(candidate)) = (rules, candidate) else {
                 bail!("give --rules CURRENT and --candidate NEW with a moments file");
             };
-            let name = moments.display().to_string();
-            let reader: Box<dyn BufRead> = if name == "-" {
-                Box::new(BufReader::new(std::io::stdin().lock()))
-            } else {
-                Box::new(BufReader::new(File::open(&moments).with_context(|| format!("cannot open {name}"))?))
-            };
+            let crate::source::Source { name, reader, bar } = crate::source::open(&moments, true)?;
             let mut history: Vec<Record> = Vec::new();
             for item in records(reader) {
                 let (_, record) = item.with_context(|| format!("reading {name}"))?;
                 history.push(record);
             }
+            bar.finish_and_clear();
             run(&rules, &candidate, &name, history, json, top)
         }
         (None, None) => bail!("give a moments file, or --data DIR --org ORG for an organisation's log"),
