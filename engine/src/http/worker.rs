@@ -12,7 +12,7 @@ use plaudit_sdk::{Effect, Record};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
-use crate::log::{Durable, LogError};
+use crate::log::Durable;
 use crate::world::Outcome;
 
 /// Most records stored in one group commit.
@@ -123,14 +123,10 @@ fn commit(durable: &mut Durable, group: Vec<Waiting>) {
             }
         }
         Err(e) => {
-            let message = describe(&e);
+            let message = format!("nothing was stored: {e}");
             for (_, reply) in rest {
                 let _ = reply.send(Err(message.clone()));
             }
         }
     }
-}
-
-fn describe(e: &LogError) -> String {
-    format!("nothing was stored: {e}")
 }

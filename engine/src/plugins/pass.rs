@@ -167,6 +167,8 @@ impl Call<'_> {
         let vocab = self.vocab;
         let sym = |s: Sym| move || vocab.resolve(s.0).to_string();
         let mut seeds = Vec::with_capacity(self.records.len());
+        // Actors whose saved state is in the input already (once per call).
+        let mut sent: rustc_hash::FxHashSet<u32> = rustc_hash::FxHashSet::default();
         for &r in self.records {
             let m: &MomentRec = &self.batch.records[r as usize];
             seeds.push(wire::moment_seed(self.p.seed, m.seq));
@@ -203,7 +205,7 @@ impl Call<'_> {
             }
             if needs.state
                 && let Some(saved) = slot.states.get(&m.actor_no)
-                && !input.states.iter().any(|(who, _)| *who == m.actor_no)
+                && sent.insert(m.actor_no)
             {
                 input.states.push((m.actor_no, Bytes(saved.clone())));
             }
