@@ -16,6 +16,8 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -59,60 +61,119 @@ fn with_plugin(c: &mut Criterion) {
     ingest(c, &host, "bridge_builder_acme_100k", Some("bridge_builder"));
 }
 
-/// The workload as the plugin pass would encode it (teams and state context).
+/// A moment as the engine has it when the plugins pass runs: ids numbered, strings interned
+/// (into [`Encoder::words`]), the time parsed. Resolving is not part of the round trip.
+struct Resolved {
+    seq: u64,
+    actor: u32,
+    counterpart: Option<u32>,
+    kind: u32,
+    channel: u32,
+    at: i64,
+    value: Option<f64>,
+    actor_team: u32,
+    counterpart_team: Option<u32>,
+}
+
+/// Encodes calls the way the plugins pass does (teams and state context, a per-call dictionary
+/// built with a hash map, each actor's state once), and keeps the plugin's state between calls.
 struct Encoder {
     workload: Workload,
-    numbers: HashMap<String, u32>,
-    teams: Vec<String>,
+    words: Vec<String>,
+    word_ids: HashMap<String, u32>,
+    team_of: Vec<u32>,
     states: HashMap<u32, Vec<u8>>,
 }
 
 impl Encoder {
     fn new() -> Encoder {
         let workload = workload();
-        let teams = (0..STAKEHOLDERS).map(|i| workload.profile(i).team.unwrap_or_default()).collect();
-        let numbers = (0..STAKEHOLDERS).map(|i| (Workload::stakeholder_id(i), i as u32)).collect();
-        Encoder { workload, numbers, teams, states: HashMap::new() }
+        let mut encoder = Encoder {
+            workload,
+            words: Vec::new(),
+            word_ids: HashMap::new(),
+            team_of: Vec::new(),
+            states: HashMap::new(),
+        };
+        encoder.team_of = (0..STAKEHOLDERS)
+            .map(|i| {
+                let team = encoder.workload.profile(i).team.unwrap_or_default();
+                encoder.word(&team)
+            })
+            .collect();
+        encoder
     }
 
-    /// The calls for `moments`, the workload's from `from` on: input bytes and moment count.
-    fn calls(&self, from: usize, moments: &[plaudit_sdk::Moment]) -> Vec<(Vec<u8>, usize)> {
+    fn word(&mut self, text: &str) -> u32 {
+        if let Some(&w) = self.word_ids.get(text) {
+            return w;
+        }
+        self.words.push(text.to_string());
+        self.word_ids.insert(text.to_string(), self.words.len() as u32 - 1);
+        self.words.len() as u32 - 1
+    }
+
+    /// Moments `from..from + BATCH`, resolved (outside the timed section).
+    fn resolve(&mut self, from: usize) -> Vec<Resolved> {
+        let number = |id: &str| id.trim_start_matches('s').parse::<u32>().expect("workload ids are s<number>");
+        let moments: Vec<_> = self.workload.moments(from, from + BATCH).collect();
+        moments
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let actor = number(&m.stakeholder);
+                let counterpart = m.counterpart.as_deref().map(number);
+                Resolved {
+                    seq: (from + i) as u64,
+                    actor,
+                    counterpart,
+                    kind: self.word(&m.kind),
+                    channel: self.word(&m.channel),
+                    at: parse_rfc3339(&m.at).expect("workload times parse"),
+                    value: m.value,
+                    actor_team: self.team_of[actor as usize],
+                    counterpart_team: counterpart.map(|c| self.team_of[c as usize]),
+                }
+            })
+            .collect()
+    }
+
+    /// The encoded input of each call of `moments`.
+    fn calls(&self, moments: &[Resolved]) -> Vec<Vec<u8>> {
         moments
             .chunks(PER_CALL)
-            .enumerate()
-            .map(|(c, chunk)| {
+            .map(|chunk| {
+                let mut local: FxHashMap<u32, u32> = FxHashMap::default();
                 let mut dict: Vec<String> = Vec::new();
-                let mut word = |s: &str| match dict.iter().position(|d| d == s) {
-                    Some(i) => i as u32,
-                    None => {
-                        dict.push(s.to_string());
+                let mut word = |w: u32| {
+                    *local.entry(w).or_insert_with(|| {
+                        dict.push(self.words[w as usize].clone());
                         dict.len() as u32 - 1
-                    }
+                    })
                 };
                 let mut input = Input::default();
-                for (i, m) in chunk.iter().enumerate() {
-                    let actor = self.numbers[&m.stakeholder];
-                    let counterpart = m.counterpart.as_ref().map(|c| self.numbers[c]);
+                let mut sent = FxHashSet::default();
+                for m in chunk {
                     input.moments.push(MomentIn {
-                        seq: (from + c * PER_CALL + i) as u64,
-                        actor,
-                        counterpart,
-                        kind: word(&m.kind),
-                        channel: word(&m.channel),
-                        at: parse_rfc3339(&m.at).expect("workload times parse"),
+                        seq: m.seq,
+                        actor: m.actor,
+                        counterpart: m.counterpart,
+                        kind: word(m.kind),
+                        channel: word(m.channel),
+                        at: m.at,
                         value: m.value,
-                        actor_team: Some(word(&self.teams[actor as usize])),
-                        counterpart_team: counterpart.map(|c| word(&self.teams[c as usize])),
+                        actor_team: Some(word(m.actor_team)),
+                        counterpart_team: m.counterpart_team.map(&mut word),
                         awards: Vec::new(),
                     });
-                    if let Some(s) = self.states.get(&actor)
-                        && !input.states.iter().any(|(w, _)| *w == actor)
+                    if let Some(s) = self.states.get(&m.actor)
+                        && sent.insert(m.actor)
                     {
-                        input.states.push((actor, Bytes(s.clone())));
+                        input.states.push((m.actor, Bytes(s.clone())));
                     }
                 }
                 input.dict = dict;
-                (wire::encode(&input).expect("encodes"), chunk.len())
+                wire::encode(&input).expect("encodes")
             })
             .collect()
     }
@@ -170,8 +231,8 @@ fn bare(c: &mut Criterion) {
     let mut bare = Bare::new(&module("bridge_builder"));
     // Warm the plugin's state up like the engine's.
     for from in (0..WARMUP_MOMENTS).step_by(BATCH) {
-        let moments: Vec<_> = encoder.workload.moments(from, from + BATCH).collect();
-        for (input, _) in encoder.calls(from, &moments) {
+        let moments = encoder.resolve(from);
+        for input in encoder.calls(&moments) {
             let out = wire::decode(&bare.call(&input)).expect("output decodes");
             encoder.keep(out);
         }
@@ -185,12 +246,11 @@ fn bare(c: &mut Criterion) {
             || {
                 let start = next.get();
                 next.set(start + BATCH);
-                // Generating the moments is not the round trip's cost: encoding them is.
-                (start, encoder.borrow().workload.moments(start, start + BATCH).collect::<Vec<_>>())
+                encoder.borrow_mut().resolve(start)
             },
-            |(start, moments)| {
-                let calls = encoder.borrow().calls(start, &moments);
-                for (input, _) in calls {
+            |moments| {
+                let calls = encoder.borrow().calls(&moments);
+                for input in calls {
                     let out: Output = wire::decode(&bare.call(&input)).expect("output decodes");
                     encoder.borrow_mut().keep(out);
                 }
