@@ -180,6 +180,22 @@ impl Seen {
         }
     }
 
+    /// Rewrites every key's tag through `f`, dropping the keys it maps to `None` (a rule-set
+    /// version renumbered or removed challenges).
+    pub fn remap(&mut self, f: impl Fn(u32) -> Option<u32>) {
+        let keys: Vec<u64> = match self {
+            Seen::Empty => return,
+            Seen::Small(v) => std::mem::take(v),
+            Seen::Large(set) => set.drain().collect(),
+        };
+        *self = Seen::Empty;
+        for key in keys {
+            if let Some(tag) = f((key >> 32) as u32) {
+                self.insert(tag, key as u32);
+            }
+        }
+    }
+
     /// Heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         match self {

@@ -11,6 +11,7 @@
 //!   passes, as systems run in that order over a batch ([`world::Pass`]).
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
+//! - [`publish`]: a new rule-set version, going forward: state carried over by id.
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
 //! - [`plugins`]: WebAssembly rule plugins: the sandbox, the per-organisation registry, the pass.
@@ -38,6 +39,7 @@ pub mod log;
 pub mod matcher;
 pub mod memory;
 pub mod plugins;
+pub mod publish;
 pub mod reads;
 pub mod rules;
 pub mod ruleset;

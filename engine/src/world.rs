@@ -205,6 +205,31 @@ impl OrgWorld {
         self.world.resource::<Directory>().entries.len()
     }
 
+    /// Publishes `doc` as the rule set from the next record on: everything stakeholders have
+    /// carries over by id (see [`crate::publish`]). On `Err` (the rule set is invalid, or
+    /// changes the organisation's id or time zone) nothing changed. Effects still waiting in the
+    /// journal are returned, rendered under the version that produced them.
+    pub fn publish_rules(
+        &mut self,
+        doc: &crate::ruleset::RuleSetDoc,
+        origin: &str,
+    ) -> Result<Vec<Effect>, crate::ruleset::RuleSetError> {
+        let mut vocab = self.world.resource::<Vocab>().0.clone();
+        let program = crate::ruleset::compile::compile(doc, &mut vocab, origin)?;
+        let problems = crate::publish::check_compatible(self.program(), &program);
+        if !problems.is_empty() {
+            return Err(crate::ruleset::RuleSetError::Invalid { origin: origin.to_string(), problems });
+        }
+        let pending = self.drain_effects();
+        let seq = self.last_seq().0;
+        crate::publish::carry_over(&mut self.world, program, seq);
+        self.world.insert_resource(Vocab(vocab));
+        self.periods = PeriodCache::default();
+        // An empty batch: only the leaderboard pass has work, publishing the carried entries.
+        self.ingest(std::iter::empty());
+        Ok(pending)
+    }
+
     /// The sequence number of the last accepted record.
     pub fn last_seq(&self) -> Seq {
         Seq(self.world.resource::<History>().last_seq)

@@ -10,6 +10,7 @@ mod durability;
 mod http;
 mod leaderboards;
 mod plugins;
+mod publish;
 mod rules;
 mod ruleset;
 mod simulate;
