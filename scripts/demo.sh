@@ -17,6 +17,12 @@ OUT=${CARGO_TARGET_DIR:-$ROOT/target}/demo
 DATA=$OUT/data
 PLAUDIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/plaudit
 mkdir -p "$OUT"
+# The admin key (POST /v1/orgs): PLAUDIT_ADMIN_KEY if set, else one made on the first run.
+if [[ -z ${PLAUDIT_ADMIN_KEY:-} ]]; then
+    [[ -s $OUT/admin.key ]] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/admin.key"
+    PLAUDIT_ADMIN_KEY=$(cat "$OUT/admin.key")
+fi
+export PLAUDIT_ADMIN_KEY
 if [[ ! -d $DATA/orgs ]]; then
     for rules in rules/*.toml; do
         "$PLAUDIT" check "$rules" >/dev/null
@@ -48,11 +54,14 @@ KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT/keys.txt")
 LISTEN=${LISTEN:-127.0.0.1:8080}
 cat <<TRY
 
-Try it (the acme key is in $OUT/keys.txt):
+Try it (the acme key is in $OUT/keys.txt, the admin key in $OUT/admin.key; the README's
+"HTTP API" section walks through tuning a challenge, plugins and creating an organisation):
   curl -s http://$LISTEN/v1/orgs/acme/leaderboards/xp?limit=5 -H "Authorization: Bearer $KEY"
   curl -s http://$LISTEN/v1/orgs/acme/stakeholders/s0 -H "Authorization: Bearer $KEY"
   curl -s -XPOST http://$LISTEN/v1/orgs/acme/moments -H "Authorization: Bearer $KEY" \\
     -d '{"id": "hello-1", "stakeholder": "s0", "counterpart": "s1", "kind": "meetup", "channel": "event", "at": "2026-03-30T10:00:00Z"}'
+  curl -s http://$LISTEN/v1/orgs/acme/rules -H "Authorization: Bearer $KEY"
+  curl -s -XPOST http://$LISTEN/v1/orgs -H "Authorization: Bearer \$(cat $OUT/admin.key)" -d '{"id": "globex", "timezone": "Europe/Paris"}'
 
 TRY
 exec "$PLAUDIT" serve --data "$DATA" --listen "$LISTEN"

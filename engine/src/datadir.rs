@@ -1,14 +1,21 @@
 //! A data directory's layout, in one place for the server and the CLI:
 //!
 //! ```text
-//! DIR/plaudit.redb            every organisation's log and moment-id index (redb)
-//! DIR/orgs/ORG/rules.toml     the organisation's rule set
+//! DIR/plaudit.redb            every organisation's log (records, rule-set versions, plugin
+//!                             changes and modules) and moment-id index (redb)
+//! DIR/orgs/ORG/               one folder per organisation
 //! DIR/orgs/ORG/key.sha256     hex SHA-256 of its API key (the server's)
 //! ```
+//!
+//! Data directories written before rule sets were versioned in the log kept the rule set in
+//! `orgs/ORG/rules.toml`; [`DataDir::open_org`] adopts such a file as version 1 of the log.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::ids::OrgId;
+use crate::ids::{OrgId, Seq};
+use crate::log::{Durable, LogError, Replayed};
+use crate::store::{Change, Store};
 
 /// Paths inside a data directory. Creates nothing.
 #[derive(Debug, Clone)]
@@ -37,8 +44,27 @@ impl DataDir {
         self.orgs().join(org.as_str())
     }
 
-    pub fn rules(&self, org: &OrgId) -> PathBuf {
+    /// Where a data directory of an earlier version kept the rule set.
+    pub fn legacy_rules(&self, org: &OrgId) -> PathBuf {
         self.org(org).join("rules.toml")
+    }
+
+    /// Opens `org` from its log, `None` if it has no rule set there (a folder left by a creation
+    /// that did not finish). A legacy `rules.toml` is first recorded as the log's first rule
+    /// set, in force from the start, and then removed.
+    pub fn open_org(&self, store: &Arc<dyn Store>, org: &OrgId) -> Result<Option<(Durable, Replayed)>, LogError> {
+        let legacy = self.legacy_rules(org);
+        if !Durable::exists(store.as_ref(), org)? {
+            let Ok(text) = std::fs::read_to_string(&legacy) else { return Ok(None) };
+            let change = Change::Rules { text, format: crate::ruleset::Format::Toml };
+            store.append_change(org, Seq(0), &change, None)?;
+        }
+        let opened = Durable::open(Arc::clone(store), org.clone())?;
+        if legacy.exists() {
+            // Recorded in the log: the file would only go stale.
+            let _ = std::fs::remove_file(&legacy);
+        }
+        Ok(Some(opened))
     }
 
     pub fn key_hash(&self, org: &OrgId) -> PathBuf {

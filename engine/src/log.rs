@@ -8,19 +8,28 @@
 //! appended records, and only those, scored by [`OrgWorld::ingest`]. Recovery ([`Durable::open`])
 //! replays the log from the start through the same `ingest`.
 //!
+//! Changes go the same way: a rule set or a plugin is checked first (compiled, its manifest
+//! read), then recorded in the log ([`Store::append_change`]) after the last record, then
+//! applied to the world. A replay applies each change at the point it was recorded, so a world
+//! rebuilt from the log has lived through the same versions at the same moments. An
+//! organisation exists once its first rule set is in its log ([`Durable::create`]).
+//!
 //! **Must not touch** the passes or the store's encoding; it sequences the two.
 //!
 //! Invariant: the world's sequence numbers are the log's. Every appended record is accepted by
 //! the world (the check said so), so both count the same records in the same order; a
 //! mismatch is reported as [`LogError::Diverged`], never papered over.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plaudit_sdk::{Effect, Record};
 
 use crate::ids::{OrgId, Seq};
-use crate::store::{Store, StoreError};
+use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
+use crate::ruleset::{Format, RuleSetError};
+use crate::store::{Change, LoggedChange, Store, StoreError, module_hash};
 use crate::world::{Earlier, OrgWorld, Outcome, RecordError, Verdict};
 
 /// Records read from the log per replayed batch.
@@ -33,6 +42,46 @@ pub enum LogError {
     /// The world did not accept what the log holds: a bug, reported rather than hidden.
     #[error("organisation {org}: the world and the log disagree at sequence {seq}: {detail}")]
     Diverged { org: OrgId, seq: Seq, detail: String },
+    /// A rule set was refused; nothing was recorded.
+    #[error(transparent)]
+    Rules(#[from] RuleSetError),
+    /// A plugin module was refused; nothing was recorded.
+    #[error("plugin {name}: {source}")]
+    Plugin { name: String, source: LoadError },
+    /// The plugin sandbox could not start.
+    #[error("the plugin sandbox cannot start: {0}")]
+    Sandbox(PluginError),
+    /// The organisation has no rule set in its log: it was never created.
+    #[error("organisation {0} does not exist (it has no rule set in the log)")]
+    Missing(OrgId),
+    /// [`Durable::create`] for an organisation that exists.
+    #[error("organisation {0} exists already")]
+    Exists(OrgId),
+    /// A logged change cannot be applied on replay (a rule set this version of Plaudit refuses,
+    /// a module it cannot load).
+    #[error("organisation {org}: change {number} of the log cannot be applied: {detail}")]
+    BadChange { org: OrgId, number: u64, detail: String },
+}
+
+/// The rule set in force, as published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its version: 1 for the rule set the organisation was created with, then one more for
+    /// each rule set published.
+    pub version: u64,
+    pub text: String,
+    pub format: Format,
+    /// The log position it took effect after.
+    pub after: Seq,
+}
+
+/// A plugin as installed, for status reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installed {
+    /// SHA-256 (hex) of its module.
+    pub module: String,
+    /// The log position it took effect after.
+    pub after: Seq,
 }
 
 /// How a replay went.
@@ -47,6 +96,10 @@ pub struct Durable {
     org: OrgId,
     world: OrgWorld,
     store: Arc<dyn Store>,
+    rules: Published,
+    plugins: BTreeMap<String, Installed>,
+    /// The plugin sandbox, started at the first plugin.
+    host: Option<PluginHost>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -55,26 +108,205 @@ impl std::fmt::Debug for Durable {
     }
 }
 
+/// A rule set text checked and compiled into a fresh world (the first version).
+fn first_world(org: &OrgId, text: &str, format: Format, origin: &str) -> Result<OrgWorld, RuleSetError> {
+    let doc = crate::ruleset::parse(text, format, origin)?;
+    let world = OrgWorld::from_doc(&doc, origin)?;
+    if world.program().org_id != org.as_str() {
+        return Err(RuleSetError::Invalid {
+            origin: origin.to_string(),
+            problems: vec![(
+                "organisation.id".to_string(),
+                format!("is {:?}; this rule set is for organisation {org}", world.program().org_id),
+            )],
+        });
+    }
+    Ok(world)
+}
+
 impl Durable {
-    /// `world` (fresh, with the organisation's rule set) brought up to date with `org`'s log.
-    pub fn open(store: Arc<dyn Store>, org: OrgId, world: OrgWorld) -> Result<(Durable, Replayed), LogError> {
-        let mut durable = Durable { org, world, store };
-        let started = Instant::now();
-        let mut after = durable.world.last_seq();
-        let mut records = 0;
-        loop {
-            let page = durable.store.read(&durable.org, after, REPLAY_BATCH)?;
-            let Some(&(last, _)) = page.last() else { break };
-            let n = page.len();
-            let outcome = durable.world.ingest(page.into_iter().map(|(_, r)| r));
-            durable.world.clear_effects();
-            durable.agree(&outcome, n, last)?;
-            records += n as u64;
-            after = last;
+    /// Creates organisation `org` with its first rule set, recorded in the log. Fails with
+    /// [`LogError::Exists`] if the organisation has a log already, with [`LogError::Rules`] if
+    /// the rule set is refused (its `organisation.id` must be `org`).
+    pub fn create(store: Arc<dyn Store>, org: OrgId, text: &str, format: Format) -> Result<Durable, LogError> {
+        let world = first_world(&org, text, format, "rule set")?;
+        if !store.changes(&org)?.is_empty() || store.last_seq(&org)? != Seq(0) {
+            return Err(LogError::Exists(org));
         }
+        let change = Change::Rules { text: text.to_string(), format };
+        store.append_change(&org, Seq(0), &change, None)?;
+        let rules = Published { version: 1, text: text.to_string(), format, after: Seq(0) };
+        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None })
+    }
+
+    /// Whether `org` exists in `store` (has a rule set in its log).
+    pub fn exists(store: &dyn Store, org: &OrgId) -> Result<bool, StoreError> {
+        Ok(!store.changes(org)?.is_empty())
+    }
+
+    /// Opens `org`: its first rule set, then every record and change of its log in order.
+    pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
+        Durable::replay(store, org, None, Seq(u64::MAX), &mut OrgWorld::clear_effects)
+    }
+
+    /// Rebuilds `org`'s world from its log, up to record `until`, handing each replayed batch's
+    /// effects to `observe` (which must drain them). With `candidate`, that rule set is in
+    /// force from the start instead of the logged versions (plugin changes still apply where
+    /// they were logged): the what-if of [`what_if`].
+    fn replay(
+        store: Arc<dyn Store>,
+        org: OrgId,
+        candidate: Option<(&str, Format)>,
+        until: Seq,
+        observe: &mut dyn FnMut(&mut OrgWorld),
+    ) -> Result<(Durable, Replayed), LogError> {
+        let started = Instant::now();
+        let mut changes = store.changes(&org)?.into_iter();
+        let Some(first) = changes.next() else { return Err(LogError::Missing(org)) };
+        let bad = |c: &LoggedChange, detail: String| LogError::BadChange { org: org.clone(), number: c.number, detail };
+        let Change::Rules { text, format } = &first.change else {
+            return Err(bad(&first, "the first change of a log must be a rule set".to_string()));
+        };
+        let world = match candidate {
+            Some((text, format)) => first_world(&org, text, format, "candidate rule set")?,
+            None => first_world(&org, text, *format, "the first rule set").map_err(|e| bad(&first, e.to_string()))?,
+        };
+        let rules = Published { version: 1, text: text.clone(), format: *format, after: first.after };
+        let mut durable = Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None };
+        let mut records = durable.replay_until(first.after.min(until), observe)?;
+        for change in changes {
+            if change.after > until {
+                break;
+            }
+            records += durable.replay_until(change.after, observe)?;
+            if candidate.is_some() && matches!(change.change, Change::Rules { .. }) {
+                continue;
+            }
+            durable.apply(&change)?;
+        }
+        records += durable.replay_until(until, observe)?;
         Ok((durable, Replayed { records, elapsed: started.elapsed() }))
     }
 
+    /// Replays the log's records after the world's last one, up to `until` included.
+    fn replay_until(&mut self, until: Seq, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
+        let mut records = 0;
+        loop {
+            let after = self.world.last_seq();
+            if after >= until {
+                return Ok(records);
+            }
+            let limit = (until.0 - after.0).min(REPLAY_BATCH as u64) as usize;
+            let page = self.store.read(&self.org, after, limit)?;
+            let Some(&(last, _)) = page.last() else { return Ok(records) };
+            let n = page.len();
+            let outcome = self.world.ingest(page.into_iter().map(|(_, r)| r));
+            observe(&mut self.world);
+            self.agree(&outcome, n, last)?;
+            records += n as u64;
+        }
+    }
+
+    /// Applies a logged change to the world, on replay.
+    fn apply(&mut self, logged: &LoggedChange) -> Result<(), LogError> {
+        let org = self.org.clone();
+        let bad = |detail: String| LogError::BadChange { org: org.clone(), number: logged.number, detail };
+        match &logged.change {
+            Change::Rules { text, format } => {
+                let doc = crate::ruleset::parse(text, *format, "rule set").map_err(|e| bad(e.to_string()))?;
+                let prepared = self.world.prepare_rules(&doc, "rule set").map_err(|e| bad(e.to_string()))?;
+                self.world.publish_prepared(prepared);
+                let version = self.rules.version + 1;
+                self.rules = Published { version, text: text.clone(), format: *format, after: logged.after };
+            }
+            Change::InstallPlugin { name, module } => {
+                let bytes = self.store.module(module)?.ok_or_else(|| StoreError::MissingModule {
+                    org: self.org.clone(),
+                    number: logged.number,
+                    module: module.clone(),
+                })?;
+                let loaded = self.load(name, &bytes).map_err(|e| bad(e.to_string()))?;
+                self.world.install_plugin(name, Arc::new(loaded));
+                self.plugins.insert(name.clone(), Installed { module: module.clone(), after: logged.after });
+            }
+            Change::RemovePlugin { name } => {
+                self.world.remove_plugin(name);
+                self.plugins.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles a plugin module under the rule set's limits, starting the sandbox if needed.
+    fn load(&mut self, name: &str, wasm: &[u8]) -> Result<Loaded, LogError> {
+        let limits = self.world.program().plugin_limits.clone();
+        let host = match &mut self.host {
+            Some(host) => host,
+            slot => slot.insert(PluginHost::new(&limits).map_err(LogError::Sandbox)?),
+        };
+        host.load(name, wasm, limits).map_err(|source| LogError::Plugin { name: name.to_string(), source })
+    }
+
+    /// Publishes a new rule set, in force from the next record: checked, recorded in the log,
+    /// then applied (see [`crate::publish`]). Returns the new version. On `Err` nothing changed.
+    pub fn publish_rules(&mut self, text: &str, format: Format) -> Result<&Published, LogError> {
+        let doc = crate::ruleset::parse(text, format, "rule set")?;
+        let prepared = self.world.prepare_rules(&doc, "rule set")?;
+        let after = self.world.last_seq();
+        let change = Change::Rules { text: text.to_string(), format };
+        self.store.append_change(&self.org, after, &change, None)?;
+        self.world.publish_prepared(prepared);
+        let version = self.rules.version + 1;
+        self.rules = Published { version, text: text.to_string(), format, after };
+        Ok(&self.rules)
+    }
+
+    /// The rule set in force.
+    pub fn rules(&self) -> &Published {
+        &self.rules
+    }
+
+    /// Installs `wasm` as plugin `name` (replacing one of that name) from the next record:
+    /// compiled and its manifest checked, recorded in the log with its module, then installed.
+    /// On `Err` nothing changed.
+    pub fn install_plugin(&mut self, name: &str, wasm: &[u8]) -> Result<PluginStatus, LogError> {
+        let loaded = self.load(name, wasm)?;
+        let after = self.world.last_seq();
+        let module = module_hash(wasm);
+        let change = Change::InstallPlugin { name: name.to_string(), module: module.clone() };
+        self.store.append_change(&self.org, after, &change, Some(wasm))?;
+        self.world.install_plugin(name, Arc::new(loaded));
+        self.plugins.insert(name.to_string(), Installed { module, after });
+        self.world.plugin(name).ok_or_else(|| LogError::Diverged {
+            org: self.org.clone(),
+            seq: after,
+            detail: format!("plugin {name} was installed but the world does not list it"),
+        })
+    }
+
+    /// Removes plugin `name` and its saved state from the next record; false if there is none.
+    pub fn remove_plugin(&mut self, name: &str) -> Result<bool, LogError> {
+        if !self.plugins.contains_key(name) {
+            return Ok(false);
+        }
+        let change = Change::RemovePlugin { name: name.to_string() };
+        self.store.append_change(&self.org, self.world.last_seq(), &change, None)?;
+        self.world.remove_plugin(name);
+        self.plugins.remove(name);
+        Ok(true)
+    }
+
+    /// The installed plugins: module and position in the log.
+    pub fn installed(&self) -> &BTreeMap<String, Installed> {
+        &self.plugins
+    }
+
+    /// The store this organisation's log is in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The world, to read.
     pub fn world(&self) -> &OrgWorld {
         &self.world
     }
@@ -174,4 +406,37 @@ impl Durable {
             ),
         })
     }
+}
+
+/// What-if over an organisation's history: its log replayed as it happened (every rule-set
+/// version and plugin change where it was logged) against the same log with the candidate rule
+/// set in force from the start, up to the log's end when called. Both run in scratch worlds;
+/// nothing is written, and the organisation keeps serving meanwhile.
+pub fn what_if(
+    store: Arc<dyn Store>,
+    org: &OrgId,
+    candidate: &str,
+    format: Format,
+) -> Result<crate::simulate::Diff, LogError> {
+    let until = store.last_seq(org)?;
+    let mut completions: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut worlds = Vec::with_capacity(2);
+    let mut records = 0;
+    for side in [None, Some((candidate, format))] {
+        let mut observe = |w: &mut OrgWorld| {
+            for e in w.drain_effects() {
+                if let plaudit_sdk::EffectKind::ChallengeCompleted { challenge, .. } = e.kind {
+                    let c = completions.entry(challenge).or_default();
+                    if side.is_none() { c.0 += 1 } else { c.1 += 1 }
+                }
+            }
+        };
+        let (durable, replayed) = Durable::replay(Arc::clone(&store), org.clone(), side, until, &mut observe)?;
+        records = replayed.records;
+        worlds.push(durable.world);
+    }
+    let mut diff = crate::simulate::compare(&worlds[0], &worlds[1]);
+    diff.records = records as usize;
+    diff.completions = completions;
+    Ok(diff)
 }

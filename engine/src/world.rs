@@ -145,6 +145,13 @@ pub struct Outcome {
     pub effects: usize,
 }
 
+/// A rule set compiled against a world's vocabulary and checked to be publishable there.
+#[derive(Debug)]
+pub struct Prepared {
+    program: Program,
+    vocab: Interner,
+}
+
 /// One organisation's scoring world.
 pub struct OrgWorld {
     world: World,
@@ -190,6 +197,13 @@ impl OrgWorld {
         OrgWorld { world, schedule, periods: PeriodCache::default() }
     }
 
+    /// Compiles a rule set into a fresh world.
+    pub fn from_doc(doc: &crate::ruleset::RuleSetDoc, origin: &str) -> Result<OrgWorld, crate::ruleset::RuleSetError> {
+        let mut vocab = Interner::new();
+        let program = crate::ruleset::compile::compile(doc, &mut vocab, origin)?;
+        Ok(OrgWorld::new(program, vocab))
+    }
+
     /// Compiles a TOML rule-set file into a fresh world.
     pub fn from_rules_file(path: &std::path::Path) -> Result<OrgWorld, crate::ruleset::RuleSetError> {
         let mut vocab = Interner::new();
@@ -214,20 +228,36 @@ impl OrgWorld {
         doc: &crate::ruleset::RuleSetDoc,
         origin: &str,
     ) -> Result<Vec<Effect>, crate::ruleset::RuleSetError> {
+        let prepared = self.prepare_rules(doc, origin)?;
+        Ok(self.publish_prepared(prepared))
+    }
+
+    /// The checks and the compilation of [`OrgWorld::publish_rules`], changing nothing: the log
+    /// step records a version only once it is known to apply.
+    pub fn prepare_rules(
+        &self,
+        doc: &crate::ruleset::RuleSetDoc,
+        origin: &str,
+    ) -> Result<Prepared, crate::ruleset::RuleSetError> {
         let mut vocab = self.world.resource::<Vocab>().0.clone();
         let program = crate::ruleset::compile::compile(doc, &mut vocab, origin)?;
         let problems = crate::publish::check_compatible(self.program(), &program);
         if !problems.is_empty() {
             return Err(crate::ruleset::RuleSetError::Invalid { origin: origin.to_string(), problems });
         }
+        Ok(Prepared { program, vocab })
+    }
+
+    /// Publishes a rule set [`OrgWorld::prepare_rules`] accepted.
+    pub fn publish_prepared(&mut self, prepared: Prepared) -> Vec<Effect> {
         let pending = self.drain_effects();
         let seq = self.last_seq().0;
-        crate::publish::carry_over(&mut self.world, program, seq);
-        self.world.insert_resource(Vocab(vocab));
+        crate::publish::carry_over(&mut self.world, prepared.program, seq);
+        self.world.insert_resource(Vocab(prepared.vocab));
         self.periods = PeriodCache::default();
         // An empty batch: only the leaderboard pass has work, publishing the carried entries.
         self.ingest(std::iter::empty());
-        Ok(pending)
+        pending
     }
 
     /// The sequence number of the last accepted record.

@@ -257,5 +257,5 @@ fn simulate_runs_a_candidate_over_an_organisations_durable_log() {
         .arg(&candidate)
         .output()
         .expect("runs");
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no rule set"));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no log"));
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use plaudit_tests::{plaudit_bin, repo_root};
+use plaudit_tests::{example_plugin, plaudit_bin, repo_root};
 
 fn plaudit() -> Command {
     let mut c = Command::new(plaudit_bin());
@@ -124,9 +124,9 @@ fn acknowledged_moments_survive_sigkill_and_count_exactly_once() {
 
 #[test]
 fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
-    use plaudit_engine::OrgWorld;
     use plaudit_engine::ids::OrgId;
     use plaudit_engine::log::Durable;
+    use plaudit_engine::ruleset::Format;
     use plaudit_engine::store::{RedbStore, Store};
     use plaudit_sdk::Record;
     use plaudit_tests::{m, retract};
@@ -136,10 +136,13 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let rules = repo_root().join("rules/acme.toml");
+    let text = std::fs::read_to_string(&rules).expect("rules");
+    let acme = OrgId::parse("acme").expect("org id");
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+    Durable::create(store, acme.clone(), &text, Format::Toml).expect("created");
     let open = || {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-        let world = OrgWorld::from_rules_file(&rules).expect("rules");
-        Durable::open(store, OrgId::parse("acme").expect("org id"), world).expect("replays")
+        Durable::open(store, acme.clone()).expect("replays")
     };
     // Meetups an hour apart: past the guard's minimum gap; the rule's cap is 3 a day.
     let meetup = |id: &str| {
@@ -164,5 +167,60 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
     let third = d.ingest(vec![meetup("a"), meetup("d"), retract("c"), retract("c")]).expect("ingest");
     assert_eq!((third.accepted, third.duplicates), (1, 3), "across a restart, and a retraction once");
     assert!(xp(&d) < before, "the retraction took back what c earned");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_same_records() {
+    use plaudit_engine::ids::OrgId;
+    use plaudit_engine::log::{Durable, what_if};
+    use plaudit_engine::ruleset::Format;
+    use plaudit_engine::store::{RedbStore, Store};
+    use plaudit_engine::workload::{Spec, Workload};
+    use plaudit_sdk::Record;
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("plaudit-versions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let v1 = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
+    let v2 = v1.replace("amount = 20 }]", "amount = 45 }]");
+    assert_ne!(v1, v2);
+    let records: Vec<Record> =
+        Workload::new(Spec { stakeholders: 150, moments: 1200, days: 30, ..Spec::default() }).records().collect();
+    let acme = OrgId::parse("acme").expect("org id");
+    let summary = |d: &Durable| serde_json::to_string(&d.world().summary(1000)).expect("summary");
+
+    let live = {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+        let mut d = Durable::create(store, acme.clone(), &v1, Format::Toml).expect("created");
+        let (a, rest) = records.split_at(400);
+        let (b, c) = rest.split_at(400);
+        d.ingest(a.to_vec()).expect("ingest");
+        assert_eq!(d.publish_rules(&v2, Format::Toml).expect("v2").version, 2);
+        d.install_plugin("bridge", &example_plugin("bridge_builder")).expect("installs");
+        for chunk in b.chunks(150) {
+            d.ingest(chunk.to_vec()).expect("ingest");
+        }
+        assert!(d.world().plugin("bridge").is_some_and(|s| s.moments > 0), "the plugin scored");
+        assert!(d.remove_plugin("bridge").expect("removes"));
+        d.ingest(c.to_vec()).expect("ingest");
+        summary(&d)
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+    let (d, replayed) = Durable::open(Arc::clone(&store), acme.clone()).expect("replays");
+    assert_eq!(replayed.records as usize, d.world().last_seq().0 as usize);
+    assert_eq!((d.rules().version, d.rules().text.as_str()), (2, v2.as_str()));
+    assert!(d.installed().is_empty(), "the removal was replayed");
+    assert!(summary(&d) == live, "the replayed state equals the live one, bit for bit");
+
+    // What-if against the versions lived through: v2 from the start raises xp, and the
+    // candidate that equals what was in force at the end changes less than v1 from the start.
+    let with_v2 = what_if(Arc::clone(&store), &acme, &v2, Format::Toml).expect("what-if");
+    let with_v1 = what_if(Arc::clone(&store), &acme, &v1, Format::Toml).expect("what-if");
+    assert_eq!(with_v2.records, replayed.records as usize);
+    let (xp_v2, xp_v1) = (with_v2.totals["xp"], with_v1.totals["xp"]);
+    assert_eq!(xp_v2.0, xp_v1.0, "the same history on the current side");
+    assert!(xp_v2.1 > xp_v2.0 && xp_v1.1 < xp_v1.0, "v2 from the start gives more, v1 less: {xp_v2:?} {xp_v1:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,17 @@ struct Server {
 
 impl Server {
     fn start(data: &std::path::Path) -> Server {
-        let mut child = Command::new(plaudit_bin())
+        Server::start_with(data, None)
+    }
+
+    /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` (none if `None`).
+    fn start_with(data: &std::path::Path, admin: Option<&str>) -> Server {
+        let mut command = Command::new(plaudit_bin());
+        match admin {
+            Some(key) => command.env("PLAUDIT_ADMIN_KEY", key),
+            None => command.env_remove("PLAUDIT_ADMIN_KEY"),
+        };
+        let mut child = command
             .current_dir(repo_root())
             .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data"])
             .arg(data)
@@ -44,20 +54,34 @@ impl Server {
         &self.keys.iter().find(|(o, _)| o == org).expect("a demo organisation").1
     }
 
-    /// Sends a request and returns the status and the body as JSON (or as a string).
+    /// Sends a JSON request and returns the status and the body as JSON (or as a string).
     fn request(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+        let (status, _, body) = self.send(method, path, key, "application/json", body.as_bytes());
+        (status, body)
+    }
+
+    /// Sends `body` as `content_type`; returns the status, the response's head and its body.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String, Value) {
         let mut stream = TcpStream::connect(&self.addr).expect("connects");
         let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("sends");
+        stream.write_all(head.as_bytes()).expect("sends");
+        stream.write_all(body).expect("sends");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("reads");
         let status: u16 = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-        let text = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, serde_json::from_str(text).unwrap_or(Value::String(text.to_string())))
+        let (head, text) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (status, head.to_ascii_lowercase(), serde_json::from_str(text).unwrap_or(Value::String(text.to_string())))
     }
 }
 
@@ -218,13 +242,36 @@ fn the_served_openapi_description_matches_the_routes() {
     assert_eq!(status, 200);
     assert_eq!(spec["openapi"], "3.1.0");
     let paths = spec["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 7, "{:?}", paths.keys().collect::<Vec<_>>());
+    let described: Vec<&str> = paths.keys().map(String::as_str).collect();
+    let mut routes = vec![
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/orgs",
+        "/v1/orgs/{org}/rules",
+        "/v1/orgs/{org}/rules/simulate",
+        "/v1/orgs/{org}/plugins",
+        "/v1/orgs/{org}/plugins/{name}",
+        "/v1/orgs/{org}/moments",
+        "/v1/orgs/{org}/stakeholders/{id}",
+        "/v1/orgs/{org}/leaderboards/{board}",
+        "/v1/orgs/{org}/challenges",
+    ];
+    let mut sorted = described.clone();
+    sorted.sort_unstable();
+    routes.sort_unstable();
+    assert_eq!(sorted, routes, "every route served is described, and only those");
     let bare_fallback =
         |status: u16, body: &Value| (status == 404 || status == 405) && body == &Value::String(String::new());
     for (path, operations) in paths {
-        let concrete = path.replace("{org}", "acme").replace("{id}", "ann").replace("{board}", "xp");
+        let concrete =
+            path.replace("{org}", "acme").replace("{id}", "ann").replace("{board}", "xp").replace("{name}", "bridge");
         for (method, operation) in operations.as_object().expect("operations") {
-            let body = if method == "post" { moment("openapi-1", "ann", "bob").to_string() } else { String::new() };
+            let body = if method == "post" || method == "put" {
+                moment("openapi-1", "ann", "bob").to_string()
+            } else {
+                String::new()
+            };
             let (status, answer) = server.request(&method.to_uppercase(), &concrete, Some(&key), &body);
             assert!(!bare_fallback(status, &answer), "{method} {path}: {status}");
             let described = operation["responses"].as_object().expect("responses");
@@ -233,5 +280,182 @@ fn the_served_openapi_description_matches_the_routes() {
     }
     let (status, answer) = server.request("GET", "/v1/orgs/acme/nowhere", Some(&key), "");
     assert!(bare_fallback(status, &answer), "undescribed paths are not served: {status} {answer}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+const ADMIN: &str = "admin-secret-for-tests";
+
+/// A rule set for organisation `org`: answers earn `amount` points.
+fn answers_earn(org: &str, amount: i64) -> String {
+    format!(
+        "[organisation]\nid = \"{org}\"\ntimezone = \"Europe/Paris\"\n\n[[currency]]\nid = \"points\"\n\n\
+         [[rule]]\nid = \"answer\"\nmatch = {{ kind = [\"answer\"] }}\n\
+         award = [{{ to = \"actor\", currency = \"points\", amount = {amount} }}]\n"
+    )
+}
+
+fn answer(id: &str, who: &str) -> String {
+    json!({"id": id, "stakeholder": who, "kind": "answer", "channel": "forum", "at": "2026-03-02T10:00:00Z"})
+        .to_string()
+}
+
+#[test]
+fn the_admin_creates_an_organisation_whose_key_reaches_only_it() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_with(&data, Some(ADMIN));
+    let acme = server.key("acme").to_string();
+    let body = json!({"id": "globex", "name": "Globex", "timezone": "Europe/Paris"}).to_string();
+    assert_eq!(server.request("POST", "/v1/orgs", None, &body).0, 401);
+    assert_eq!(server.request("POST", "/v1/orgs", Some(&acme), &body).0, 401, "an organisation key is no admin key");
+    let (status, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &body);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["id"].as_str(), created["rules_version"].as_u64()), (Some("globex"), Some(1)));
+    let key = created["key"].as_str().expect("a key, shown once").to_string();
+
+    let (status, again) = server.request("POST", "/v1/orgs", Some(ADMIN), &body);
+    assert_eq!(
+        (status, again["error"]["code"].as_str(), again["error"]["field"].as_str()),
+        (409, Some("exists"), Some("id"))
+    );
+    let bad_zone = json!({"id": "initech", "timezone": "Mars/Olympus"}).to_string();
+    let (status, err) = server.request("POST", "/v1/orgs", Some(ADMIN), &bad_zone);
+    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("timezone")), "{err}");
+    let unknown = json!({"id": "initech", "colour": "red"}).to_string();
+    let (status, err) = server.request("POST", "/v1/orgs", Some(ADMIN), &unknown);
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("colour")), "{err}");
+    let bad_id = json!({"id": "../etc"}).to_string();
+    let (status, err) = server.request("POST", "/v1/orgs", Some(ADMIN), &bad_id);
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("id")), "{err}");
+
+    // The new key reaches its organisation, and only it.
+    let (status, head, rules) = server.send("GET", "/v1/orgs/globex/rules", Some(&key), "application/json", b"");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/toml") && head.contains("plaudit-rules-version: 1"), "{head}");
+    assert!(rules.as_str().is_some_and(|t| t.contains("id = \"globex\"") && t.contains("Europe/Paris")), "{rules}");
+    assert_eq!(server.request("GET", "/v1/orgs/acme/challenges", Some(&key), "").0, 401);
+    assert_eq!(server.request("GET", "/v1/orgs/globex/challenges", Some(&acme), "").0, 401);
+    drop(server);
+
+    // Without an admin key, creation is refused as such; the created organisation is served.
+    let server = Server::start_with(&data, None);
+    let (status, err) = server.request("POST", "/v1/orgs", Some(ADMIN), &body);
+    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("admin_disabled")));
+    assert_eq!(server.request("GET", "/v1/orgs/globex/challenges", Some(&key), "").0, 200);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_published_rule_set_scores_the_next_moments_is_versioned_and_survives_a_restart() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-rules-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_with(&data, Some(ADMIN));
+    let (_, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "globex"}).to_string());
+    let key = created["key"].as_str().expect("key").to_string();
+    let put = |server: &Server, media: &str, text: &str| {
+        server.send("PUT", "/v1/orgs/globex/rules", Some(&key), media, text.as_bytes())
+    };
+
+    // The starter rule set is in UTC; a rule set in another zone is refused, naming the field.
+    let (status, _, err) = put(&server, "application/toml", &answers_earn("globex", 10));
+    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("organisation.timezone")), "{err}");
+    let utc = |amount| answers_earn("globex", amount).replace("Europe/Paris", "UTC");
+    let (status, _, published) = put(&server, "application/toml", &utc(10));
+    assert_eq!((status, published["version"].as_u64(), published["after"].as_u64()), (200, Some(2), Some(0)));
+    let (status, body) = server.request("POST", "/v1/orgs/globex/moments", Some(&key), &answer("a1", "ann"));
+    assert_eq!((status, body["effects"][0]["amount"].as_i64()), (201, Some(10)), "{body}");
+
+    // Errors name the field path; a wrong media type is a 415; nothing is published.
+    let (status, _, err) = put(
+        &server,
+        "application/toml",
+        &utc(10).replace("currency = \"points\", amount", "currency = \"gold\", amount"),
+    );
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_rules")), "{err}");
+    assert!(err["error"]["field"].as_str().is_some_and(|f| f.starts_with("rule[0].award")), "{err}");
+    let (status, _, err) = put(&server, "application/toml", "[organisation\nid=");
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_rules")), "{err}");
+    assert_eq!(put(&server, "text/plain", &utc(10)).0, 415);
+
+    // The JSON form publishes too; the next moment scores under it, the earlier keeps its points.
+    let doc: toml::Value = toml::from_str(&utc(25)).expect("toml");
+    let (status, _, published) = put(&server, "application/json", &serde_json::to_string(&doc).expect("json"));
+    assert_eq!(
+        (status, published["version"].as_u64(), published["after"].as_u64()),
+        (200, Some(3), Some(1)),
+        "{published}"
+    );
+    let (_, body) = server.request("POST", "/v1/orgs/globex/moments", Some(&key), &answer("a2", "ann"));
+    assert_eq!(body["effects"][0]["amount"].as_i64(), Some(25), "{body}");
+
+    // What-if: 40 a moment from the start, against the versions lived through (10 then 25).
+    let (status, _, diff) = server.send(
+        "POST",
+        "/v1/orgs/globex/rules/simulate?limit=5",
+        Some(&key),
+        "application/toml",
+        utc(40).as_bytes(),
+    );
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!((diff["records"].as_u64(), diff["totals"]["points"].clone()), (Some(2), json!([35, 80])), "{diff}");
+    assert_eq!(diff["details"][0]["id"], "ann");
+
+    drop(server);
+    let server = Server::start_with(&data, None);
+    let (_, head, rules) = server.send("GET", "/v1/orgs/globex/rules", Some(&key), "application/json", b"");
+    assert!(head.contains("plaudit-rules-version: 3") && head.contains("application/json"), "{head}");
+    assert!(rules["rule"][0]["award"][0]["amount"] == 25, "{rules}");
+    let (_, profile) = server.request("GET", "/v1/orgs/globex/stakeholders/ann", Some(&key), "");
+    assert_eq!(profile["currencies"]["points"], 35, "the replay lived through the same versions: {profile}");
+    let (_, body) = server.request("POST", "/v1/orgs/globex/moments", Some(&key), &answer("a3", "ann"));
+    assert_eq!(body["effects"][0]["amount"].as_i64(), Some(25), "{body}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn plugins_upload_hot_report_their_status_survive_a_restart_and_are_removed() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-plugins-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let wasm = plaudit_tests::example_plugin("bridge_builder");
+    let path = "/v1/orgs/acme/plugins/bridge";
+    assert_eq!(server.send("PUT", path, Some(&key), "application/octet-stream", &wasm).0, 415);
+    let (status, _, err) = server.send("PUT", path, Some(&key), "application/wasm", b"\0asm garbage");
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_plugin")), "{err}");
+    let (status, _, view) =
+        server.send("PUT", "/v1/orgs/acme/plugins/Bad%20Name", Some(&key), "application/wasm", &wasm);
+    assert_eq!(status, 422, "{view}");
+    assert_eq!(server.request("GET", path, Some(&key), "").0, 404, "nothing was installed");
+
+    let (status, _, view) = server.send("PUT", path, Some(&key), "application/wasm", &wasm);
+    assert_eq!((status, view["state"].as_str(), view["installs"].as_u64()), (201, Some("active"), Some(1)), "{view}");
+    assert_eq!(view["module"].as_str().map(str::len), Some(64), "{view}");
+    assert!(view["limits"]["fuel"].as_u64().is_some_and(|f| f > 0), "{view}");
+    let batch = json!([
+        {"profile": {"id": "ann", "kind": "employee", "team": "sales"}},
+        {"profile": {"id": "bob", "kind": "employee", "team": "finance"}},
+        moment("p1", "ann", "bob"),
+    ]);
+    let (status, body) = server.request("POST", "/v1/orgs/acme/moments", Some(&key), &batch.to_string());
+    assert_eq!(status, 201, "{body}");
+    let from_plugin =
+        |body: &Value| body["effects"].as_array().map_or(0, |e| e.iter().filter(|e| e["source"] == "bridge").count());
+    assert!(from_plugin(&body) > 0, "the plugin scored the next moment: {body}");
+    let (_, listed) = server.request("GET", "/v1/orgs/acme/plugins", Some(&key), "");
+    assert_eq!(listed[0]["name"], "bridge", "{listed}");
+    drop(server);
+
+    let server = Server::start(&data);
+    let (status, view) = server.request("GET", path, Some(&key), "");
+    assert_eq!((status, view["state"].as_str()), (200, Some("active")), "installed from the log: {view}");
+    assert_eq!(server.request("DELETE", path, Some(&key), "").0, 204);
+    assert_eq!(server.request("DELETE", path, Some(&key), "").0, 404);
+    let (_, body) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("p2", "ann", "carl").to_string());
+    assert_eq!(from_plugin(&body), 0, "{body}");
+    drop(server);
+    let server = Server::start(&data);
+    assert_eq!(server.request("GET", path, Some(&key), "").0, 404, "the removal is in the log");
     let _ = std::fs::remove_dir_all(&data);
 }

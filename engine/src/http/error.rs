@@ -65,3 +65,45 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+impl From<crate::log::LogError> for ApiError {
+    fn from(e: crate::log::LogError) -> ApiError {
+        use crate::log::LogError;
+        match &e {
+            LogError::Rules(rules) => {
+                let problems = rules.problems();
+                let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", e.to_string());
+                match problems.first() {
+                    Some((path, _)) if !path.is_empty() => error.field(path.clone()),
+                    _ => error,
+                }
+            }
+            LogError::Plugin { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string()),
+            LogError::Missing(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            LogError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+            LogError::Store(_) | LogError::Diverged { .. } | LogError::Sandbox(_) | LogError::BadChange { .. } => {
+                ApiError::internal(format!("nothing was changed: {e}"))
+            }
+        }
+    }
+}
+
+impl From<super::CreateError> for ApiError {
+    fn from(e: super::CreateError) -> ApiError {
+        use super::CreateError;
+        match e {
+            CreateError::Id { .. } => ApiError::bad_request("invalid_id", e.to_string()).field("id"),
+            CreateError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()).field("id"),
+            CreateError::Log(log) => {
+                let mut error = ApiError::from(log);
+                // The request names `timezone` and `name`; the rule set names them under
+                // `organisation`.
+                if let Some(field) = error.field.as_deref().and_then(|f| f.strip_prefix("organisation.")) {
+                    error.field = Some(field.to_string());
+                }
+                error
+            }
+            CreateError::Io(_) | CreateError::Random(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}

@@ -8,18 +8,22 @@
 //!
 //! The data directory's layout (shared with `plaudit import`) is [`crate::datadir`]'s.
 //!
-//! Served so far: `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
+//! Served: `POST /v1/orgs` ([`admin`]), rule sets and the what-if ([`rules`]), plugins
+//! ([`plugins`]), `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
 //! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
 //! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
+pub mod admin;
 pub mod error;
 pub mod metrics;
+pub mod plugins;
+pub mod rules;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
@@ -32,11 +36,10 @@ use sha2::{Digest, Sha256};
 
 use self::error::ApiError;
 use self::worker::Worker;
-use crate::OrgWorld;
 use crate::datadir::DataDir;
 use crate::ids::OrgId;
-use crate::log::Durable;
 use crate::reads::{PageQuery, ReadError};
+use crate::ruleset::Format;
 use crate::store::{RedbStore, Store};
 
 /// Largest request body, in bytes.
@@ -50,15 +53,21 @@ pub const MAX_PAGE: usize = 500;
 
 /// What the server needs to know about an organisation.
 #[derive(Debug)]
-struct Org {
+pub(crate) struct Org {
     key_hash: [u8; 32],
-    worker: Worker,
+    pub(crate) worker: Worker,
 }
 
 /// Shared by every handler.
 #[derive(Debug)]
 pub struct AppState {
-    orgs: HashMap<String, Org>,
+    data: DataDir,
+    store: Arc<dyn Store>,
+    orgs: RwLock<HashMap<String, Arc<Org>>>,
+    /// SHA-256 of the admin key; `None`: organisations cannot be created over HTTP.
+    admin: Option<[u8; 32]>,
+    /// Held while an organisation is created, so that two creations of one id cannot race.
+    creating: Mutex<()>,
     metrics: metrics::Metrics,
 }
 
@@ -73,6 +82,21 @@ pub enum ServeError {
     Log(#[from] crate::log::LogError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Why an organisation could not be created. Nothing of it was kept.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("organisation id {id:?}: {message}")]
+    Id { id: String, message: String },
+    #[error("organisation {0} exists already")]
+    Exists(String),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("no randomness for a key: {0}")]
+    Random(String),
 }
 
 fn data_error(path: &Path, message: impl Into<String>) -> ServeError {
@@ -105,66 +129,114 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Creates organisation `org` in `data` from a rule-set file, with a fresh key, which is
-/// returned (only its hash is kept). Fails if the organisation exists.
-pub fn create_org(data: &Path, rules: &Path) -> Result<(OrgId, String), ServeError> {
-    let data = DataDir::new(data);
-    let world = OrgWorld::from_rules_file(rules).map_err(|e| data_error(rules, e.to_string()))?;
-    let org = OrgId::parse(&world.program().org_id).map_err(|e| data_error(rules, e.to_string()))?;
-    let dir = data.org(&org);
-    if dir.exists() {
-        return Err(data_error(&dir, "the organisation exists already"));
-    }
-    std::fs::create_dir_all(&dir)?;
-    std::fs::copy(rules, data.rules(&org))?;
-    let mut secret = [0u8; 24];
-    getrandom::fill(&mut secret).map_err(|e| data_error(&dir, format!("no randomness for a key: {e}")))?;
-    let key = format!("pk_{}", hex(&secret));
-    std::fs::write(data.key_hash(&org), hex(&key_hash(&key)) + "\n")?;
-    Ok((org, key))
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
 }
 
-/// Opens every organisation in `data` (replaying its log) and starts its worker.
-pub fn open(data: &Path) -> Result<AppState, ServeError> {
+/// Opens every organisation in `data` (replaying its log) and starts its worker. `admin_key`
+/// allows creating organisations over HTTP.
+pub fn open(data: &Path, admin_key: Option<&str>) -> Result<AppState, ServeError> {
     let data = DataDir::new(data);
     std::fs::create_dir_all(data.orgs())?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     let mut orgs = HashMap::new();
     for org in data.organisations()? {
         let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
-        let name = org.as_str().to_string();
+        let Some((durable, _)) = data.open_org(&store, &org)? else {
+            eprintln!("{}: no rule set in the log (a creation that did not finish); skipped", data.org(&org).display());
+            continue;
+        };
         let key_file = data.key_hash(&org);
         let key_hash = std::fs::read_to_string(&key_file)
             .ok()
             .and_then(|t| unhex(&t))
             .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
-        let rules = data.rules(&org);
-        let world = OrgWorld::from_rules_file(&rules).map_err(|e| data_error(&rules, e.to_string()))?;
-        let (durable, _) = Durable::open(Arc::clone(&store), org, world)?;
-        orgs.insert(name, Org { key_hash, worker: Worker::start(durable)? });
+        let name = org.as_str().to_string();
+        orgs.insert(name, Arc::new(Org { key_hash, worker: Worker::start(durable)? }));
     }
-    Ok(AppState { orgs, metrics: metrics::Metrics::default() })
+    Ok(AppState {
+        data,
+        store,
+        orgs: RwLock::new(orgs),
+        admin: admin_key.map(key_hash),
+        creating: Mutex::new(()),
+        metrics: metrics::Metrics::default(),
+    })
 }
 
 impl AppState {
-    pub fn organisations(&self) -> impl Iterator<Item = &str> {
-        self.orgs.keys().map(String::as_str)
+    /// The organisations served, sorted.
+    pub fn organisations(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.orgs().keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn orgs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Org>>> {
+        // A handler that panicked while holding the lock left the map intact: inserts are whole.
+        self.orgs.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates organisation `id` with its first rule set and a fresh key, which is returned
+    /// (only its hash is kept), and starts serving it. Blocking: it commits to the store.
+    pub fn create_org(&self, id: &str, rules: &str, format: Format) -> Result<String, CreateError> {
+        let org = OrgId::parse(id).map_err(|e| CreateError::Id { id: id.to_string(), message: e.to_string() })?;
+        let _creating = self.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.orgs().contains_key(id)
+            || crate::log::Durable::exists(self.store.as_ref(), &org).map_err(crate::log::LogError::from)?
+        {
+            return Err(CreateError::Exists(id.to_string()));
+        }
+        let mut secret = [0u8; 24];
+        getrandom::fill(&mut secret).map_err(|e| CreateError::Random(e.to_string()))?;
+        let key = format!("pk_{}", hex(&secret));
+        let dir = self.data.org(&org);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(self.data.key_hash(&org), hex(&key_hash(&key)) + "\n")?;
+        // The organisation exists once its rule set is in the log: a crash before leaves a
+        // folder that `open` skips and a later creation reuses.
+        let durable = match crate::log::Durable::create(Arc::clone(&self.store), org, rules, format) {
+            Ok(durable) => durable,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
+        let worker = Worker::start(durable)?;
+        let entry = Arc::new(Org { key_hash: key_hash(&key), worker });
+        self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
+        Ok(key)
     }
 
     /// The organisation `org`, if `headers` carry its key. Unknown organisations and wrong keys
     /// look alike from outside (404 vs 401 would tell which organisations exist).
-    fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<&Org, ApiError> {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let hash = key_hash(given.trim());
-        match self.orgs.get(org) {
-            Some(o) if constant_time_eq(&o.key_hash, &hash) => Ok(o),
+    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Arc<Org>, ApiError> {
+        let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        let hash = key_hash(given);
+        match self.orgs().get(org) {
+            Some(o) if constant_time_eq(&o.key_hash, &hash) => Ok(Arc::clone(o)),
             Some(_) => Err(ApiError::unauthorized()),
             None => Err(ApiError::not_found(&format!("organisation {org:?}"))),
         }
+    }
+
+    /// Whether `headers` carry the admin key.
+    fn authorise_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(admin) = &self.admin else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "this server has no admin key: start it with PLAUDIT_ADMIN_KEY set",
+            ));
+        };
+        let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        if constant_time_eq(admin, &key_hash(given)) { Ok(()) } else { Err(ApiError::unauthorized()) }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 }
 
@@ -174,6 +246,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi))
+        .route("/v1/orgs", post(admin::post_orgs))
+        .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
+        .route("/v1/orgs/{org}/rules/simulate", post(rules::post_simulate))
+        .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
+        .route(
+            "/v1/orgs/{org}/plugins/{name}",
+            get(plugins::get_plugin).put(plugins::put_plugin).delete(plugins::delete_plugin),
+        )
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
@@ -201,8 +281,8 @@ async fn track(
 
 async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderName, &'static str); 1], String) {
     let mut plugins = Vec::new();
-    let mut orgs: Vec<(&String, &Org)> = state.orgs.iter().collect();
-    orgs.sort_by_key(|(name, _)| *name);
+    let mut orgs: Vec<(String, Arc<Org>)> = state.orgs().iter().map(|(n, o)| (n.clone(), Arc::clone(o))).collect();
+    orgs.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, org) in orgs {
         if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
             for s in statuses {
@@ -244,6 +324,22 @@ pub struct Ingested {
     /// The effects of the batch, when it had at most [`EFFECTS_IN_RESPONSE`] records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effects: Option<Vec<Effect>>,
+}
+
+/// A JSON body of type `T`; a refusal names the field (`timezone`, `seed`).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let code = if inner.is_syntax() || inner.is_eof() { "malformed_json" } else { "invalid_body" };
+        let error = ApiError::bad_request(code, inner.to_string());
+        let field = if path == "." { field_of(&inner.to_string()).map(str::to_string) } else { Some(path) };
+        match field {
+            Some(f) => error.field(f),
+            None => error,
+        }
+    })
 }
 
 /// One record or an array of them, each a JSON object as in a moments file.
@@ -382,7 +478,9 @@ mod tests {
     use super::*;
 
     fn empty() -> Arc<AppState> {
-        Arc::new(AppState { orgs: HashMap::new(), metrics: metrics::Metrics::default() })
+        let dir = std::env::temp_dir().join(format!("plaudit-http-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Arc::new(open(&dir, None).expect("an empty data directory opens"))
     }
 
     #[tokio::test]

@@ -86,6 +86,32 @@ pub fn parse_json(text: &str, origin: &str) -> Result<RuleSetDoc, RuleSetError> 
     })
 }
 
+/// The two forms of a rule set: the TOML community managers edit, and its JSON equivalent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Toml,
+    Json,
+}
+
+impl Format {
+    /// The media type of the format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Toml => "application/toml",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Parses a rule set in `format`.
+pub fn parse(text: &str, format: Format, origin: &str) -> Result<RuleSetDoc, RuleSetError> {
+    match format {
+        Format::Toml => parse_toml(text, origin),
+        Format::Json => parse_json(text, origin),
+    }
+}
+
 /// Reads, parses and compiles a TOML rule-set file.
 pub fn load(path: &Path, vocab: &mut Interner) -> Result<(RuleSetDoc, Program), RuleSetError> {
     let origin = path.display().to_string();

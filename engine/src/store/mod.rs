@@ -25,6 +25,15 @@
 //! therefore loses no acknowledged record and, because the id index commits together with the
 //! log, never counts a moment twice when the client retries.
 //!
+//! # Changes
+//!
+//! Besides records, an organisation's log holds its **changes**: a rule-set version published,
+//! a plugin installed or removed. Each is stored with the sequence of the last record before it
+//! (`after`), so that a replay applies it at the same point in the stream of records, and with
+//! its own number (from 1). Changes take no record sequence: the chance draws of later moments,
+//! seeded from their sequence, stay what they were. Plugin modules are stored once each, by the
+//! SHA-256 of their bytes, in the same transaction as the change that installs them.
+//!
 //! Snapshots carry a 64-bit checksum (FNV-1a over the sequence and the bytes); a snapshot whose
 //! bytes do not match is refused with [`StoreError::CorruptSnapshot`] rather than handed back.
 
@@ -63,6 +72,15 @@ pub enum StoreError {
     /// A stored snapshot does not match its checksum.
     #[error("the snapshot of organisation {org} at sequence {seq} is corrupt (checksum mismatch)")]
     CorruptSnapshot { org: OrgId, seq: Seq },
+    /// A change was offered at a position the log cannot take it at.
+    #[error("cannot record a change of organisation {org} after sequence {after}: {reason}")]
+    ChangeOutOfOrder { org: OrgId, after: Seq, reason: String },
+    /// A stored change could not be decoded.
+    #[error("cannot decode change {number} of organisation {org}: {source}")]
+    DecodeChange { org: OrgId, number: u64, source: rmp_serde::decode::Error },
+    /// A change installs a module the store does not hold.
+    #[error("organisation {org}: change {number} installs module {module}, which the store does not hold")]
+    MissingModule { org: OrgId, number: u64, module: String },
     /// A snapshot was offered for a sequence the log has not reached.
     #[error("cannot store a snapshot of organisation {org} at sequence {seq}: the log ends at {last}")]
     SnapshotBeyondLog { org: OrgId, seq: Seq, last: Seq },
@@ -78,12 +96,40 @@ pub struct AppendOutcome {
     pub duplicates: Vec<usize>,
 }
 
+/// How an organisation's scoring changed, between two records of its log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A rule set, as published (its text and format), in force from the next record.
+    Rules { text: String, format: crate::ruleset::Format },
+    /// The module whose SHA-256 (hex) is `module` installed as plugin `name`, replacing one of
+    /// that name.
+    InstallPlugin { name: String, module: String },
+    /// Plugin `name` removed, with its saved state.
+    RemovePlugin { name: String },
+}
+
+/// A change as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// Its number among the organisation's changes, from 1.
+    pub number: u64,
+    /// The sequence of the last record before it (`Seq(0)`: before every record).
+    pub after: Seq,
+    pub change: Change,
+}
+
+/// The hex SHA-256 of a module: its name in the store.
+pub fn module_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Durable per-organisation storage: the record log, the moment-id index, and snapshots.
 ///
 /// Implementations are shared between threads (one worker per organisation, reads from
 /// anywhere); calls for one organisation are expected to come from its single writer, but an
 /// implementation must stay correct if they do not.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends `records` to `org`'s log, in order, skipping moments whose id `org` already
     /// accepted (including earlier in `records`). Returns once the accepted records are durable;
     /// the whole call is one atomic commit: on any error (a record that cannot be encoded, IO)
@@ -96,6 +142,19 @@ pub trait Store: Send + Sync {
 
     /// The sequence of `org`'s last record, `Seq(0)` if its log is empty.
     fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError>;
+
+    /// Records `change` in `org`'s log after record `after`, durably, and returns its number.
+    /// `after` must not be before the last change's, nor beyond the log's end. `module` is the
+    /// plugin module a [`Change::InstallPlugin`] names (stored once, by hash, in the same
+    /// commit); a module whose hash is not the change's is refused.
+    fn append_change(&self, org: &OrgId, after: Seq, change: &Change, module: Option<&[u8]>)
+    -> Result<u64, StoreError>;
+
+    /// Every change of `org`, in order.
+    fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError>;
+
+    /// The module stored under `hash` ([`module_hash`]).
+    fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Stores a snapshot of `org`'s world as of `seq` (it reflects records `1..=seq`) and drops
     /// older ones. A snapshot older than the one kept is ignored. Durable on return.

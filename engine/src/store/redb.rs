@@ -24,13 +24,20 @@ use std::path::Path;
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use plaudit_sdk::Record;
 
-use super::{AppendOutcome, Store, StoreError, decode_record, encode_record_into, snapshot_checksum};
+use super::{
+    AppendOutcome, Change, LoggedChange, Store, StoreError, decode_record, encode_record_into, module_hash,
+    snapshot_checksum,
+};
 use crate::ids::{OrgId, Seq};
 
 const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 const MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
 const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
 const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
+/// (org, change number) -> MessagePack of (after, change).
+const CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changes");
+/// Module SHA-256 (hex) -> module bytes.
+const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 
 /// Bytes of the checksum in front of a stored snapshot.
 const CHECKSUM_LEN: usize = 8;
@@ -71,6 +78,8 @@ impl RedbStore {
             txn.open_table(MOMENT_IDS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
+            txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
+            txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
         }
         txn.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore { db })
@@ -145,6 +154,91 @@ impl RedbStore {
         Ok(Seq(last.get(org.as_str()).ctx(OP)?.map_or(0, |g| g.value())))
     }
 
+    fn append_change_unguarded(
+        &self,
+        org: &OrgId,
+        after: Seq,
+        change: &Change,
+        module: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        const OP: &str = "append_change";
+        let o = org.as_str();
+        let refuse = |reason: String| StoreError::ChangeOutOfOrder { org: org.clone(), after, reason };
+        let txn = self.db.begin_write().ctx(OP)?;
+        let number = {
+            let last = txn.open_table(LAST_SEQ).ctx(OP)?;
+            let end = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
+            if after.0 > end {
+                return Err(refuse(format!("the log ends at {end}")));
+            }
+            let mut changes = txn.open_table(CHANGES).ctx(OP)?;
+            let previous = match changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back() {
+                Some(entry) => {
+                    let (key, value) = entry.ctx(OP)?;
+                    let number = key.value().1;
+                    let (prev_after, _): (u64, Change) = rmp_serde::from_slice(value.value())
+                        .map_err(|source| StoreError::DecodeChange { org: org.clone(), number, source })?;
+                    Some((number, prev_after))
+                }
+                None => None,
+            };
+            if let Some((_, prev_after)) = previous
+                && prev_after > after.0
+            {
+                return Err(refuse(format!("the previous change is after sequence {prev_after}")));
+            }
+            match (change, module) {
+                (Change::InstallPlugin { module: hash, .. }, Some(bytes)) => {
+                    if module_hash(bytes) != *hash {
+                        return Err(refuse(format!("the module's bytes do not hash to {hash}")));
+                    }
+                    let mut modules = txn.open_table(MODULES).ctx(OP)?;
+                    if modules.get(hash.as_str()).ctx(OP)?.is_none() {
+                        modules.insert(hash.as_str(), bytes).ctx(OP)?;
+                    }
+                }
+                (Change::InstallPlugin { module: hash, .. }, None) => {
+                    let modules = txn.open_table(MODULES).ctx(OP)?;
+                    if modules.get(hash.as_str()).ctx(OP)?.is_none() {
+                        return Err(refuse(format!("module {hash} is not stored and was not given")));
+                    }
+                }
+                (_, Some(_)) => return Err(refuse("only a plugin installation carries a module".to_string())),
+                (_, None) => {}
+            }
+            let number = previous.map_or(1, |(n, _)| n + 1);
+            let bytes = rmp_serde::to_vec_named(&(after.0, change))
+                .map_err(|source| StoreError::Encode { org: org.clone(), source })?;
+            changes.insert((o, number), bytes.as_slice()).ctx(OP)?;
+            number
+        };
+        txn.commit().ctx(OP)?;
+        Ok(number)
+    }
+
+    fn changes_unguarded(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
+        const OP: &str = "changes";
+        let o = org.as_str();
+        let txn = self.db.begin_read().ctx(OP)?;
+        let changes = txn.open_table(CHANGES).ctx(OP)?;
+        let mut out = Vec::new();
+        for entry in changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
+            let (key, value) = entry.ctx(OP)?;
+            let number = key.value().1;
+            let (after, change): (u64, Change) = rmp_serde::from_slice(value.value())
+                .map_err(|source| StoreError::DecodeChange { org: org.clone(), number, source })?;
+            out.push(LoggedChange { number, after: Seq(after), change });
+        }
+        Ok(out)
+    }
+
+    fn module_unguarded(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        const OP: &str = "module";
+        let txn = self.db.begin_read().ctx(OP)?;
+        let modules = txn.open_table(MODULES).ctx(OP)?;
+        Ok(modules.get(hash).ctx(OP)?.map(|g| g.value().to_vec()))
+    }
+
     fn put_snapshot_unguarded(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
         let mut stored = Vec::with_capacity(CHECKSUM_LEN + bytes.len());
         stored.extend_from_slice(&snapshot_checksum(seq, bytes).to_le_bytes());
@@ -183,6 +277,24 @@ impl Store for RedbStore {
 
     fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
         contained("last_seq", || self.last_seq_unguarded(org))
+    }
+
+    fn append_change(
+        &self,
+        org: &OrgId,
+        after: Seq,
+        change: &Change,
+        module: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        contained("append_change", || self.append_change_unguarded(org, after, change, module))
+    }
+
+    fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
+        contained("changes", || self.changes_unguarded(org))
+    }
+
+    fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        contained("module", || self.module_unguarded(hash))
     }
 
     fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
@@ -606,5 +718,50 @@ mod tests {
         let store: Box<dyn Store> = Box::new(open(&dir));
         let out = store.append(&org("acme"), &[moment("a")]).expect("append");
         assert_eq!(seqs(&out), vec![1]);
+    }
+
+    fn rules(text: &str) -> Change {
+        Change::Rules { text: text.to_string(), format: crate::ruleset::Format::Toml }
+    }
+
+    #[test]
+    fn changes_are_numbered_kept_in_order_and_survive_reopen() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            assert_eq!(store.append_change(&acme, Seq(0), &rules("v1"), None).expect("v1"), 1);
+            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            let install = Change::InstallPlugin { name: "p".into(), module: module_hash(b"wasm") };
+            assert_eq!(store.append_change(&acme, Seq(2), &install, Some(b"wasm")).expect("install"), 2);
+            assert_eq!(store.append_change(&acme, Seq(2), &rules("v2"), None).expect("v2"), 3);
+        }
+        let store = open(&dir);
+        let changes = store.changes(&acme).expect("changes");
+        let got: Vec<(u64, u64)> = changes.iter().map(|c| (c.number, c.after.0)).collect();
+        assert_eq!(got, vec![(1, 0), (2, 2), (3, 2)]);
+        assert_eq!(changes[2].change, rules("v2"));
+        assert_eq!(store.module(&module_hash(b"wasm")).expect("module").as_deref(), Some(&b"wasm"[..]));
+        assert!(store.changes(&org("other")).expect("changes").is_empty(), "organisations are isolated");
+    }
+
+    #[test]
+    fn a_change_out_of_order_or_with_a_wrong_module_is_refused_and_stores_nothing() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        let beyond = store.append_change(&acme, Seq(3), &rules("v1"), None).expect_err("beyond the log");
+        assert!(matches!(beyond, StoreError::ChangeOutOfOrder { after: Seq(3), .. }), "{beyond}");
+        store.append_change(&acme, Seq(2), &rules("v1"), None).expect("v1");
+        let back = store.append_change(&acme, Seq(1), &rules("v2"), None).expect_err("before the last change");
+        assert!(matches!(back, StoreError::ChangeOutOfOrder { .. }), "{back}");
+        let install = Change::InstallPlugin { name: "p".into(), module: module_hash(b"wasm") };
+        let wrong = store.append_change(&acme, Seq(2), &install, Some(b"other")).expect_err("hash mismatch");
+        assert!(wrong.to_string().contains("do not hash"), "{wrong}");
+        let missing = store.append_change(&acme, Seq(2), &install, None).expect_err("no module");
+        assert!(missing.to_string().contains("not stored"), "{missing}");
+        assert_eq!(store.changes(&acme).expect("changes").len(), 1);
+        assert_eq!(store.module(&module_hash(b"other")).expect("module"), None);
     }
 }

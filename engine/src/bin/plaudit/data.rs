@@ -1,7 +1,7 @@
 //! `plaudit import` and `plaudit replay`: an organisation's durable log in a data directory.
 //!
-//! The layout is `plaudit_engine::datadir`'s; the first import of an organisation copies its
-//! rule set there.
+//! The layout is `plaudit_engine::datadir`'s; the first import of an organisation records its
+//! rule set in the log as version 1, and a later `--rules` that differs as the next version.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use plaudit_engine::OrgWorld;
 use plaudit_engine::datadir::DataDir;
 use plaudit_engine::ids::OrgId;
 use plaudit_engine::input::{ReadRecordError, records};
 use plaudit_engine::log::Durable;
+use plaudit_engine::ruleset::Format;
 use plaudit_engine::store::{RedbStore, Store};
 
 pub struct Options {
@@ -23,37 +23,42 @@ pub struct Options {
     pub rules: Option<PathBuf>,
 }
 
-/// Opens the organisation's world from its log, after settling which rule set it runs.
+/// Opens the organisation's world from its log. With `--rules`, an organisation without a log
+/// is created with that rule set, and one whose rule set differs gets it published as a new
+/// version, in force from the next record.
 fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)> {
     let org = OrgId::parse(&o.org).map_err(|e| anyhow::anyhow!("--org {:?}: {e}", o.org))?;
     std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
     let data = DataDir::new(&o.data);
-    let kept = data.rules(&org);
-    let rules = match (&o.rules, kept.exists()) {
-        (Some(given), true) => {
-            let (a, b) = (std::fs::read(given)?, std::fs::read(&kept)?);
-            if a != b {
-                bail!(
-                    "{} differs from the rule set {org} was imported with ({}); rule-set changes are \
-                     not versioned in the log yet, so a replay could not reproduce them",
-                    given.display(),
-                    kept.display()
-                );
-            }
-            kept
-        }
-        (None, true) => kept,
-        (Some(given), false) => {
-            OrgWorld::from_rules_file(given)?; // refuse a bad rule set before keeping it
-            std::fs::create_dir_all(kept.parent().unwrap_or(&o.data))?;
-            std::fs::copy(given, &kept).with_context(|| format!("cannot copy the rule set to {}", kept.display()))?;
-            kept
-        }
-        (None, false) => bail!("organisation {org} has no rule set in {} yet: pass --rules", o.data.display()),
-    };
-    let world = OrgWorld::from_rules_file(&rules)?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
-    Ok(Durable::open(store, org, world)?)
+    let given = match &o.rules {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+        None => None,
+    };
+    let Some((mut durable, replayed)) = data.open_org(&store, &org)? else {
+        let (Some(text), Some(path)) = (given, &o.rules) else {
+            bail!("organisation {org} has no log in {} yet: pass --rules to create it", o.data.display());
+        };
+        std::fs::create_dir_all(data.org(&org))?;
+        let durable = Durable::create(store, org, &text, Format::Toml)
+            .with_context(|| format!("creating the organisation from {}", path.display()))?;
+        eprintln!("{}: created with {} as rule-set version 1", durable.org(), path.display());
+        return Ok((durable, plaudit_engine::log::Replayed { records: 0, elapsed: std::time::Duration::ZERO }));
+    };
+    if let (Some(text), Some(path)) = (given, &o.rules)
+        && (text != durable.rules().text || durable.rules().format != Format::Toml)
+    {
+        let published =
+            durable.publish_rules(&text, Format::Toml).with_context(|| format!("publishing {}", path.display()))?;
+        eprintln!(
+            "{}: published {} as rule-set version {}, in force after record {}",
+            o.org,
+            path.display(),
+            published.version,
+            published.after
+        );
+    }
+    Ok((durable, replayed))
 }
 
 /// Appends a moments file to the organisation's log, durably, batch by batch. With `ack`, each
@@ -134,22 +139,14 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// An organisation's rule set (as kept by `import`) and its whole log, for `simulate --data`.
-pub fn history(data: &Path, org: &str) -> anyhow::Result<(PathBuf, Vec<plaudit_sdk::Record>)> {
+/// What-if over an organisation's log: `candidate` against the versions it lived through.
+pub fn what_if(data: &Path, org: &str, candidate: &Path) -> anyhow::Result<plaudit_engine::simulate::Diff> {
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
     let dir = DataDir::new(data);
-    let rules = dir.rules(&id);
-    if !rules.exists() {
-        bail!("organisation {id} has no rule set in {}: import its moments first", data.display());
+    let text = std::fs::read_to_string(candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
+    if dir.open_org(&store, &id)?.is_none() {
+        bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }
-    let store = RedbStore::open(dir.store())?;
-    let mut records = Vec::new();
-    let mut after = plaudit_engine::ids::Seq(0);
-    loop {
-        let page = store.read(&id, after, 4096)?;
-        let Some(&(last, _)) = page.last() else { break };
-        records.extend(page.into_iter().map(|(_, r)| r));
-        after = last;
-    }
-    Ok((rules, records))
+    Ok(plaudit_engine::log::what_if(store, &id, &text, Format::Toml)?)
 }

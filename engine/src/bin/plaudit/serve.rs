@@ -18,16 +18,20 @@ pub struct Options {
 pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     let orgs = DataDir::new(&o.data).orgs();
     std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
+    let admin = std::env::var("PLAUDIT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty());
+    let state = http::open(&o.data, admin.as_deref()).with_context(|| format!("opening {}", o.data.display()))?;
     if let Some(rules) = &o.demo {
-        demo(&o.data, rules)?;
+        demo(&state, &o.data, rules)?;
     }
-    let state = Arc::new(http::open(&o.data).with_context(|| format!("opening {}", o.data.display()))?);
+    if admin.is_none() {
+        eprintln!("no PLAUDIT_ADMIN_KEY: organisations cannot be created over HTTP (POST /v1/orgs answers 403)");
+    }
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(&o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
-        let mut orgs: Vec<&str> = state.organisations().collect();
-        orgs.sort_unstable();
+        let orgs = state.organisations();
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
         http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")
     })?;
@@ -37,9 +41,8 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
 
 /// On an empty data directory, an organisation for each rule set in `rules` (a file or a
 /// directory of `.toml` files), with its key printed once.
-fn demo(data: &Path, rules: &Path) -> anyhow::Result<()> {
-    let existing = DataDir::new(data).organisations()?.len();
-    if existing > 0 {
+fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<()> {
+    if !state.organisations().is_empty() {
         println!("demo: {} has organisations already; their keys were printed when they were created", data.display());
         return Ok(());
     }
@@ -53,7 +56,11 @@ fn demo(data: &Path, rules: &Path) -> anyhow::Result<()> {
     };
     files.sort();
     for file in files {
-        let (org, key) = http::create_org(data, &file)
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let doc = plaudit_engine::ruleset::parse_toml(&text, &file.display().to_string())?;
+        let org = doc.organisation.id;
+        let key = state
+            .create_org(&org, &text, plaudit_engine::ruleset::Format::Toml)
             .with_context(|| format!("creating an organisation from {}", file.display()))?;
         println!("demo: organisation {org} ({}) key {key}", file.display());
     }

@@ -26,9 +26,9 @@ pub fn dispatch(
                 (Some(_), Some(_)) => bail!("with --data, give the candidate once: --rules NEW or --candidate NEW"),
                 (None, None) => bail!("with --data, give the candidate rule set: --rules NEW"),
             };
-            let (current, history) = crate::data::history(&data, &org)?;
+            let diff = crate::data::what_if(&data, &org, &candidate)?;
             let name = format!("the log of {org} in {}", data.display());
-            run(&current, &candidate, &name, history, json, top)
+            print(&diff, "the published versions", &candidate.display().to_string(), &name, json, top)
         }
         (None, Some(moments)) => {
             let (Some(rules), Some(candidate)) = (rules, candidate) else {
@@ -58,12 +58,16 @@ fn run(
     let mut current = OrgWorld::from_rules_file(rules)?;
     let mut proposed = OrgWorld::from_rules_file(candidate)?;
     let diff = simulate(&mut current, &mut proposed, history, 1024);
+    print(&diff, &rules.display().to_string(), &candidate.display().to_string(), name, json, top)
+}
+
+fn print(d: &Diff, current: &str, candidate: &str, name: &str, json: bool, top: usize) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &diff)?;
+        serde_json::to_writer_pretty(&mut out, d)?;
         writeln!(out)?;
     } else {
-        table(&mut out, &diff, rules, candidate, name, top)?;
+        table(&mut out, d, current, candidate, name, top)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -72,8 +76,8 @@ fn signed(d: i64) -> String {
     if d > 0 { format!("+{d}") } else { d.to_string() }
 }
 
-fn table(out: &mut impl Write, d: &Diff, rules: &Path, candidate: &Path, name: &str, top: usize) -> anyhow::Result<()> {
-    writeln!(out, "what-if: {} -> {} over {name}", rules.display(), candidate.display())?;
+fn table(out: &mut impl Write, d: &Diff, current: &str, candidate: &str, name: &str, top: usize) -> anyhow::Result<()> {
+    writeln!(out, "what-if: {current} -> {candidate} over {name}")?;
     writeln!(out, "{} records, {} stakeholders, {} would change", d.records, d.stakeholders, d.changed)?;
     writeln!(out, "\n{:<16} {:>14} {:>14} {:>12}", "currency", "current", "candidate", "change")?;
     for (c, (a, b)) in &d.totals {

@@ -1,0 +1,115 @@
+//! `PUT /v1/orgs/{org}/rules`, `GET /v1/orgs/{org}/rules` and
+//! `POST /v1/orgs/{org}/rules/simulate`: community managers publish a rule set (TOML, or its
+//! JSON equivalent), read the one in force, and preview a candidate against history.
+//!
+//! **Owns** the media types and the answers. Publishing is the log step's
+//! ([`crate::log::Durable::publish_rules`]), run on the organisation's worker; the what-if
+//! ([`crate::log::what_if`]) runs on a blocking thread over the store, so the organisation keeps
+//! serving moments while it runs.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ids::OrgId;
+use crate::ruleset::Format;
+
+/// Most stakeholders listed in a what-if's `details` when the request does not say.
+pub const SIMULATE_DETAILS: usize = 100;
+/// Most stakeholders a what-if lists.
+pub const MAX_SIMULATE_DETAILS: usize = 10_000;
+
+/// A rule-set body: its format from `Content-Type`, its text UTF-8.
+fn rules_body(headers: &HeaderMap, body: &Bytes) -> Result<(String, Format), ApiError> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let format = match essence.as_str() {
+        "application/toml" | "text/toml" | "text/x-toml" => Format::Toml,
+        "application/json" => Format::Json,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {media:?}: send a rule set as application/toml or application/json"),
+            ));
+        }
+    };
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request("invalid_rules", format!("the rule set is not UTF-8: {e}")))?;
+    Ok((text.to_string(), format))
+}
+
+/// The answer to a publication.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Published {
+    pub version: u64,
+    /// The rule set is in force for records after this sequence number.
+    pub after: u64,
+}
+
+pub async fn put_rules(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Published>, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let (text, format) = rules_body(&headers, &body)?;
+    let published = org
+        .worker
+        .run(move |d| d.publish_rules(&text, format).map(|p| Published { version: p.version, after: p.after.0 }))
+        .await??;
+    Ok(Json(published))
+}
+
+pub async fn get_rules(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let rules = org.worker.run(|d| d.rules().clone()).await?;
+    let mut response = rules.text.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rules.format.media_type()));
+    h.insert("plaudit-rules-version", HeaderValue::from(rules.version));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateParams {
+    /// Most stakeholders to list in `details` (largest change first).
+    limit: Option<usize>,
+}
+
+pub async fn post_simulate(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    params: Result<Query<SimulateParams>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<Json<crate::simulate::Diff>, ApiError> {
+    state.authorise(&org, &headers)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = params.limit.unwrap_or(SIMULATE_DETAILS);
+    if limit > MAX_SIMULATE_DETAILS {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be at most {MAX_SIMULATE_DETAILS}"))
+            .field("limit"));
+    }
+    let (text, format) = rules_body(&headers, &body)?;
+    let org = OrgId::parse(&org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
+    let store = Arc::clone(state.store());
+    let mut diff = tokio::task::spawn_blocking(move || crate::log::what_if(store, &org, &text, format))
+        .await
+        .map_err(|e| ApiError::internal(format!("the simulation failed: {e}")))??;
+    diff.details.truncate(limit);
+    Ok(Json(diff))
+}
