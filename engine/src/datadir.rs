@@ -50,16 +50,25 @@ impl DataDir {
     }
 
     /// Opens `org` from its log, `None` if it has no rule set there (a folder left by a creation
-    /// that did not finish). A legacy `rules.toml` is first recorded as the log's first rule
-    /// set, in force from the start, and then removed.
-    pub fn open_org(&self, store: &Arc<dyn Store>, org: &OrgId) -> Result<Option<(Durable, Replayed)>, LogError> {
+    /// that did not finish), with an effects feed of `feed` effects if given. A legacy
+    /// `rules.toml` is first recorded as the log's first rule set, in force from the start, and
+    /// then removed.
+    pub fn open_org(
+        &self,
+        store: &Arc<dyn Store>,
+        org: &OrgId,
+        feed: Option<usize>,
+    ) -> Result<Option<(Durable, Replayed)>, LogError> {
         let legacy = self.legacy_rules(org);
         if !Durable::exists(store.as_ref(), org)? {
             let Ok(text) = std::fs::read_to_string(&legacy) else { return Ok(None) };
             let change = Change::Rules { text, format: crate::ruleset::Format::Toml };
             store.append_change(org, Seq(0), &change, None)?;
         }
-        let opened = Durable::open(Arc::clone(store), org.clone())?;
+        let opened = match feed {
+            Some(capacity) => Durable::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
+            None => Durable::open(Arc::clone(store), org.clone())?,
+        };
         if legacy.exists() {
             // Recorded in the log: the file would only go stale.
             let _ = std::fs::remove_file(&legacy);

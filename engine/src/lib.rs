@@ -9,7 +9,8 @@
 //!   batch, run the scoring schedule, hand out effects.
 //! - [`guard`] -> [`rules`] -> [`plugins`] -> [`effects`] -> [`leaderboard`]: the scoring
 //!   passes, as systems run in that order over a batch ([`world::Pass`]).
-//! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`].
+//! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`];
+//!   [`feed`]: the recent effects, numbered, for the effects feed, its stream and webhooks.
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
 //! - [`publish`]: a new rule-set version, going forward: state carried over by id.
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
@@ -27,6 +28,7 @@ pub mod calendar;
 pub mod components;
 pub mod datadir;
 pub mod effects;
+pub mod feed;
 pub mod guard;
 pub mod history;
 pub mod http;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use plaudit_sdk::{Effect, Record};
 
+use crate::feed::Feed;
 use crate::ids::{OrgId, Seq};
 use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
 use crate::ruleset::{Format, RuleSetError};
@@ -100,6 +101,8 @@ pub struct Durable {
     plugins: BTreeMap<String, Installed>,
     /// The plugin sandbox, started at the first plugin.
     host: Option<PluginHost>,
+    /// Where every effect goes, rendered, when someone reads them (the server).
+    feed: Option<Arc<Feed>>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -136,7 +139,7 @@ impl Durable {
         let change = Change::Rules { text: text.to_string(), format };
         store.append_change(&org, Seq(0), &change, None)?;
         let rules = Published { version: 1, text: text.to_string(), format, after: Seq(0) };
-        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None })
+        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None })
     }
 
     /// Whether `org` exists in `store` (has a rule set in its log).
@@ -147,6 +150,33 @@ impl Durable {
     /// Opens `org`: its first rule set, then every record and change of its log in order.
     pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
         Durable::replay(store, org, None, Seq(u64::MAX), &mut OrgWorld::clear_effects)
+    }
+
+    /// [`Durable::open`] with an effects feed keeping the last `capacity` effects: the replay
+    /// numbers every effect and renders those of the last `capacity` records into the feed, so
+    /// that readers' cursors carry on across a restart.
+    pub fn open_with_feed(store: Arc<dyn Store>, org: OrgId, capacity: usize) -> Result<(Durable, Replayed), LogError> {
+        let feed = Arc::new(Feed::new(capacity));
+        let tail_from = store.last_seq(&org)?.0.saturating_sub(capacity as u64);
+        let mut observe = |w: &mut OrgWorld| {
+            let records = w.take_effect_records();
+            let old = records.iter().take_while(|r| r.seq <= tail_from).count();
+            feed.skip(old as u64);
+            feed.push(records[old..].iter().map(|r| (r.seq, w.render(r))));
+        };
+        let (mut durable, replayed) = Durable::replay(store, org, None, Seq(u64::MAX), &mut observe)?;
+        durable.feed = Some(feed);
+        Ok((durable, replayed))
+    }
+
+    /// Starts an empty effects feed (for a new organisation, whose log holds no effect yet).
+    pub fn start_feed(&mut self, capacity: usize) {
+        self.feed = Some(Arc::new(Feed::new(capacity)));
+    }
+
+    /// The effects feed, if the organisation has one.
+    pub fn feed(&self) -> Option<&Arc<Feed>> {
+        self.feed.as_ref()
     }
 
     /// Rebuilds `org`'s world from its log, up to record `until`, handing each replayed batch's
@@ -172,7 +202,7 @@ impl Durable {
             None => first_world(&org, text, *format, "the first rule set").map_err(|e| bad(&first, e.to_string()))?,
         };
         let rules = Published { version: 1, text: text.clone(), format: *format, after: first.after };
-        let mut durable = Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None };
+        let mut durable = Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None };
         let mut records = durable.replay_until(first.after.min(until), observe)?;
         for change in changes {
             if change.after > until {
@@ -381,12 +411,22 @@ impl Durable {
         let scored = self.world.ingest(stored);
         self.agree(&scored, n, last)?;
         let records = self.world.take_effect_records();
+        let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
         for rec in &records {
             let r = ends.iter().find(|(end, _)| rec.seq <= *end).map_or(outcomes.len() - 1, |&(_, r)| r);
             outcomes[r].effects += 1;
-            if render {
+            if self.feed.is_some() {
+                let effect = self.world.render(rec);
+                if render {
+                    effects[r].push(effect.clone());
+                }
+                fed.push((rec.seq, effect));
+            } else if render {
                 effects[r].push(self.world.render(rec));
             }
+        }
+        if let Some(feed) = &self.feed {
+            feed.push(fed);
         }
         Ok((outcomes, effects))
     }

@@ -22,6 +22,11 @@ impl Server {
 
     /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` (none if `None`).
     fn start_with(data: &std::path::Path, admin: Option<&str>) -> Server {
+        Server::start_args(data, admin, &[])
+    }
+
+    /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` and `extra` arguments to `serve`.
+    fn start_args(data: &std::path::Path, admin: Option<&str>, extra: &[&str]) -> Server {
         let mut command = Command::new(plaudit_bin());
         match admin {
             Some(key) => command.env("PLAUDIT_ADMIN_KEY", key),
@@ -31,6 +36,7 @@ impl Server {
             .current_dir(repo_root())
             .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -253,6 +259,7 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/plugins",
         "/v1/orgs/{org}/plugins/{name}",
         "/v1/orgs/{org}/moments",
+        "/v1/orgs/{org}/effects",
         "/v1/orgs/{org}/stakeholders/{id}",
         "/v1/orgs/{org}/leaderboards/{board}",
         "/v1/orgs/{org}/challenges",
@@ -457,5 +464,194 @@ fn plugins_upload_hot_report_their_status_survive_a_restart_and_are_removed() {
     drop(server);
     let server = Server::start(&data);
     assert_eq!(server.request("GET", path, Some(&key), "").0, 404, "the removal is in the log");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Reads Server-Sent Events from `stream` until `wanted` effect events came (or the stream
+/// ends); returns each event's id and data.
+fn read_events(stream: &mut BufReader<TcpStream>, wanted: usize) -> Vec<(u64, Value)> {
+    let mut events = Vec::new();
+    let (mut id, mut data, mut kind) = (None, String::new(), String::new());
+    let mut line = String::new();
+    while events.len() < wanted {
+        line.clear();
+        if stream.read_line(&mut line).expect("reads") == 0 {
+            break;
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if let Some(v) = l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")) {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")) {
+            data.push_str(v);
+        } else if let Some(v) = l.strip_prefix("event: ").or_else(|| l.strip_prefix("event:")) {
+            kind = v.trim().to_string();
+        } else if l.is_empty() && !data.is_empty() {
+            if kind == "effect" {
+                events.push((id.expect("an effect event has an id"), serde_json::from_str(&data).expect("json data")));
+            }
+            (id, data, kind) = (None, String::new(), String::new());
+        }
+    }
+    events
+}
+
+#[test]
+fn the_effects_feed_pages_by_cursor_streams_live_and_carries_on_across_a_restart() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-feed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let (_, body) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("f1", "ann", "bob").to_string());
+    let first = body["effects"].as_array().expect("effects").len() as u64;
+    assert!(first > 0, "{body}");
+
+    let (status, page) = server.request("GET", "/v1/orgs/acme/effects?after=0&limit=2", Some(&key), "");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["effects"][0]["id"], 1);
+    assert_eq!(page["effects"][0]["moment"], "f1");
+    assert_eq!((page["next"].as_u64(), page["latest"].as_u64()), (Some(2.min(first)), Some(first)), "{page}");
+    let (_, all) = server.request("GET", "/v1/orgs/acme/effects", Some(&key), "");
+    assert_eq!(all["effects"].as_array().map(Vec::len), Some(first as usize));
+    let numbered: Vec<Value> = body["effects"]
+        .as_array()
+        .expect("effects")
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let mut x = x.clone();
+            x["id"] = json!(i + 1);
+            x["seq"] = all["effects"][i]["seq"].clone();
+            x
+        })
+        .collect();
+    assert_eq!(all["effects"], Value::Array(numbered), "the feed holds what the answer said, numbered");
+    let (status, err) = server.request("GET", "/v1/orgs/acme/effects?limit=0", Some(&key), "");
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("limit")));
+
+    // A follower gets what comes next, live.
+    let mut follower = TcpStream::connect(&server.addr).expect("connects");
+    write!(
+        follower,
+        "GET /v1/orgs/acme/effects HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("sends");
+    let mut follower = BufReader::new(follower);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        follower.read_line(&mut line).expect("head");
+        head.push_str(&line);
+    }
+    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    let (_, body) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("f2", "ann", "carl").to_string());
+    let second = body["effects"].as_array().expect("effects").len();
+    let events = read_events(&mut follower, second);
+    assert_eq!(events.len(), second);
+    assert_eq!(events[0].0, first + 1, "numbered after the first moment's effects");
+    assert!(events.iter().all(|(_, e)| e["moment"] == "f2"), "{events:?}");
+    drop(server);
+
+    // After a restart the numbers carry on, and the replay refilled the feed.
+    let server = Server::start(&data);
+    let (_, again) = server.request("GET", "/v1/orgs/acme/effects?after=0&limit=1000", Some(&key), "");
+    assert_eq!(again["latest"].as_u64(), Some(first + second as u64), "{again}");
+    assert_eq!(again["effects"][0]["moment"], "f1");
+    let (_, body) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("f3", "bob", "carl").to_string());
+    let (_, after) =
+        server.request("GET", &format!("/v1/orgs/acme/effects?after={}", first + second as u64), Some(&key), "");
+    assert_eq!(after["effects"].as_array().map(Vec::len), body["effects"].as_array().map(Vec::len), "{after}");
+    assert!(after["effects"].as_array().is_some_and(|e| e.iter().all(|x| x["moment"] == "f3")), "{after}");
+    drop(server);
+
+    // A server keeping fewer effects answers 410 for a cursor it no longer covers.
+    let config = data.join("plaudit.toml");
+    std::fs::write(&config, "effects_kept = 2\n").expect("config");
+    let server = Server::start_args(&data, None, &["--config", config.to_str().expect("utf-8 path")]);
+    let (status, err) = server.request("GET", "/v1/orgs/acme/effects?after=0", Some(&key), "");
+    assert_eq!(
+        (status, err["error"]["code"].as_str(), err["error"]["field"].as_str()),
+        (410, Some("gone"), Some("after")),
+        "{err}"
+    );
+    let (status, page) = server.request("GET", "/v1/orgs/acme/effects", Some(&key), "");
+    assert_eq!((status, page["effects"].as_array().map(Vec::len)), (200, Some(2)), "{page}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let addr = server.addr.clone();
+
+    // A follower that never leaves on its own.
+    let mut follower = TcpStream::connect(&addr).expect("connects");
+    write!(
+        follower,
+        "GET /v1/orgs/acme/effects HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("sends");
+
+    // Clients sending batches until the server stops answering; each remembers what was
+    // acknowledged.
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (addr, key) = (addr.clone(), key.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for b in 0.. {
+                    let ids: Vec<String> = (0..20).map(|i| format!("t{c}-{b}-{i}")).collect();
+                    let batch: Vec<Value> = ids.iter().map(|id| moment(id, &format!("s{c}"), "bob")).collect();
+                    let body = Value::Array(batch).to_string();
+                    let Ok(mut stream) = TcpStream::connect(&addr) else { break };
+                    let request = format!(
+                        "POST /v1/orgs/acme/moments HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(request.as_bytes()).is_err() {
+                        break;
+                    }
+                    let mut response = String::new();
+                    if stream.read_to_string(&mut response).is_err() || !response.starts_with("HTTP/1.1 201") {
+                        break;
+                    }
+                    acked.extend(ids);
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server did not stop after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a clean exit");
+    let mut rest = String::new();
+    let _ = follower.read_to_string(&mut rest); // the stream ended: this returns
+    let acked: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
+    assert!(acked.len() >= 20, "some batches were acknowledged before the signal");
+    drop(server);
+
+    // Every acknowledged moment is in the log: sent again, each is a duplicate.
+    let server = Server::start(&data);
+    for chunk in acked.chunks(500) {
+        let batch: Vec<Value> = chunk.iter().map(|id| moment(id, "x", "y")).collect();
+        let (status, body) =
+            server.request("POST", "/v1/orgs/acme/moments", Some(&key), &Value::Array(batch).to_string());
+        assert_eq!((status, body["accepted"].as_u64()), (200, Some(0)), "{body}");
+        assert_eq!(body["duplicates"].as_u64(), Some(chunk.len() as u64));
+    }
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -14,6 +14,8 @@
 //! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
 pub mod admin;
+pub mod config;
+pub mod effects;
 pub mod error;
 pub mod metrics;
 pub mod plugins;
@@ -34,6 +36,7 @@ use plaudit_sdk::{Effect, Record};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use self::config::ServerConfig;
 use self::error::ApiError;
 use self::worker::Worker;
 use crate::datadir::DataDir;
@@ -56,6 +59,7 @@ pub const MAX_PAGE: usize = 500;
 pub(crate) struct Org {
     key_hash: [u8; 32],
     pub(crate) worker: Worker,
+    pub(crate) feed: Arc<crate::feed::Feed>,
 }
 
 /// Shared by every handler.
@@ -68,6 +72,10 @@ pub struct AppState {
     admin: Option<[u8; 32]>,
     /// Held while an organisation is created, so that two creations of one id cannot race.
     creating: Mutex<()>,
+    /// Effects kept per organisation for the feed.
+    effects_kept: usize,
+    /// Set when the server shuts down: live streams end.
+    closing: tokio::sync::watch::Sender<bool>,
     metrics: metrics::Metrics,
 }
 
@@ -135,16 +143,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     Some(value.strip_prefix("Bearer ")?.trim())
 }
 
-/// Opens every organisation in `data` (replaying its log) and starts its worker. `admin_key`
-/// allows creating organisations over HTTP.
-pub fn open(data: &Path, admin_key: Option<&str>) -> Result<AppState, ServeError> {
-    let data = DataDir::new(data);
+/// Opens every organisation in the configured data directory (replaying its log) and starts
+/// its worker.
+pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
+    let data = DataDir::new(&config.data);
     std::fs::create_dir_all(data.orgs())?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     let mut orgs = HashMap::new();
     for org in data.organisations()? {
         let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
-        let Some((durable, _)) = data.open_org(&store, &org)? else {
+        let Some((durable, _)) = data.open_org(&store, &org, Some(config.effects_kept))? else {
             eprintln!("{}: no rule set in the log (a creation that did not finish); skipped", data.org(&org).display());
             continue;
         };
@@ -154,16 +162,32 @@ pub fn open(data: &Path, admin_key: Option<&str>) -> Result<AppState, ServeError
             .and_then(|t| unhex(&t))
             .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
         let name = org.as_str().to_string();
-        orgs.insert(name, Arc::new(Org { key_hash, worker: Worker::start(durable)? }));
+        orgs.insert(name, Arc::new(Org::start(key_hash, durable)?));
     }
     Ok(AppState {
         data,
         store,
         orgs: RwLock::new(orgs),
-        admin: admin_key.map(key_hash),
+        admin: config.admin_key.as_deref().map(key_hash),
         creating: Mutex::new(()),
+        effects_kept: config.effects_kept,
+        closing: tokio::sync::watch::Sender::new(false),
         metrics: metrics::Metrics::default(),
     })
+}
+
+impl Org {
+    /// Starts the worker of an organisation opened with its feed.
+    fn start(key_hash: [u8; 32], mut durable: crate::log::Durable) -> std::io::Result<Org> {
+        let feed = match durable.feed() {
+            Some(feed) => Arc::clone(feed),
+            None => {
+                durable.start_feed(crate::feed::DEFAULT_CAPACITY);
+                durable.feed().map(Arc::clone).unwrap_or_else(|| Arc::new(crate::feed::Feed::new(1)))
+            }
+        };
+        Ok(Org { key_hash, worker: Worker::start(durable)?, feed })
+    }
 }
 
 impl AppState {
@@ -197,15 +221,15 @@ impl AppState {
         std::fs::write(self.data.key_hash(&org), hex(&key_hash(&key)) + "\n")?;
         // The organisation exists once its rule set is in the log: a crash before leaves a
         // folder that `open` skips and a later creation reuses.
-        let durable = match crate::log::Durable::create(Arc::clone(&self.store), org, rules, format) {
+        let mut durable = match crate::log::Durable::create(Arc::clone(&self.store), org, rules, format) {
             Ok(durable) => durable,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e.into());
             }
         };
-        let worker = Worker::start(durable)?;
-        let entry = Arc::new(Org { key_hash: key_hash(&key), worker });
+        durable.start_feed(self.effects_kept);
+        let entry = Arc::new(Org::start(key_hash(&key), durable)?);
         self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
         Ok(key)
     }
@@ -238,6 +262,11 @@ impl AppState {
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
 }
 
 /// The router over `state`.
@@ -255,6 +284,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(plugins::get_plugin).put(plugins::put_plugin).delete(plugins::delete_plugin),
         )
         .route("/v1/orgs/{org}/moments", post(post_moments))
+        .route("/v1/orgs/{org}/effects", get(effects::get_effects))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
@@ -293,12 +323,18 @@ async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderNam
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&plugins))
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves `state` on `listener` until `shutdown` resolves, then ends live streams and finishes
+/// in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
@@ -480,7 +516,8 @@ mod tests {
     fn empty() -> Arc<AppState> {
         let dir = std::env::temp_dir().join(format!("plaudit-http-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Arc::new(open(&dir, None).expect("an empty data directory opens"))
+        let config = ServerConfig { data: dir, ..ServerConfig::default() };
+        Arc::new(open(&config).expect("an empty data directory opens"))
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
         None => None,
     };
-    let Some((mut durable, replayed)) = data.open_org(&store, &org)? else {
+    let Some((mut durable, replayed)) = data.open_org(&store, &org, None)? else {
         let (Some(text), Some(path)) = (given, &o.rules) else {
             bail!("organisation {org} has no log in {} yet: pass --rules to create it", o.data.display());
         };
@@ -145,7 +145,7 @@ pub fn what_if(data: &Path, org: &str, candidate: &Path) -> anyhow::Result<plaud
     let dir = DataDir::new(data);
     let text = std::fs::read_to_string(candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
-    if dir.open_org(&store, &id)?.is_none() {
+    if dir.open_org(&store, &id, None)?.is_none() {
         bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }
     Ok(plaudit_engine::log::what_if(store, &id, &text, Format::Toml)?)

@@ -111,11 +111,17 @@ enum Command {
     },
     /// Serve the HTTP API over a data directory (see `import` for its layout).
     Serve {
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-        /// Address to listen on (port 0: any free port, printed at start).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        /// A TOML configuration file (data, listen, admin_key, effects_kept, rate_limit); see
+        /// the README. Environment variables (PLAUDIT_DATA, PLAUDIT_LISTEN, PLAUDIT_ADMIN_KEY)
+        /// override it, and flags override both.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory [default: data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on (port 0: any free port, printed at start) [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
         /// On an empty data directory, create an organisation for each rule set in this file
         /// or directory and print its API key.
         #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "rules")]
@@ -186,7 +192,7 @@ fn main() -> ExitCode {
         Command::Import { data, org, rules, moments, batch, ack } => {
             data::import(&data::Options { data, org, rules }, &moments, batch.max(1), ack)
         }
-        Command::Serve { data, listen, demo } => serve::run(&serve::Options { data, listen, demo }),
+        Command::Serve { config, data, listen, demo } => serve::run(&serve::Options { config, data, listen, demo }),
         Command::Replay { data, org, summary, top } => {
             data::replay(&data::Options { data, org, rules: None }, summary, top)
         }

@@ -9,28 +9,36 @@ use plaudit_engine::datadir::DataDir;
 use plaudit_engine::http;
 
 pub struct Options {
-    pub data: PathBuf,
-    pub listen: String,
+    pub config: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub listen: Option<String>,
     /// Rule sets to create organisations from when the data directory has none.
     pub demo: Option<PathBuf>,
 }
 
 pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
-    let orgs = DataDir::new(&o.data).orgs();
-    std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
-    let admin = std::env::var("PLAUDIT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty());
-    let state = http::open(&o.data, admin.as_deref()).with_context(|| format!("opening {}", o.data.display()))?;
-    if let Some(rules) = &o.demo {
-        demo(&state, &o.data, rules)?;
+    let mut config = http::ServerConfig::load(o.config.as_deref(), |v| std::env::var(v).ok())?;
+    if let Some(data) = &o.data {
+        config.data = data.clone();
     }
-    if admin.is_none() {
+    if let Some(listen) = &o.listen {
+        config.listen = listen.clone();
+    }
+    let orgs = DataDir::new(&config.data).orgs();
+    std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
+    let state = http::open(&config).with_context(|| format!("opening {}", config.data.display()))?;
+    if let Some(rules) = &o.demo {
+        demo(&state, &config.data, rules)?;
+    }
+    if config.admin_key.is_none() {
         eprintln!("no PLAUDIT_ADMIN_KEY: organisations cannot be created over HTTP (POST /v1/orgs answers 403)");
     }
     let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener =
-            tokio::net::TcpListener::bind(&o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let orgs = state.organisations();
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
         http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")

@@ -1,0 +1,150 @@
+//! The server's configuration: a TOML file (`plaudit serve --config FILE`), environment
+//! variables over it, command-line flags over both.
+//!
+//! ```toml
+//! data = "data"                  # the data directory (PLAUDIT_DATA)
+//! listen = "127.0.0.1:8080"      # the address to serve on (PLAUDIT_LISTEN)
+//! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
+//! effects_kept = 100000          # effects kept per organisation for the feed and its stream
+//!
+//! [rate_limit]                   # per API key; omit the section for no limit
+//! requests_per_second = 2000
+//! burst = 4000
+//! ```
+//!
+//! **Owns** reading and checking the configuration; unknown keys are refused, naming the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Per-key request rate: a token bucket refilled at `requests_per_second`, holding `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+/// Everything `plaudit serve` needs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub data: PathBuf,
+    pub listen: String,
+    pub admin_key: Option<String>,
+    pub effects_kept: usize,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data: PathBuf::from("data"),
+            listen: "127.0.0.1:8080".to_string(),
+            admin_key: None,
+            effects_kept: crate::feed::DEFAULT_CAPACITY,
+            rate_limit: None,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ServerConfig {
+    /// The file at `path` (defaults if `None`), then the environment (`env` looks a variable
+    /// up: `std::env::var` in the binary), checked.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+        let origin = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf);
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let de = toml::Deserializer::parse(&text)
+                    .map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+                serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("{}: {}", e.path(), e.inner().message()),
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(data) = var("PLAUDIT_DATA") {
+            config.data = PathBuf::from(data);
+        }
+        if let Some(listen) = var("PLAUDIT_LISTEN") {
+            config.listen = listen;
+        }
+        if let Some(key) = var("PLAUDIT_ADMIN_KEY") {
+            config.admin_key = Some(key);
+        }
+        config.check().map_err(|message| ConfigError::Invalid { path: origin, message })?;
+        Ok(config)
+    }
+
+    /// The values no server can run with.
+    pub fn check(&self) -> Result<(), String> {
+        if self.admin_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
+            return Err("admin_key: at least 16 characters".to_string());
+        }
+        if self.effects_kept == 0 {
+            return Err("effects_kept: at least 1".to_string());
+        }
+        if let Some(r) = self.rate_limit
+            && (!(r.requests_per_second > 0.0 && r.requests_per_second.is_finite()) || r.burst == 0)
+        {
+            return Err("rate_limit: requests_per_second must be positive and burst at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("plaudit-config-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn the_file_sets_values_and_the_environment_overrides_them() {
+        let path = file(
+            "listen = \"0.0.0.0:9000\"\nadmin_key = \"from-the-file-0123\"\n[rate_limit]\nrequests_per_second = 5.0\nburst = 10\n",
+        );
+        let config =
+            ServerConfig::load(Some(&path), |v| (v == "PLAUDIT_ADMIN_KEY").then(|| "from-the-env-0123".into()))
+                .expect("loads");
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.admin_key.as_deref(), Some("from-the-env-0123"));
+        assert_eq!(config.rate_limit, Some(RateLimit { requests_per_second: 5.0, burst: 10 }));
+        assert_eq!(config.effects_kept, crate::feed::DEFAULT_CAPACITY);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_naming_them() {
+        let path = file("listn = \"x\"\n");
+        let err = ServerConfig::load(Some(&path), |_| None).expect_err("unknown key").to_string();
+        assert!(err.contains("listn"), "{err}");
+        let _ = std::fs::remove_file(path);
+        let path = file("admin_key = \"short\"\n");
+        let err = ServerConfig::load(Some(&path), |_| None).expect_err("short key").to_string();
+        assert!(err.contains("admin_key"), "{err}");
+        let _ = std::fs::remove_file(path);
+        let err = ServerConfig::load(None, |v| (v == "PLAUDIT_ADMIN_KEY").then(|| "short".into()))
+            .expect_err("short key from the environment")
+            .to_string();
+        assert!(err.contains("admin_key"), "{err}");
+    }
+}
