@@ -655,3 +655,26 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_notice() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-rate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).expect("dir");
+    let config = data.join("plaudit.toml");
+    std::fs::write(&config, "[rate_limit]\nrequests_per_second = 0.2\nburst = 3\n").expect("config");
+    let server = Server::start_args(&data, None, &["--config", config.to_str().expect("utf-8 path")]);
+    let (acme, riverside) = (server.key("acme").to_string(), server.key("riverside").to_string());
+    for _ in 0..3 {
+        assert_eq!(server.request("GET", "/v1/orgs/acme/wrong-key-does-not-count", Some("pk_wrong"), "").0, 404);
+        assert_eq!(server.request("GET", "/v1/orgs/acme/challenges", Some("pk_wrong"), "").0, 401);
+    }
+    for _ in 0..3 {
+        assert_eq!(server.request("GET", "/v1/orgs/acme/challenges", Some(&acme), "").0, 200);
+    }
+    let (status, head, err) = server.send("GET", "/v1/orgs/acme/challenges", Some(&acme), "application/json", b"");
+    assert_eq!((status, err["error"]["code"].as_str()), (429, Some("rate_limited")), "{err}");
+    assert!(head.contains("retry-after: 5"), "{head}");
+    assert_eq!(server.request("GET", "/v1/orgs/riverside/challenges", Some(&riverside), "").0, 200);
+    let _ = std::fs::remove_dir_all(&data);
+}

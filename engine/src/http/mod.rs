@@ -17,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod effects;
 pub mod error;
+pub mod limit;
 pub mod metrics;
 pub mod plugins;
 pub mod rules;
@@ -60,6 +61,8 @@ pub(crate) struct Org {
     key_hash: [u8; 32],
     pub(crate) worker: Worker,
     pub(crate) feed: Arc<crate::feed::Feed>,
+    /// The key's request rate, if limited.
+    bucket: Option<limit::Bucket>,
 }
 
 /// Shared by every handler.
@@ -74,6 +77,8 @@ pub struct AppState {
     creating: Mutex<()>,
     /// Effects kept per organisation for the feed.
     effects_kept: usize,
+    rate_limit: Option<config::RateLimit>,
+    admin_bucket: Option<limit::Bucket>,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
     metrics: metrics::Metrics,
@@ -162,7 +167,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
             .and_then(|t| unhex(&t))
             .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
         let name = org.as_str().to_string();
-        orgs.insert(name, Arc::new(Org::start(key_hash, durable)?));
+        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit)?));
     }
     Ok(AppState {
         data,
@@ -171,6 +176,8 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         admin: config.admin_key.as_deref().map(key_hash),
         creating: Mutex::new(()),
         effects_kept: config.effects_kept,
+        rate_limit: config.rate_limit,
+        admin_bucket: config.rate_limit.map(limit::Bucket::new),
         closing: tokio::sync::watch::Sender::new(false),
         metrics: metrics::Metrics::default(),
     })
@@ -178,7 +185,11 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
 
 impl Org {
     /// Starts the worker of an organisation opened with its feed.
-    fn start(key_hash: [u8; 32], mut durable: crate::log::Durable) -> std::io::Result<Org> {
+    fn start(
+        key_hash: [u8; 32],
+        mut durable: crate::log::Durable,
+        rate: Option<config::RateLimit>,
+    ) -> std::io::Result<Org> {
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
             None => {
@@ -186,7 +197,7 @@ impl Org {
                 durable.feed().map(Arc::clone).unwrap_or_else(|| Arc::new(crate::feed::Feed::new(1)))
             }
         };
-        Ok(Org { key_hash, worker: Worker::start(durable)?, feed })
+        Ok(Org { key_hash, worker: Worker::start(durable)?, feed, bucket: rate.map(limit::Bucket::new) })
     }
 }
 
@@ -229,7 +240,7 @@ impl AppState {
             }
         };
         durable.start_feed(self.effects_kept);
-        let entry = Arc::new(Org::start(key_hash(&key), durable)?);
+        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit)?);
         self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
         Ok(key)
     }
@@ -240,7 +251,12 @@ impl AppState {
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
         let hash = key_hash(given);
         match self.orgs().get(org) {
-            Some(o) if constant_time_eq(&o.key_hash, &hash) => Ok(Arc::clone(o)),
+            Some(o) if constant_time_eq(&o.key_hash, &hash) => {
+                if let Some(bucket) = &o.bucket {
+                    bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests)?;
+                }
+                Ok(Arc::clone(o))
+            }
             Some(_) => Err(ApiError::unauthorized()),
             None => Err(ApiError::not_found(&format!("organisation {org:?}"))),
         }
@@ -256,7 +272,13 @@ impl AppState {
             ));
         };
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        if constant_time_eq(admin, &key_hash(given)) { Ok(()) } else { Err(ApiError::unauthorized()) }
+        if !constant_time_eq(admin, &key_hash(given)) {
+            return Err(ApiError::unauthorized());
+        }
+        match &self.admin_bucket {
+            Some(bucket) => bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
