@@ -167,6 +167,23 @@ pub fn plaudit_bin() -> std::path::PathBuf {
             build.arg("--release");
         }
         let target_dir = profile_dir.parent().expect("target dir");
+        // Without the variables cargo sets for the test run: build scripts that track them
+        // (ring's does) would otherwise rebuild, here and again in the next plain build.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_run = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_BIN_",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ];
+            if per_run.iter().any(|p| name.starts_with(p)) {
+                build.env_remove(&*name);
+            }
+        }
         let status = build.env("CARGO_TARGET_DIR", target_dir).status().expect("cargo runs");
         assert!(status.success(), "building the plaudit binary failed");
         profile_dir.join(format!("plaudit{}", std::env::consts::EXE_SUFFIX))

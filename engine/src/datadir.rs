@@ -5,6 +5,7 @@
 //!                             changes and modules) and moment-id index (redb)
 //! DIR/orgs/ORG/               one folder per organisation
 //! DIR/orgs/ORG/key.sha256     hex SHA-256 of its API key (the server's)
+//! DIR/orgs/ORG/webhooks.json  its webhook subscriptions, with their delivery cursors
 //! ```
 //!
 //! Data directories written before rule sets were versioned in the log kept the rule set in
@@ -74,6 +75,11 @@ impl DataDir {
             let _ = std::fs::remove_file(&legacy);
         }
         Ok(Some(opened))
+    }
+
+    /// The organisation's webhook subscriptions and their delivery cursors.
+    pub fn webhooks(&self, org: &OrgId) -> PathBuf {
+        self.org(org).join("webhooks.json")
     }
 
     pub fn key_hash(&self, org: &OrgId) -> PathBuf {

@@ -10,7 +10,8 @@
 //! - [`guard`] -> [`rules`] -> [`plugins`] -> [`effects`] -> [`leaderboard`]: the scoring
 //!   passes, as systems run in that order over a batch ([`world::Pass`]).
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`];
-//!   [`feed`]: the recent effects, numbered, for the effects feed, its stream and webhooks.
+//!   [`feed`]: the recent effects, numbered, for the effects feed, its stream and
+//!   [`webhooks`] (signed, at-least-once delivery to product teams' URLs).
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
 //! - [`publish`]: a new rule-set version, going forward: state carried over by id.
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
@@ -47,6 +48,7 @@ pub mod rules;
 pub mod ruleset;
 pub mod simulate;
 pub mod store;
+pub mod webhooks;
 pub mod workload;
 pub mod world;
 

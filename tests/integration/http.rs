@@ -260,6 +260,8 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/plugins/{name}",
         "/v1/orgs/{org}/moments",
         "/v1/orgs/{org}/effects",
+        "/v1/orgs/{org}/webhooks",
+        "/v1/orgs/{org}/webhooks/{name}",
         "/v1/orgs/{org}/stakeholders/{id}",
         "/v1/orgs/{org}/leaderboards/{board}",
         "/v1/orgs/{org}/challenges",
@@ -676,5 +678,118 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_n
     assert_eq!((status, err["error"]["code"].as_str()), (429, Some("rate_limited")), "{err}");
     assert!(head.contains("retry-after: 5"), "{head}");
     assert_eq!(server.request("GET", "/v1/orgs/riverside/challenges", Some(&riverside), "").0, 200);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A webhook receiver on a free loopback port: answers `500` to the first `fail_first`
+/// requests and `200` after; hands each request's headers and body over a channel.
+fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let status = if n < fail_first { "500 Internal Server Error" } else { "200 OK" };
+            let mut stream = reader.into_inner();
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if tx.send((head, String::from_utf8_lossy(&body).into_owned())).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// Checks `head`'s `Plaudit-Signature` over the raw `body` with `secret`.
+fn signed_by(head: &str, body: &str, secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(line) = head.lines().find(|l| l.to_ascii_lowercase().starts_with("plaudit-signature:")) else {
+        return false;
+    };
+    let value = line.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
+    let (Some(t), Some(v1)) =
+        (value.split(',').find_map(|p| p.strip_prefix("t=")), value.split(',').find_map(|p| p.strip_prefix("v1=")))
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    hex == v1
+}
+
+#[test]
+fn webhooks_deliver_chosen_effects_signed_retry_after_a_failure_and_resume_after_a_restart() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-hooks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let (url, deliveries) = receiver(1);
+    let body = json!({"url": url, "types": ["points_awarded"]}).to_string();
+    let (status, bad) =
+        server.request("PUT", "/v1/orgs/acme/webhooks/crm", Some(&key), &json!({"url": "nope"}).to_string());
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("url")), "{bad}");
+    let (status, hook) = server.request("PUT", "/v1/orgs/acme/webhooks/crm", Some(&key), &body);
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().expect("a secret, shown once").to_string();
+
+    let (_, answer) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("w1", "ann", "bob").to_string());
+    let awarded: Vec<&Value> =
+        answer["effects"].as_array().expect("effects").iter().filter(|e| e["type"] == "points_awarded").collect();
+    assert!(!awarded.is_empty(), "{answer}");
+    let timeout = std::time::Duration::from_secs(20);
+    let (head1, first) = deliveries.recv_timeout(timeout).expect("a first attempt");
+    let (head2, second) = deliveries.recv_timeout(timeout).expect("a retry after the 500");
+    assert_eq!(first, second, "the same batch again: at least once");
+    assert!(signed_by(&head1, &first, &secret) && signed_by(&head2, &second, &secret), "{head1}");
+    assert!(!signed_by(&head1, &first, "another-secret-123"));
+    let second: Value = serde_json::from_str(&second).expect("json");
+    assert_eq!((second["organisation"].as_str(), second["webhook"].as_str()), (Some("acme"), Some("crm")));
+    let effects = second["effects"].as_array().expect("effects");
+    assert_eq!(effects.len(), awarded.len(), "only the chosen type: {second}");
+    assert!(effects.iter().all(|e| e["type"] == "points_awarded" && e["moment"] == "w1" && e["id"].is_u64()));
+
+    let (_, views) = server.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "");
+    let last_id = effects.last().and_then(|e| e["id"].as_u64()).expect("id");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut views = views;
+    while views[0]["cursor"].as_u64() < Some(last_id) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        views = server.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "").1;
+    }
+    assert!(views[0]["cursor"].as_u64() >= Some(last_id), "{views}");
+    assert_eq!((views[0]["failed_attempts"].as_u64(), views[0]["delivered_batches"].as_u64()), (Some(1), Some(1)));
+    assert!(views[0].get("secret").is_none(), "the secret is never shown again");
+    drop(server);
+
+    // After a restart delivery carries on from the saved cursor: only new effects come.
+    let server = Server::start(&data);
+    server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("w2", "bob", "carl").to_string());
+    let (_, next) = deliveries.recv_timeout(timeout).expect("a delivery after the restart");
+    let next: Value = serde_json::from_str(&next).expect("json");
+    let ids: Vec<u64> = next["effects"].as_array().expect("effects").iter().filter_map(|e| e["id"].as_u64()).collect();
+    assert!(ids.iter().all(|&id| id > last_id), "{next}");
+    assert!(next["effects"].as_array().is_some_and(|e| e.iter().all(|x| x["moment"] == "w2")), "{next}");
+    assert_eq!(server.request("DELETE", "/v1/orgs/acme/webhooks/crm", Some(&key), "").0, 204);
+    assert_eq!(server.request("DELETE", "/v1/orgs/acme/webhooks/crm", Some(&key), "").0, 404);
     let _ = std::fs::remove_dir_all(&data);
 }

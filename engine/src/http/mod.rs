@@ -21,6 +21,7 @@ pub mod limit;
 pub mod metrics;
 pub mod plugins;
 pub mod rules;
+pub mod webhooks;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -63,6 +64,9 @@ pub(crate) struct Org {
     pub(crate) feed: Arc<crate::feed::Feed>,
     /// The key's request rate, if limited.
     bucket: Option<limit::Bucket>,
+    pub(crate) hooks: Arc<crate::webhooks::Hooks>,
+    /// Whether its webhook delivery task runs.
+    delivering: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by every handler.
@@ -167,7 +171,9 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
             .and_then(|t| unhex(&t))
             .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
         let name = org.as_str().to_string();
-        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit)?));
+        let hooks =
+            crate::webhooks::Hooks::load(data.webhooks(&org)).map_err(|e| data_error(&data.webhooks(&org), e))?;
+        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit, hooks)?));
     }
     Ok(AppState {
         data,
@@ -189,6 +195,7 @@ impl Org {
         key_hash: [u8; 32],
         mut durable: crate::log::Durable,
         rate: Option<config::RateLimit>,
+        hooks: crate::webhooks::Hooks,
     ) -> std::io::Result<Org> {
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
@@ -197,7 +204,23 @@ impl Org {
                 durable.feed().map(Arc::clone).unwrap_or_else(|| Arc::new(crate::feed::Feed::new(1)))
             }
         };
-        Ok(Org { key_hash, worker: Worker::start(durable)?, feed, bucket: rate.map(limit::Bucket::new) })
+        Ok(Org {
+            key_hash,
+            worker: Worker::start(durable)?,
+            feed,
+            bucket: rate.map(limit::Bucket::new),
+            hooks: Arc::new(hooks),
+            delivering: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Starts the organisation's webhook delivery on the current runtime, once.
+    fn deliver(&self, name: &str, closing: tokio::sync::watch::Receiver<bool>) {
+        if self.delivering.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let task = crate::webhooks::deliver(name.to_string(), Arc::clone(&self.hooks), Arc::clone(&self.feed), closing);
+        tokio::spawn(task);
     }
 }
 
@@ -240,7 +263,11 @@ impl AppState {
             }
         };
         durable.start_feed(self.effects_kept);
-        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit)?);
+        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
+        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, hooks)?);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            entry.deliver(id, self.closing());
+        }
         self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
         Ok(key)
     }
@@ -307,6 +334,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/effects", get(effects::get_effects))
+        .route("/v1/orgs/{org}/webhooks", get(webhooks::list_webhooks))
+        .route(
+            "/v1/orgs/{org}/webhooks/{name}",
+            axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
+        )
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
@@ -352,6 +384,9 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    for (name, org) in state.orgs().iter() {
+        org.deliver(name, state.closing());
+    }
     let closing = state.closing.clone();
     let shutdown = async move {
         shutdown.await;
