@@ -64,6 +64,39 @@ pub enum LogError {
     BadChange { org: OrgId, number: u64, detail: String },
 }
 
+/// Upper bounds of the commit-time buckets, in seconds.
+pub const COMMIT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
+
+/// How long the log's commits take (each a durable `Store::append` of a batch or a group), for
+/// the server's metrics. Shared by every organisation's [`Durable`].
+#[derive(Debug, Default)]
+pub struct CommitTimes {
+    /// Per bucket (not cumulative), then over the last bound.
+    buckets: [std::sync::atomic::AtomicU64; COMMIT_BUCKETS.len() + 1],
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl CommitTimes {
+    pub fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = took.as_secs_f64();
+        let i = COMMIT_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(COMMIT_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last is the total) and the sum in seconds.
+    pub fn cumulative(&self) -> (Vec<u64>, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut total = 0;
+        let counts = self.buckets.iter().map(|b| {
+            total += b.load(Relaxed);
+            total
+        });
+        (counts.collect(), self.micros.load(Relaxed) as f64 / 1e6)
+    }
+}
+
 /// The rule set in force, as published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
@@ -103,6 +136,8 @@ pub struct Durable {
     host: Option<PluginHost>,
     /// Where every effect goes, rendered, when someone reads them (the server).
     feed: Option<Arc<Feed>>,
+    /// Where commit times go, when someone watches them (the server).
+    commit_times: Option<Arc<CommitTimes>>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -139,7 +174,7 @@ impl Durable {
         let change = Change::Rules { text: text.to_string(), format };
         store.append_change(&org, Seq(0), &change, None)?;
         let rules = Published { version: 1, text: text.to_string(), format, after: Seq(0) };
-        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None })
+        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None, commit_times: None })
     }
 
     /// Whether `org` exists in `store` (has a rule set in its log).
@@ -174,6 +209,11 @@ impl Durable {
         self.feed = Some(Arc::new(Feed::new(capacity)));
     }
 
+    /// Records the time of every commit of records into `times`.
+    pub fn time_commits(&mut self, times: Arc<CommitTimes>) {
+        self.commit_times = Some(times);
+    }
+
     /// The effects feed, if the organisation has one.
     pub fn feed(&self) -> Option<&Arc<Feed>> {
         self.feed.as_ref()
@@ -202,7 +242,8 @@ impl Durable {
             None => first_world(&org, text, *format, "the first rule set").map_err(|e| bad(&first, e.to_string()))?,
         };
         let rules = Published { version: 1, text: text.clone(), format: *format, after: first.after };
-        let mut durable = Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None };
+        let mut durable =
+            Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None, commit_times: None };
         let mut records = durable.replay_until(first.after.min(until), observe)?;
         for change in changes {
             if change.after > until {
@@ -288,6 +329,7 @@ impl Durable {
         self.world.publish_prepared(prepared);
         let version = self.rules.version + 1;
         self.rules = Published { version, text: text.to_string(), format, after };
+        tracing::info!(org = %self.org, version, after = after.0, "rule set published");
         Ok(&self.rules)
     }
 
@@ -306,6 +348,7 @@ impl Durable {
         let change = Change::InstallPlugin { name: name.to_string(), module: module.clone() };
         self.store.append_change(&self.org, after, &change, Some(wasm))?;
         self.world.install_plugin(name, Arc::new(loaded));
+        tracing::info!(org = %self.org, plugin = name, module = %module, after = after.0, "plugin installed");
         self.plugins.insert(name.to_string(), Installed { module, after });
         self.world.plugin(name).ok_or_else(|| LogError::Diverged {
             org: self.org.clone(),
@@ -323,6 +366,7 @@ impl Durable {
         self.store.append_change(&self.org, self.world.last_seq(), &change, None)?;
         self.world.remove_plugin(name);
         self.plugins.remove(name);
+        tracing::info!(org = %self.org, plugin = name, "plugin removed");
         Ok(true)
     }
 
@@ -391,7 +435,11 @@ impl Durable {
         if keep.is_empty() {
             return Ok((outcomes, effects));
         }
+        let started = Instant::now();
         let appended = self.store.append(&self.org, &keep)?;
+        if let Some(times) = &self.commit_times {
+            times.record(started.elapsed());
+        }
         for &i in &appended.duplicates {
             outcomes[owner[i]].duplicates += 1;
         }

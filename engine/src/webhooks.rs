@@ -349,9 +349,9 @@ pub async fn deliver(org: String, hooks: Arc<Hooks>, feed: Arc<Feed>, mut closin
             jobs
         };
         for job in &jobs {
-            let (org, agent) = (org.clone(), agent.clone());
+            let (name, agent) = (org.clone(), agent.clone());
             let sent = job.clone();
-            let result = tokio::task::spawn_blocking(move || post(&agent, &org, &sent))
+            let result = tokio::task::spawn_blocking(move || post(&agent, &name, &sent))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
             let mut state = hooks.state();
@@ -379,6 +379,7 @@ pub async fn deliver(org: String, hooks: Arc<Hooks>, feed: Arc<Feed>, mut closin
                     // 1 s, 2 s, 4 s... up to MAX_BACKOFF.
                     let backoff =
                         Duration::from_secs(1u64 << (health.consecutive_failures - 1).min(16)).min(MAX_BACKOFF);
+                    tracing::warn!(org = %org, webhook = %job.name, error = %e, retry_in_s = backoff.as_secs(), "webhook delivery failed");
                     health.last_error = Some(e);
                     health.retry_at = Some(unix_now() + backoff.as_secs());
                     state.due.insert(job.name.clone(), tokio::time::Instant::now() + backoff);

@@ -136,6 +136,7 @@ fn moments_in_effects_out_profiles_and_leaderboards_read_back_and_survive_a_rest
         "plaudit_http_requests_total{route=\"/v1/orgs/{org}/moments\",status=\"2xx\"} 2",
         "plaudit_records_accepted_total 2",
         "plaudit_records_duplicate_total 1",
+        "plaudit_store_commit_seconds_count 1",
         "plaudit_http_request_seconds_count{route=\"/v1/orgs/{org}/leaderboards/{board}\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");

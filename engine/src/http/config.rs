@@ -6,6 +6,8 @@
 //! listen = "127.0.0.1:8080"      # the address to serve on (PLAUDIT_LISTEN)
 //! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
 //! effects_kept = 100000          # effects kept per organisation for the feed and its stream
+//! log = "info"                   # what to log, as a tracing filter: "info", "plaudit_engine=debug" (PLAUDIT_LOG)
+//! log_format = "text"            # or "json": one JSON object a line, on stderr
 //!
 //! [rate_limit]                   # per API key; omit the section for no limit
 //! requests_per_second = 2000
@@ -35,6 +37,18 @@ pub struct ServerConfig {
     pub admin_key: Option<String>,
     pub effects_kept: usize,
     pub rate_limit: Option<RateLimit>,
+    /// A `tracing` filter directive.
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +59,8 @@ impl Default for ServerConfig {
             admin_key: None,
             effects_kept: crate::feed::DEFAULT_CAPACITY,
             rate_limit: None,
+            log: "info".to_string(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -86,6 +102,9 @@ impl ServerConfig {
         if let Some(key) = var("PLAUDIT_ADMIN_KEY") {
             config.admin_key = Some(key);
         }
+        if let Some(log) = var("PLAUDIT_LOG") {
+            config.log = log;
+        }
         config.check().map_err(|message| ConfigError::Invalid { path: origin, message })?;
         Ok(config)
     }
@@ -94,6 +113,9 @@ impl ServerConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.admin_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
             return Err("admin_key: at least 16 characters".to_string());
+        }
+        if let Err(e) = self.log.parse::<tracing_subscriber::EnvFilter>() {
+            return Err(format!("log: {:?}: {e}", self.log));
         }
         if self.effects_kept == 0 {
             return Err("effects_kept: at least 1".to_string());

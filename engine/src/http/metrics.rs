@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition of what the server did: requests by route and
-//! status class with a latency histogram, records accepted and duplicated, and each
-//! organisation's plugin calls and failures.
+//! status class with a latency histogram, records accepted and duplicated, store commit times,
+//! and each organisation's plugin calls and failures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +26,8 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, Route>>,
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Every organisation's log commits.
+    pub commits: std::sync::Arc<crate::log::CommitTimes>,
 }
 
 impl Metrics {
@@ -98,6 +100,18 @@ impl Metrics {
             "Records that were duplicates (moment ids seen before, unchanged profiles).",
             self.duplicates.load(Ordering::Relaxed),
         );
+        out.push_str(
+            "# HELP plaudit_store_commit_seconds Time of each durable commit of records to the log (fsync included).\n",
+        );
+        out.push_str("# TYPE plaudit_store_commit_seconds histogram\n");
+        let (counts, sum) = self.commits.cumulative();
+        for (bound, count) in crate::log::COMMIT_BUCKETS.iter().zip(&counts) {
+            let _ = writeln!(out, "plaudit_store_commit_seconds_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let total = counts.last().copied().unwrap_or(0);
+        let _ = writeln!(out, "plaudit_store_commit_seconds_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "plaudit_store_commit_seconds_sum {sum}");
+        let _ = writeln!(out, "plaudit_store_commit_seconds_count {total}");
         out.push_str("# HELP plaudit_plugin_calls_total Plugin calls, by organisation, plugin and result.\n");
         out.push_str("# TYPE plaudit_plugin_calls_total counter\n");
         for (org, plugin, calls, failed, _) in plugins {

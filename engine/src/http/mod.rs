@@ -159,12 +159,20 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     std::fs::create_dir_all(data.orgs())?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     let mut orgs = HashMap::new();
+    let metrics = metrics::Metrics::default();
     for org in data.organisations()? {
         let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
-        let Some((durable, _)) = data.open_org(&store, &org, Some(config.effects_kept))? else {
-            eprintln!("{}: no rule set in the log (a creation that did not finish); skipped", data.org(&org).display());
+        let Some((durable, replayed)) = data.open_org(&store, &org, Some(config.effects_kept))? else {
+            tracing::warn!(org = %org, "no rule set in the log (a creation that did not finish): skipped");
             continue;
         };
+        tracing::info!(
+            org = %org,
+            records = replayed.records,
+            replay_ms = replayed.elapsed.as_millis() as u64,
+            rules_version = durable.rules().version,
+            "organisation opened"
+        );
         let key_file = data.key_hash(&org);
         let key_hash = std::fs::read_to_string(&key_file)
             .ok()
@@ -173,7 +181,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         let name = org.as_str().to_string();
         let hooks =
             crate::webhooks::Hooks::load(data.webhooks(&org)).map_err(|e| data_error(&data.webhooks(&org), e))?;
-        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit, hooks)?));
+        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit, hooks, &metrics)?));
     }
     Ok(AppState {
         data,
@@ -185,7 +193,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         rate_limit: config.rate_limit,
         admin_bucket: config.rate_limit.map(limit::Bucket::new),
         closing: tokio::sync::watch::Sender::new(false),
-        metrics: metrics::Metrics::default(),
+        metrics,
     })
 }
 
@@ -196,7 +204,9 @@ impl Org {
         mut durable: crate::log::Durable,
         rate: Option<config::RateLimit>,
         hooks: crate::webhooks::Hooks,
+        metrics: &metrics::Metrics,
     ) -> std::io::Result<Org> {
+        durable.time_commits(Arc::clone(&metrics.commits));
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
             None => {
@@ -264,10 +274,11 @@ impl AppState {
         };
         durable.start_feed(self.effects_kept);
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
-        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, hooks)?);
+        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, hooks, &self.metrics)?);
         if tokio::runtime::Handle::try_current().is_ok() {
             entry.deliver(id, self.closing());
         }
+        tracing::info!(org = id, "organisation created");
         self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
         Ok(key)
     }
@@ -357,9 +368,16 @@ async fn track(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unknown".to_string(), |p| p.as_str().to_string());
+    let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16(), started.elapsed());
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    state.metrics.request(&route, status, took);
+    if status >= 500 {
+        tracing::warn!(%method, route, status, micros = took.as_micros() as u64, "request failed");
+    } else {
+        tracing::debug!(%method, route, status, micros = took.as_micros() as u64, "request");
+    }
     response
 }
 

@@ -180,9 +180,12 @@ impl Slot {
         if report.moments == 1 {
             s.consecutive_failures += 1;
         }
+        tracing::debug!(plugin = %s.name, moments = report.moments, reason = %report.reason, "plugin call failed");
         s.last_failure = Some(report);
-        if s.consecutive_failures >= DISABLE_AFTER {
+        if s.consecutive_failures >= DISABLE_AFTER && s.state != PluginState::Disabled {
             s.state = PluginState::Disabled;
+            let reason = s.last_failure.as_ref().map_or("", |f| f.reason.as_str());
+            tracing::warn!(plugin = %s.name, failures = s.consecutive_failures, reason, "plugin disabled until a new module is installed");
         }
     }
 }

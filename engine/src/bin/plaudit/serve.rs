@@ -24,6 +24,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     if let Some(listen) = &o.listen {
         config.listen = listen.clone();
     }
+    init_logs(&config)?;
     let orgs = DataDir::new(&config.data).orgs();
     std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
     let state = http::open(&config).with_context(|| format!("opening {}", config.data.display()))?;
@@ -31,7 +32,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         demo(&state, &config.data, rules)?;
     }
     if config.admin_key.is_none() {
-        eprintln!("no PLAUDIT_ADMIN_KEY: organisations cannot be created over HTTP (POST /v1/orgs answers 403)");
+        tracing::info!("no admin key (PLAUDIT_ADMIN_KEY): organisations cannot be created over HTTP");
     }
     let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -40,10 +41,11 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let orgs = state.organisations();
+        tracing::info!(listen = %listener.local_addr()?, organisations = orgs.len(), "serving");
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
         http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")
     })?;
-    eprintln!("stopped: every accepted request was answered");
+    tracing::info!("stopped: every accepted request was answered");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -75,6 +77,21 @@ fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Structured logs on stderr, filtered and formatted as configured.
+fn init_logs(config: &http::ServerConfig) -> anyhow::Result<()> {
+    let filter: tracing_subscriber::EnvFilter = config.log.parse().context("the log filter")?;
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match config.log_format {
+        http::config::LogFormat::Text => builder.try_init(),
+        http::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -94,4 +111,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
 }
