@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A load test of `plaudit serve` with wrk on this machine (loopback only, bounded in time):
-# durable moments/s in batches of 100, then single-moment requests and their latency.
+# A load test of `plaudit serve` on this machine (loopback only, bounded in time): durable
+# moments/s in batches of 100 (wrk, as fast as it goes), then single-moment requests at a fixed
+# rate of 5000/s and their latency (benches' `load`: wrk cannot hold a fixed rate).
 # Usage: bash scripts/load.sh [SECONDS]   (default 10 per run)
 set -euo pipefail
 exec </dev/null
@@ -8,7 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_RUN=${1:-10}
 cd "$ROOT"
 command -v wrk >/dev/null || { echo "load: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p plaudit-engine
+cargo build --release -q -p plaudit-engine -p plaudit-benches --bin plaudit --bin load
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT
@@ -20,5 +21,5 @@ export PLAUDIT_KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$O
 echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run"
 echo -n "batches of 100, 1 thread, 4 connections:  "
 RUN=b BATCH=100 wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
-echo -n "single moments, 1 thread, 32 connections: "
-RUN=s BATCH=1 wrk -t1 -c32 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
+echo "single moments at a fixed 5000 requests/s, 64 connections:"
+target/release/load "$ADDR" "$PLAUDIT_KEY" 5000 "$SECONDS_PER_RUN" 64

@@ -1,0 +1,139 @@
+//! A fixed-rate HTTP load generator for `plaudit serve`: single moments sent at a constant
+//! rate over keep-alive connections, latency measured from when each request was due (so a
+//! stalled server shows up in the figures instead of slowing the generator down: no
+//! coordinated omission).
+//!
+//! `cargo run --release -p plaudit-benches --bin load -- ADDR KEY [RATE] [SECONDS] [CONNECTIONS]`
+//! (defaults: 5000 requests/s, 10 s, 64 connections). Prints the achieved rate, the status
+//! counts and p50/p90/p99/p99.9/max latency.
+
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use tokio::net::TcpStream;
+
+struct Args {
+    addr: String,
+    key: String,
+    rate: f64,
+    seconds: f64,
+    connections: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: load ADDR KEY [RATE] [SECONDS] [CONNECTIONS]";
+    let (Some(addr), Some(key)) = (a.first(), a.get(1)) else { return Err(usage.to_string()) };
+    let num = |i: usize, default: f64| -> Result<f64, String> {
+        a.get(i).map_or(Ok(default), |v| v.parse().map_err(|e| format!("argument {}: {v:?}: {e}; {usage}", i + 1)))
+    };
+    Ok(Args {
+        addr: addr.clone(),
+        key: key.clone(),
+        rate: num(2, 5000.0)?,
+        seconds: num(3, 10.0)?,
+        connections: num(4, 64.0)? as usize,
+    })
+}
+
+/// One connection's share: every `connections`-th request, each sent when due.
+async fn connection(
+    args: std::sync::Arc<Args>,
+    index: usize,
+    start: Instant,
+    run: u64,
+) -> Result<(Vec<u32>, [u64; 3]), String> {
+    let stream = TcpStream::connect(&args.addr).await.map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let total = (args.rate * args.seconds) as usize;
+    let gap = Duration::from_secs_f64(1.0 / args.rate);
+    let mut latencies = Vec::with_capacity(total / args.connections + 1);
+    let mut statuses = [0u64; 3];
+    let mut i = index;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (index as u64 + 1);
+    while i < total {
+        let due = start + gap * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let body = format!(
+            r#"{{"id":"load-{run}-{i}","stakeholder":"s{}","counterpart":"s{}","kind":"answer","channel":"forum","at":"2026-03-{:02}T10:00:00Z"}}"#,
+            x % 10_000,
+            (x >> 20) % 10_000 + 10_000,
+            1 + (i % 28)
+        );
+        let request = hyper::Request::post("/v1/orgs/acme/moments")
+            .header("host", &args.addr)
+            .header("authorization", format!("Bearer {}", args.key))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await.map_err(|e| e.to_string())?;
+        latencies.push(u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX));
+        statuses[match status {
+            200..=299 => 0,
+            400..=499 => 1,
+            _ => 2,
+        }] += 1;
+        i += args.connections;
+    }
+    Ok((latencies, statuses))
+}
+
+fn main() -> Result<(), String> {
+    let args = std::sync::Arc::new(args()?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (latencies, statuses, elapsed) = runtime.block_on(async {
+        let start = Instant::now() + Duration::from_millis(200);
+        let tasks: Vec<_> =
+            (0..args.connections).map(|c| tokio::spawn(connection(args.clone(), c, start, run))).collect();
+        let mut latencies = Vec::new();
+        let mut statuses = [0u64; 3];
+        for t in tasks {
+            let (l, s) = t.await.map_err(|e| e.to_string())??;
+            latencies.extend(l);
+            for (a, b) in statuses.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+        Ok::<_, String>((latencies, statuses, start.elapsed()))
+    })?;
+    let mut sorted = latencies;
+    sorted.sort_unstable();
+    let pct = |p: f64| {
+        sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
+    };
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    println!(
+        "{} requests in {:.1} s ({:.0}/s, asked {:.0}/s over {} connections): 2xx {} 4xx {} other {}",
+        sorted.len(),
+        elapsed.as_secs_f64(),
+        sorted.len() as f64 / elapsed.as_secs_f64(),
+        args.rate,
+        args.connections,
+        statuses[0],
+        statuses[1],
+        statuses[2]
+    );
+    println!(
+        "latency from due time: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(pct(0.999)),
+        ms(sorted.last().copied().unwrap_or(0))
+    );
+    Ok(())
+}
