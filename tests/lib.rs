@@ -122,7 +122,7 @@ pub fn points(effects: &[Effect], who: &str, currency: &str) -> i64 {
 }
 
 /// `who`'s balance of `currency` now.
-pub fn balance(w: &OrgWorld, who: &str, currency: &str) -> i64 {
+pub fn balance(w: &mut OrgWorld, who: &str, currency: &str) -> i64 {
     w.profile(who).and_then(|p| p.currencies.get(currency).copied()).unwrap_or(0)
 }
 

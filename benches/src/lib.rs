@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{BatchSize, Criterion, Throughput};
 use plaudit_engine::OrgWorld;
+use plaudit_engine::reads::PageQuery;
 use plaudit_engine::workload::{Spec, Workload};
 use plaudit_sdk::Record;
 
@@ -45,6 +46,28 @@ pub fn warm_up(world: &mut OrgWorld, workload: &Workload) {
 /// Benches `group/name`: each iteration scores a batch of fresh moments (new ids, later times),
 /// generated outside the timed section; throughput in moments per second.
 pub fn bench_batches(c: &mut Criterion, group: &str, name: &str, world: &mut OrgWorld, workload: &Workload) {
+    bench_batches_then(c, group, name, world, workload, |_| {});
+}
+
+/// The top 10 of every leaderboard: what a product page shows, and what makes the lazily
+/// published rankings catch up.
+pub fn read_leaderboards(world: &mut OrgWorld) {
+    let boards: Vec<String> = world.program().leaderboards.iter().map(|b| b.id.clone()).collect();
+    for board in &boards {
+        let page = world.leaderboard(board, &PageQuery { limit: 10, ..PageQuery::default() });
+        std::hint::black_box(page.is_ok());
+    }
+}
+
+/// [`bench_batches`], with `then` timed after every batch.
+pub fn bench_batches_then(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    world: &mut OrgWorld,
+    workload: &Workload,
+    mut then: impl FnMut(&mut OrgWorld),
+) {
     let next = Cell::new(WARMUP_MOMENTS);
     let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -58,6 +81,7 @@ pub fn bench_batches(c: &mut Criterion, group: &str, name: &str, world: &mut Org
             |batch| {
                 let outcome = world.ingest(batch);
                 world.clear_effects();
+                then(world);
                 outcome
             },
             BatchSize::LargeInput,

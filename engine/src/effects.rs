@@ -10,7 +10,7 @@
 //!
 //! Owns [`Wallet`], [`Tally`], the challenge part of [`Seen`], the pending side of
 //! [`Standing`], the [`History`] ledger and [`TeamChallenges`]. Does not publish leaderboards
-//! (the leaderboard pass does) and does no IO.
+//! (it queues the stakeholders whose entries changed; see [`crate::leaderboard`]) and does no IO.
 
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
@@ -19,6 +19,7 @@ use crate::batch::{Action, Awards, Batch, Hold, MomentRec, PluginActs, PluginWha
 use crate::components::{Identity, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
+use crate::leaderboard::PublishQueue;
 use crate::ruleset::program::{
     BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward,
 };
@@ -44,47 +45,6 @@ pub struct TeamProgress {
     pub contributors: Vec<Entity>,
     /// Which window start this is (see [`TeamChallenges::generations`]).
     pub generation: u64,
-}
-
-/// Stakeholders whose leaderboard entries changed in this batch, each once.
-#[derive(Resource, Debug, Default)]
-pub struct PublishQueue {
-    pub queue: Vec<Entity>,
-    /// One bit per entity index: queued in this batch. Cleared as the queue drains, so it costs
-    /// a bit per stakeholder instead of a field in every `Standing`.
-    queued: Vec<u64>,
-}
-
-impl PublishQueue {
-    /// Queues `e` unless it is queued already.
-    pub fn push(&mut self, e: Entity) {
-        let i = e.index_u32() as usize;
-        if self.queued.len() <= i / 64 {
-            self.queued.resize(i / 64 + 1, 0);
-        }
-        let (word, bit) = (&mut self.queued[i / 64], 1u64 << (i % 64));
-        if *word & bit == 0 {
-            *word |= bit;
-            self.queue.push(e);
-        }
-    }
-
-    /// Takes the queued entities, in the order queued, and clears their marks.
-    pub fn take(&mut self) -> Vec<Entity> {
-        for e in &self.queue {
-            let i = e.index_u32() as usize;
-            self.queued[i / 64] &= !(1u64 << (i % 64));
-        }
-        std::mem::take(&mut self.queue)
-    }
-
-    /// Hands back the buffer `take` returned, so the next batch reuses its capacity.
-    pub fn recycle(&mut self, mut buffer: Vec<Entity>) {
-        if self.queue.is_empty() {
-            buffer.clear();
-            self.queue = buffer;
-        }
-    }
 }
 
 type StateQuery<'w, 's> = Query<
@@ -236,7 +196,7 @@ impl Out<'_> {
         }
     }
 
-    /// Queues `who` for the leaderboard pass, once per batch.
+    /// Queues `who` for publishing to the leaderboards (once until then).
     fn enqueue(&mut self, who: &mut Member) {
         self.queue.push(who.entity);
     }

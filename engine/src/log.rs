@@ -523,7 +523,8 @@ pub fn what_if(
         records = replayed.records;
         worlds.push(durable.world);
     }
-    let mut diff = crate::simulate::compare(&worlds[0], &worlds[1]);
+    let (current, candidate) = worlds.split_at_mut(1);
+    let mut diff = crate::simulate::compare(&mut current[0], &mut candidate[0]);
     diff.records = records as usize;
     diff.completions = completions;
     Ok(diff)

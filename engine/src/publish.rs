@@ -32,10 +32,10 @@ use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::components::{Caps, GuardState, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
-use crate::effects::{PublishQueue, TeamChallenges};
+use crate::effects::TeamChallenges;
 use crate::history::{Earned, History, LedgerEntry, MomentInfo};
 use crate::ids::Sym;
-use crate::leaderboard::Boards;
+use crate::leaderboard::{Boards, PublishQueue};
 use crate::ruleset::program::{MetricRef, Program};
 
 /// Why a rule set cannot replace the one in force; each names the field.

@@ -2,7 +2,8 @@
 //! offset or around a stakeholder), and the challenges with their status. Serializable shapes,
 //! the same for the CLI's `--summary` and, later, the HTTP API.
 //!
-//! Reads only; never mutates the world.
+//! Reads only; they change no state. Those that show ranks publish queued leaderboard entries
+//! first ([`OrgWorld::publish_leaderboards`]), hence `&mut self`.
 
 use std::collections::BTreeMap;
 
@@ -162,7 +163,13 @@ impl OrgWorld {
     }
 
     /// A stakeholder's profile, or `None` if the id was never seen.
-    pub fn profile(&self, id: &str) -> Option<Profile> {
+    pub fn profile(&mut self, id: &str) -> Option<Profile> {
+        self.publish_leaderboards();
+        self.profile_published(id)
+    }
+
+    /// [`OrgWorld::profile`], once the leaderboards are published.
+    fn profile_published(&self, id: &str) -> Option<Profile> {
         let w = self.world();
         let p = self.program();
         let e = w.resource::<Directory>().get(id)?;
@@ -266,7 +273,13 @@ impl OrgWorld {
     }
 
     /// A page of a leaderboard.
-    pub fn leaderboard(&self, board: &str, q: &PageQuery) -> Result<Page, ReadError> {
+    pub fn leaderboard(&mut self, board: &str, q: &PageQuery) -> Result<Page, ReadError> {
+        self.publish_leaderboards();
+        self.leaderboard_published(board, q)
+    }
+
+    /// [`OrgWorld::leaderboard`], once the leaderboards are published.
+    fn leaderboard_published(&self, board: &str, q: &PageQuery) -> Result<Page, ReadError> {
         let w = self.world();
         let p = self.program();
         let ix = p.board_ix(board).ok_or_else(|| ReadError::UnknownBoard(board.to_string()))?;
@@ -385,14 +398,15 @@ impl OrgWorld {
 
     /// Profiles of every stakeholder (in first-seen order), every leaderboard's top `top`, and
     /// the challenges.
-    pub fn summary(&self, top: usize) -> Summary {
+    pub fn summary(&mut self, top: usize) -> Summary {
+        self.publish_leaderboards();
         let dir = self.world().resource::<Directory>();
-        let profiles = (0..dir.ids.len() as u32).filter_map(|i| self.profile(dir.ids.resolve(i))).collect();
+        let profiles = (0..dir.ids.len() as u32).filter_map(|i| self.profile_published(dir.ids.resolve(i))).collect();
         let leaderboards = self
             .program()
             .leaderboards
             .iter()
-            .filter_map(|b| self.leaderboard(&b.id, &PageQuery { limit: top, ..PageQuery::default() }).ok())
+            .filter_map(|b| self.leaderboard_published(&b.id, &PageQuery { limit: top, ..PageQuery::default() }).ok())
             .collect();
         Summary {
             organisation: self.program().org_id.clone(),

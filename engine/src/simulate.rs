@@ -90,7 +90,7 @@ pub fn simulate<I: IntoIterator<Item = Record>>(
 }
 
 /// Compares two worlds that scored the same records.
-pub fn compare(current: &OrgWorld, candidate: &OrgWorld) -> Diff {
+pub fn compare(current: &mut OrgWorld, candidate: &mut OrgWorld) -> Diff {
     let mut d = Diff {
         records: 0,
         stakeholders: current.stakeholders(),

@@ -3,9 +3,10 @@
 //!
 //! A batch goes: [`OrgWorld::ingest`] validates and resolves records (interns ids, creates
 //! stakeholders, computes windows) -> the schedule runs the passes in order
-//! ([`Pass`]: guard -> rules -> plugins -> effects -> leaderboards) -> effects wait in the
-//! journal for [`OrgWorld::drain_effects`]. The passes do no IO and never block; this type is
-//! the only place the world is touched.
+//! ([`Pass`]: guard -> rules -> plugins -> effects) -> effects wait in the journal for
+//! [`OrgWorld::drain_effects`]. Leaderboards publish lazily: the reads that need rankings run
+//! the [`Publishing`] schedule first (see [`crate::leaderboard`]). The passes do no IO and never
+//! block; this type is the only place the world is touched.
 
 use std::sync::Arc;
 
@@ -16,12 +17,12 @@ use plaudit_sdk::{Effect, Moment, Record, Stakeholder};
 use crate::batch::{Action, Awards, Batch, MomentRec, PluginActs};
 use crate::calendar::{PeriodCache, parse_rfc3339};
 use crate::components::{Details, Identity, StakeholderBundle};
-use crate::effects::{PublishQueue, TeamChallenges};
+use crate::effects::TeamChallenges;
 use crate::history::History;
 use crate::ids::{Seq, Sym, check_external_id};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
-use crate::leaderboard::Boards;
+use crate::leaderboard::{Boards, PublishQueue};
 use crate::plugins::{Loaded, PluginStatus, Plugins};
 use crate::ruleset::program::{Program, Window};
 use crate::{effects, guard, leaderboard, plugins, rules};
@@ -63,11 +64,15 @@ pub enum Pass {
     Rules,
     Plugins,
     Effects,
-    Leaderboards,
 }
 
+/// The schedule of the scoring passes, run over every batch.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scoring;
+
+/// The schedule that publishes queued leaderboard entries, run before a read of the rankings.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Publishing;
 
 /// A refused record's field and why.
 pub type RecordFault = (&'static str, String);
@@ -156,6 +161,7 @@ pub struct Prepared {
 pub struct OrgWorld {
     world: World,
     schedule: Schedule,
+    publishing: Schedule,
     periods: PeriodCache,
 }
 
@@ -186,15 +192,17 @@ impl OrgWorld {
         world.init_resource::<PublishQueue>();
         let mut schedule = Schedule::new(Scoring);
         schedule.set_executor(SingleThreadedExecutor::new());
-        schedule.configure_sets((Pass::Guard, Pass::Rules, Pass::Plugins, Pass::Effects, Pass::Leaderboards).chain());
+        schedule.configure_sets((Pass::Guard, Pass::Rules, Pass::Plugins, Pass::Effects).chain());
         schedule.add_systems((
             guard::screen.in_set(Pass::Guard),
             rules::score.in_set(Pass::Rules),
             plugins::pass::run.in_set(Pass::Plugins),
             effects::apply.in_set(Pass::Effects),
-            leaderboard::publish.in_set(Pass::Leaderboards),
         ));
-        OrgWorld { world, schedule, periods: PeriodCache::default() }
+        let mut publishing = Schedule::new(Publishing);
+        publishing.set_executor(SingleThreadedExecutor::new());
+        publishing.add_systems(leaderboard::publish);
+        OrgWorld { world, schedule, publishing, periods: PeriodCache::default() }
     }
 
     /// Compiles a rule set into a fresh world.
@@ -255,8 +263,6 @@ impl OrgWorld {
         crate::publish::carry_over(&mut self.world, prepared.program, seq);
         self.world.insert_resource(Vocab(prepared.vocab));
         self.periods = PeriodCache::default();
-        // An empty batch: only the leaderboard pass has work, publishing the carried entries.
-        self.ingest(std::iter::empty());
         pending
     }
 
@@ -287,6 +293,15 @@ impl OrgWorld {
 
     pub(crate) fn world(&self) -> &World {
         &self.world
+    }
+
+    /// Brings the leaderboards up to date with every entry scoring changed (see
+    /// [`crate::leaderboard`]). The reads that show ranks call it; it is cheap when nothing
+    /// changed.
+    pub fn publish_leaderboards(&mut self) {
+        if !self.world.resource::<PublishQueue>().is_empty() {
+            self.publishing.run(&mut self.world);
+        }
     }
 
     /// Scores a batch of records, in order. Invalid records are refused (and reported) without

@@ -77,7 +77,7 @@ fn tiered_one_off_and_repeatable_badges_are_earned_in_order_with_rewards() {
     let fx =
         score(&mut w, (0..4).map(|i| m(&format!("{i}"), "ann", "answer", "forum", "2026-03-02T10:00:00Z")).collect());
     assert_eq!(badges(&fx, "ann"), ["helper:bronze", "every-20#1", "xp-30#1", "helper:silver", "every-20#2"]);
-    assert_eq!(balance(&w, "ann", "coins"), 11);
+    assert_eq!(balance(&mut w, "ann", "coins"), 11);
     let p = w.profile("ann").expect("ann exists");
     let names: Vec<String> = p.badges.iter().map(|b| format!("{}:{:?}:{}", b.badge, b.tier, b.count)).collect();
     assert_eq!(names, ["helper:Some(\"silver\"):2", "xp-30:None:1", "every-20:None:2"]);

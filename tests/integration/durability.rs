@@ -149,7 +149,7 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
         let hour = 8 + id.bytes().next().map_or(0, |b| b - b'a');
         Record::Moment(m(id, "ann", "meetup", "event", &format!("2026-03-02T{hour:02}:00:00Z")))
     };
-    let xp = |d: &Durable| d.world().profile("ann").and_then(|p| p.currencies.get("xp").copied()).unwrap_or(0);
+    let xp = |d: &mut Durable| d.world_mut().profile("ann").and_then(|p| p.currencies.get("xp").copied()).unwrap_or(0);
 
     let (mut d, _) = open();
     let first = d.ingest(vec![meetup("a"), meetup("a"), meetup("b")]).expect("ingest");
@@ -158,15 +158,15 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
     assert_eq!((second.accepted, second.duplicates), (1, 1), "across batches");
     let bad = d.ingest(vec![retract("nope"), meetup("d")]).expect("ingest");
     assert_eq!((bad.accepted, bad.rejected.len()), (1, 1), "a bad record is refused alone and never logged");
-    let before = xp(&d);
+    let before = xp(&mut d);
     drop(d);
 
     let (mut d, replayed) = open();
     assert_eq!(replayed.records, 4, "a, b, c, d");
-    assert_eq!(xp(&d), before, "the same state after the restart");
+    assert_eq!(xp(&mut d), before, "the same state after the restart");
     let third = d.ingest(vec![meetup("a"), meetup("d"), retract("c"), retract("c")]).expect("ingest");
     assert_eq!((third.accepted, third.duplicates), (1, 3), "across a restart, and a retraction once");
-    assert!(xp(&d) < before, "the retraction took back what c earned");
+    assert!(xp(&mut d) < before, "the retraction took back what c earned");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -189,7 +189,7 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
     let records: Vec<Record> =
         Workload::new(Spec { stakeholders: 150, moments: 1200, days: 30, ..Spec::default() }).records().collect();
     let acme = OrgId::parse("acme").expect("org id");
-    let summary = |d: &Durable| serde_json::to_string(&d.world().summary(1000)).expect("summary");
+    let summary = |d: &mut Durable| serde_json::to_string(&d.world_mut().summary(1000)).expect("summary");
 
     let live = {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
@@ -205,14 +205,14 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
         assert!(d.world().plugin("bridge").is_some_and(|s| s.moments > 0), "the plugin scored");
         assert!(d.remove_plugin("bridge").expect("removes"));
         d.ingest(c.to_vec()).expect("ingest");
-        summary(&d)
+        summary(&mut d)
     };
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-    let (d, replayed) = Durable::open(Arc::clone(&store), acme.clone()).expect("replays");
+    let (mut d, replayed) = Durable::open(Arc::clone(&store), acme.clone()).expect("replays");
     assert_eq!(replayed.records as usize, d.world().last_seq().0 as usize);
     assert_eq!((d.rules().version, d.rules().text.as_str()), (2, v2.as_str()));
     assert!(d.installed().is_empty(), "the removal was replayed");
-    assert!(summary(&d) == live, "the replayed state equals the live one, bit for bit");
+    assert!(summary(&mut d) == live, "the replayed state equals the live one, bit for bit");
 
     // What-if against the versions lived through: v2 from the start raises xp, and the
     // candidate that equals what was in force at the end changes less than v1 from the start.

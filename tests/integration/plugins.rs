@@ -101,7 +101,7 @@ fn bridge_builder_awards_once_per_new_team_through_levels_and_leaderboards() {
     assert_eq!(awarded, ["m1", "m4"], "{bonus:#?}");
     assert!(bonus.iter().any(|e| matches!(&e.kind, EffectKind::Custom { name, .. } if name == "bridge_built")));
     // 4 meetups x 10 + 2 bonuses x 25: the plugin's points count for levels and leaderboards.
-    assert_eq!(balance(&w, "ann", "xp"), 40 + 50);
+    assert_eq!(balance(&mut w, "ann", "xp"), 40 + 50);
     assert!(
         effects.iter().any(|e| e.stakeholder == "ann"
             && matches!(&e.kind, EffectKind::LevelReached { level, .. } if level == "Regular"))
@@ -159,7 +159,7 @@ fn burst_guard_withholds_native_points_of_a_burst_and_says_why() {
     assert_eq!(moments_of(&effects, "points_withheld").first().map(String::as_str), Some("b5"));
     let scored = points(&effects, "ann", "xp");
     assert_eq!(scored, 10 * (8 - withheld.len() as i64));
-    assert_eq!(balance(&w, "ann", "xp"), scored);
+    assert_eq!(balance(&mut w, "ann", "xp"), scored);
     // Spread out again, meetups score.
     let later = score(&mut w, vec![meetup("calm", "ann", "bob", 600)]);
     assert_eq!(points(&later, "ann", "xp"), 10);
@@ -176,7 +176,7 @@ fn scored_in_batches(records: &[Record], size: usize) -> (Vec<Effect>, Vec<(Stri
         effects.extend(run(&mut w, chunk.to_vec()));
     }
     let balances =
-        ["ann", "bob", "cy", "dee", "eve"].iter().map(|who| (who.to_string(), balance(&w, who, "xp"))).collect();
+        ["ann", "bob", "cy", "dee", "eve"].iter().map(|who| (who.to_string(), balance(&mut w, who, "xp"))).collect();
     (effects, balances)
 }
 

@@ -49,13 +49,13 @@ fn difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Optio
     }
 }
 
-fn assert_same_state(a: &OrgWorld, b: &OrgWorld) {
+fn assert_same_state(a: &mut OrgWorld, b: &mut OrgWorld) {
     if let Some(d) = difference(&state(a), &state(b), "") {
         panic!("the states differ at {d}");
     }
 }
 
-fn state(w: &OrgWorld) -> serde_json::Value {
+fn state(w: &mut OrgWorld) -> serde_json::Value {
     normalized(serde_json::to_value(w.summary(1000)).expect("summary serializes"))
 }
 
@@ -97,10 +97,10 @@ fn score_publishing(candidate: Option<&RuleSetDoc>, records: &[Record]) -> (OrgW
 #[test]
 fn publishing_the_same_rules_changes_nothing() {
     let records = workload();
-    let (plain, plain_effects) = score_publishing(None, &records);
-    let (published, effects) = score_publishing(Some(&doc(&acme_text())), &records);
+    let (mut plain, plain_effects) = score_publishing(None, &records);
+    let (mut published, effects) = score_publishing(Some(&doc(&acme_text())), &records);
     assert!(plain_effects.len() > 1000);
-    assert_same_state(&plain, &published);
+    assert_same_state(&mut plain, &mut published);
     let balances = true;
     let (a, b) = (sorted_json(&plain_effects, balances), sorted_json(&effects, balances));
     if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
@@ -119,9 +119,9 @@ fn reordering_every_section_carries_all_state_by_id() {
     reversed.challenges.reverse();
     reversed.leaderboards.reverse();
     let records = workload();
-    let (plain, plain_effects) = score_publishing(None, &records);
-    let (published, effects) = score_publishing(Some(&reversed), &records);
-    assert_same_state(&plain, &published);
+    let (mut plain, plain_effects) = score_publishing(None, &records);
+    let (mut published, effects) = score_publishing(Some(&reversed), &records);
+    assert_same_state(&mut plain, &mut published);
     let balances = false;
     let (a, b) = (sorted_json(&plain_effects, balances), sorted_json(&effects, balances));
     if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
@@ -159,10 +159,10 @@ fn a_new_amount_applies_going_forward_and_keeps_what_was_earned() {
     let mut w = world(V1);
     run(&mut w, vec![answer("a1", "ann"), answer("a2", "ann")]);
     publish(&mut w, &V1.replace("amount = 10", "amount = 25"));
-    assert_eq!(balance(&w, "ann", "xp"), 20, "history keeps its points");
+    assert_eq!(balance(&mut w, "ann", "xp"), 20, "history keeps its points");
     let effects = run(&mut w, vec![answer("a3", "ann")]);
     assert_eq!(points(&effects, "ann", "xp"), 25);
-    assert_eq!(balance(&w, "ann", "xp"), 45);
+    assert_eq!(balance(&mut w, "ann", "xp"), 45);
     assert_eq!(badges(&effects, "ann"), vec!["thirty#1".to_string()], "the badge watches the carried balance");
 }
 
@@ -178,7 +178,7 @@ fn a_removed_currency_drops_its_balance_and_a_retraction_reverses_only_what_rema
     assert!(!profile.currencies.contains_key("coins"));
     let effects = run(&mut w, vec![retract("a1")]);
     assert_eq!(of_type(&effects, "points_revoked").len(), 1, "only the xp comes back out: {effects:?}");
-    assert_eq!(balance(&w, "ann", "xp"), 0);
+    assert_eq!(balance(&mut w, "ann", "xp"), 0);
 }
 
 #[test]

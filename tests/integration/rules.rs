@@ -25,7 +25,7 @@ award = [{ to = "actor", currency = "xp", amount = 10 }, { to = "counterpart", c
     assert_eq!(points(&fx, "ann", "xp"), 10);
     assert_eq!(points(&fx, "bob", "coins"), 3);
     assert!(fx.iter().all(|e| e.source == "intro" && e.moment == "1"));
-    assert_eq!(balance(&w, "bob", "coins"), 3);
+    assert_eq!(balance(&mut w, "bob", "coins"), 3);
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn duplicate_ids_score_once_within_and_across_batches() {
     assert_eq!((outcome.accepted, outcome.duplicates), (1, 1));
     let outcome = w.ingest([one()].map(plaudit_sdk::Record::Moment));
     assert_eq!((outcome.accepted, outcome.duplicates), (0, 1));
-    assert_eq!(balance(&w, "ann", "xp"), 1);
+    assert_eq!(balance(&mut w, "ann", "xp"), 1);
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn invalid_moments_are_refused_with_the_field_and_others_still_score() {
     let fields: Vec<(usize, &str)> = outcome.rejected.iter().map(|e| (e.index, e.field)).collect();
     assert_eq!(fields, [(1, "at"), (2, "counterpart"), (3, "id")]);
     assert_eq!(outcome.accepted, 1);
-    assert_eq!(balance(&w, "ann", "xp"), 1);
+    assert_eq!(balance(&mut w, "ann", "xp"), 1);
 }
 
 #[test]
@@ -261,13 +261,13 @@ reward = [{ currency = "coins", amount = 5 }]
 "#,
     );
     score(&mut w, vec![m("1", "ann", "post", "forum", "2026-03-02T10:00:00Z")]);
-    assert_eq!((balance(&w, "ann", "xp"), balance(&w, "ann", "coins")), (10, 5));
+    assert_eq!((balance(&mut w, "ann", "xp"), balance(&mut w, "ann", "coins")), (10, 5));
     let fx = run(&mut w, vec![retract("1")]);
     assert_eq!(points(&fx, "ann", "xp"), -10);
     assert_eq!(points(&fx, "ann", "coins"), -5);
     assert_eq!(of_type(&fx, "badge_revoked").len(), 1);
     assert!(fx.iter().all(|e| e.moment == "1" && e.source == "retraction"));
-    assert_eq!((balance(&w, "ann", "xp"), balance(&w, "ann", "coins")), (0, 0));
+    assert_eq!((balance(&mut w, "ann", "xp"), balance(&mut w, "ann", "coins")), (0, 0));
     assert!(w.profile("ann").is_some_and(|p| p.badges.is_empty()));
     let again = w.ingest([retract("1")]);
     assert_eq!((again.accepted, again.duplicates), (0, 1));

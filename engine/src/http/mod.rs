@@ -532,7 +532,7 @@ async fn get_profile(
     let org = state.authorise(&org, &headers)?;
     let wanted = id.clone();
     org.worker
-        .run(move |d| d.world().profile(&wanted))
+        .run(move |d| d.world_mut().profile(&wanted))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(&format!("stakeholder {id:?}")))
@@ -561,7 +561,7 @@ async fn get_leaderboard(
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
     }
     let q = PageQuery { team: p.team, around: p.around, offset: p.offset, limit };
-    let page = org.worker.run(move |d| d.world().leaderboard(&board, &q)).await?;
+    let page = org.worker.run(move |d| d.world_mut().leaderboard(&board, &q)).await?;
     page.map(Json).map_err(|e| {
         let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string());
         match e {

@@ -1,11 +1,18 @@
-//! Leaderboards: the publishing pass that moves changed entries into each board's ranking, and
-//! the reads (a page, a rank, "around me"), overall and per team.
+//! Leaderboards: publishing changed entries into each board's rankings, and the reads (a page,
+//! a rank, "around me"), overall and per team.
 //!
-//! Owns [`Boards`] and the published side of [`Standing`]. A ranking is an order-statistic
-//! index ([`ordered::OrderedIndex`]) over `(-value, seq, entity)`: highest value first, and
-//! among equal values whoever reached it first. Ranks follow the board's tie policy:
-//! `shared` (1, 2, 2, 4), `dense` (1, 2, 2, 3) or `first_come` (1, 2, 3, 4). Updates cost
-//! O(log n) per changed stakeholder per batch; there is no participant ceiling.
+//! Owns [`Boards`], the [`PublishQueue`] and the published side of [`Standing`]. A ranking is
+//! an order-statistic index ([`ordered::OrderedIndex`]) over `(-value, seq, entity)`: highest
+//! value first, and among equal values whoever reached it first. Ranks follow the board's tie
+//! policy: `shared` (1, 2, 2, 4), `dense` (1, 2, 2, 3) or `first_come` (1, 2, 3, 4). There is
+//! no participant ceiling.
+//!
+//! Publishing is lazy. Scoring only queues the stakeholders whose entries changed (once each,
+//! whatever the number of batches); [`publish`] runs before a read needs the rankings
+//! ([`crate::OrgWorld`]'s reads call it), and moves every queued entry in one sorted merge per
+//! ranking ([`ordered::OrderedIndex::apply`]). So ingesting costs nothing per ranking, and a read
+//! pays for what changed since the one before it, touching each block of a ranking at most once.
+//! What a read sees is a function of the entries alone, never of when publishing ran.
 
 pub mod ordered;
 
@@ -13,7 +20,6 @@ use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::components::{Identity, Standing};
-use crate::effects::PublishQueue;
 use crate::ids::Sym;
 use crate::ruleset::program::{Leaderboard, Program, Ties};
 use crate::world::ProgramRes;
@@ -28,35 +34,43 @@ pub struct Ranking {
     pub index: OrderedIndex<Key>,
     /// Kept only on boards ranked `dense`.
     pub distinct: Option<DistinctCounter<i64>>,
+    /// Keys to remove and to insert, gathered by [`publish`] and applied together.
+    staged: (Vec<Key>, Vec<Key>),
 }
 
 impl Ranking {
     fn new(ties: Ties) -> Ranking {
-        Ranking { index: OrderedIndex::new(), distinct: (ties == Ties::Dense).then(DistinctCounter::new) }
+        Ranking {
+            index: OrderedIndex::new(),
+            distinct: (ties == Ties::Dense).then(DistinctCounter::new),
+            staged: Default::default(),
+        }
     }
 
-    /// Moves an entry from `old` to `new` (either may be absent).
+    /// Stages moving an entry from `old` to `new` (either may be absent).
     fn update(&mut self, old: Option<Key>, new: Option<Key>) {
-        match (old, new) {
-            (Some(o), Some(n)) if o == n => return,
-            (Some(o), Some(n)) if self.index.replace(&o, n) => {}
-            _ => {
-                if let Some(o) = old {
-                    self.index.remove(&o);
-                }
-                if let Some(n) = new {
-                    self.index.insert(n);
-                }
-            }
+        if old == new {
+            return;
         }
+        self.staged.0.extend(old);
+        self.staged.1.extend(new);
+    }
+
+    /// Applies the staged moves.
+    fn commit(&mut self) {
+        let (remove, insert) = &mut self.staged;
+        if remove.is_empty() && insert.is_empty() {
+            return;
+        }
+        remove.sort_unstable();
+        insert.sort_unstable();
+        self.index.apply(remove, insert);
         if let Some(d) = &mut self.distinct {
-            if let Some(o) = old {
-                d.remove(o.0);
-            }
-            if let Some(n) = new {
-                d.add(n.0);
-            }
+            remove.iter().for_each(|k| _ = d.remove(k.0));
+            insert.iter().for_each(|k| d.add(k.0));
         }
+        remove.clear();
+        insert.clear();
     }
 
     /// The rank of the entry `k` at position `pos` under `ties`.
@@ -112,7 +126,53 @@ pub fn key(value: i64, seq: u64, e: Entity) -> Key {
     (value.saturating_neg(), seq, e.to_bits())
 }
 
-/// Publishes the entries the effects pass changed.
+/// Stakeholders whose leaderboard entries changed since the last [`publish`], each once.
+#[derive(Resource, Debug, Default)]
+pub struct PublishQueue {
+    pub queue: Vec<Entity>,
+    /// One bit per entity index: queued. Cleared as the queue drains, so it costs a bit per
+    /// stakeholder instead of a field in every `Standing`.
+    queued: Vec<u64>,
+}
+
+impl PublishQueue {
+    /// Queues `e` unless it is queued already.
+    pub fn push(&mut self, e: Entity) {
+        let i = e.index_u32() as usize;
+        if self.queued.len() <= i / 64 {
+            self.queued.resize(i / 64 + 1, 0);
+        }
+        let (word, bit) = (&mut self.queued[i / 64], 1u64 << (i % 64));
+        if *word & bit == 0 {
+            *word |= bit;
+            self.queue.push(e);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Takes the queued entities, in the order queued, and clears their marks.
+    fn take(&mut self) -> Vec<Entity> {
+        for e in &self.queue {
+            let i = e.index_u32() as usize;
+            self.queued[i / 64] &= !(1u64 << (i % 64));
+        }
+        std::mem::take(&mut self.queue)
+    }
+
+    /// Hands back the buffer `take` returned, so the next round reuses its capacity.
+    fn recycle(&mut self, mut buffer: Vec<Entity>) {
+        if self.queue.is_empty() {
+            buffer.clear();
+            self.queue = buffer;
+        }
+    }
+}
+
+/// Publishes the queued entries: every ranking they are on ends as if each entry had been
+/// moved as it changed.
 pub fn publish(
     program: Res<ProgramRes>,
     mut boards: ResMut<Boards>,
@@ -159,6 +219,10 @@ pub fn publish(
                 entry.published_team = Sym::NONE;
             }
         }
+    }
+    for board in &mut boards.0 {
+        board.all.commit();
+        board.teams.values_mut().for_each(Ranking::commit);
     }
     queue.recycle(queued);
 }

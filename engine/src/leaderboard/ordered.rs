@@ -280,6 +280,73 @@ impl<K: Ord + Copy> OrderedIndex<K> {
         true
     }
 
+    /// Removes every key of `remove` and inserts every key of `insert`, in one pass over the
+    /// blocks: a batch of updates (a leaderboard brought up to date) costs one merge per block
+    /// it touches instead of two searches and a shift per key. Both slices must be sorted
+    /// ascending without duplicates; a key in both is removed, then inserted again. Keys of
+    /// `remove` that are absent are ignored, and so are keys of `insert` already present.
+    pub fn apply(&mut self, remove: &[K], insert: &[K]) {
+        debug_assert!(remove.is_sorted() && insert.is_sorted());
+        if remove.is_empty() && insert.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut self.blocks);
+        let last = old.len().saturating_sub(1);
+        let (mut r, mut i) = (0, 0);
+        let mut out: Vec<Vec<K>> = Vec::with_capacity(old.len() + insert.len() / self.load + 1);
+        // Merges go into `scratch`, which then trades places with the block merged: no
+        // allocation per block.
+        let mut scratch = Vec::new();
+        for (b, mut block) in old.into_iter().enumerate() {
+            // The updates that fall in this block: up to its maximum (everything left, for the
+            // last block).
+            let r_end = if b == last { remove.len() } else { r + remove[r..].partition_point(|k| *k <= self.maxes[b]) };
+            let i_end = if b == last { insert.len() } else { i + insert[i..].partition_point(|k| *k <= self.maxes[b]) };
+            if r == r_end && i == i_end {
+                out.push(block);
+                continue;
+            }
+            merge(&block, &remove[r..r_end], &insert[i..i_end], &mut scratch);
+            (r, i) = (r_end, i_end);
+            std::mem::swap(&mut block, &mut scratch);
+            self.push_chunks(&mut out, block);
+        }
+        if self.maxes.is_empty() && !insert.is_empty() {
+            self.push_chunks(&mut out, insert.to_vec());
+        }
+        // Short blocks join their successor (splitting again if that makes one too long).
+        let mut blocks: Vec<Vec<K>> = Vec::with_capacity(out.len());
+        for block in out {
+            match blocks.last_mut() {
+                Some(prev) if prev.len() < self.load / 2 || block.len() < self.load / 2 => {
+                    prev.extend_from_slice(&block);
+                    if prev.len() > 2 * self.load {
+                        let tail = prev.split_off(prev.len() / 2);
+                        blocks.push(tail);
+                    }
+                }
+                _ => blocks.push(block),
+            }
+        }
+        self.maxes = blocks.iter().filter_map(|b| b.last().copied()).collect();
+        self.len = blocks.iter().map(Vec::len).sum();
+        self.blocks = blocks;
+        self.rebuild_tree();
+    }
+
+    /// Appends `keys` to `out`: as one block if it is not too long, else as blocks of about
+    /// `load` keys.
+    fn push_chunks(&self, out: &mut Vec<Vec<K>>, keys: Vec<K>) {
+        if keys.len() <= 2 * self.load {
+            if !keys.is_empty() {
+                out.push(keys);
+            }
+            return;
+        }
+        let size = keys.len().div_ceil(keys.len().div_ceil(self.load));
+        out.extend(keys.chunks(size).map(<[K]>::to_vec));
+    }
+
     /// Whether `key` is present.
     pub fn contains(&self, key: &K) -> bool {
         self.rank(key).is_some()
@@ -381,6 +448,26 @@ impl<K: Ord + Copy> OrderedIndex<K> {
             self.split(left);
         }
     }
+}
+
+/// `block` without the keys of `remove`, with the keys of `insert` (all three sorted), into
+/// `out` (cleared first).
+fn merge<K: Ord + Copy>(block: &[K], remove: &[K], insert: &[K], out: &mut Vec<K>) {
+    out.clear();
+    out.reserve(block.len() + insert.len());
+    let mut removed = remove.iter().peekable();
+    let mut added = insert.iter().peekable();
+    for &k in block {
+        while removed.next_if(|r| **r < k).is_some() {}
+        let gone = removed.next_if(|r| **r == k).is_some();
+        while let Some(&a) = added.next_if(|a| **a < k) {
+            out.push(a);
+        }
+        if added.next_if(|a| **a == k).is_some() || !gone {
+            out.push(k);
+        }
+    }
+    out.extend(added.copied());
 }
 
 impl<K: Ord + Copy> Default for OrderedIndex<K> {
@@ -630,6 +717,29 @@ mod tests {
                 }
             }
             assert_matches_model(&index, &model, &probes);
+        }
+
+        #[test]
+        fn ordered_index_apply_of_sorted_batches_matches_btreeset_model(
+            load in 1usize..8,
+            batches in prop::collection::vec(
+                (prop::collection::btree_set(0i32..500, 0..80), prop::collection::btree_set(0i32..500, 0..120)),
+                1..25,
+            ),
+            probes in prop::collection::vec(-5i32..505, 0..40),
+        ) {
+            let mut index = OrderedIndex::with_load(load);
+            let mut model = BTreeSet::new();
+            for (remove, insert) in &batches {
+                let remove: Vec<i32> = remove.iter().copied().collect();
+                let insert: Vec<i32> = insert.iter().copied().collect();
+                index.apply(&remove, &insert);
+                for k in &remove {
+                    model.remove(k);
+                }
+                model.extend(insert.iter().copied());
+                assert_matches_model(&index, &model, &probes);
+            }
         }
 
         #[test]

@@ -121,7 +121,7 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
 /// Rebuilds the organisation's state from its log and reports how fast; `summary` prints the
 /// final profiles, leaderboards and challenges (the same document as `score --summary`).
 pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode> {
-    let (durable, replayed) = open(o)?;
+    let (mut durable, replayed) = open(o)?;
     let secs = replayed.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "{}: replayed {} records in {:.2?} ({:.0} records/s), {} stakeholders",
@@ -133,7 +133,7 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
     );
     if summary {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &durable.world().summary(top))?;
+        serde_json::to_writer_pretty(&mut out, &durable.world_mut().summary(top))?;
         writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
