@@ -129,11 +129,67 @@ impl Error for ParseTimeError {
 /// parser accepts the RFC 9557 superset too (a space or lowercase `t` as the
 /// separator, a trailing `[Europe/Amsterdam]` annotation, `+0200`).
 pub fn parse_rfc3339(s: &str) -> Result<i64, ParseTimeError> {
+    if let Some(secs) = parse_canonical(s.as_bytes()) {
+        return Ok(secs);
+    }
     let ts: Timestamp = s.parse().map_err(|source| ParseTimeError { input: s.to_owned(), source })?;
     // jiff keeps the sub-second part with the sign of the whole timestamp, so
     // `as_second` truncates toward zero; step down for negative fractions.
     let secs = ts.as_second();
     Ok(if ts.subsec_nanosecond() < 0 { secs - 1 } else { secs })
+}
+
+/// The fast path of [`parse_rfc3339`], for the form nearly every client sends:
+/// `YYYY-MM-DDTHH:MM:SS`, an optional `.` and 1 to 9 digits, then `Z` or `±HH:MM`, with a year
+/// from 0001 to 9998, no leap second and an offset under 24 hours. `None` for anything else,
+/// which jiff then parses (or refuses); where both parse, they agree (a test checks it).
+fn parse_canonical(b: &[u8]) -> Option<i64> {
+    let digits = |at: usize, n: usize| -> Option<i64> {
+        let mut v = 0;
+        for &c in b.get(at..at + n)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if !(1..=9998).contains(&year) || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if day < 1 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        let fraction = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&fraction) {
+            return None;
+        }
+        i += 1 + fraction;
+    }
+    let offset = match b.get(i)? {
+        b'Z' if b.len() == i + 1 => 0,
+        sign @ (b'+' | b'-') if b.len() == i + 6 && at(i + 3, b':') => {
+            let (h, m) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let seconds = h * 3600 + m * 60;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    let local = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
+    Some(local - offset)
 }
 
 /// Instants just after a fall-back transition that crossed local midnight,
@@ -747,7 +803,64 @@ mod tests {
         proptest::sample::select(Period::ALL.to_vec())
     }
 
+    /// What jiff makes of `s`, the reference the fast path must agree with.
+    fn jiff_secs(s: &str) -> Option<i64> {
+        let ts: Timestamp = s.parse().ok()?;
+        Some(if ts.subsec_nanosecond() < 0 { ts.as_second() - 1 } else { ts.as_second() })
+    }
+
+    #[test]
+    fn canonical_timestamps_parse_like_jiff_and_others_fall_back() {
+        for s in [
+            "2026-03-02T10:00:00Z",
+            "2026-03-02T10:00:00.123456789+01:00",
+            "1969-12-31T23:59:59.5Z",
+            "2000-02-29T00:00:00-05:30",
+            "0001-01-01T00:00:00+23:59",
+            "9998-12-31T23:59:59-23:59",
+        ] {
+            assert_eq!(parse_canonical(s.as_bytes()), jiff_secs(s), "{s}");
+            assert!(parse_canonical(s.as_bytes()).is_some(), "{s}");
+        }
+        // Not the canonical form: left to jiff, which accepts some and refuses others.
+        for s in [
+            "2026-03-02 10:00:00Z",
+            "2026-03-02t10:00:00Z",
+            "2026-03-02T10:00:00+0100",
+            "2026-03-02T10:00:60Z",
+            "2026-02-29T10:00:00Z",
+            "2026-03-02T10:00:00",
+            "2026-03-02T10:00:00.Z",
+            "2026-03-02T10:00:00.1234567890Z",
+            "2026-03-02T10:00:00Z[Europe/Amsterdam]",
+            "2026-13-02T10:00:00Z",
+            "+2026-03-02T10:00:00Z",
+        ] {
+            assert_eq!(parse_canonical(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(parse_rfc3339("2026-03-02 10:00:00Z").ok(), jiff_secs("2026-03-02 10:00:00Z"));
+        assert!(parse_rfc3339("2026-02-29T10:00:00Z").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn fast_path_agrees_with_jiff_wherever_it_answers(
+            y in 0i64..10_000, mo in 0i64..14, d in 0i64..33, h in 0i64..26, mi in 0i64..62, se in 0i64..62,
+            frac in proptest::option::of(0u32..1_000_000_000), zone in proptest::option::of((any::<bool>(), 0i64..26, 0i64..62)),
+        ) {
+            let mut s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}");
+            if let Some(f) = frac {
+                s += &format!(".{f}");
+            }
+            match zone {
+                None => s.push('Z'),
+                Some((neg, oh, om)) => s += &format!("{}{oh:02}:{om:02}", if neg { '-' } else { '+' }),
+            }
+            if let Some(fast) = parse_canonical(s.as_bytes()) {
+                prop_assert_eq!(Some(fast), jiff_secs(&s), "{}", s);
+            }
+        }
+
         #[test]
         fn cached_index_equals_uncached_for_time_ordered_instants(
             tz in zone(),

@@ -48,7 +48,12 @@ pub struct History {
 impl History {
     /// Registers a moment id. `None` if it was seen before (a duplicate).
     pub fn accept(&mut self, id: &str) -> Option<u32> {
-        let (m, new) = self.ids.intern(id);
+        self.accept_hashed(id, Interner::hash(id))
+    }
+
+    /// [`History::accept`] with `hash == Interner::hash(id)`.
+    pub fn accept_hashed(&mut self, id: &str, hash: u64) -> Option<u32> {
+        let (m, new) = self.ids.intern_hashed(id, hash);
         if !new {
             return None;
         }

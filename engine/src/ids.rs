@@ -110,8 +110,34 @@ pub fn check_external_id(s: &str) -> Result<(), ParseIdError> {
     if s.len() > MAX {
         return Err(ParseIdError::TooLong { max: MAX, len: s.len() });
     }
-    if s.chars().any(char::is_control) {
+    if has_control(s) {
         return Err(ParseIdError::Control);
     }
     Ok(())
+}
+
+/// `s.chars().any(char::is_control)`, over bytes: the control characters are U+0000-U+001F,
+/// U+007F, and U+0080-U+009F, which UTF-8 writes as `C2 80` to `C2 9F`.
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| c < 0x20 || c == 0x7F || (c == 0xC2 && b.get(i + 1).is_some_and(|n| *n <= 0x9F)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn control_scan_over_bytes_equals_the_char_definition(s in "\\PC{0,8}[\\x00-\\x{a0}]?\\PC{0,8}") {
+            prop_assert_eq!(has_control(&s), s.chars().any(char::is_control));
+        }
+    }
+
+    #[test]
+    fn c1_controls_and_their_neighbours() {
+        assert!(has_control("a\u{80}b") && has_control("\u{9f}") && has_control("x\u{7f}"));
+        assert!(!has_control("\u{a0}") && !has_control("é") && !has_control("ü\u{100}"));
+    }
 }

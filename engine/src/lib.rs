@@ -6,7 +6,8 @@
 //! - [`log`]: the log step: check, append durably (group commit), then score; replay on open.
 //! - [`ruleset`]: the declarative rule-set format, its validation, and the compiled [`Program`].
 //! - [`world`]: one organisation's bevy `World` and the library API ([`OrgWorld`]): resolve a
-//!   batch, run the scoring schedule, hand out effects.
+//!   batch ([`resolve`]: checks, interning, new stakeholders, windows), run the scoring
+//!   schedule, hand out effects.
 //! - [`guard`] -> [`rules`] -> [`plugins`] -> [`effects`] -> [`leaderboard`]: the scoring
 //!   passes, as systems run in that order over a batch ([`world::Pass`]).
 //! - [`journal`]: the effects produced, and their rendering to [`plaudit_sdk::Effect`];
@@ -22,7 +23,7 @@
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
-//! the organisation's time zone), [`matcher`], [`intern`], [`ids`].
+//! the organisation's time zone), [`matcher`], [`intern`], [`ids`], [`prefetch`].
 
 pub mod batch;
 pub mod calendar;
@@ -42,8 +43,10 @@ pub mod log;
 pub mod matcher;
 pub mod memory;
 pub mod plugins;
+pub mod prefetch;
 pub mod publish;
 pub mod reads;
+pub mod resolve;
 pub mod rules;
 pub mod ruleset;
 pub mod simulate;

@@ -12,19 +12,19 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
-use plaudit_sdk::{Effect, Moment, Record, Stakeholder};
+use plaudit_sdk::{Effect, Record};
 
-use crate::batch::{Action, Awards, Batch, MomentRec, PluginActs};
-use crate::calendar::{PeriodCache, parse_rfc3339};
-use crate::components::{Details, Identity, StakeholderBundle};
+use crate::batch::{Awards, Batch, PluginActs};
+use crate::calendar::PeriodCache;
 use crate::effects::TeamChallenges;
 use crate::history::History;
-use crate::ids::{Seq, Sym, check_external_id};
+use crate::ids::{Seq, Sym};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::{Boards, PublishQueue};
 use crate::plugins::{Loaded, PluginStatus, Plugins};
-use crate::ruleset::program::{Program, Window};
+use crate::resolve::Resolver;
+use crate::ruleset::program::Program;
 use crate::{effects, guard, leaderboard, plugins, rules};
 
 /// The compiled rule set the passes read.
@@ -90,41 +90,6 @@ pub enum Verdict {
 pub struct Earlier {
     pub moments: std::collections::HashSet<String>,
     pub retractions: std::collections::HashSet<String>,
-}
-
-/// A moment's fields, checked; its time in Unix seconds.
-fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
-    check_external_id(&m.id).map_err(|e| ("id", e.to_string()))?;
-    check_external_id(&m.stakeholder).map_err(|e| ("stakeholder", e.to_string()))?;
-    if let Some(cp) = &m.counterpart {
-        check_external_id(cp).map_err(|e| ("counterpart", e.to_string()))?;
-        if *cp == m.stakeholder {
-            return Err(("counterpart", "must differ from `stakeholder`".to_string()));
-        }
-    }
-    for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
-        if s.is_empty() || s.len() > 64 {
-            return Err((field, "must be 1 to 64 bytes".to_string()));
-        }
-    }
-    if m.value.is_some_and(|v| !v.is_finite()) {
-        return Err(("value", "must be a finite number".to_string()));
-    }
-    if m.attrs.len() > 32 {
-        return Err(("attrs", "at most 32 attributes".to_string()));
-    }
-    parse_rfc3339(&m.at).map_err(|e| ("at", e.to_string()))
-}
-
-fn check_profile(s: &Stakeholder) -> Result<(), RecordFault> {
-    check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
-    if s.kind.is_empty() || s.kind.len() > 64 {
-        return Err(("kind", "must be 1 to 64 bytes".to_string()));
-    }
-    if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
-        return Err(("team", "must be 1 to 64 bytes".to_string()));
-    }
-    Ok(())
 }
 
 /// Why a record was refused. Nothing of it was applied.
@@ -307,17 +272,26 @@ impl OrgWorld {
     /// Scores a batch of records, in order. Invalid records are refused (and reported) without
     /// affecting the others; duplicates are counted and score nothing.
     pub fn ingest<I: IntoIterator<Item = Record>>(&mut self, records: I) -> Outcome {
+        let records: Vec<Record> = records.into_iter().collect();
         let mut outcome = Outcome::default();
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
-        batch.records.clear();
-        batch.inputs.clear();
-        for (index, record) in records.into_iter().enumerate() {
-            match self.resolve(record, &mut batch) {
-                Ok(true) => outcome.accepted += 1,
-                Ok(false) => outcome.duplicates += 1,
-                Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),
-            }
-        }
+        let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
+        let periods = &mut self.periods;
+        self.world.resource_scope(|world, mut history: Mut<History>| {
+            world.resource_scope(|world, mut dir: Mut<Directory>| {
+                world.resource_scope(|world, mut vocab: Mut<Vocab>| {
+                    let mut resolver = Resolver {
+                        world,
+                        history: &mut history,
+                        dir: &mut dir,
+                        vocab: &mut vocab,
+                        program: &program,
+                        periods,
+                    };
+                    resolver.run(records, &mut batch, &mut outcome);
+                })
+            })
+        });
         let before = self.world.resource::<Journal>().0.len();
         self.world.insert_resource(batch);
         self.schedule.run(&mut self.world);
@@ -325,169 +299,11 @@ impl OrgWorld {
         outcome
     }
 
-    /// Resolves one record into the batch: Ok(true) accepted, Ok(false) duplicate.
-    fn resolve(&mut self, record: Record, batch: &mut Batch) -> Result<bool, (&'static str, String)> {
-        match record {
-            Record::Moment(m) => self.resolve_moment(m, batch),
-            Record::Profile(s) => {
-                check_profile(&s)?;
-                if self.profile_unchanged(&s) {
-                    return Ok(false);
-                }
-                self.upsert(&s)?;
-                self.world.resource_mut::<History>().last_seq += 1;
-                Ok(true)
-            }
-            Record::Retract(r) => {
-                let mut history = self.world.resource_mut::<History>();
-                let Some(moment) = history.ids.get(&r.retract) else {
-                    return Err(("retract", format!("no moment with id {:?} was accepted", r.retract)));
-                };
-                if history.info[moment as usize].retracted
-                    || batch.records.iter().any(|x| x.action == Action::Retract && x.moment == moment)
-                {
-                    return Ok(false);
-                }
-                history.last_seq += 1;
-                let seq = history.last_seq;
-                batch.records.push(MomentRec::retraction(seq, moment));
-                Ok(true)
-            }
-        }
-    }
-
     /// What [`OrgWorld::ingest`] would make of `record`, without changing anything: the log
     /// step appends only records that will be accepted. `earlier` are the moment ids and
     /// retraction targets accepted earlier in the same batch.
     pub fn check(&self, record: &Record, earlier: &Earlier) -> Result<Verdict, RecordFault> {
-        match record {
-            Record::Moment(m) => {
-                check_moment(m)?;
-                let seen = self.world.resource::<History>().ids.get(&m.id).is_some() || earlier.moments.contains(&m.id);
-                Ok(if seen { Verdict::Duplicate } else { Verdict::Accept })
-            }
-            Record::Profile(s) => {
-                check_profile(s)?;
-                Ok(if self.profile_unchanged(s) { Verdict::Duplicate } else { Verdict::Accept })
-            }
-            Record::Retract(r) => {
-                let history = self.world.resource::<History>();
-                let retracted = match history.ids.get(&r.retract) {
-                    Some(moment) => history.info[moment as usize].retracted,
-                    None if earlier.moments.contains(&r.retract) => false,
-                    None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
-                };
-                Ok(if retracted || earlier.retractions.contains(&r.retract) {
-                    Verdict::Duplicate
-                } else {
-                    Verdict::Accept
-                })
-            }
-        }
-    }
-
-    /// Whether `s` says nothing new about a known stakeholder. Such a profile record is a
-    /// duplicate: a client resending a profile changes no sequence number, hence no chance draw.
-    fn profile_unchanged(&self, s: &Stakeholder) -> bool {
-        let dir = self.world.resource::<Directory>();
-        let vocab = &self.world.resource::<Vocab>().0;
-        let Some(entry) = dir.ids.get(&s.id).map(|i| dir.entries[i as usize]) else { return false };
-        let sym = |text: &str| vocab.get(text).map(Sym);
-        let team = match &s.team {
-            Some(t) => sym(t),
-            None => Some(Sym::NONE),
-        };
-        if sym(&s.kind) != Some(entry.kind) || team != Some(entry.team) {
-            return false;
-        }
-        match self.world.get::<Details>(entry.entity) {
-            Some(d) => d.name.as_deref() == s.name.as_deref() && d.attrs == s.attrs,
-            None => s.name.is_none() && s.attrs.is_empty(),
-        }
-    }
-
-    fn resolve_moment(&mut self, m: Moment, batch: &mut Batch) -> Result<bool, (&'static str, String)> {
-        let at = check_moment(&m)?;
-        let Some(moment) = self.world.resource_mut::<History>().accept(&m.id) else {
-            return Ok(false);
-        };
-        let (actor_no, a) = self.stakeholder(&m.stakeholder);
-        let c = m.counterpart.as_deref().map(|c| self.stakeholder(c));
-        let mut vocab = self.world.resource_mut::<Vocab>();
-        let kind = Sym(vocab.0.intern(&m.kind).0);
-        let channel = Sym(vocab.0.intern(&m.channel).0);
-        let program = self.world.resource::<ProgramRes>().0.clone();
-        let cal = &program.calendar;
-        let windows = Window::ALL.map(|w| match w.period() {
-            None => at.div_euclid(3600) as i32,
-            Some(p) => self.periods.index(cal, p, at),
-        });
-        let mut history = self.world.resource_mut::<History>();
-        history.last_seq += 1;
-        history.latest_at = Some(history.latest_at.map_or(at, |t| t.max(at)));
-        batch.records.push(MomentRec {
-            seq: history.last_seq,
-            moment,
-            input: batch.inputs.len() as u32,
-            action: Action::Score,
-            actor: a.entity,
-            counterpart: c.map(|(_, c)| c.entity),
-            actor_no,
-            counterpart_no: c.map(|(no, _)| no),
-            kind,
-            channel,
-            actor_kind: a.kind,
-            actor_team: a.team,
-            counterpart_kind: c.map_or(Sym::NONE, |(_, c)| c.kind),
-            counterpart_team: c.map_or(Sym::NONE, |(_, c)| c.team),
-            at,
-            windows,
-            value: m.value,
-            first: 0,
-        });
-        batch.inputs.push(m);
-        Ok(true)
-    }
-
-    /// Stakeholder `id` and its number, created (kind `community`, no team) if new.
-    fn stakeholder(&mut self, id: &str) -> (u32, DirEntry) {
-        let mut dir = self.world.resource_mut::<Directory>();
-        let (ext, new) = dir.ids.intern(id);
-        if !new {
-            return (ext, dir.entries[ext as usize]);
-        }
-        let kind = Sym(self.world.resource_mut::<Vocab>().0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
-        let entity = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
-        let entry = DirEntry { entity, kind, team: Sym::NONE };
-        self.world.resource_mut::<Directory>().entries.push(entry);
-        (ext, entry)
-    }
-
-    /// Creates or updates a stakeholder's profile (a `profile` record; records are the only way
-    /// in, so every change has a sequence number). Moments already scored keep the kind and team
-    /// they were scored with.
-    fn upsert(&mut self, s: &Stakeholder) -> Result<(), (&'static str, String)> {
-        check_profile(s)?;
-        let e = self.stakeholder(&s.id).1.entity;
-        let mut vocab = self.world.resource_mut::<Vocab>();
-        let kind = Sym(vocab.0.intern(&s.kind).0);
-        let team = s.team.as_deref().map_or(Sym::NONE, |t| Sym(vocab.0.intern(t).0));
-        let mut dir = self.world.resource_mut::<Directory>();
-        if let Some(i) = dir.ids.get(&s.id) {
-            let entry = &mut dir.entries[i as usize];
-            (entry.kind, entry.team) = (kind, team);
-        }
-        let mut entity = self.world.entity_mut(e);
-        if let Some(mut id) = entity.get_mut::<Identity>() {
-            id.kind = kind;
-            id.team = team;
-        }
-        if s.name.is_some() || !s.attrs.is_empty() {
-            entity.insert(Details { name: s.name.as_deref().map(Into::into), attrs: s.attrs.clone() });
-        } else {
-            entity.remove::<Details>();
-        }
-        Ok(())
+        crate::resolve::check(&self.world, record, earlier)
     }
 
     /// Takes the effects produced since the last call, compact.

@@ -103,6 +103,18 @@ fn team_rankings_rank_within_the_team() {
 }
 
 #[test]
+fn a_team_change_alone_moves_the_entries_to_the_new_teams_ranking() {
+    let mut w = world(&rules("shared", "all"));
+    run(&mut w, vec![profile("a", "employee", "sales"), profile("b", "employee", "hr")]);
+    give(&mut w, &[("a", 10), ("b", 20)]);
+    assert_eq!(page(&mut w, PageQuery { team: Some("hr".into()), ..PageQuery::default() }).len(), 1);
+    run(&mut w, vec![profile("b", "employee", "sales")]);
+    let sales = page(&mut w, PageQuery { team: Some("sales".into()), ..PageQuery::default() });
+    assert_eq!(sales, [(1, "b".to_string(), 20), (2, "a".to_string(), 10)]);
+    assert!(page(&mut w, PageQuery { team: Some("hr".into()), ..PageQuery::default() }).is_empty());
+}
+
+#[test]
 fn around_me_centres_the_page_on_the_stakeholder() {
     let mut w = world(&rules("first_come", "all"));
     let awards: Vec<(String, i64)> = (0..20).map(|i| (format!("p{i:02}"), 100 - i)).collect();

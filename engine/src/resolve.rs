@@ -1,0 +1,294 @@
+//! The first step inside a world: records in, a resolved [`Batch`] out. Checks every field,
+//! drops duplicates (moment ids seen before, profiles that change nothing, retractions of
+//! moments already retracted), interns ids and vocabulary, creates stakeholders on first
+//! sight, applies profiles, and computes each moment's hour, day, week and month.
+//!
+//! **Owns** record checks ([`check_moment`], [`check_profile`]) and the directory, vocabulary
+//! and moment-id side of [`History`]. **Must not touch** scoring state (the passes own it) or
+//! the log.
+//!
+//! Lookups are the cost here: a moment id, an actor and a counterpart are each a hash table
+//! probe, and in a large organisation their slots are rarely in cache. So [`Resolver::run`]
+//! hashes the whole batch first and prefetches what a record [`AHEAD`] places on will probe
+//! (its id's slot, its stakeholders' slots, then their directory entries and texts), so the
+//! misses of later records overlap the work on earlier ones.
+
+use bevy_ecs::prelude::*;
+use plaudit_sdk::{Moment, Record, Stakeholder};
+use rustc_hash::FxHashSet;
+
+use crate::batch::{Action, Batch, MomentRec};
+use crate::calendar::{PeriodCache, parse_rfc3339};
+use crate::components::{Details, Identity, StakeholderBundle};
+use crate::history::History;
+use crate::ids::{Sym, check_external_id};
+use crate::intern::Interner;
+use crate::leaderboard::PublishQueue;
+use crate::prefetch::prefetch;
+use crate::ruleset::program::{Program, Window};
+use crate::world::{DirEntry, Directory, Earlier, Outcome, RecordError, RecordFault, Verdict, Vocab};
+
+/// How many records ahead lookups are prefetched: far enough for a miss to land, near enough
+/// that what it brought is still in cache.
+const AHEAD: usize = 16;
+
+/// A moment's fields, checked; its time in Unix seconds.
+pub fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
+    check_external_id(&m.id).map_err(|e| ("id", e.to_string()))?;
+    check_external_id(&m.stakeholder).map_err(|e| ("stakeholder", e.to_string()))?;
+    if let Some(cp) = &m.counterpart {
+        check_external_id(cp).map_err(|e| ("counterpart", e.to_string()))?;
+        if *cp == m.stakeholder {
+            return Err(("counterpart", "must differ from `stakeholder`".to_string()));
+        }
+    }
+    for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
+        if s.is_empty() || s.len() > 64 {
+            return Err((field, "must be 1 to 64 bytes".to_string()));
+        }
+    }
+    if m.value.is_some_and(|v| !v.is_finite()) {
+        return Err(("value", "must be a finite number".to_string()));
+    }
+    if m.attrs.len() > 32 {
+        return Err(("attrs", "at most 32 attributes".to_string()));
+    }
+    parse_rfc3339(&m.at).map_err(|e| ("at", e.to_string()))
+}
+
+pub fn check_profile(s: &Stakeholder) -> Result<(), RecordFault> {
+    check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
+    if s.kind.is_empty() || s.kind.len() > 64 {
+        return Err(("kind", "must be 1 to 64 bytes".to_string()));
+    }
+    if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
+        return Err(("team", "must be 1 to 64 bytes".to_string()));
+    }
+    Ok(())
+}
+
+/// What [`Resolver::run`] would make of `record`, without changing anything: the log step
+/// appends only records that will be accepted. `earlier` are the moment ids and retraction
+/// targets accepted earlier in the same batch.
+pub fn check(world: &World, record: &Record, earlier: &Earlier) -> Result<Verdict, RecordFault> {
+    let history = world.resource::<History>();
+    match record {
+        Record::Moment(m) => {
+            check_moment(m)?;
+            let seen = history.ids.get(&m.id).is_some() || earlier.moments.contains(&m.id);
+            Ok(if seen { Verdict::Duplicate } else { Verdict::Accept })
+        }
+        Record::Profile(s) => {
+            check_profile(s)?;
+            let unchanged = profile_unchanged(world, world.resource::<Directory>(), world.resource::<Vocab>(), s);
+            Ok(if unchanged { Verdict::Duplicate } else { Verdict::Accept })
+        }
+        Record::Retract(r) => {
+            let retracted = match history.ids.get(&r.retract) {
+                Some(moment) => history.info[moment as usize].retracted,
+                None if earlier.moments.contains(&r.retract) => false,
+                None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
+            };
+            Ok(if retracted || earlier.retractions.contains(&r.retract) { Verdict::Duplicate } else { Verdict::Accept })
+        }
+    }
+}
+
+/// Whether `s` says nothing new about a known stakeholder. Such a profile record is a
+/// duplicate: a client resending a profile changes no sequence number, hence no chance draw.
+fn profile_unchanged(world: &World, dir: &Directory, vocab: &Vocab, s: &Stakeholder) -> bool {
+    let Some(entry) = dir.ids.get(&s.id).map(|i| dir.entries[i as usize]) else { return false };
+    let sym = |text: &str| vocab.0.get(text).map(Sym);
+    let team = match &s.team {
+        Some(t) => sym(t),
+        None => Some(Sym::NONE),
+    };
+    if sym(&s.kind) != Some(entry.kind) || team != Some(entry.team) {
+        return false;
+    }
+    match world.get::<Details>(entry.entity) {
+        Some(d) => d.name.as_deref() == s.name.as_deref() && d.attrs == s.attrs,
+        None => s.name.is_none() && s.attrs.is_empty(),
+    }
+}
+
+/// Resolves one batch, holding the resources it writes for the whole batch.
+#[derive(Debug)]
+pub struct Resolver<'a> {
+    pub world: &'a mut World,
+    pub history: &'a mut History,
+    pub dir: &'a mut Directory,
+    pub vocab: &'a mut Vocab,
+    pub program: &'a Program,
+    pub periods: &'a mut PeriodCache,
+}
+
+/// The hashes of a moment's id, actor and counterpart (0: none).
+type Hashes = [u64; 3];
+
+impl Resolver<'_> {
+    /// Resolves `records` into `batch` (cleared first), counting what became of each in
+    /// `outcome`.
+    pub fn run(&mut self, records: Vec<Record>, batch: &mut Batch, outcome: &mut Outcome) {
+        batch.records.clear();
+        batch.inputs.clear();
+        let hashes: Vec<Hashes> = records
+            .iter()
+            .map(|r| match r {
+                Record::Moment(m) => [
+                    Interner::hash(&m.id),
+                    Interner::hash(&m.stakeholder),
+                    m.counterpart.as_deref().map_or(0, Interner::hash),
+                ],
+                _ => [0; 3],
+            })
+            .collect();
+        let mut retracting = FxHashSet::default();
+        for (index, record) in records.into_iter().enumerate() {
+            if let Some(h) = hashes.get(index + AHEAD) {
+                self.prefetch_slots(h);
+            }
+            if let Some(h) = hashes.get(index + AHEAD / 2) {
+                self.prefetch_entries(h);
+            }
+            let resolved = match record {
+                Record::Moment(m) => self.moment(m, &hashes[index], batch),
+                Record::Profile(s) => self.profile(&s),
+                Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting),
+            };
+            match resolved {
+                Ok(true) => outcome.accepted += 1,
+                Ok(false) => outcome.duplicates += 1,
+                Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),
+            }
+        }
+    }
+
+    /// First stage: the table slots the record's lookups start at.
+    fn prefetch_slots(&self, h: &Hashes) {
+        if h[0] != 0 {
+            self.history.ids.prefetch(h[0]);
+        }
+        for &s in &h[1..] {
+            if s != 0 {
+                self.dir.ids.prefetch(s);
+            }
+        }
+    }
+
+    /// Second stage (the slots have arrived): the stakeholders' texts, compared to confirm the
+    /// match, and their directory entries.
+    fn prefetch_entries(&self, h: &Hashes) {
+        for &s in &h[1..] {
+            if let Some(id) = (s != 0).then(|| self.dir.ids.peek(s)).flatten() {
+                self.dir.ids.prefetch_text(id);
+                if let Some(entry) = self.dir.entries.get(id as usize) {
+                    prefetch(entry);
+                }
+            }
+        }
+    }
+
+    fn moment(&mut self, m: Moment, h: &Hashes, batch: &mut Batch) -> Result<bool, RecordFault> {
+        let at = check_moment(&m)?;
+        let Some(moment) = self.history.accept_hashed(&m.id, h[0]) else {
+            return Ok(false);
+        };
+        let (actor_no, a) = self.stakeholder(&m.stakeholder, h[1]);
+        let c = m.counterpart.as_deref().map(|c| self.stakeholder(c, h[2]));
+        let kind = Sym(self.vocab.0.intern(&m.kind).0);
+        let channel = Sym(self.vocab.0.intern(&m.channel).0);
+        let cal = &self.program.calendar;
+        let windows = Window::ALL.map(|w| match w.period() {
+            None => at.div_euclid(3600) as i32,
+            Some(p) => self.periods.index(cal, p, at),
+        });
+        let history = &mut *self.history;
+        history.last_seq += 1;
+        history.latest_at = Some(history.latest_at.map_or(at, |t| t.max(at)));
+        batch.records.push(MomentRec {
+            seq: history.last_seq,
+            moment,
+            input: batch.inputs.len() as u32,
+            action: Action::Score,
+            actor: a.entity,
+            counterpart: c.map(|(_, c)| c.entity),
+            actor_no,
+            counterpart_no: c.map(|(no, _)| no),
+            kind,
+            channel,
+            actor_kind: a.kind,
+            actor_team: a.team,
+            counterpart_kind: c.map_or(Sym::NONE, |(_, c)| c.kind),
+            counterpart_team: c.map_or(Sym::NONE, |(_, c)| c.team),
+            at,
+            windows,
+            value: m.value,
+            first: 0,
+        });
+        batch.inputs.push(m);
+        Ok(true)
+    }
+
+    fn retraction(
+        &mut self,
+        target: &str,
+        batch: &mut Batch,
+        retracting: &mut FxHashSet<u32>,
+    ) -> Result<bool, RecordFault> {
+        let Some(moment) = self.history.ids.get(target) else {
+            return Err(("retract", format!("no moment with id {target:?} was accepted")));
+        };
+        if self.history.info[moment as usize].retracted || !retracting.insert(moment) {
+            return Ok(false);
+        }
+        self.history.last_seq += 1;
+        batch.records.push(MomentRec::retraction(self.history.last_seq, moment));
+        Ok(true)
+    }
+
+    /// Stakeholder `id` (whose hash is `hash`) and its number, created (kind `community`, no
+    /// team) if new.
+    fn stakeholder(&mut self, id: &str, hash: u64) -> (u32, DirEntry) {
+        let (ext, new) = self.dir.ids.intern_hashed(id, hash);
+        if !new {
+            return (ext, self.dir.entries[ext as usize]);
+        }
+        let kind = Sym(self.vocab.0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
+        let entity = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
+        let entry = DirEntry { entity, kind, team: Sym::NONE };
+        self.dir.entries.push(entry);
+        (ext, entry)
+    }
+
+    /// Creates or updates a stakeholder's profile (a `profile` record; records are the only way
+    /// in, so every change has a sequence number). Moments already scored keep the kind and
+    /// team they were scored with.
+    fn profile(&mut self, s: &Stakeholder) -> Result<bool, RecordFault> {
+        check_profile(s)?;
+        if profile_unchanged(self.world, self.dir, self.vocab, s) {
+            return Ok(false);
+        }
+        let (ext, entry) = self.stakeholder(&s.id, Interner::hash(&s.id));
+        let kind = Sym(self.vocab.0.intern(&s.kind).0);
+        let team = s.team.as_deref().map_or(Sym::NONE, |t| Sym(self.vocab.0.intern(t).0));
+        let slot = &mut self.dir.entries[ext as usize];
+        (slot.kind, slot.team) = (kind, team);
+        let mut entity = self.world.entity_mut(entry.entity);
+        if let Some(mut id) = entity.get_mut::<Identity>() {
+            id.kind = kind;
+            id.team = team;
+        }
+        if s.name.is_some() || !s.attrs.is_empty() {
+            entity.insert(Details { name: s.name.as_deref().map(Into::into), attrs: s.attrs.clone() });
+        } else {
+            entity.remove::<Details>();
+        }
+        if team != entry.team {
+            // Its leaderboard entries move to the new team's rankings.
+            self.world.resource_mut::<PublishQueue>().push(entry.entity);
+        }
+        self.history.last_seq += 1;
+        Ok(true)
+    }
+}
