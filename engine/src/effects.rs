@@ -20,6 +20,7 @@ use crate::components::{Identity, Seen, Standing, Tally, Wallet, seen_tag, tally
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
+use crate::prefetch::{AHEAD, prefetch_items};
 use crate::ruleset::program::{
     BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward,
 };
@@ -86,6 +87,9 @@ pub fn apply(
     let mut next_award = 0;
     let mut next_act = 0;
     for (ix, m) in batch.records.iter().enumerate() {
+        if let Some(ahead) = batch.records.get(ix + AHEAD) {
+            prefetch_ahead(&q, ahead);
+        }
         match m.action {
             Action::Retract => {
                 retract(&mut out, &mut q, m);
@@ -132,6 +136,23 @@ pub fn apply(
             if let Some(mut who) = member(&mut q, who) {
                 out.completed(m, &mut who, ci, window);
             }
+        }
+    }
+}
+
+/// Starts loading what the effects pass will read of `m`'s stakeholders.
+fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
+    if m.action == Action::Retract {
+        return;
+    }
+    for e in std::iter::once(m.actor).chain(m.counterpart) {
+        if let Ok((_, wallet, tally, seen, standing)) = q.get(e) {
+            prefetch_items(&wallet.0);
+            prefetch_items(&tally.0);
+            if let Seen::Small(v) = seen {
+                prefetch_items(v);
+            }
+            prefetch_items(&standing.entries);
         }
     }
 }
@@ -267,7 +288,8 @@ impl Out<'_> {
     }
 
     fn metrics(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
-        for (i, metric) in self.p.metrics.iter().enumerate() {
+        for &i in self.p.metrics_by_kind.get(m.kind) {
+            let metric = &self.p.metrics[i as usize];
             let counts = match &metric.kind {
                 MetricKind::Count(matcher) => matcher.matches(m, attrs),
                 MetricKind::Distinct(Distinct::Counterparts) => m.first & first::COUNTERPART != 0,
@@ -275,20 +297,20 @@ impl Out<'_> {
                 MetricKind::Distinct(Distinct::Channels) => m.first & first::CHANNEL != 0,
             };
             if counts {
-                let slot = who.tally.slot(tally_key::METRIC | i as u32);
+                let slot = who.tally.slot(tally_key::METRIC | u32::from(i));
                 slot.b += 1;
                 let new = slot.b;
-                self.changed(m, who, MetricRef::Metric(i as u16), new - 1, new, 0);
+                self.changed(m, who, MetricRef::Metric(i), new - 1, new, 0);
             }
         }
     }
 
     fn streaks(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
-        for (i, s) in self.p.streaks.iter().enumerate() {
+        for &si in self.p.streaks_by_kind.get(m.kind) {
+            let s = &self.p.streaks[si as usize];
             if !s.matcher.matches(m, attrs) {
                 continue;
             }
-            let si = i as u16;
             let period = m.window(s.period.into());
             let slot = who.tally.slot(tally_key::STREAK | u32::from(si));
             let (len, best) = ((slot.b & 0xFFFF_FFFF) as u32, (slot.b >> 32) as u32);
@@ -319,8 +341,8 @@ impl Out<'_> {
         teams: &mut TeamChallenges,
         completions: &mut Vec<(Entity, u16, i32)>,
     ) {
-        for (i, c) in self.p.challenges.iter().enumerate() {
-            let ci = i as u16;
+        for &ci in self.p.challenges_by_kind.get(m.kind) {
+            let c = &self.p.challenges[ci as usize];
             if c.paused {
                 continue;
             }

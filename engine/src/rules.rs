@@ -10,6 +10,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, first};
 use crate::components::{Caps, Seen, seen_tag};
+use crate::prefetch::{AHEAD, prefetch_items};
 use crate::ruleset::program::{Program, Rule, Target};
 use crate::world::ProgramRes;
 
@@ -22,7 +23,11 @@ pub fn score(
     let p = &*program.0;
     let batch = &mut *batch;
     awards.0.clear();
-    for (ix, m) in batch.records.iter_mut().enumerate() {
+    for ix in 0..batch.records.len() {
+        if let Some(ahead) = batch.records.get(ix + AHEAD).filter(|a| a.action == Action::Score) {
+            prefetch_ahead(&q, ahead);
+        }
+        let m = &mut batch.records[ix];
         if m.action != Action::Score {
             continue;
         }
@@ -30,16 +35,29 @@ pub fn score(
             mark_firsts(m, &mut q);
         }
         let attrs = &batch.inputs[m.input as usize].attrs;
-        for (r, rule) in p.rules.iter().enumerate() {
+        for &r in p.rules_by_kind.get(m.kind) {
+            let rule = &p.rules[r as usize];
             if rule.paused || !rule.matcher.matches(m, attrs) {
                 continue;
             }
             if let Some(chance) = rule.chance
-                && !draw(p, m.seq, r as u16, chance)
+                && !draw(p, m.seq, r, chance)
             {
                 continue;
             }
-            fire(rule, r as u16, ix as u32, m, &mut q, &mut awards.0);
+            fire(rule, r, ix as u32, m, &mut q, &mut awards.0);
+        }
+    }
+}
+
+/// Starts loading the cap counters and what `m`'s stakeholders have met.
+fn prefetch_ahead(q: &Query<(&mut Caps, &mut Seen)>, m: &MomentRec) {
+    for e in std::iter::once(m.actor).chain(m.counterpart) {
+        if let Ok((caps, seen)) = q.get(e) {
+            prefetch_items(&caps.0);
+            if let Seen::Small(v) = seen {
+                prefetch_items(v);
+            }
         }
     }
 }

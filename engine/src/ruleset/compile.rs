@@ -558,6 +558,13 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         })
         || streaks.iter().any(|s| uses_first(&s.matcher))
         || challenges.iter().any(|c| uses_first(&c.matcher));
+    let rules_by_kind = ByKind::new(rules.iter().map(|r| Some(&r.matcher)));
+    let metrics_by_kind = ByKind::new(metrics.iter().map(|m| match &m.kind {
+        MetricKind::Count(matcher) => Some(matcher),
+        MetricKind::Distinct(_) => None,
+    }));
+    let streaks_by_kind = ByKind::new(streaks.iter().map(|s| Some(&s.matcher)));
+    let challenges_by_kind = ByKind::new(challenges.iter().map(|c| Some(&c.matcher)));
 
     Ok(Program {
         org_id: org.id.clone(),
@@ -578,6 +585,10 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         leaderboards,
         watchers: w,
         tracks_seen,
+        rules_by_kind,
+        metrics_by_kind,
+        streaks_by_kind,
+        challenges_by_kind,
     })
 }
 

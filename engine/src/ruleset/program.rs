@@ -291,8 +291,46 @@ pub struct Program {
     pub watchers: Watchers,
     /// Whether any rule, metric or challenge needs first-time / distinct tracking.
     pub tracks_seen: bool,
+    /// Which rules, metrics, streaks and challenges a moment of a given kind can match.
+    pub rules_by_kind: ByKind,
+    pub metrics_by_kind: ByKind,
+    pub streaks_by_kind: ByKind,
+    pub challenges_by_kind: ByKind,
     /// Sandbox limits for the organisation's rule plugins.
     pub plugin_limits: crate::plugins::Limits,
+}
+
+/// Which items of a list (rules, metrics, streaks, challenges) can match a moment of a given
+/// kind: those whose matcher names that kind, and those whose matcher names none, in list
+/// order. The passes evaluate only these, instead of every matcher on every moment.
+#[derive(Clone, Debug, Default)]
+pub struct ByKind {
+    /// Indexed by the kind's symbol, up to the largest kind any matcher names.
+    by_kind: Vec<Box<[u16]>>,
+    /// The items that match any kind: all a moment of another kind can match.
+    any: Box<[u16]>,
+}
+
+impl ByKind {
+    /// The index of a list whose item `i` has matcher `matchers[i]` (`None`: it applies to
+    /// every kind).
+    pub fn new<'a>(matchers: impl IntoIterator<Item = Option<&'a Matcher>>) -> ByKind {
+        let kinds: Vec<&[Sym]> = matchers.into_iter().map(|m| m.map_or(&[][..], |m| &m.kind[..])).collect();
+        let len = kinds.iter().flat_map(|k| k.iter()).map(|k| k.0 as usize + 1).max().unwrap_or(0);
+        let items = |applies: &dyn Fn(&[Sym]) -> bool| -> Box<[u16]> {
+            (0..kinds.len()).filter(|&i| applies(kinds[i])).map(|i| i as u16).collect()
+        };
+        ByKind {
+            by_kind: (0..len).map(|k| items(&|ks: &[Sym]| ks.is_empty() || ks.contains(&Sym(k as u32)))).collect(),
+            any: items(&|ks: &[Sym]| ks.is_empty()),
+        }
+    }
+
+    /// The items a moment of kind `kind` can match, in list order.
+    #[inline]
+    pub fn get(&self, kind: Sym) -> &[u16] {
+        self.by_kind.get(kind.0 as usize).unwrap_or(&self.any)
+    }
 }
 
 /// Reverse indexes from a measured quantity to what watches it.
@@ -339,5 +377,25 @@ impl Program {
 
     pub fn board_ix(&self, id: &str) -> Option<usize> {
         self.leaderboards.iter().position(|b| b.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(k: &[u32]) -> Matcher {
+        Matcher { kind: k.iter().map(|&k| Sym(k)).collect(), ..Matcher::default() }
+    }
+
+    #[test]
+    fn by_kind_lists_the_items_naming_the_kind_and_those_naming_none_in_order() {
+        let (a, none, ab) = (kinds(&[0]), kinds(&[]), kinds(&[0, 1]));
+        let index = ByKind::new([Some(&a), Some(&none), Some(&ab), None]);
+        assert_eq!(index.get(Sym(0)), [0, 1, 2, 3]);
+        assert_eq!(index.get(Sym(1)), [1, 2, 3]);
+        // A kind no matcher names (interned later, say) matches the kind-less items only.
+        assert_eq!(index.get(Sym(7)), [1, 3]);
+        assert_eq!(index.get(Sym::NONE), [1, 3]);
     }
 }
