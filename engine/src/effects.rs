@@ -65,9 +65,39 @@ struct Member<'a> {
     standing: Mut<'a, Standing>,
 }
 
+type StateItem<'a> = (&'a Identity, Mut<'a, Wallet>, Mut<'a, Tally>, Mut<'a, Seen>, Mut<'a, Standing>);
+
+impl<'a> Member<'a> {
+    fn new(entity: Entity, (id, wallet, tally, seen, standing): StateItem<'a>) -> Member<'a> {
+        Member { entity, ext: id.ext, wallet, tally, seen, standing }
+    }
+}
+
 fn member<'a>(q: &'a mut StateQuery, e: Entity) -> Option<Member<'a>> {
-    let (id, wallet, tally, seen, standing) = q.get_mut(e).ok()?;
-    Some(Member { entity: e, ext: id.ext, wallet, tally, seen, standing })
+    q.get_mut(e).ok().map(|item| Member::new(e, item))
+}
+
+/// The actor and the counterpart of `m`, fetched together: one lookup each for the whole
+/// moment, whatever the number of awards.
+fn pair<'a>(q: &'a mut StateQuery, m: &MomentRec) -> (Option<Member<'a>>, Option<Member<'a>>) {
+    match m.counterpart {
+        None => (member(q, m.actor), None),
+        // Never the same entity: a moment's counterpart differs from its actor.
+        Some(c) => match q.get_many_mut([m.actor, c]) {
+            Ok([a, b]) => (Some(Member::new(m.actor, a)), Some(Member::new(c, b))),
+            Err(_) => (None, None),
+        },
+    }
+}
+
+/// Which of the pair an award or a plugin's act goes to (rules and plugins only ever name
+/// the actor or the counterpart).
+fn of_pair<'p, 'a>(pair: &'p mut (Option<Member<'a>>, Option<Member<'a>>), to: Entity) -> Option<&'p mut Member<'a>> {
+    match pair {
+        (Some(a), _) if a.entity == to => Some(a),
+        (_, Some(c)) if c.entity == to => Some(c),
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -103,34 +133,36 @@ pub fn apply(
             }
             Action::Score => {}
         }
+        let mut both = pair(&mut q, m);
         while let Some(a) = awards.0.get(next_award).filter(|a| a.record as usize == ix) {
             next_award += 1;
-            let Some(mut who) = member(&mut q, a.to) else { continue };
+            let Some(who) = of_pair(&mut both, a.to) else { continue };
             let (currency, amount) = (a.currency, a.amount);
             match a.withheld {
-                Hold::No => out.credit(m, &mut who, currency, amount, a.source.into(), 0),
-                Hold::Cap => out.emit(m, &who, a.source.into(), Kind::Withheld { currency, amount, reason: None }),
+                Hold::No => out.credit(m, who, currency, amount, a.source.into(), 0),
+                Hold::Cap => out.emit(m, who, a.source.into(), Kind::Withheld { currency, amount, reason: None }),
                 Hold::Plugin(r) => {
                     let reason = acts.reasons.get(r as usize).cloned();
-                    out.emit(m, &who, a.source.into(), Kind::Withheld { currency, amount, reason });
+                    out.emit(m, who, a.source.into(), Kind::Withheld { currency, amount, reason });
                 }
             }
         }
         // Plugins' badges and custom effects come after the moment's points.
         while let Some(act) = acts.acts.get(next_act).filter(|a| a.record as usize == ix) {
             next_act += 1;
-            let Some(mut who) = member(&mut q, act.to) else { continue };
+            let Some(who) = of_pair(&mut both, act.to) else { continue };
             match &act.what {
-                PluginWhat::Badge(b) => out.grant_badge(m, &mut who, *b, 0),
-                PluginWhat::Custom(c) => out.emit(m, &who, Source::Plugin(act.plugin), Kind::Custom(c.clone())),
+                PluginWhat::Badge(b) => out.grant_badge(m, who, *b, 0),
+                PluginWhat::Custom(c) => out.emit(m, who, Source::Plugin(act.plugin), Kind::Custom(c.clone())),
             }
         }
         let attrs = &batch.inputs[m.input as usize].attrs;
-        if let Some(mut actor) = member(&mut q, m.actor) {
-            out.metrics(m, &mut actor, attrs);
-            out.streaks(m, &mut actor, attrs);
-            out.challenges(m, &mut actor, attrs, &mut teams, &mut completions);
+        if let Some(actor) = &mut both.0 {
+            out.metrics(m, actor, attrs);
+            out.streaks(m, actor, attrs);
+            out.challenges(m, actor, attrs, &mut teams, &mut completions);
         }
+        drop(both);
         // Team challenges completed by this moment reward every contributor.
         for (who, ci, window) in completions.drain(..) {
             if let Some(mut who) = member(&mut q, who) {

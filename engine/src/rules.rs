@@ -31,8 +31,11 @@ pub fn score(
         if m.action != Action::Score {
             continue;
         }
-        if p.tracks_seen {
-            mark_firsts(m, &mut q);
+        let mut both = pair(&mut q, m);
+        if p.tracks_seen
+            && let Some((_, seen)) = &mut both[0]
+        {
+            mark_firsts(m, seen);
         }
         let attrs = &batch.inputs[m.input as usize].attrs;
         for &r in p.rules_by_kind.get(m.kind) {
@@ -45,7 +48,7 @@ pub fn score(
             {
                 continue;
             }
-            fire(rule, r, ix as u32, m, &mut q, &mut awards.0);
+            fire(rule, r, ix as u32, m, &mut both, &mut awards.0);
         }
     }
 }
@@ -62,10 +65,23 @@ fn prefetch_ahead(q: &Query<(&mut Caps, &mut Seen)>, m: &MomentRec) {
     }
 }
 
+/// The actor's and the counterpart's rule state, fetched together once per moment.
+type Pair<'a> = [Option<(Mut<'a, Caps>, Mut<'a, Seen>)>; 2];
+
+fn pair<'a>(q: &'a mut Query<(&mut Caps, &mut Seen)>, m: &MomentRec) -> Pair<'a> {
+    match m.counterpart {
+        None => [q.get_mut(m.actor).ok(), None],
+        // Never the same entity: a moment's counterpart differs from its actor.
+        Some(c) => match q.get_many_mut([m.actor, c]) {
+            Ok([a, b]) => [Some(a), Some(b)],
+            Err(_) => [None, None],
+        },
+    }
+}
+
 /// Records what the actor meets for the first time: the counterpart, the channel, and the
 /// counterpart's team.
-fn mark_firsts(m: &mut MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>) {
-    let Ok((_, mut seen)) = q.get_mut(m.actor) else { return };
+fn mark_firsts(m: &mut MomentRec, seen: &mut Seen) {
     let mut bits = 0;
     if let Some(cp) = m.counterpart {
         if seen.insert(seen_tag::COUNTERPART, cp.index_u32()) {
@@ -99,11 +115,11 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &mut Seen)>, out: &mut Vec<Award>) {
+fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut Vec<Award>) {
     let multiplier: f64 =
         rule.campaigns.iter().filter(|c| c.from <= m.at && m.at < c.until).map(|c| c.multiplier).product();
     let source = AwardSource::Rule(r);
-    for target in [Target::Actor, Target::Counterpart] {
+    for (target, state) in [Target::Actor, Target::Counterpart].into_iter().zip(both.iter_mut()) {
         let to = match (target, m.counterpart) {
             (Target::Actor, _) => m.actor,
             (Target::Counterpart, Some(c)) => c,
@@ -113,9 +129,9 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, q: &mut Query<(&mut Caps, &
             continue;
         }
         // Caps count per stakeholder: one firing toward `to`, and its points together.
-        let mut caps = match rule.cap {
-            Some(cap) => q.get_mut(to).ok().map(|(caps, _)| (cap, caps)),
-            None => None,
+        let mut caps = match (rule.cap, state) {
+            (Some(cap), Some((caps, _))) => Some((cap, caps)),
+            _ => None,
         };
         let (allowed, mut points_left) = match &mut caps {
             Some((cap, caps)) => {
