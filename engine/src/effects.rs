@@ -162,7 +162,6 @@ pub fn apply(
             out.streaks(m, actor, attrs);
             out.challenges(m, actor, attrs, &mut teams, &mut completions);
         }
-        drop(both);
         // Team challenges completed by this moment reward every contributor.
         for (who, ci, window) in completions.drain(..) {
             if let Some(mut who) = member(&mut q, who) {
