@@ -177,8 +177,9 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
         return;
     }
     for e in std::iter::once(m.actor).chain(m.counterpart) {
-        if let Ok((_, wallet, tally, seen, standing)) = q.get(e) {
-            prefetch_items(&wallet.0);
+        // Not the wallet: a `ThinVec` keeps its length in the heap block, so even finding its
+        // address would wait for the miss this is meant to hide.
+        if let Ok((_, _, tally, seen, standing)) = q.get(e) {
             prefetch_items(&tally.0);
             if let Seen::Small(v) = seen {
                 prefetch_items(v);
