@@ -421,8 +421,7 @@ impl Out<'_> {
             && !m.counterpart_team.is_none()
             && m.counterpart_team != m.actor_team
             && who.seen.insert(teams_tag, m.counterpart_team.0);
-        let new_cp =
-            goal.distinct_counterparts > 0 && m.counterpart.is_some_and(|cp| who.seen.insert(cps_tag, cp.index_u32()));
+        let new_cp = goal.distinct_counterparts > 0 && m.counterpart_no.is_some_and(|cp| who.seen.insert(cps_tag, cp));
         let distinct = who.tally.slot(tally_key::CHALLENGE_DISTINCT | u32::from(ci));
         if fresh {
             (distinct.a, distinct.b) = (0, 0);

@@ -22,7 +22,7 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut guards: Qu
             continue;
         }
         let Ok(mut g) = guards.get_mut(m.actor) else { continue };
-        let key = moment_key(m.kind.0, m.channel.0, m.counterpart.map_or(u32::MAX, |e| e.index_u32()));
+        let key = moment_key(m.kind.0, m.channel.0, m.counterpart_no.unwrap_or(u32::MAX));
         if let Some(gap) = guard.min_gap_seconds
             && g.last_key == key
             && m.at >= g.last_at

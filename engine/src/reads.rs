@@ -250,7 +250,7 @@ impl OrgWorld {
                 let (Some((_, v, s)), Some(board)) = (entry.published(), boards.0.get(entry.board as usize)) else {
                     continue;
                 };
-                let k = crate::leaderboard::key(v, s, e);
+                let k = crate::leaderboard::key(v, s, ident.ext);
                 if let Some(pos) = board.all.index.rank(&k) {
                     let def = &p.leaderboards[entry.board as usize];
                     ranks.insert(def.id.clone(), board.all.rank(def.ties, pos, &k));
@@ -303,21 +303,21 @@ impl OrgWorld {
             None => q.offset,
             Some(id) => {
                 let dir = w.resource::<Directory>();
-                let e = dir.get(id).ok_or_else(|| ReadError::UnknownStakeholder(id.clone()))?;
+                let ext = dir.ids.get(id).ok_or_else(|| ReadError::UnknownStakeholder(id.clone()))?;
+                let e = dir.entries[ext as usize].entity;
                 let entry = w.get::<Standing>(e).and_then(|s| s.get(ix as u16).copied());
                 let published = entry.and_then(|en| en.published().filter(|pb| pb.0 == b.window));
                 let (_, v, s) = published.ok_or_else(|| ReadError::NotRanked(id.clone()))?;
                 let pos = ranking
                     .index
-                    .rank(&crate::leaderboard::key(v, s, e))
+                    .rank(&crate::leaderboard::key(v, s, ext))
                     .ok_or_else(|| ReadError::NotRanked(id.clone()))?;
                 pos.saturating_sub(limit / 2)
             }
         };
         let dir = w.resource::<Directory>();
         for (i, k) in ranking.index.iter_from(start).take(limit).enumerate() {
-            let e = bevy_ecs::entity::Entity::from_bits(k.2);
-            let Some(name) = w.get::<Identity>(e).and_then(|id| dir.ids.try_resolve(id.ext)) else { continue };
+            let Some(name) = u32::try_from(k.2).ok().and_then(|ext| dir.ids.try_resolve(ext)) else { continue };
             page.rows.push(Row {
                 rank: ranking.rank(def.ties, start + i, &k),
                 stakeholder: name.to_string(),

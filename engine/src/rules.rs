@@ -57,10 +57,8 @@ pub fn score(
 /// keeps its length in the heap block, so even finding its address would wait for the miss.)
 fn prefetch_ahead(q: &Query<(&mut Caps, &mut Seen)>, m: &MomentRec) {
     for e in std::iter::once(m.actor).chain(m.counterpart) {
-        if let Ok((_, seen)) = q.get(e) {
-            if let Seen::Small(v) = seen {
-                prefetch_items(v);
-            }
+        if let Ok((_, Seen::Small(v))) = q.get(e) {
+            prefetch_items(v);
         }
     }
 }
@@ -83,8 +81,8 @@ fn pair<'a>(q: &'a mut Query<(&mut Caps, &mut Seen)>, m: &MomentRec) -> Pair<'a>
 /// counterpart's team.
 fn mark_firsts(m: &mut MomentRec, seen: &mut Seen) {
     let mut bits = 0;
-    if let Some(cp) = m.counterpart {
-        if seen.insert(seen_tag::COUNTERPART, cp.index_u32()) {
+    if let Some(cp) = m.counterpart_no {
+        if seen.insert(seen_tag::COUNTERPART, cp) {
             bits |= first::COUNTERPART;
         }
         if !m.counterpart_team.is_none()

@@ -2,7 +2,7 @@
 //! a rank, "around me"), overall and per team.
 //!
 //! Owns [`Boards`], the [`PublishQueue`] and the published side of [`Standing`]. A ranking is
-//! an order-statistic index ([`ordered::OrderedIndex`]) over `(-value, seq, entity)`: highest
+//! an order-statistic index ([`ordered::OrderedIndex`]) over `(-value, seq, stakeholder)`: highest
 //! value first, and among equal values whoever reached it first. Ranks follow the board's tie
 //! policy: `shared` (1, 2, 2, 4), `dense` (1, 2, 2, 3) or `first_come` (1, 2, 3, 4). There is
 //! no participant ceiling.
@@ -25,7 +25,7 @@ use crate::ruleset::program::{Leaderboard, Program, Ties};
 use crate::world::ProgramRes;
 use ordered::{DistinctCounter, OrderedIndex};
 
-/// Ranking order: `(-value, seq, entity bits)`.
+/// Ranking order: `(-value, seq, directory number)`.
 pub type Key = (i64, u64, u64);
 
 /// One ranking: the ordered entries, and the distinct values for dense ranks.
@@ -122,8 +122,10 @@ impl Boards {
     }
 }
 
-pub fn key(value: i64, seq: u64, e: Entity) -> Key {
-    (value.saturating_neg(), seq, e.to_bits())
+/// The ranking key of a stakeholder (`ext`, its number in the directory) with `value`, reached
+/// at record `seq`.
+pub fn key(value: i64, seq: u64, ext: u32) -> Key {
+    (value.saturating_neg(), seq, u64::from(ext))
 }
 
 /// Stakeholders whose leaderboard entries changed since the last [`publish`], each once.
@@ -195,9 +197,9 @@ pub fn publish(
                 *board = Board::new(def);
                 board.window = entry.window;
             }
-            let old = entry.published().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, who));
+            let old = entry.published().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, id.ext));
             entry.set_published(None);
-            let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, who));
+            let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, id.ext));
             board.all.update(old, new);
             let ties = board.ties;
             if entry.published_team == id.team {
