@@ -196,6 +196,30 @@ impl Seen {
         }
     }
 
+    /// Every key, sorted (for a snapshot).
+    pub fn keys(&self) -> Vec<u64> {
+        match self {
+            Seen::Empty => Vec::new(),
+            Seen::Small(v) => v.clone(),
+            Seen::Large(set) => {
+                let mut keys: Vec<u64> = set.iter().copied().collect();
+                keys.sort_unstable();
+                keys
+            }
+        }
+    }
+
+    /// The set holding `keys` (as [`Seen::keys`] gave them).
+    pub fn from_keys(mut keys: Vec<u64>) -> Seen {
+        keys.sort_unstable();
+        keys.dedup();
+        match keys.len() {
+            0 => Seen::Empty,
+            n if n <= Self::SMALL_MAX => Seen::Small(keys),
+            _ => Seen::Large(Box::new(keys.into_iter().collect())),
+        }
+    }
+
     /// Heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         match self {

@@ -158,6 +158,47 @@ impl Interner {
         }
     }
 
+    /// The strings, concatenated in id order, and where each ends: all an interner is, for a
+    /// snapshot. [`Interner::from_parts`] rebuilds it.
+    pub fn parts(&self) -> (&str, &[u32]) {
+        (&self.arena, &self.ends)
+    }
+
+    /// The interner [`Interner::parts`] described; `None` if `ends` does not cut `text` into
+    /// strings (not rising, past its end, or inside a character).
+    pub fn from_parts(text: String, ends: Vec<u32>) -> Option<Interner> {
+        let mut start = 0;
+        for &end in &ends {
+            let end = end as usize;
+            if end < start || end > text.len() || !text.is_char_boundary(end) {
+                return None;
+            }
+            start = end;
+        }
+        let mut interner =
+            Interner { arena: String::new(), ends: Vec::with_capacity(ends.len()), ..Interner::default() };
+        while interner.slots.len() * 3 < ends.len() * 4 {
+            interner.bits += 1;
+            interner.slots = vec![0; 1 << interner.bits];
+        }
+        interner.arena = text;
+        let mask = interner.slots.len() - 1;
+        for (id, &end) in ends.iter().enumerate() {
+            let start = interner.ends.last().copied().unwrap_or(0) as usize;
+            let hash = Self::hash(&interner.arena[start..end as usize]);
+            let mut i = interner.home(hash);
+            while interner.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            interner.slots[i] = (hash >> 32 << 32) | (id as u64 + 1);
+            interner.ends.push(end);
+        }
+        if interner.ends.len() * 4 > interner.slots.len() * 3 {
+            interner.grow();
+        }
+        Some(interner)
+    }
+
     /// The string with id `id`. Panics if `id` was not handed out by this interner.
     pub fn resolve(&self, id: u32) -> &str {
         resolve(&self.arena, &self.ends, id)
@@ -214,6 +255,24 @@ mod tests {
             assert_eq!(i.resolve(n), format!("s{n}"));
         }
         assert_eq!(i.get("s10000"), None);
+    }
+
+    #[test]
+    fn from_parts_rebuilds_the_same_interner_and_refuses_bad_cuts() {
+        let mut i = Interner::new();
+        for n in 0..1000 {
+            i.intern(&format!("s{n}é"));
+        }
+        let (text, ends) = i.parts();
+        let mut back = Interner::from_parts(text.to_string(), ends.to_vec()).expect("valid parts");
+        for n in 0..1000 {
+            assert_eq!(back.get(&format!("s{n}é")), Some(n));
+        }
+        assert_eq!(back.intern("new"), (1000, true));
+        assert!(Interner::from_parts("abc".into(), vec![2, 1]).is_none());
+        assert!(Interner::from_parts("abc".into(), vec![4]).is_none());
+        assert!(Interner::from_parts("é".into(), vec![1]).is_none());
+        assert!(Interner::from_parts(String::new(), vec![]).is_some_and(|i| i.is_empty()));
     }
 
     #[test]

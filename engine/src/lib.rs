@@ -50,6 +50,7 @@ pub mod resolve;
 pub mod rules;
 pub mod ruleset;
 pub mod simulate;
+pub mod snapshot;
 pub mod store;
 pub mod webhooks;
 pub mod workload;

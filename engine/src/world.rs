@@ -260,6 +260,10 @@ impl OrgWorld {
         &self.world
     }
 
+    pub(crate) fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
     /// Brings the leaderboards up to date with every entry scoring changed (see
     /// [`crate::leaderboard`]). The reads that show ranks call it; it is cheap when nothing
     /// changed.

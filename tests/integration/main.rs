@@ -14,4 +14,5 @@ mod publish;
 mod rules;
 mod ruleset;
 mod simulate;
+mod snapshots;
 mod streaks;

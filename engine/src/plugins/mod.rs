@@ -24,7 +24,7 @@ use bevy_ecs::prelude::*;
 use plaudit_sdk::plugin::Need;
 use plaudit_sdk::plugin::wire::{self, ABI_VERSION, Manifest};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use sandbox::{CallFailed, CallOutput, Limits, Plugin, PluginError, PluginFailure, PluginHost};
 
@@ -118,7 +118,7 @@ pub fn check_name(name: &str) -> Result<(), LoadError> {
 }
 
 /// Whether a slot's plugin runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginState {
     Active,
@@ -128,7 +128,7 @@ pub enum PluginState {
 }
 
 /// A failed call, with what its author needs to act on it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureReport {
     /// Sequence numbers of the first and last moment of the call.
     pub first_seq: u64,
@@ -140,7 +140,7 @@ pub struct FailureReport {
 }
 
 /// What an organisation's plugin is doing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginStatus {
     pub name: String,
     pub version: String,
@@ -251,6 +251,16 @@ impl Plugins {
             }
             None => false,
         }
+    }
+
+    /// Appends a slot as a snapshot held it (see [`crate::snapshot`]).
+    pub(crate) fn restore_slot(
+        &mut self,
+        loaded: Option<Arc<Loaded>>,
+        states: FxHashMap<u32, Vec<u8>>,
+        status: PluginStatus,
+    ) {
+        self.slots.push(Slot { loaded, states, status });
     }
 
     pub fn status(&self, name: &str) -> Option<&PluginStatus> {
