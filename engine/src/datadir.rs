@@ -53,12 +53,13 @@ impl DataDir {
     /// Opens `org` from its log, `None` if it has no rule set there (a folder left by a creation
     /// that did not finish), with an effects feed of `feed` effects if given. A legacy
     /// `rules.toml` is first recorded as the log's first rule set, in force from the start, and
-    /// then removed.
+    /// then removed. The latest snapshot is restored first, unless `from_start`.
     pub fn open_org(
         &self,
         store: &Arc<dyn Store>,
         org: &OrgId,
         feed: Option<usize>,
+        from_start: bool,
     ) -> Result<Option<(Durable, Replayed)>, LogError> {
         let legacy = self.legacy_rules(org);
         if !Durable::exists(store.as_ref(), org)? {
@@ -66,9 +67,10 @@ impl DataDir {
             let change = Change::Rules { text, format: crate::ruleset::Format::Toml };
             store.append_change(org, Seq(0), &change, None)?;
         }
-        let opened = match feed {
-            Some(capacity) => Durable::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
-            None => Durable::open(Arc::clone(store), org.clone())?,
+        let opened = match (feed, from_start) {
+            (Some(capacity), _) => Durable::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
+            (None, false) => Durable::open(Arc::clone(store), org.clone())?,
+            (None, true) => Durable::open_from_start(Arc::clone(store), org.clone())?,
         };
         if legacy.exists() {
             // Recorded in the log: the file would only go stale.

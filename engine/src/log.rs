@@ -6,7 +6,14 @@
 //! goes: [`OrgWorld::check`] every record (nothing refused reaches the log) -> one
 //! [`Store::append`] for the batch (one group commit; moment ids deduplicated durably) -> the
 //! appended records, and only those, scored by [`OrgWorld::ingest`]. Recovery ([`Durable::open`])
-//! replays the log from the start through the same `ingest`.
+//! restores the latest snapshot, if there is a good one, and replays the log after it through
+//! the same `ingest`; without one it replays the log from the start.
+//!
+//! Snapshots ([`Durable::capture`], then [`Capture::store`], which can run on another thread)
+//! hold the world ([`crate::snapshot`]) with what the log step knows at that point: the rule
+//! set in force, the changes applied, the plugins installed, the effects produced. A snapshot
+//! is a cache of the log, never the record: one that fails its checksum, or that this version
+//! cannot read, is reported and the log is replayed from the start instead.
 //!
 //! Changes go the same way: a rule set or a plugin is checked first (compiled, its manifest
 //! read), then recorded in the log ([`Store::append_change`]) after the last record, then
@@ -25,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plaudit_sdk::{Effect, Record};
+use serde::{Deserialize, Serialize};
 
 use crate::feed::Feed;
 use crate::ids::{OrgId, Seq};
@@ -62,6 +70,10 @@ pub enum LogError {
     /// a module it cannot load).
     #[error("organisation {org}: change {number} of the log cannot be applied: {detail}")]
     BadChange { org: OrgId, number: u64, detail: String },
+    /// A snapshot could not be taken or restored. On open this is not fatal: the log is
+    /// replayed from the start instead.
+    #[error("organisation {org}: snapshot: {detail}")]
+    Snapshot { org: OrgId, detail: String },
 }
 
 /// Upper bounds of the commit-time buckets, in seconds.
@@ -121,8 +133,77 @@ pub struct Installed {
 /// How a replay went.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Replayed {
+    /// Records replayed from the log (after the snapshot, if one was restored).
     pub records: u64,
     pub elapsed: Duration,
+    /// The snapshot restored, if any.
+    pub snapshot: Option<Restored>,
+}
+
+/// A snapshot restored: the last record it holds, and the time its restore took.
+pub type Restored = (Seq, Duration);
+
+/// A snapshot as stored: the world and what the log step knows at that point.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    org: String,
+    rules_version: u64,
+    rules_text: String,
+    rules_format: Format,
+    rules_after: u64,
+    /// Changes of the log applied (the log's changes numbered up to this).
+    changes: u64,
+    /// Plugins installed: name, module hash, the record they took effect after.
+    plugins: Vec<(String, String, u64)>,
+    /// Effects produced since the first record (the next effect's number is one more).
+    effects: u64,
+    world: crate::snapshot::WorldSnapshot,
+}
+
+/// A snapshot taken from a world, not yet encoded or stored (see [`Durable::capture`]).
+pub struct Capture {
+    org: OrgId,
+    stored: Stored,
+    /// How long taking it held the world.
+    pub took: Duration,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").field("org", &self.org).field("seq", &self.stored.world.seq).finish_non_exhaustive()
+    }
+}
+
+/// A stored snapshot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Snapshotted {
+    /// The last record it holds.
+    pub seq: Seq,
+    pub stakeholders: usize,
+    pub moments: usize,
+    pub bytes: usize,
+    /// Taking it (the world held), then encoding and storing it (the world free).
+    pub capture: Duration,
+    pub write: Duration,
+}
+
+impl Capture {
+    /// Encodes the snapshot and stores it, durably; the store keeps only the newest.
+    pub fn store(self, store: &dyn Store) -> Result<Snapshotted, LogError> {
+        let started = Instant::now();
+        let bytes = crate::snapshot::encode(&self.stored)
+            .map_err(|e| LogError::Snapshot { org: self.org.clone(), detail: format!("cannot encode: {e}") })?;
+        let seq = Seq(self.stored.world.seq);
+        store.put_snapshot(&self.org, seq, &bytes)?;
+        Ok(Snapshotted {
+            seq,
+            stakeholders: self.stored.world.people.len(),
+            moments: self.stored.world.moment_info.len(),
+            bytes: bytes.len(),
+            capture: self.took,
+            write: started.elapsed(),
+        })
+    }
 }
 
 /// One organisation's world, backed by its durable log.
@@ -132,18 +213,38 @@ pub struct Durable {
     store: Arc<dyn Store>,
     rules: Published,
     plugins: BTreeMap<String, Installed>,
-    /// The plugin sandbox, started at the first plugin.
-    host: Option<PluginHost>,
+    /// The plugin sandbox, shared by the process, taken at the first plugin.
+    host: Option<Arc<PluginHost>>,
     /// Where every effect goes, rendered, when someone reads them (the server).
     feed: Option<Arc<Feed>>,
     /// Where commit times go, when someone watches them (the server).
     commit_times: Option<Arc<CommitTimes>>,
+    /// Changes of the log applied to the world (they are numbered from 1).
+    changes: u64,
+    /// Effects the world produced, since the first record.
+    effects: u64,
+    /// The last record of the latest snapshot taken or restored.
+    snapshotted: Seq,
 }
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Durable").field("org", &self.org).field("world", &self.world).finish_non_exhaustive()
     }
+}
+
+/// Compiles a plugin module under `limits`, starting the sandbox in `host` if needed.
+fn load_module(
+    host: &mut Option<Arc<PluginHost>>,
+    limits: &crate::plugins::Limits,
+    name: &str,
+    wasm: &[u8],
+) -> Result<Loaded, LogError> {
+    let host = match host {
+        Some(host) => host,
+        slot => slot.insert(PluginHost::shared(limits).map_err(LogError::Sandbox)?),
+    };
+    host.load(name, wasm, limits.clone()).map_err(|source| LogError::Plugin { name: name.to_string(), source })
 }
 
 /// A rule set text checked and compiled into a fresh world (the first version).
@@ -174,7 +275,23 @@ impl Durable {
         let change = Change::Rules { text: text.to_string(), format };
         store.append_change(&org, Seq(0), &change, None)?;
         let rules = Published { version: 1, text: text.to_string(), format, after: Seq(0) };
-        Ok(Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None, commit_times: None })
+        Ok(Durable::new(org, world, store, rules))
+    }
+
+    fn new(org: OrgId, world: OrgWorld, store: Arc<dyn Store>, rules: Published) -> Durable {
+        Durable {
+            org,
+            world,
+            store,
+            rules,
+            plugins: BTreeMap::new(),
+            host: None,
+            feed: None,
+            commit_times: None,
+            changes: 1,
+            effects: 0,
+            snapshotted: Seq(0),
+        }
     }
 
     /// Whether `org` exists in `store` (has a rule set in its log).
@@ -182,24 +299,32 @@ impl Durable {
         Ok(!store.changes(org)?.is_empty())
     }
 
-    /// Opens `org`: its first rule set, then every record and change of its log in order.
+    /// Opens `org`: its latest snapshot, if it has a good one, then every record and change of
+    /// its log after it, in order.
     pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, None, Seq(u64::MAX), &mut OrgWorld::clear_effects)
+        Durable::replay(store, org, None, Seq(u64::MAX), true, &mut |_| {}, &mut OrgWorld::clear_effects)
+    }
+
+    /// [`Durable::open`] ignoring snapshots: every record of the log replayed.
+    pub fn open_from_start(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
+        Durable::replay(store, org, None, Seq(u64::MAX), false, &mut |_| {}, &mut OrgWorld::clear_effects)
     }
 
     /// [`Durable::open`] with an effects feed keeping the last `capacity` effects: the replay
     /// numbers every effect and renders those of the last `capacity` records into the feed, so
-    /// that readers' cursors carry on across a restart.
+    /// that readers' cursors carry on across a restart. (Effects of records before the snapshot
+    /// restored are counted, not rendered: a cursor before them is answered `gone`.)
     pub fn open_with_feed(store: Arc<dyn Store>, org: OrgId, capacity: usize) -> Result<(Durable, Replayed), LogError> {
         let feed = Arc::new(Feed::new(capacity));
         let tail_from = store.last_seq(&org)?.0.saturating_sub(capacity as u64);
+        let mut start = |effects: u64| feed.skip(effects);
         let mut observe = |w: &mut OrgWorld| {
             let records = w.take_effect_records();
             let old = records.iter().take_while(|r| r.seq <= tail_from).count();
             feed.skip(old as u64);
             feed.push(records[old..].iter().map(|r| (r.seq, w.render(r))));
         };
-        let (mut durable, replayed) = Durable::replay(store, org, None, Seq(u64::MAX), &mut observe)?;
+        let (mut durable, replayed) = Durable::replay(store, org, None, Seq(u64::MAX), true, &mut start, &mut observe)?;
         durable.feed = Some(feed);
         Ok((durable, replayed))
     }
@@ -220,43 +345,168 @@ impl Durable {
     }
 
     /// Rebuilds `org`'s world from its log, up to record `until`, handing each replayed batch's
-    /// effects to `observe` (which must drain them). With `candidate`, that rule set is in
-    /// force from the start instead of the logged versions (plugin changes still apply where
-    /// they were logged): the what-if of [`what_if`].
+    /// effects to `observe` (which must drain them), after telling `start` how many effects
+    /// came before the first it will see. With `snapshot`, the latest snapshot (if any, and not
+    /// beyond `until`) is restored first. With `candidate`, that rule set is in force from the
+    /// start instead of the logged versions (plugin changes still apply where they were
+    /// logged): the what-if of [`what_if`].
     fn replay(
         store: Arc<dyn Store>,
         org: OrgId,
         candidate: Option<(&str, Format)>,
         until: Seq,
+        snapshot: bool,
+        start: &mut dyn FnMut(u64),
         observe: &mut dyn FnMut(&mut OrgWorld),
     ) -> Result<(Durable, Replayed), LogError> {
         let started = Instant::now();
-        let mut changes = store.changes(&org)?.into_iter();
-        let Some(first) = changes.next() else { return Err(LogError::Missing(org)) };
+        let changes = store.changes(&org)?;
+        let Some(first) = changes.first() else { return Err(LogError::Missing(org)) };
         let bad = |c: &LoggedChange, detail: String| LogError::BadChange { org: org.clone(), number: c.number, detail };
-        let Change::Rules { text, format } = &first.change else {
-            return Err(bad(&first, "the first change of a log must be a rule set".to_string()));
+        let restored = match (snapshot, candidate) {
+            (true, None) => Durable::restore(&store, &org, &changes, until)?,
+            _ => None,
         };
-        let world = match candidate {
-            Some((text, format)) => first_world(&org, text, format, "candidate rule set")?,
-            None => first_world(&org, text, *format, "the first rule set").map_err(|e| bad(&first, e.to_string()))?,
+        let (mut durable, snapshot) = match restored {
+            Some((durable, restored)) => (durable, Some(restored)),
+            None => {
+                let Change::Rules { text, format } = &first.change else {
+                    return Err(bad(first, "the first change of a log must be a rule set".to_string()));
+                };
+                let world = match candidate {
+                    Some((text, format)) => first_world(&org, text, format, "candidate rule set")?,
+                    None => {
+                        first_world(&org, text, *format, "the first rule set").map_err(|e| bad(first, e.to_string()))?
+                    }
+                };
+                let rules = Published { version: 1, text: text.clone(), format: *format, after: first.after };
+                (Durable::new(org, world, store, rules), None)
+            }
         };
-        let rules = Published { version: 1, text: text.clone(), format: *format, after: first.after };
-        let mut durable =
-            Durable { org, world, store, rules, plugins: BTreeMap::new(), host: None, feed: None, commit_times: None };
+        start(durable.effects);
         let mut records = durable.replay_until(first.after.min(until), observe)?;
-        for change in changes {
+        let applied = durable.changes;
+        for change in changes.iter().filter(|c| c.number > applied) {
             if change.after > until {
                 break;
             }
             records += durable.replay_until(change.after, observe)?;
             if candidate.is_some() && matches!(change.change, Change::Rules { .. }) {
+                durable.changes = change.number;
                 continue;
             }
-            durable.apply(&change)?;
+            durable.apply(change)?;
         }
         records += durable.replay_until(until, observe)?;
-        Ok((durable, Replayed { records, elapsed: started.elapsed() }))
+        Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
+    }
+
+    /// The organisation as its latest snapshot holds it, or `None` to replay from the start:
+    /// there is none, it is beyond `until`, or it cannot be used (a failed checksum, another
+    /// format, a module missing), which is logged as a warning.
+    fn restore(
+        store: &Arc<dyn Store>,
+        org: &OrgId,
+        changes: &[LoggedChange],
+        until: Seq,
+    ) -> Result<Option<(Durable, Restored)>, LogError> {
+        let started = Instant::now();
+        let (seq, bytes) = match store.latest_snapshot(org) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e @ StoreError::CorruptSnapshot { .. }) => {
+                tracing::warn!(org = %org, error = %e, "snapshot not used: replaying the log from the start");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if seq > until {
+            return Ok(None);
+        }
+        match Durable::from_snapshot(store, org, changes, seq, &bytes) {
+            Ok(durable) => Ok(Some((durable, (seq, started.elapsed())))),
+            Err(e) => {
+                tracing::warn!(org = %org, error = %e, "snapshot not used: replaying the log from the start");
+                Ok(None)
+            }
+        }
+    }
+
+    fn from_snapshot(
+        store: &Arc<dyn Store>,
+        org: &OrgId,
+        changes: &[LoggedChange],
+        seq: Seq,
+        bytes: &[u8],
+    ) -> Result<Durable, LogError> {
+        let bad = |detail: String| LogError::Snapshot { org: org.clone(), detail };
+        let stored: Stored = crate::snapshot::decode(bytes).map_err(|e| bad(format!("cannot decode: {e}")))?;
+        if stored.org != org.as_str() || stored.world.seq != seq.0 || stored.changes as usize > changes.len() {
+            return Err(bad(format!(
+                "it is of organisation {:?} at {} with {} changes; the log is of {org} with {} changes",
+                stored.org,
+                stored.world.seq,
+                stored.changes,
+                changes.len()
+            )));
+        }
+        let doc = crate::ruleset::parse(&stored.rules_text, stored.rules_format, "rule set")?;
+        let limits =
+            crate::ruleset::compile::compile(&doc, &mut crate::intern::Interner::new(), "rule set")?.plugin_limits;
+        let mut host = None;
+        let mut modules = BTreeMap::new();
+        let mut plugins = BTreeMap::new();
+        for (name, module, after) in &stored.plugins {
+            let wasm =
+                store.module(module)?.ok_or_else(|| bad(format!("plugin {name}: module {module} is not stored")))?;
+            let loaded = load_module(&mut host, &limits, name, &wasm)?;
+            modules.insert(name.clone(), Arc::new(loaded));
+            plugins.insert(name.clone(), Installed { module: module.clone(), after: Seq(*after) });
+        }
+        let world = OrgWorld::restore(stored.world, &doc, &mut |name| modules.get(name).cloned())
+            .map_err(|e| bad(e.to_string()))?;
+        let rules = Published {
+            version: stored.rules_version,
+            text: stored.rules_text,
+            format: stored.rules_format,
+            after: Seq(stored.rules_after),
+        };
+        let mut durable = Durable::new(org.clone(), world, Arc::clone(store), rules);
+        (durable.changes, durable.effects, durable.plugins, durable.host) =
+            (stored.changes, stored.effects, plugins, host);
+        durable.snapshotted = seq;
+        Ok(durable)
+    }
+
+    /// Takes a snapshot of the organisation as it is now (between batches): the world copied
+    /// out, with what the log step knows. It holds the world only for the copy; encoding and
+    /// storing it ([`Capture::store`]) can happen on another thread while scoring goes on.
+    pub fn capture(&mut self) -> Capture {
+        let started = Instant::now();
+        self.snapshotted = self.world.last_seq();
+        let world = self.world.snapshot();
+        let stored = Stored {
+            org: self.org.to_string(),
+            rules_version: self.rules.version,
+            rules_text: self.rules.text.clone(),
+            rules_format: self.rules.format,
+            rules_after: self.rules.after.0,
+            changes: self.changes,
+            plugins: self.plugins.iter().map(|(n, i)| (n.clone(), i.module.clone(), i.after.0)).collect(),
+            effects: self.effects,
+            world,
+        };
+        Capture { org: self.org.clone(), stored, took: started.elapsed() }
+    }
+
+    /// [`Durable::capture`] and [`Capture::store`] in one go.
+    pub fn snapshot(&mut self) -> Result<Snapshotted, LogError> {
+        self.capture().store(self.store.as_ref())
+    }
+
+    /// Records accepted since the latest snapshot taken or restored.
+    pub fn since_snapshot(&self) -> u64 {
+        self.world.last_seq().0.saturating_sub(self.snapshotted.0)
     }
 
     /// Replays the log's records after the world's last one, up to `until` included.
@@ -272,6 +522,7 @@ impl Durable {
             let Some(&(last, _)) = page.last() else { return Ok(records) };
             let n = page.len();
             let outcome = self.world.ingest(page.into_iter().map(|(_, r)| r));
+            self.effects += outcome.effects as u64;
             observe(&mut self.world);
             self.agree(&outcome, n, last)?;
             records += n as u64;
@@ -305,17 +556,14 @@ impl Durable {
                 self.plugins.remove(name);
             }
         }
+        self.changes = logged.number;
         Ok(())
     }
 
     /// Compiles a plugin module under the rule set's limits, starting the sandbox if needed.
     fn load(&mut self, name: &str, wasm: &[u8]) -> Result<Loaded, LogError> {
         let limits = self.world.program().plugin_limits.clone();
-        let host = match &mut self.host {
-            Some(host) => host,
-            slot => slot.insert(PluginHost::new(&limits).map_err(LogError::Sandbox)?),
-        };
-        host.load(name, wasm, limits).map_err(|source| LogError::Plugin { name: name.to_string(), source })
+        load_module(&mut self.host, &limits, name, wasm)
     }
 
     /// Publishes a new rule set, in force from the next record: checked, recorded in the log,
@@ -325,7 +573,7 @@ impl Durable {
         let prepared = self.world.prepare_rules(&doc, "rule set")?;
         let after = self.world.last_seq();
         let change = Change::Rules { text: text.to_string(), format };
-        self.store.append_change(&self.org, after, &change, None)?;
+        self.changes = self.store.append_change(&self.org, after, &change, None)?;
         self.world.publish_prepared(prepared);
         let version = self.rules.version + 1;
         self.rules = Published { version, text: text.to_string(), format, after };
@@ -346,7 +594,7 @@ impl Durable {
         let after = self.world.last_seq();
         let module = module_hash(wasm);
         let change = Change::InstallPlugin { name: name.to_string(), module: module.clone() };
-        self.store.append_change(&self.org, after, &change, Some(wasm))?;
+        self.changes = self.store.append_change(&self.org, after, &change, Some(wasm))?;
         self.world.install_plugin(name, Arc::new(loaded));
         tracing::info!(org = %self.org, plugin = name, module = %module, after = after.0, "plugin installed");
         self.plugins.insert(name.to_string(), Installed { module, after });
@@ -363,7 +611,7 @@ impl Durable {
             return Ok(false);
         }
         let change = Change::RemovePlugin { name: name.to_string() };
-        self.store.append_change(&self.org, self.world.last_seq(), &change, None)?;
+        self.changes = self.store.append_change(&self.org, self.world.last_seq(), &change, None)?;
         self.world.remove_plugin(name);
         self.plugins.remove(name);
         tracing::info!(org = %self.org, plugin = name, "plugin removed");
@@ -457,6 +705,7 @@ impl Durable {
         let mut keep: Vec<Option<Record>> = keep.into_iter().map(Some).collect();
         let stored = appended.accepted.iter().filter_map(|&(_, i)| keep.get_mut(i).and_then(Option::take));
         let scored = self.world.ingest(stored);
+        self.effects += scored.effects as u64;
         self.agree(&scored, n, last)?;
         let records = self.world.take_effect_records();
         let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
@@ -519,7 +768,8 @@ pub fn what_if(
                 }
             }
         };
-        let (durable, replayed) = Durable::replay(Arc::clone(&store), org.clone(), side, until, &mut observe)?;
+        let (durable, replayed) =
+            Durable::replay(Arc::clone(&store), org.clone(), side, until, false, &mut |_| {}, &mut observe)?;
         records = replayed.records;
         worlds.push(durable.world);
     }

@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"      # the address to serve on (PLAUDIT_LISTEN)
 //! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
 //! effects_kept = 100000          # effects kept per organisation for the feed and its stream
+//! snapshot_every = 1000000       # records between snapshots of an organisation (0: never)
 //! log = "info"                   # what to log, as a tracing filter: "info", "plaudit_engine=debug" (PLAUDIT_LOG)
 //! log_format = "text"            # or "json": one JSON object a line, on stderr
 //!
@@ -28,6 +29,10 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// Records between snapshots when not configured: at replay speed, a restart then replays at
+/// most a few seconds of log.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
+
 /// Everything `plaudit serve` needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +41,8 @@ pub struct ServerConfig {
     pub listen: String,
     pub admin_key: Option<String>,
     pub effects_kept: usize,
+    /// Records an organisation accepts between two snapshots of its world; 0 for none.
+    pub snapshot_every: u64,
     pub rate_limit: Option<RateLimit>,
     /// A `tracing` filter directive.
     pub log: String,
@@ -58,6 +65,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_string(),
             admin_key: None,
             effects_kept: crate::feed::DEFAULT_CAPACITY,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rate_limit: None,
             log: "info".to_string(),
             log_format: LogFormat::Text,

@@ -81,6 +81,7 @@ pub struct AppState {
     creating: Mutex<()>,
     /// Effects kept per organisation for the feed.
     effects_kept: usize,
+    snapshot_every: u64,
     rate_limit: Option<config::RateLimit>,
     admin_bucket: Option<limit::Bucket>,
     /// Set when the server shuts down: live streams end.
@@ -162,7 +163,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     let metrics = metrics::Metrics::default();
     for org in data.organisations()? {
         let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
-        let Some((durable, replayed)) = data.open_org(&store, &org, Some(config.effects_kept))? else {
+        let Some((durable, replayed)) = data.open_org(&store, &org, Some(config.effects_kept), false)? else {
             tracing::warn!(org = %org, "no rule set in the log (a creation that did not finish): skipped");
             continue;
         };
@@ -181,7 +182,10 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         let name = org.as_str().to_string();
         let hooks =
             crate::webhooks::Hooks::load(data.webhooks(&org)).map_err(|e| data_error(&data.webhooks(&org), e))?;
-        orgs.insert(name, Arc::new(Org::start(key_hash, durable, config.rate_limit, hooks, &metrics)?));
+        orgs.insert(
+            name,
+            Arc::new(Org::start(key_hash, durable, config.rate_limit, config.snapshot_every, hooks, &metrics)?),
+        );
     }
     Ok(AppState {
         data,
@@ -190,6 +194,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         admin: config.admin_key.as_deref().map(key_hash),
         creating: Mutex::new(()),
         effects_kept: config.effects_kept,
+        snapshot_every: config.snapshot_every,
         rate_limit: config.rate_limit,
         admin_bucket: config.rate_limit.map(limit::Bucket::new),
         closing: tokio::sync::watch::Sender::new(false),
@@ -203,6 +208,7 @@ impl Org {
         key_hash: [u8; 32],
         mut durable: crate::log::Durable,
         rate: Option<config::RateLimit>,
+        snapshot_every: u64,
         hooks: crate::webhooks::Hooks,
         metrics: &metrics::Metrics,
     ) -> std::io::Result<Org> {
@@ -216,7 +222,7 @@ impl Org {
         };
         Ok(Org {
             key_hash,
-            worker: Worker::start(durable)?,
+            worker: Worker::start(durable, snapshot_every)?,
             feed,
             bucket: rate.map(limit::Bucket::new),
             hooks: Arc::new(hooks),
@@ -240,6 +246,18 @@ impl AppState {
         let mut names: Vec<String> = self.orgs().keys().cloned().collect();
         names.sort_unstable();
         names
+    }
+
+    /// After the last request: every organisation's snapshot written, and a last one taken of
+    /// those that accepted records since theirs, so the next start replays little.
+    pub async fn close(&self) {
+        let workers: Vec<(String, Worker)> =
+            self.orgs().iter().map(|(name, org)| (name.clone(), org.worker.clone())).collect();
+        for (name, worker) in workers {
+            if let Err(e) = worker.close().await {
+                tracing::warn!(org = %name, error = %e.message, "closing the organisation");
+            }
+        }
     }
 
     fn orgs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Org>>> {
@@ -274,7 +292,8 @@ impl AppState {
         };
         durable.start_feed(self.effects_kept);
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
-        let entry = Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, hooks, &self.metrics)?);
+        let entry =
+            Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
         if tokio::runtime::Handle::try_current().is_ok() {
             entry.deliver(id, self.closing());
         }

@@ -5,8 +5,15 @@
 //! Group commit: when moment batches queue up behind one another (many clients, small
 //! requests), the worker takes all that are waiting, up to [`GROUP_RECORDS`] records, and
 //! stores them in one commit, so one fsync acknowledges them all.
+//!
+//! Snapshots: once an organisation has accepted `snapshot_every` records since its last
+//! snapshot, the worker copies its world out between two batches ([`Durable::capture`]) and a
+//! thread of its own encodes and stores it while the worker goes on scoring; one such write at
+//! a time. [`Worker::close`] waits for it and takes a last snapshot, so a clean stop restarts
+//! without replaying.
 
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use plaudit_sdk::{Effect, Record};
 use tokio::sync::oneshot;
@@ -29,6 +36,8 @@ enum Job {
         reply: oneshot::Sender<Ingested>,
     },
     Run(Box<dyn FnOnce(&mut Durable) + Send>),
+    /// Finish the snapshot being written, take a last one, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 /// A handle on an organisation's worker thread.
@@ -38,12 +47,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread that owns `durable` until every handle is dropped.
-    pub fn start(durable: Durable) -> std::io::Result<Worker> {
+    /// Starts the thread that owns `durable` until every handle is dropped, snapshotting it
+    /// every `snapshot_every` records (0: never).
+    pub fn start(durable: Durable, snapshot_every: u64) -> std::io::Result<Worker> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("org-{}", durable.org());
-        std::thread::Builder::new().name(name).spawn(move || work(durable, &queue))?;
+        let snapshots = Snapshots { every: snapshot_every, writing: None };
+        std::thread::Builder::new().name(name).spawn(move || work(durable, &queue, snapshots))?;
         Ok(Worker { jobs })
+    }
+
+    /// Waits for the snapshot being written, if any, and takes a last one if records came
+    /// since (when snapshots are on). For a clean stop.
+    pub async fn close(&self) -> Result<(), ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Close(reply), rx).await
     }
 
     /// Runs `f` on the organisation's thread and returns its answer.
@@ -70,18 +88,81 @@ impl Worker {
     }
 }
 
-fn work(mut durable: Durable, queue: &mpsc::Receiver<Job>) {
+/// The worker's snapshot policy and the write in flight.
+struct Snapshots {
+    every: u64,
+    writing: Option<JoinHandle<()>>,
+}
+
+impl Snapshots {
+    /// Starts a snapshot if `every` records came since the last and none is being written.
+    fn maybe(&mut self, durable: &mut Durable) {
+        if self.every == 0 || durable.since_snapshot() < self.every {
+            return;
+        }
+        if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        self.wait();
+        let capture = durable.capture();
+        let store = std::sync::Arc::clone(durable.store());
+        let spawned = std::thread::Builder::new()
+            .name(format!("snapshot-{}", durable.org()))
+            .spawn(move || log_snapshot(capture.store(store.as_ref())));
+        match spawned {
+            Ok(handle) => self.writing = Some(handle),
+            Err(e) => tracing::warn!(org = %durable.org(), error = %e, "cannot start a snapshot thread"),
+        }
+    }
+
+    fn wait(&mut self) {
+        if let Some(handle) = self.writing.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// The stop: the write in flight finished, then a last snapshot if anything is new.
+    fn close(&mut self, durable: &mut Durable) {
+        self.wait();
+        if self.every > 0 && durable.since_snapshot() > 0 {
+            log_snapshot(durable.snapshot());
+        }
+    }
+}
+
+fn log_snapshot(stored: Result<crate::log::Snapshotted, crate::log::LogError>) {
+    match stored {
+        Ok(s) => tracing::info!(
+            seq = s.seq.0,
+            stakeholders = s.stakeholders,
+            bytes = s.bytes,
+            capture_ms = s.capture.as_millis() as u64,
+            write_ms = s.write.as_millis() as u64,
+            "snapshot stored"
+        ),
+        Err(e) => tracing::warn!(error = %e, "snapshot failed; the log still holds everything"),
+    }
+}
+
+fn work(mut durable: Durable, queue: &mpsc::Receiver<Job>, mut snapshots: Snapshots) {
     let mut next = None;
     loop {
         let job = match next.take() {
             Some(job) => job,
             None => match queue.recv() {
                 Ok(job) => job,
-                Err(_) => return,
+                Err(_) => {
+                    snapshots.wait();
+                    return;
+                }
             },
         };
         match job {
             Job::Run(f) => f(&mut durable),
+            Job::Close(reply) => {
+                snapshots.close(&mut durable);
+                let _ = reply.send(());
+            }
             Job::Ingest { records, effects, reply } => {
                 let mut total = records.len();
                 let mut group: Vec<Waiting> = vec![(records, effects, reply)];
@@ -99,6 +180,7 @@ fn work(mut durable: Durable, queue: &mpsc::Receiver<Job>) {
                     }
                 }
                 commit(&mut durable, group);
+                snapshots.maybe(&mut durable);
             }
         }
     }

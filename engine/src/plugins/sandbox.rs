@@ -295,7 +295,13 @@ pub struct PluginHost {
     linker: Linker<CallState>,
     max_stack_bytes: usize,
     _ticker: EpochTicker,
+    /// Modules compiled, by the SHA-256 of their bytes: the same module installed in several
+    /// organisations, replayed, restored or run by a what-if is compiled once.
+    compiled: std::sync::Mutex<Vec<([u8; 32], Module)>>,
 }
+
+/// Compiled modules a host keeps (the most recent); a module is at most a few MB compiled.
+const COMPILED_KEPT: usize = 32;
 
 impl fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -330,7 +336,44 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         link_host_imports(&mut linker).map_err(|e| PluginError::Engine { message: error_message(&e) })?;
         let ticker = EpochTicker::start(engine.clone())?;
-        Ok(Self { engine, linker, max_stack_bytes: limits.max_stack_bytes, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            max_stack_bytes: limits.max_stack_bytes,
+            _ticker: ticker,
+            compiled: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The process's host for `limits.max_stack_bytes` (the one engine-wide setting), started
+    /// on first use and shared by every organisation after.
+    pub fn shared(limits: &Limits) -> Result<Arc<PluginHost>, PluginError> {
+        static HOSTS: std::sync::Mutex<Vec<Arc<PluginHost>>> = std::sync::Mutex::new(Vec::new());
+        let mut hosts = HOSTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(host) = hosts.iter().find(|h| h.max_stack_bytes == limits.max_stack_bytes) {
+            return Ok(Arc::clone(host));
+        }
+        let host = Arc::new(PluginHost::new(limits)?);
+        hosts.push(Arc::clone(&host));
+        Ok(host)
+    }
+
+    /// `wasm` compiled, from the cache if it was compiled before.
+    fn module(&self, wasm: &[u8]) -> Result<Module, PluginError> {
+        use sha2::Digest;
+        let hash: [u8; 32] = sha2::Sha256::digest(wasm).into();
+        let lock = || self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, module)) = lock().iter().find(|(h, _)| *h == hash) {
+            return Ok(module.clone());
+        }
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| PluginError::Invalid { message: error_message(&e) })?;
+        let mut compiled = lock();
+        if compiled.len() >= COMPILED_KEPT {
+            compiled.remove(0);
+        }
+        compiled.push((hash, module.clone()));
+        Ok(module)
     }
 
     /// Validates and compiles a module once, checks its imports and exports against the ABI,
@@ -339,8 +382,7 @@ impl PluginHost {
         if wasm.len() > limits.module_bytes {
             return Err(PluginError::ModuleTooLarge { len: wasm.len(), limit: limits.module_bytes });
         }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| PluginError::Invalid { message: error_message(&e) })?;
+        let module = self.module(wasm)?;
         check_imports(&module)?;
         check_exports(&module)?;
         let pre = self.linker.instantiate_pre(&module).map_err(|e| PluginError::Link { message: error_message(&e) })?;

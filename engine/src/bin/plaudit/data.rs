@@ -21,6 +21,8 @@ pub struct Options {
     pub data: PathBuf,
     pub org: String,
     pub rules: Option<PathBuf>,
+    /// Replay every record of the log, ignoring the snapshot.
+    pub from_start: bool,
 }
 
 /// Opens the organisation's world from its log. With `--rules`, an organisation without a log
@@ -35,7 +37,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
         None => None,
     };
-    let Some((mut durable, replayed)) = data.open_org(&store, &org, None)? else {
+    let Some((mut durable, replayed)) = data.open_org(&store, &org, None, o.from_start)? else {
         let (Some(text), Some(path)) = (given, &o.rules) else {
             bail!("organisation {org} has no log in {} yet: pass --rules to create it", o.data.display());
         };
@@ -43,7 +45,10 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
         let durable = Durable::create(store, org, &text, Format::Toml)
             .with_context(|| format!("creating the organisation from {}", path.display()))?;
         eprintln!("{}: created with {} as rule-set version 1", durable.org(), path.display());
-        return Ok((durable, plaudit_engine::log::Replayed { records: 0, elapsed: std::time::Duration::ZERO }));
+        return Ok((
+            durable,
+            plaudit_engine::log::Replayed { records: 0, elapsed: std::time::Duration::ZERO, snapshot: None },
+        ));
     };
     if let (Some(text), Some(path)) = (given, &o.rules)
         && (text != durable.rules().text || durable.rules().format != Format::Toml)
@@ -66,7 +71,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
 /// a duplicate, or was reported bad).
 pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::Result<ExitCode> {
     let (mut durable, replayed) = open(o)?;
-    eprintln!("{}: {} records in the log (replayed in {:.2?})", durable.org(), replayed.records, replayed.elapsed);
+    eprintln!("{}: {} (in {:.2?})", durable.org(), opened(&durable, &replayed), replayed.elapsed);
     let crate::source::Source { name, reader, bar } = crate::source::open(moments, !ack)?;
     let started = Instant::now();
     let (mut accepted, mut duplicates, mut bad, mut unparsable) = (0usize, 0usize, 0usize, 0usize);
@@ -115,7 +120,47 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
         accepted as f64 / elapsed.as_secs_f64().max(1e-9),
         durable.world().last_seq()
     );
+    if accepted > 0 {
+        report_snapshot(&mut durable)?;
+    }
     Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// How the organisation was opened: from a snapshot and the log after it, or the log alone.
+fn opened(durable: &Durable, replayed: &plaudit_engine::log::Replayed) -> String {
+    let last = durable.world().last_seq();
+    match replayed.snapshot {
+        Some((seq, took)) => format!(
+            "{last} records in the log; snapshot at {seq} restored in {took:.2?}, {} records replayed after it",
+            replayed.records
+        ),
+        None => format!("{last} records in the log, {} replayed", replayed.records),
+    }
+}
+
+/// Takes a snapshot of the organisation and says what it cost.
+fn report_snapshot(durable: &mut Durable) -> anyhow::Result<()> {
+    let s = durable.snapshot()?;
+    eprintln!(
+        "{}: snapshot at {}: {} stakeholders, {} moments, {:.1} MB, taken in {:.2?}, stored in {:.2?}",
+        durable.org(),
+        s.seq,
+        s.stakeholders,
+        s.moments,
+        s.bytes as f64 / 1e6,
+        s.capture,
+        s.write
+    );
+    Ok(())
+}
+
+/// Takes a snapshot of an organisation now, so that the next start replays only what comes
+/// after it.
+pub fn snapshot(o: &Options) -> anyhow::Result<ExitCode> {
+    let (mut durable, replayed) = open(o)?;
+    eprintln!("{}: {} (in {:.2?})", durable.org(), opened(&durable, &replayed), replayed.elapsed);
+    report_snapshot(&mut durable)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Rebuilds the organisation's state from its log and reports how fast; `summary` prints the
@@ -123,8 +168,12 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
 pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode> {
     let (mut durable, replayed) = open(o)?;
     let secs = replayed.elapsed.as_secs_f64().max(1e-9);
+    let from = match replayed.snapshot {
+        Some((seq, took)) => format!(" after the snapshot at {seq} (restored in {took:.2?})"),
+        None => " from the start".to_string(),
+    };
     eprintln!(
-        "{}: replayed {} records in {:.2?} ({:.0} records/s), {} stakeholders",
+        "{}: replayed {} records{from} in {:.2?} ({:.0} records/s), {} stakeholders",
         durable.org(),
         replayed.records,
         replayed.elapsed,
@@ -145,7 +194,7 @@ pub fn what_if(data: &Path, org: &str, candidate: &Path) -> anyhow::Result<plaud
     let dir = DataDir::new(data);
     let text = std::fs::read_to_string(candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
-    if dir.open_org(&store, &id, None)?.is_none() {
+    if dir.open_org(&store, &id, None, false)?.is_none() {
         bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }
     Ok(plaudit_engine::log::what_if(store, &id, &text, Format::Toml)?)

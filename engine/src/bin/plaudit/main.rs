@@ -109,6 +109,14 @@ enum Command {
         #[arg(long)]
         ack: bool,
     },
+    /// Take a snapshot of an organisation, so that its next start replays only the log after it
+    /// (`import` takes one when it is done; the server takes them as it goes).
+    Snapshot {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+    },
     /// Serve the HTTP API over a data directory (see `import` for its layout).
     Serve {
         /// A TOML configuration file (data, listen, admin_key, effects_kept, rate_limit); see
@@ -139,6 +147,9 @@ enum Command {
         /// Leaderboard rows per board in the summary.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Replay every record of the log, ignoring the snapshot.
+        #[arg(long)]
+        from_start: bool,
     },
     /// Rule plugins (WebAssembly modules).
     Plugin {
@@ -190,11 +201,12 @@ fn main() -> ExitCode {
             simulate::dispatch(rules, candidate, moments, data.zip(org), json, top)
         }
         Command::Import { data, org, rules, moments, batch, ack } => {
-            data::import(&data::Options { data, org, rules }, &moments, batch.max(1), ack)
+            data::import(&data::Options { data, org, rules, from_start: false }, &moments, batch.max(1), ack)
         }
+        Command::Snapshot { data, org } => data::snapshot(&data::Options { data, org, rules: None, from_start: false }),
         Command::Serve { config, data, listen, demo } => serve::run(&serve::Options { config, data, listen, demo }),
-        Command::Replay { data, org, summary, top } => {
-            data::replay(&data::Options { data, org, rules: None }, summary, top)
+        Command::Replay { data, org, summary, top, from_start } => {
+            data::replay(&data::Options { data, org, rules: None, from_start }, summary, top)
         }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
         Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),

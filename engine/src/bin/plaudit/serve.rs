@@ -43,7 +43,9 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         let orgs = state.organisations();
         tracing::info!(listen = %listener.local_addr()?, organisations = orgs.len(), "serving");
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
-        http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")
+        http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")?;
+        state.close().await;
+        anyhow::Ok(())
     })?;
     tracing::info!("stopped: every accepted request was answered");
     Ok(ExitCode::SUCCESS)
