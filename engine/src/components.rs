@@ -19,6 +19,7 @@
 //! heap header, which measured 15 % of scoring throughput.
 
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 use thin_vec::{ThinVec, thin_vec};
 
 use crate::ids::Sym;
@@ -39,7 +40,8 @@ pub struct Details {
 }
 
 /// Balances, one per currency; empty until the first award.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Wallet(pub ThinVec<i64>);
 
 impl Wallet {
@@ -58,7 +60,7 @@ impl Wallet {
 }
 
 /// The cheat guard's memory of a stakeholder.
-#[derive(Component, Clone, Copy, Debug)]
+#[derive(Component, Clone, Copy, Debug, PartialEq)]
 pub struct GuardState {
     /// Hash of (kind, channel, counterpart) of the last scored watched moment, and its time.
     pub last_key: u32,
@@ -84,7 +86,8 @@ pub struct CapSlot {
 }
 
 /// Cap counters, sorted by rule slot.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Caps(pub ThinVec<CapSlot>);
 
 impl Caps {
@@ -111,7 +114,7 @@ impl Caps {
 /// What a stakeholder has met, as keys `tag << 32 | id`: a small sorted `Vec` while it is
 /// small (most stakeholders), a hash set once it grows (the very active few, who meet
 /// thousands of counterparts), so that an insert never costs more than O(log n).
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, PartialEq)]
 pub enum Seen {
     #[default]
     Empty,
@@ -257,7 +260,8 @@ pub mod tally_key {
 }
 
 /// Metrics, streaks, badges, level and challenge progress, sorted by key.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Tally(pub Vec<Slot>);
 
 impl Tally {
@@ -313,7 +317,8 @@ impl Entry {
 }
 
 /// Leaderboard entries, sorted by board.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Standing {
     pub entries: Vec<Entry>,
 }

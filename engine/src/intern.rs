@@ -183,15 +183,25 @@ impl Interner {
         }
         interner.arena = text;
         let mask = interner.slots.len() - 1;
-        for (id, &end) in ends.iter().enumerate() {
-            let start = interner.ends.last().copied().unwrap_or(0) as usize;
-            let hash = Self::hash(&interner.arena[start..end as usize]);
-            let mut i = interner.home(hash);
-            while interner.slots[i] != 0 {
-                i = (i + 1) & mask;
+        // In chunks: hash a chunk and prefetch its slots, then fill them, so that the slots'
+        // cache misses overlap instead of coming one after the other.
+        let mut hashes = Vec::with_capacity(64);
+        for (chunk, block) in ends.chunks(64).enumerate() {
+            hashes.clear();
+            for &end in block {
+                let start = interner.ends.last().copied().unwrap_or(0) as usize;
+                let hash = Self::hash(&interner.arena[start..end as usize]);
+                interner.prefetch(hash);
+                hashes.push(hash);
+                interner.ends.push(end);
             }
-            interner.slots[i] = (hash >> 32 << 32) | (id as u64 + 1);
-            interner.ends.push(end);
+            for (k, &hash) in hashes.iter().enumerate() {
+                let mut i = interner.home(hash);
+                while interner.slots[i] != 0 {
+                    i = (i + 1) & mask;
+                }
+                interner.slots[i] = (hash >> 32 << 32) | ((chunk * 64 + k) as u64 + 1);
+            }
         }
         if interner.ends.len() * 4 > interner.slots.len() * 3 {
             interner.grow();

@@ -44,27 +44,64 @@ pub struct Strings {
     pub ends: Vec<u32>,
 }
 
-/// One stakeholder, by directory number: kind, team, name and attributes, guard state
-/// `(last_key, last_at, window, count)`, caps `(rule, period, times, points)`, keys met,
-/// balances, tally slots `(key, a, b)` and leaderboard entries `(board, window, value, seq)`.
+/// One stakeholder, by directory number: kind, team, name and attributes, then its components
+/// as they are (decoded straight into them, see [`tuple_serde`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(clippy::type_complexity)]
 pub struct Person(
     pub u32,
     pub u32,
     pub Option<(Option<String>, Attrs)>,
-    pub (u32, i64, i32, u32),
-    pub Vec<(u16, i32, u32, i64)>,
-    pub Vec<u64>,
-    pub Vec<i64>,
-    pub Vec<(u32, i32, i64)>,
-    pub Vec<(u16, i32, i64, u64)>,
+    pub GuardState,
+    pub Caps,
+    pub Seen,
+    pub Wallet,
+    pub Tally,
+    pub Standing,
 );
 
-/// What a moment earned for a stakeholder: `(moment, who, tag, index, value)`, tag 0 for points
-/// (index = currency, value = amount), 1 for a badge (index = badge, value = tier or -1).
+/// Serde for a struct as a tuple of some of its fields: MessagePack writes an array, without
+/// field names, for items there are millions of. Fields left out take their default.
+macro_rules! tuple_serde {
+    ($ty:ty { $($field:ident: $fty:ty),* } $(, $rest:tt)?) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                ($(&self.$field,)*).serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let ($($field,)*) = <($($fty,)*)>::deserialize(d)?;
+                Ok(Self { $($field,)* $(..$rest::default())? })
+            }
+        }
+    };
+}
+
+tuple_serde!(GuardState { last_key: u32, last_at: i64, window: i32, count: u32 });
+tuple_serde!(CapSlot { rule: u16, period: i32, times: u32, points: i64 });
+tuple_serde!(Slot { key: u32, a: i32, b: i64 });
+// What was published is the rankings', which a restore rebuilds: not in a snapshot.
+tuple_serde!(Entry { board: u16, window: i32, value: i64, seq: u64 }, Entry);
+
+/// What a stakeholder met, as its sorted keys.
+impl Serialize for Seen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.keys().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<u64>::deserialize(d).map(Seen::from_keys)
+    }
+}
+
+/// What a moment earned for a stakeholder: `(who, tag, index, value)`, tag 0 for points
+/// (index = currency, value = amount), 1 for a badge (index = badge, value = tier or -1). The
+/// ledger lists them moment after moment, so the moment is implied (see
+/// [`WorldSnapshot::moment_info`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Earning(pub u32, pub u32, pub u8, pub u16, pub i64);
+pub struct Earning(pub u32, pub u8, pub u16, pub i64);
 
 /// A team's progress in a team challenge: `(challenge, team, window, moments, completed,
 /// contributors, generation)`.
@@ -91,8 +128,9 @@ pub struct WorldSnapshot {
     /// By directory number.
     pub people: Vec<Person>,
     pub moments: Strings,
-    /// By moment: `(ledger start, ledger length, retracted)`.
-    pub moment_info: Vec<(u32, u32, bool)>,
+    /// By moment: `(entries in the ledger, retracted)`; a moment's entries follow the
+    /// previous moment's.
+    pub moment_info: Vec<(u32, bool)>,
     pub ledger: Vec<Earning>,
     pub teams: Vec<TeamRow>,
     pub team_generations: u64,
@@ -126,36 +164,54 @@ impl OrgWorld {
         let dir = w.resource::<Directory>();
         let history = w.resource::<History>();
         let ext_of = |e: Entity| w.get::<Identity>(e).map_or(u32::MAX, |id| id.ext);
-        let people = dir
-            .entries
-            .iter()
-            .map(|entry| {
-                let e = entry.entity;
-                let guard = w.get::<GuardState>(e).copied().unwrap_or_default();
-                Person(
-                    entry.kind.0,
-                    entry.team.0,
-                    w.get::<Details>(e).map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
-                    (guard.last_key, guard.last_at, guard.window, guard.count),
-                    w.get::<Caps>(e)
-                        .map_or(Vec::new(), |c| c.0.iter().map(|s| (s.rule, s.period, s.times, s.points)).collect()),
-                    w.get::<Seen>(e).map_or(Vec::new(), Seen::keys),
-                    w.get::<Wallet>(e).map_or(Vec::new(), |wallet| wallet.0.to_vec()),
-                    w.get::<Tally>(e).map_or(Vec::new(), |t| t.0.iter().map(|s| (s.key, s.a, s.b)).collect()),
-                    w.get::<Standing>(e).map_or(Vec::new(), |s| {
-                        s.entries.iter().map(|x| (x.board, x.window, x.value, x.seq)).collect()
-                    }),
-                )
-            })
-            .collect();
-        let ledger = history
-            .ledger
-            .iter()
-            .map(|l| match l.earned {
-                Earned::Points { currency, amount } => Earning(l.moment, ext_of(l.entity), 0, currency.into(), amount),
-                Earned::Badge { badge, tier } => {
-                    Earning(l.moment, ext_of(l.entity), 1, badge, tier.map_or(-1, i64::from))
+        // In table order (one pass over each column), then put in directory order.
+        let mut people: Vec<Option<Person>> = vec![None; dir.entries.len()];
+        type Row<'a> = (
+            &'a Identity,
+            Option<&'a Details>,
+            &'a GuardState,
+            &'a Caps,
+            &'a Seen,
+            &'a Wallet,
+            &'a Tally,
+            &'a Standing,
+        );
+        if let Some(mut q) = w.try_query::<Row>() {
+            for (id, details, guard, caps, seen, wallet, tally, standing) in q.iter(w) {
+                let entries = standing.entries.iter().map(|x| Entry {
+                    board: x.board,
+                    window: x.window,
+                    value: x.value,
+                    seq: x.seq,
+                    ..Entry::default()
+                });
+                if let Some(slot) = people.get_mut(id.ext as usize) {
+                    *slot = Some(Person(
+                        id.kind.0,
+                        id.team.0,
+                        details.map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
+                        *guard,
+                        caps.clone(),
+                        seen.clone(),
+                        wallet.clone(),
+                        tally.clone(),
+                        Standing { entries: entries.collect() },
+                    ));
                 }
+            }
+        }
+        // Every stakeholder has a row (its components are spawned together); should one not,
+        // it is taken by entity, so a snapshot never leaves anyone out.
+        let people = people
+            .into_iter()
+            .zip(&dir.entries)
+            .map(|(person, entry)| person.unwrap_or_else(|| person_by_entity(w, entry)))
+            .collect();
+        let ledger = (0..history.info.len() as u32)
+            .flat_map(|m| history.earned(m))
+            .map(|l| match l.earned {
+                Earned::Points { currency, amount } => Earning(ext_of(l.entity), 0, currency.into(), amount),
+                Earned::Badge { badge, tier } => Earning(ext_of(l.entity), 1, badge, tier.map_or(-1, i64::from)),
             })
             .collect();
         let teams = w.resource::<TeamChallenges>();
@@ -194,7 +250,7 @@ impl OrgWorld {
             stakeholders: strings(&dir.ids),
             people,
             moments: strings(&history.ids),
-            moment_info: history.info.iter().map(|i| (i.ledger_start, i.ledger_len, i.retracted)).collect(),
+            moment_info: history.info.iter().map(|i| (i.ledger_len, i.retracted)).collect(),
             ledger,
             teams: team_rows,
             team_generations: teams.generations,
@@ -238,44 +294,47 @@ impl OrgWorld {
         };
         let mut world = OrgWorld::new(program, vocab);
         let w = world.world_mut();
-        let mut entries = Vec::with_capacity(n);
-        let mut queue = Vec::new();
-        for (ext, p) in s.people.into_iter().enumerate() {
-            let (kind, team) = (sym(p.0)?, sym(p.1)?);
-            let mut bundle = StakeholderBundle::new(Identity { ext: ext as u32, kind, team });
-            bundle.guard = GuardState { last_key: p.3.0, last_at: p.3.1, window: p.3.2, count: p.3.3 };
-            bundle.caps = Caps(
-                p.4.into_iter().map(|(rule, period, times, points)| CapSlot { rule, period, times, points }).collect(),
-            );
-            bundle.seen = Seen::from_keys(p.5);
-            bundle.wallet = Wallet(p.6.into_iter().collect());
-            bundle.tally = Tally(p.7.into_iter().map(|(key, a, b)| Slot { key, a, b }).collect());
-            let on_boards = !p.8.is_empty();
-            bundle.standing = Standing {
-                entries: p
-                    .8
-                    .into_iter()
-                    .map(|(board, window, value, seq)| Entry { board, window, value, seq, ..Entry::default() })
-                    .collect(),
-            };
-            let mut spawned = w.spawn(bundle);
-            if let Some((name, attrs)) = p.2 {
-                spawned.insert(Details { name: name.map(Into::into), attrs });
+        // Spawned in one batch (bevy reserves the rows once), profiles' details added after.
+        let mut bundles = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut details = Vec::new();
+        let mut on_boards = Vec::new();
+        for (ext, Person(kind, team, profile, guard, caps, seen, wallet, tally, standing)) in
+            s.people.into_iter().enumerate()
+        {
+            let (kind, team) = (sym(kind)?, sym(team)?);
+            kinds.push((kind, team));
+            if !standing.entries.is_empty() {
+                on_boards.push(ext);
             }
-            let entity = spawned.id();
-            if on_boards {
-                queue.push(entity);
+            let identity = Identity { ext: ext as u32, kind, team };
+            let bundle = StakeholderBundle { identity, guard, caps, seen, wallet, tally, standing };
+            if let Some((name, attrs)) = profile {
+                details.push((ext, Details { name: name.map(Into::into), attrs }));
             }
-            entries.push(DirEntry { entity, kind, team });
+            bundles.push(bundle);
         }
+        let entries: Vec<DirEntry> =
+            w.spawn_batch(bundles).zip(kinds).map(|(entity, (kind, team))| DirEntry { entity, kind, team }).collect();
+        for (ext, d) in details {
+            w.entity_mut(entries[ext].entity).insert(d);
+        }
+        let queue: Vec<Entity> = on_boards.into_iter().map(|ext| entries[ext].entity).collect();
         let entity = |ext: u32| {
             entries.get(ext as usize).map(|e| e.entity).ok_or_else(|| bad(format!("stakeholder {ext} unknown")))
         };
+        let mut info = Vec::with_capacity(m);
+        let mut owners = Vec::with_capacity(s.ledger.len());
+        for (moment, (ledger_len, retracted)) in s.moment_info.into_iter().enumerate() {
+            let ledger_start = owners.len() as u32;
+            owners.extend(std::iter::repeat_n(moment as u32, ledger_len as usize));
+            info.push(MomentInfo { ledger_start, ledger_len, retracted });
+        }
+        if owners.len() != s.ledger.len() {
+            return Err(bad(format!("{} ledger entries, {} counted by moment", s.ledger.len(), owners.len())));
+        }
         let mut ledger = Vec::with_capacity(s.ledger.len());
-        for Earning(moment, who, tag, index, value) in s.ledger {
-            if moment as usize >= m {
-                return Err(bad(format!("ledger entry of moment {moment} unknown")));
-            }
+        for (moment, Earning(who, tag, index, value)) in owners.into_iter().zip(s.ledger) {
             let earned = match tag {
                 0 => Earned::Points {
                     currency: u8::try_from(index).map_err(|_| bad("currency index".into()))?,
@@ -284,14 +343,6 @@ impl OrgWorld {
                 _ => Earned::Badge { badge: index, tier: u8::try_from(value).ok() },
             };
             ledger.push(LedgerEntry { moment, entity: entity(who)?, earned });
-        }
-        let info: Vec<MomentInfo> = s
-            .moment_info
-            .into_iter()
-            .map(|(ledger_start, ledger_len, retracted)| MomentInfo { ledger_start, ledger_len, retracted })
-            .collect();
-        if info.iter().any(|i| i.ledger_start as usize + i.ledger_len as usize > ledger.len()) {
-            return Err(bad("a moment's ledger range is beyond the ledger".to_string()));
         }
         let mut progress = rustc_hash::FxHashMap::default();
         for TeamRow(challenge, team, window, moments, completed, contributors, generation) in s.teams {
@@ -314,6 +365,29 @@ impl OrgWorld {
         *w.resource_mut::<Directory>() = Directory { ids, entries };
         Ok(world)
     }
+}
+
+/// A stakeholder's row, read component by component.
+fn person_by_entity(w: &World, entry: &DirEntry) -> Person {
+    let e = entry.entity;
+    let standing = w.get::<Standing>(e).map_or_else(Standing::default, |s| Standing {
+        entries: s
+            .entries
+            .iter()
+            .map(|x| Entry { board: x.board, window: x.window, value: x.value, seq: x.seq, ..Entry::default() })
+            .collect(),
+    });
+    Person(
+        entry.kind.0,
+        entry.team.0,
+        w.get::<Details>(e).map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
+        w.get::<GuardState>(e).copied().unwrap_or_default(),
+        w.get::<Caps>(e).cloned().unwrap_or_default(),
+        w.get::<Seen>(e).cloned().unwrap_or_default(),
+        w.get::<Wallet>(e).cloned().unwrap_or_default(),
+        w.get::<Tally>(e).cloned().unwrap_or_default(),
+        standing,
+    )
 }
 
 /// A snapshot (or anything holding one) as named MessagePack: maps with field names at every

@@ -16,6 +16,7 @@ use plaudit_sdk::{Effect, Record};
 
 use crate::batch::{Awards, Batch, PluginActs};
 use crate::calendar::PeriodCache;
+use crate::components::Details;
 use crate::effects::TeamChallenges;
 use crate::history::History;
 use crate::ids::{Seq, Sym};
@@ -143,6 +144,9 @@ impl OrgWorld {
     /// A world for `program`, whose symbols live in `vocab`.
     pub fn new(program: Program, vocab: Interner) -> OrgWorld {
         let mut world = World::new();
+        // Registered up front, so that queries over stakeholders (snapshots, memory reports)
+        // exist before the first profile with a name.
+        world.register_component::<Details>();
         world.insert_resource(Boards::new(&program));
         world.insert_resource(ProgramRes(Arc::new(program)));
         world.insert_resource(Vocab(vocab));

@@ -34,7 +34,8 @@
 //! seeded from their sequence, stay what they were. Plugin modules are stored once each, by the
 //! SHA-256 of their bytes, in the same transaction as the change that installs them.
 //!
-//! Snapshots carry a 64-bit checksum (FNV-1a over the sequence and the bytes); a snapshot whose
+//! Snapshots carry a 64-bit checksum (their length and a CRC-32 of the sequence and the bytes);
+//! a snapshot whose
 //! bytes do not match is refused with [`StoreError::CorruptSnapshot`] rather than handed back.
 
 mod redb;
@@ -216,12 +217,16 @@ fn decode_record(org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<Record, StoreErr
     })
 }
 
-/// FNV-1a, 64 bits, over the snapshot's sequence (little-endian) and its bytes. Not
-/// cryptographic: it detects torn or flipped bytes, not tampering.
+/// The snapshot's length (high 32 bits) and the CRC-32 (IEEE) of its sequence (little-endian)
+/// and its bytes (low 32 bits). Not cryptographic: it detects torn, truncated or flipped bytes,
+/// not tampering. CRC-32 because it runs at memory speed (crc32fast, already in the tree, uses
+/// the CPU's carry-less multiply): checking a 200 MB snapshot takes milliseconds, where a
+/// byte-at-a-time FNV-1a took 300 ms of a restart.
 fn snapshot_checksum(seq: Seq, bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    seq.0.to_le_bytes().iter().chain(bytes).fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.0.to_le_bytes());
+    crc.update(bytes);
+    ((bytes.len() as u64 & 0xFFFF_FFFF) << 32) | u64::from(crc.finalize())
 }
 
 #[cfg(test)]
@@ -229,18 +234,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_checksum_is_fnv1a_64_over_seq_then_bytes() {
-        let fnv1a = |bytes: &[u8]| {
-            bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-        };
-        // The published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    fn snapshot_checksum_is_the_length_and_a_crc32_of_seq_then_bytes() {
+        // The CRC-32 (IEEE) check value: "123456789" -> 0xCBF43926.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b"123456789");
+        assert_eq!(crc.finalize(), 0xCBF4_3926);
         let mut framed = 7u64.to_le_bytes().to_vec();
         framed.extend_from_slice(b"snapshot");
-        assert_eq!(snapshot_checksum(Seq(7), b"snapshot"), fnv1a(&framed));
-        // The sequence is covered: the same bytes under another sequence do not verify.
+        assert_eq!(snapshot_checksum(Seq(7), b"snapshot"), (8 << 32) | u64::from(crc32fast::hash(&framed)));
+        // The sequence is covered, and so is the length.
         assert_ne!(snapshot_checksum(Seq(7), b"snapshot"), snapshot_checksum(Seq(8), b"snapshot"));
+        assert_ne!(snapshot_checksum(Seq(7), b"snapshot"), snapshot_checksum(Seq(7), b"snapshot\0"));
     }
 }

@@ -14,7 +14,7 @@
 //! |--------------|---------------------|-----------------------------------------|
 //! | `log`        | (org, seq)          | the record, MessagePack with names      |
 //! | `moment_ids` | (org, moment id)    | the seq that accepted it                |
-//! | `snapshots`  | (org, seq)          | FNV-1a 64 checksum (LE) ++ bytes        |
+//! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
 //! | `last_seq`   | org                 | the org's last seq                      |
 //!
 //! Only the newest snapshot per organisation is kept.
