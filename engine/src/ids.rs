@@ -50,7 +50,7 @@ pub struct OrgId(String);
 pub enum ParseIdError {
     #[error("must not be empty")]
     Empty,
-    #[error("must be at most {max} bytes, got {len}")]
+    #[error("must be at most {max} characters, got {len}")]
     TooLong { max: usize, len: usize },
     #[error("may only contain a-z, 0-9, '-' and '_' (found {found:?})")]
     BadChar { found: char },
@@ -100,15 +100,16 @@ impl fmt::Display for OrgId {
     }
 }
 
-/// Checks a client-supplied external id (a stakeholder's or a moment's): 1 to 128 bytes, no
+/// Checks a client-supplied external id (a stakeholder's or a moment's): 1 to 128 characters, no
 /// control characters. Any other character is allowed; ids are data, never paths.
 pub fn check_external_id(s: &str) -> Result<(), ParseIdError> {
     const MAX: usize = 128;
     if s.is_empty() {
         return Err(ParseIdError::Empty);
     }
-    if s.len() > MAX {
-        return Err(ParseIdError::TooLong { max: MAX, len: s.len() });
+    // Characters, not bytes: what a JSON Schema's `maxLength` counts.
+    if s.len() > MAX && s.chars().count() > MAX {
+        return Err(ParseIdError::TooLong { max: MAX, len: s.chars().count() });
     }
     if has_control(s) {
         return Err(ParseIdError::Control);

@@ -43,8 +43,8 @@ pub fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
         }
     }
     for (field, s) in [("kind", &m.kind), ("channel", &m.channel)] {
-        if s.is_empty() || s.len() > 64 {
-            return Err((field, "must be 1 to 64 bytes".to_string()));
+        if !name_length_ok(s) {
+            return Err((field, "must be 1 to 64 characters".to_string()));
         }
     }
     if m.value.is_some_and(|v| !v.is_finite()) {
@@ -58,13 +58,21 @@ pub fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
 
 pub fn check_profile(s: &Stakeholder) -> Result<(), RecordFault> {
     check_external_id(&s.id).map_err(|e| ("id", e.to_string()))?;
-    if s.kind.is_empty() || s.kind.len() > 64 {
-        return Err(("kind", "must be 1 to 64 bytes".to_string()));
+    if !name_length_ok(&s.kind) {
+        return Err(("kind", "must be 1 to 64 characters".to_string()));
     }
-    if s.team.as_ref().is_some_and(|t| t.is_empty() || t.len() > 64) {
-        return Err(("team", "must be 1 to 64 bytes".to_string()));
+    if s.team.as_deref().is_some_and(|t| !name_length_ok(t)) {
+        return Err(("team", "must be 1 to 64 characters".to_string()));
+    }
+    if s.attrs.len() > 32 {
+        return Err(("attrs", "at most 32 attributes".to_string()));
     }
     Ok(())
+}
+
+/// A kind, channel or team: 1 to 64 characters (what the API description's `maxLength` says).
+fn name_length_ok(s: &str) -> bool {
+    !s.is_empty() && (s.len() <= 64 || s.chars().count() <= 64)
 }
 
 /// What [`Resolver::run`] would make of `record`, without changing anything: the log step

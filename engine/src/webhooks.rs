@@ -103,6 +103,9 @@ pub struct HookView {
 pub enum HookError {
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// The organisation has as many webhooks as it may.
+    #[error("at most {MAX_HOOKS} webhooks an organisation: remove one first")]
+    Full,
     #[error("cannot save the webhooks in {path}: {source}")]
     Save { path: PathBuf, source: std::io::Error },
 }
@@ -192,7 +195,7 @@ impl Hooks {
         };
         let mut state = self.state();
         if !state.kept.hooks.contains_key(name) && state.kept.hooks.len() >= MAX_HOOKS {
-            return Err(invalid("name", format!("at most {MAX_HOOKS} webhooks an organisation")));
+            return Err(HookError::Full);
         }
         let (cursor, missed) = state.kept.hooks.get(name).map_or((latest, 0), |h| (h.cursor, h.missed));
         let hook = Hook { url: url.to_string(), types, secret: secret.clone(), cursor, missed };

@@ -192,6 +192,11 @@ impl OrgWorld {
         &self.world.resource::<ProgramRes>().0
     }
 
+    /// Whether stakeholder `id` was ever seen (in a profile or a moment).
+    pub fn has_stakeholder(&self, id: &str) -> bool {
+        self.world.resource::<Directory>().ids.get(id).is_some()
+    }
+
     pub fn stakeholders(&self) -> usize {
         self.world.resource::<Directory>().entries.len()
     }

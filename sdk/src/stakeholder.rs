@@ -9,7 +9,7 @@ use crate::value::Attrs;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stakeholder {
-    /// The client's id for this stakeholder (1 to 128 bytes).
+    /// The client's id for this stakeholder (1 to 128 characters, no control characters).
     pub id: String,
     /// customer, employee, partner, supplier, contractor, community, or a custom kind.
     #[serde(default = "default_kind")]

@@ -154,6 +154,36 @@ fn moments_in_effects_out_profiles_and_leaderboards_read_back_and_survive_a_rest
 }
 
 #[test]
+fn a_profile_is_put_durably_created_then_updated_and_bad_ones_name_their_field() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let path = "/v1/orgs/acme/stakeholders/zoe";
+    let (status, body) =
+        server.request("PUT", path, Some(&key), r#"{"kind": "partner", "team": "partners", "name": "Zoe"}"#);
+    assert_eq!(
+        (status, body["kind"].as_str(), body["team"].as_str()),
+        (201, Some("partner"), Some("partners")),
+        "{body}"
+    );
+    let (status, body) = server.request("PUT", path, Some(&key), r#"{"kind": "employee", "team": "sales"}"#);
+    assert_eq!((status, body["team"].as_str()), (200, Some("sales")), "updated: {body}");
+    let (status, body) = server.request("PUT", path, Some(&key), r#"{"kind": "employee", "tem": "sales"}"#);
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("tem")), "{body}");
+    let (status, body) = server.request("PUT", path, Some(&key), r#"{"kind": ""}"#);
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("kind")), "{body}");
+    let (status, _) = server.request("PUT", path, Some("pk_wrong"), r#"{"kind": "employee"}"#);
+    assert_eq!(status, 401);
+    // Durable: the profile is there after a restart.
+    drop(server);
+    let server = Server::start(&data);
+    let (status, body) = server.request("GET", path, Some(&key), "");
+    assert_eq!((status, body["team"].as_str()), (200, Some("sales")), "{body}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
 fn bad_requests_get_a_clear_error_naming_the_field() {
     let data = std::env::temp_dir().join(format!("plaudit-http-errors-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);

@@ -369,7 +369,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/orgs/{org}/webhooks/{name}",
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
         )
-        .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile))
+        .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
@@ -541,6 +541,60 @@ async fn post_moments(
     let effects = (n <= EFFECTS_IN_RESPONSE).then_some(effects);
     let status = if outcome.accepted > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Ingested { accepted: outcome.accepted, duplicates: outcome.duplicates, effects })))
+}
+
+/// The body of `PUT .../stakeholders/{id}`: a profile without its id (the path has it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    #[serde(default = "default_kind")]
+    kind: String,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    attrs: plaudit_sdk::Attrs,
+}
+
+fn default_kind() -> String {
+    plaudit_sdk::stakeholder::DEFAULT_KIND.to_string()
+}
+
+/// Creates or updates a stakeholder's profile: a `profile` record, durable like any other, in
+/// force from the next moment. Answers the profile, `201` if the stakeholder is new.
+async fn put_profile(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<crate::reads::Profile>), ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let b: ProfileBody = json_body(&body)?;
+    let record = Record::Profile(plaudit_sdk::Stakeholder {
+        id: id.clone(),
+        kind: b.kind,
+        team: b.team,
+        name: b.name,
+        attrs: b.attrs,
+    });
+    let wanted = id.clone();
+    let (existed, ingested) = org
+        .worker
+        .run(move |d| {
+            let existed = d.world().has_stakeholder(&wanted);
+            let ingested = d.ingest(vec![record]).map(|outcome| (outcome, d.world_mut().profile(&wanted)));
+            (existed, ingested)
+        })
+        .await?;
+    let (outcome, profile) = ingested?;
+    if let Some(e) = outcome.rejected.first() {
+        let field = if e.field == "id" { "id".to_string() } else { e.field.to_string() };
+        return Err(ApiError::bad_request("invalid_profile", format!("{}: {}", e.field, e.message)).field(field));
+    }
+    let profile =
+        profile.ok_or_else(|| ApiError::internal(format!("stakeholder {id:?} was stored but is not in the world")))?;
+    Ok((if existed { StatusCode::OK } else { StatusCode::CREATED }, Json(profile)))
 }
 
 async fn get_profile(

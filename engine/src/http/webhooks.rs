@@ -41,6 +41,7 @@ pub struct Subscribed {
 fn hook_error(e: HookError) -> ApiError {
     match e {
         HookError::Invalid { field, .. } => ApiError::bad_request("invalid_webhook", e.to_string()).field(field),
+        HookError::Full => ApiError::new(StatusCode::CONFLICT, "limit_reached", e.to_string()).field("name"),
         HookError::Save { .. } => ApiError::internal(e.to_string()),
     }
 }
