@@ -113,10 +113,10 @@ impl Feed {
         let oldest = ring.items.front().map_or(ring.next, |i| i.id);
         let after = match after {
             None => oldest.saturating_sub(1),
-            Some(a) if a + 1 < oldest => return Err(Gone { after: a, oldest }),
+            Some(a) if a.saturating_add(1) < oldest => return Err(Gone { after: a, oldest }),
             Some(a) => a,
         };
-        let skip = usize::try_from((after + 1).saturating_sub(oldest)).unwrap_or(usize::MAX);
+        let skip = usize::try_from(after.saturating_add(1).saturating_sub(oldest)).unwrap_or(usize::MAX);
         Ok(ring.items.iter().skip(skip).take(limit).cloned().collect())
     }
 
@@ -155,6 +155,7 @@ mod tests {
         assert_eq!(ids(&feed.after(Some(4), 10).expect("kept")), vec![5]);
         assert!(feed.after(Some(5), 10).expect("kept").is_empty(), "nothing new yet");
         assert!(feed.after(Some(99), 10).expect("kept").is_empty(), "a cursor ahead waits");
+        assert!(feed.after(Some(u64::MAX), 10).expect("kept").is_empty(), "however far ahead");
         assert_eq!(feed.after(Some(2), 1).expect("kept")[0].effect, effect(3));
     }
 

@@ -31,7 +31,20 @@ pub fn parse_record(line: &str) -> Result<Record, String> {
     if first_key.starts_with("\"retract\"") {
         return serde_json::from_str::<Retraction>(line).map(Record::Retract).map_err(|e| e.to_string());
     }
-    serde_json::from_str::<Moment>(line).map(Record::Moment).map_err(|e| e.to_string())
+    // Not the usual key order: a moment, unless the object has a `retract` or `profile` key
+    // (JSON objects are unordered, so the first key is only a fast path).
+    serde_json::from_str::<Moment>(line).map(Record::Moment).or_else(|moment_error| {
+        let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).ok();
+        match keys {
+            Some(k) if k.contains_key("retract") => {
+                serde_json::from_str::<Retraction>(line).map(Record::Retract).map_err(|e| e.to_string())
+            }
+            Some(k) if k.contains_key("profile") => serde_json::from_str::<ProfileRecord>(line)
+                .map(|p| Record::Profile(p.profile))
+                .map_err(|e| e.to_string()),
+            _ => Err(moment_error.to_string()),
+        }
+    })
 }
 
 /// Iterates over the records of a JSON-lines stream, skipping blank lines; each item carries
@@ -62,6 +75,10 @@ mod tests {
         assert!(matches!(parse_record(r#"{"profile":{"id":"ann","team":"sales"}}"#), Ok(Record::Profile(_))));
         assert!(matches!(parse_record(r#"{"retract":"m1"}"#), Ok(Record::Retract(_))));
         assert!(matches!(parse_record(r#" { "profile" : {"id":"ann"}}"#), Ok(Record::Profile(_))));
+        // Whatever the key order.
+        assert!(matches!(parse_record(r#"{"reason":"spam","retract":"m1"}"#), Ok(Record::Retract(_))));
+        let e = parse_record(r#"{"reason":"spam","retract":"m1","x":1}"#);
+        assert!(e.is_err_and(|e| e.contains("unknown field `x`")), "a retraction's own error");
     }
 
     #[test]

@@ -44,6 +44,37 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Most subscriptions per organisation.
 pub const MAX_HOOKS: usize = 32;
 
+/// A webhook URL as the API description's pattern has it: `http://` or `https://`, a host of
+/// letters, digits, dots and dashes, an optional port (1 to 65535), then a path, query or
+/// fragment of URI characters.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return Err("the host may only hold letters, digits, `.` and `-`");
+    }
+    if let Some(port) = port
+        && (port.is_empty()
+            || port.len() > 5
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u32>().map_or(true, |p| !(1..=65535).contains(&p)))
+    {
+        return Err("the port must be 1 to 65535");
+    }
+    if !tail.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~:/?#@!$&'()*+,;=%-".contains(&b)) {
+        return Err("the path, query and fragment may only hold URI characters");
+    }
+    Ok(())
+}
+
 /// The effect types a subscription may choose (the `type` of an effect).
 pub const EFFECT_TYPES: [&str; 12] = [
     "points_awarded",
@@ -175,6 +206,7 @@ impl Hooks {
         latest: u64,
     ) -> Result<String, HookError> {
         check_name(name)?;
+        check_url(url).map_err(|why| invalid("url", format!("{url:?}: {why}")))?;
         let parsed: ureq::http::Uri = url.parse().map_err(|e| invalid("url", format!("{url:?}: {e}")))?;
         if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
             return Err(invalid("url", format!("{url:?}: an absolute http:// or https:// URL")));

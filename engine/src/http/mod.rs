@@ -458,6 +458,14 @@ pub struct Ingested {
 
 /// A JSON body of type `T`; a refusal names the field (`timezone`, `seed`).
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde would take an array for a struct, field by field: only an object is one.
+    match body.trim_ascii_start().first() {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+            return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+        }
+        _ => {}
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -77,6 +77,15 @@ fn syntax_from_toml(text: &str, origin: &str, path: String, e: &toml::de::Error)
 
 /// Parses the JSON form of a rule set (the same shape as the TOML).
 pub fn parse_json(text: &str, origin: &str) -> Result<RuleSetDoc, RuleSetError> {
+    // serde would take an array for the document, section by section: only an object is one.
+    if text.trim_start().starts_with('[') {
+        return Err(RuleSetError::Syntax {
+            origin: origin.to_string(),
+            line: Some(1),
+            path: String::new(),
+            message: "a rule set is a JSON object, not an array".to_string(),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
