@@ -20,6 +20,11 @@ pub enum Source {
     Retraction,
     /// The organisation's plugin in this slot.
     Plugin(u16),
+    /// Rule-set `version` applied to history (see [`crate::retroactive`]).
+    History {
+        version: u32,
+        mode: crate::retroactive::Mode,
+    },
 }
 
 impl From<AwardSource> for Source {
@@ -147,6 +152,7 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
         Source::Guard => "guard".to_string(),
         Source::Retraction => "retraction".to_string(),
         Source::Plugin(slot) => (n.plugin)(slot).to_string(),
+        Source::History { version, mode } => format!("history:v{version}:{mode}"),
     };
     let kind = match e.kind.clone() {
         Kind::Points { currency, amount, balance } => {
@@ -201,7 +207,11 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
         }
     };
     Effect {
-        moment: (n.moment)(e.moment).to_string(),
+        moment: if e.moment == crate::retroactive::NO_MOMENT {
+            source.clone()
+        } else {
+            (n.moment)(e.moment).to_string()
+        },
         stakeholder: (n.stakeholder)(e.stakeholder).to_string(),
         source,
         kind,

@@ -14,7 +14,8 @@
 //!   [`feed`]: the recent effects, numbered, for the effects feed, its stream and
 //!   [`webhooks`] (signed, at-least-once delivery to product teams' URLs).
 //! - [`reads`]: profiles, leaderboard pages, challenge status.
-//! - [`publish`]: a new rule-set version, going forward: state carried over by id.
+//! - [`publish`]: a new rule-set version, going forward: state carried over by id;
+//!   [`retroactive`]: the rule set in force applied to history (additive or rebase).
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
 //! - [`plugins`]: WebAssembly rule plugins: the sandbox, the per-organisation registry, the pass.
@@ -47,6 +48,7 @@ pub mod prefetch;
 pub mod publish;
 pub mod reads;
 pub mod resolve;
+pub mod retroactive;
 pub mod rules;
 pub mod ruleset;
 pub mod simulate;

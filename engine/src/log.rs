@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::feed::Feed;
 use crate::ids::{OrgId, Seq};
 use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
+use crate::retroactive::Mode;
 use crate::ruleset::{Format, RuleSetError};
 use crate::store::{Change, LoggedChange, Store, StoreError, module_hash};
 use crate::world::{Earlier, OrgWorld, Outcome, RecordError, Verdict};
@@ -138,6 +139,18 @@ pub struct Replayed {
     pub elapsed: Duration,
     /// The snapshot restored, if any.
     pub snapshot: Option<Restored>,
+}
+
+/// A rule set applied to history ([`Durable::apply_to_history`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The version applied: the one in force.
+    pub version: u64,
+    pub mode: Mode,
+    /// The history it was applied to: the records up to this one.
+    pub after: Seq,
+    /// The compensating entries and grants it produced.
+    pub effects: usize,
 }
 
 /// A snapshot restored: the last record it holds, and the time its restore took.
@@ -391,11 +404,13 @@ impl Durable {
                 break;
             }
             records += durable.replay_until(change.after, observe)?;
-            if candidate.is_some() && matches!(change.change, Change::Rules { .. }) {
+            // Under the candidate from the start, no other rule set is published nor applied.
+            if candidate.is_some() && matches!(change.change, Change::Rules { .. } | Change::History { .. }) {
                 durable.changes = change.number;
                 continue;
             }
             durable.apply(change)?;
+            observe(&mut durable.world);
         }
         records += durable.replay_until(until, observe)?;
         Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
@@ -555,9 +570,59 @@ impl Durable {
                 self.world.remove_plugin(name);
                 self.plugins.remove(name);
             }
+            Change::History { mode } => {
+                let rebuilt = self.rebuilt()?;
+                self.apply_rebuilt(rebuilt, *mode)?;
+            }
         }
         self.changes = logged.number;
         Ok(())
+    }
+
+    /// The history up to the world's last record replayed under the rule set in force, from
+    /// the start, in a scratch world (plugin changes where they were logged).
+    fn rebuilt(&self) -> Result<OrgWorld, LogError> {
+        let candidate = Some((self.rules.text.as_str(), self.rules.format));
+        let until = self.world.last_seq();
+        let store = Arc::clone(&self.store);
+        let (durable, _) = Durable::replay(
+            store,
+            self.org.clone(),
+            candidate,
+            until,
+            false,
+            &mut |_| {},
+            &mut OrgWorld::clear_effects,
+        )?;
+        Ok(durable.world)
+    }
+
+    /// Merges `rebuilt` (see [`Durable::rebuilt`]) into the world in `mode`; its effects wait
+    /// in the world's journal. Returns how many.
+    fn apply_rebuilt(&mut self, rebuilt: OrgWorld, mode: Mode) -> Result<usize, LogError> {
+        let n = crate::retroactive::apply(&mut self.world, rebuilt, mode, self.rules.version).map_err(|e| {
+            LogError::Diverged { org: self.org.clone(), seq: self.world.last_seq(), detail: e.to_string() }
+        })?;
+        self.effects += n as u64;
+        Ok(n)
+    }
+
+    /// Applies the rule set in force to the history so far, in `mode` (see
+    /// [`crate::retroactive`]): the history replayed under it in a scratch world, the
+    /// application recorded in the log, then merged into the world, its effects fed. Ingestion
+    /// waits meanwhile (the replay's time). A replay of the log makes the same application at
+    /// the same point. On `Err` nothing changed.
+    pub fn apply_to_history(&mut self, mode: Mode) -> Result<Applied, LogError> {
+        let rebuilt = self.rebuilt()?;
+        let after = self.world.last_seq();
+        self.changes = self.store.append_change(&self.org, after, &Change::History { mode }, None)?;
+        let effects = self.apply_rebuilt(rebuilt, mode)?;
+        let records = self.world.take_effect_records();
+        if let Some(feed) = &self.feed {
+            feed.push(records.iter().map(|r| (r.seq, self.world.render(r))).collect::<Vec<_>>());
+        }
+        tracing::info!(org = %self.org, version = self.rules.version, %mode, after = after.0, effects, "rule set applied to history");
+        Ok(Applied { version: self.rules.version, mode, after, effects })
     }
 
     /// Compiles a plugin module under the rule set's limits, starting the sandbox if needed.
@@ -746,14 +811,21 @@ impl Durable {
 }
 
 /// What-if over an organisation's history: its log replayed as it happened (every rule-set
-/// version and plugin change where it was logged) against the same log with the candidate rule
-/// set in force from the start, up to the log's end when called. Both run in scratch worlds;
-/// nothing is written, and the organisation keeps serving meanwhile.
+/// version and plugin change where it was logged), against what `mode` would make of it with
+/// the candidate rule set, up to the log's end when called:
+///
+/// - [`Mode::Rebase`]: the same log with the candidate in force from the start — what
+///   publishing the candidate and applying it to history as a rebase leaves;
+/// - [`Mode::Additive`]: the history as it happened, the candidate published at its end, then
+///   applied to it additively (a third replay).
+///
+/// All run in scratch worlds; nothing is written, and the organisation keeps serving meanwhile.
 pub fn what_if(
     store: Arc<dyn Store>,
     org: &OrgId,
     candidate: &str,
     format: Format,
+    mode: Mode,
 ) -> Result<crate::simulate::Diff, LogError> {
     let until = store.last_seq(org)?;
     let mut completions: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -772,6 +844,26 @@ pub fn what_if(
             Durable::replay(Arc::clone(&store), org.clone(), side, until, false, &mut |_| {}, &mut observe)?;
         records = replayed.records;
         worlds.push(durable.world);
+    }
+    if mode == Mode::Additive {
+        // Completions are records of activity: an additive application leaves them.
+        completions.values_mut().for_each(|c| c.1 = c.0);
+        let rebuilt = worlds.pop().expect("two worlds");
+        let (mut applied, _) = Durable::replay(
+            Arc::clone(&store),
+            org.clone(),
+            None,
+            until,
+            false,
+            &mut |_| {},
+            &mut OrgWorld::clear_effects,
+        )?;
+        let doc = crate::ruleset::parse(candidate, format, "candidate rule set")?;
+        applied.world.publish_rules(&doc, "candidate rule set")?;
+        crate::retroactive::apply(&mut applied.world, rebuilt, mode, applied.rules.version + 1)
+            .map_err(|e| LogError::Diverged { org: org.clone(), seq: until, detail: e.to_string() })?;
+        applied.world.clear_effects();
+        worlds.push(applied.world);
     }
     let (current, candidate) = worlds.split_at_mut(1);
     let mut diff = crate::simulate::compare(&mut current[0], &mut candidate[0]);

@@ -217,7 +217,7 @@ impl Hooks {
             }
         }
         let secret = match secret {
-            Some(s) if s.len() < 16 => return Err(invalid("secret", "at least 16 characters")),
+            Some(s) if s.chars().count() < 16 => return Err(invalid("secret", "at least 16 characters")),
             Some(s) => s,
             None => {
                 let mut bytes = [0u8; 24];

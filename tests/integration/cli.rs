@@ -258,4 +258,33 @@ fn simulate_runs_a_candidate_over_an_organisations_durable_log() {
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no log"));
+
+    // Applying it to history: the preview changes nothing, --confirm publishes and applies, and
+    // the replayed state is what the preview said.
+    let apply = |confirm: bool| {
+        let mut cmd = plaudit();
+        cmd.args(["apply", "--data"]).arg(&data).args(["--org", "acme", "--mode", "rebase", "--json", "--rules"]);
+        cmd.arg(&candidate);
+        if confirm {
+            cmd.arg("--confirm");
+        }
+        let out = cmd.output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let xp_total = || {
+        let out = plaudit().args(["replay", "--summary", "--data"]).arg(&data).args(["--org", "acme"]).output();
+        let out = out.expect("replay runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+        let profiles = summary["profiles"].as_array().cloned().unwrap_or_default();
+        profiles.iter().filter_map(|p| p["currencies"]["xp"].as_i64()).sum::<i64>()
+    };
+    let preview: serde_json::Value = serde_json::from_slice(&apply(false).stdout).expect("a JSON preview");
+    assert_eq!(preview["totals"]["xp"], diff["totals"]["xp"], "the same diff as simulate");
+    assert_eq!(xp_total(), xp[0].as_i64().expect("xp"), "a preview changes nothing");
+    let applied = apply(true);
+    assert!(String::from_utf8_lossy(&applied.stderr).contains("applied to the history up to record 550 (rebase)"));
+    assert_eq!(xp_total(), xp[1].as_i64().expect("xp"), "the state the preview showed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -174,6 +174,7 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
 fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_same_records() {
     use plaudit_engine::ids::OrgId;
     use plaudit_engine::log::{Durable, what_if};
+    use plaudit_engine::retroactive::Mode;
     use plaudit_engine::ruleset::Format;
     use plaudit_engine::store::{RedbStore, Store};
     use plaudit_engine::workload::{Spec, Workload};
@@ -216,8 +217,8 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
 
     // What-if against the versions lived through: v2 from the start raises xp, and the
     // candidate that equals what was in force at the end changes less than v1 from the start.
-    let with_v2 = what_if(Arc::clone(&store), &acme, &v2, Format::Toml).expect("what-if");
-    let with_v1 = what_if(Arc::clone(&store), &acme, &v1, Format::Toml).expect("what-if");
+    let with_v2 = what_if(Arc::clone(&store), &acme, &v2, Format::Toml, Mode::Rebase).expect("what-if");
+    let with_v1 = what_if(Arc::clone(&store), &acme, &v1, Format::Toml, Mode::Rebase).expect("what-if");
     assert_eq!(with_v2.records, replayed.records as usize);
     let (xp_v2, xp_v1) = (with_v2.totals["xp"], with_v1.totals["xp"]);
     assert_eq!(xp_v2.0, xp_v1.0, "the same history on the current side");

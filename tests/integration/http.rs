@@ -287,6 +287,7 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs",
         "/v1/orgs/{org}/rules",
         "/v1/orgs/{org}/rules/simulate",
+        "/v1/orgs/{org}/rules/apply",
         "/v1/orgs/{org}/plugins",
         "/v1/orgs/{org}/plugins/{name}",
         "/v1/orgs/{org}/moments",
@@ -449,6 +450,39 @@ fn a_published_rule_set_scores_the_next_moments_is_versioned_and_survives_a_rest
     assert_eq!(profile["currencies"]["points"], 35, "the replay lived through the same versions: {profile}");
     let (_, body) = server.request("POST", "/v1/orgs/globex/moments", Some(&key), &answer("a3", "ann"));
     assert_eq!(body["effects"][0]["amount"].as_i64(), Some(25), "{body}");
+
+    // Applying version 3 to history: previewed, then done; a stale version or a bad mode is
+    // refused naming the field. 10 + 25 + 25 lived; 25 each from the start.
+    let apply = |body: &str| server.request("POST", "/v1/orgs/globex/rules/apply", Some(&key), body);
+    let (status, err) = apply(r#"{"mode":"rebase","version":2}"#);
+    assert_eq!(
+        (status, err["error"]["code"].as_str(), err["error"]["field"].as_str()),
+        (409, Some("version_mismatch"), Some("version")),
+        "{err}"
+    );
+    let (status, err) = apply(r#"{"mode":"sideways","version":3}"#);
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("mode")), "{err}");
+    let (status, diff) = apply(r#"{"mode":"additive","version":3,"preview":true}"#);
+    assert_eq!((status, diff["totals"]["points"].clone()), (200, json!([60, 75])), "{diff}");
+    let (status, applied) = apply(r#"{"mode":"additive","version":3}"#);
+    assert_eq!(
+        (status, applied["mode"].as_str(), applied["after"].as_u64(), applied["effects"].as_u64()),
+        (200, Some("additive"), Some(3), Some(1)),
+        "{applied}"
+    );
+    let (_, profile) = server.request("GET", "/v1/orgs/globex/stakeholders/ann", Some(&key), "");
+    assert_eq!(profile["currencies"]["points"], 75, "{profile}");
+    let (_, feed) = server.request("GET", "/v1/orgs/globex/effects?limit=100", Some(&key), "");
+    let grant = feed["effects"].as_array().and_then(|i| i.last()).expect("a grant");
+    assert_eq!(
+        (grant["moment"].as_str(), grant["source"].as_str()),
+        (Some("a1"), Some("history:v3:additive")),
+        "{feed}"
+    );
+    drop(server);
+    let server = Server::start_with(&data, None);
+    let (_, profile) = server.request("GET", "/v1/orgs/globex/stakeholders/ann", Some(&key), "");
+    assert_eq!(profile["currencies"]["points"], 75, "the application is replayed: {profile}");
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -11,6 +11,7 @@ mod http;
 mod leaderboards;
 mod plugins;
 mod publish;
+mod retroactive;
 mod rules;
 mod ruleset;
 mod simulate;

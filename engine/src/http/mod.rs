@@ -357,6 +357,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs", post(admin::post_orgs))
         .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
         .route("/v1/orgs/{org}/rules/simulate", post(rules::post_simulate))
+        .route("/v1/orgs/{org}/rules/apply", post(rules::post_apply))
         .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
         .route(
             "/v1/orgs/{org}/plugins/{name}",

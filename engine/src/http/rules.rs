@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use crate::ids::OrgId;
+use crate::retroactive::Mode;
 use crate::ruleset::Format;
 
 /// Most stakeholders listed in a what-if's `details` when the request does not say.
@@ -88,6 +89,36 @@ pub async fn get_rules(
 pub struct SimulateParams {
     /// Most stakeholders to list in `details` (largest change first).
     limit: Option<usize>,
+    /// What applying the candidate to history would do: `rebase` (the default: the candidate
+    /// in force from the start) or `additive`.
+    mode: Option<Mode>,
+}
+
+fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(SIMULATE_DETAILS);
+    if limit > MAX_SIMULATE_DETAILS {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be at most {MAX_SIMULATE_DETAILS}"))
+            .field("limit"));
+    }
+    Ok(limit)
+}
+
+/// The what-if of `text` over `org`'s log, on a blocking thread.
+async fn preview(
+    state: &AppState,
+    org: &str,
+    text: String,
+    format: Format,
+    mode: Mode,
+    limit: usize,
+) -> Result<crate::simulate::Diff, ApiError> {
+    let org = OrgId::parse(org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
+    let store = Arc::clone(state.store());
+    let mut diff = tokio::task::spawn_blocking(move || crate::log::what_if(store, &org, &text, format, mode))
+        .await
+        .map_err(|e| ApiError::internal(format!("the simulation failed: {e}")))??;
+    diff.details.truncate(limit);
+    Ok(diff)
 }
 
 pub async fn post_simulate(
@@ -99,17 +130,70 @@ pub async fn post_simulate(
 ) -> Result<Json<crate::simulate::Diff>, ApiError> {
     state.authorise(&org, &headers)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = params.limit.unwrap_or(SIMULATE_DETAILS);
-    if limit > MAX_SIMULATE_DETAILS {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be at most {MAX_SIMULATE_DETAILS}"))
-            .field("limit"));
-    }
+    let limit = check_limit(params.limit)?;
     let (text, format) = rules_body(&headers, &body)?;
-    let org = OrgId::parse(&org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
-    let store = Arc::clone(state.store());
-    let mut diff = tokio::task::spawn_blocking(move || crate::log::what_if(store, &org, &text, format))
-        .await
-        .map_err(|e| ApiError::internal(format!("the simulation failed: {e}")))??;
-    diff.details.truncate(limit);
-    Ok(Json(diff))
+    Ok(Json(preview(&state, &org, text, format, params.mode.unwrap_or(Mode::Rebase), limit).await?))
+}
+
+/// `POST /v1/orgs/{org}/rules/apply`: apply the rule set in force to history.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    pub mode: Mode,
+    /// The version in force, as the caller previewed it: a newer one is refused (409).
+    pub version: u64,
+    /// Only answer what the application would do (the what-if diff), changing nothing.
+    #[serde(default)]
+    pub preview: bool,
+    /// With `preview`: most stakeholders to list in `details`.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The answer to an application (or, with `preview`, the diff).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ApplyAnswer {
+    Applied(crate::log::Applied),
+    Preview(Box<crate::simulate::Diff>),
+}
+
+pub async fn post_apply(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ApplyAnswer>, ApiError> {
+    let handle = state.authorise(&org, &headers)?;
+    let body: ApplyBody = super::json_body(&body)?;
+    let limit = check_limit(body.limit).map_err(|e| e.field("limit"))?;
+    let mode = body.mode;
+    let version = body.version;
+    let stale = move |now: u64| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "version_mismatch",
+            format!("version {version} is not the rule set in force: version {now} is; preview it and apply that"),
+        )
+        .field("version")
+    };
+    if body.preview {
+        let rules = handle.worker.run(|d| d.rules().clone()).await?;
+        if rules.version != version {
+            return Err(stale(rules.version));
+        }
+        let diff = preview(&state, &org, rules.text, rules.format, mode, limit).await?;
+        return Ok(Json(ApplyAnswer::Preview(Box::new(diff))));
+    }
+    let applied = handle
+        .worker
+        .run(move |d| {
+            let now = d.rules().version;
+            if now != version {
+                return Err(stale(now));
+            }
+            d.apply_to_history(mode).map_err(ApiError::from)
+        })
+        .await??;
+    Ok(Json(ApplyAnswer::Applied(applied)))
 }

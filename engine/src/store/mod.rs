@@ -107,6 +107,9 @@ pub enum Change {
     InstallPlugin { name: String, module: String },
     /// Plugin `name` removed, with its saved state.
     RemovePlugin { name: String },
+    /// The rule set in force applied to the history up to here, in `mode` (see
+    /// [`crate::retroactive`]).
+    History { mode: crate::retroactive::Mode },
 }
 
 /// A change as logged.

@@ -14,6 +14,7 @@ use plaudit_engine::datadir::DataDir;
 use plaudit_engine::ids::OrgId;
 use plaudit_engine::input::{ReadRecordError, records};
 use plaudit_engine::log::Durable;
+use plaudit_engine::retroactive::Mode;
 use plaudit_engine::ruleset::Format;
 use plaudit_engine::store::{RedbStore, Store};
 
@@ -188,14 +189,63 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// What-if over an organisation's log: `candidate` against the versions it lived through.
-pub fn what_if(data: &Path, org: &str, candidate: &Path) -> anyhow::Result<plaudit_engine::simulate::Diff> {
+/// What-if over an organisation's log: the candidate rule set `text` against the versions it
+/// lived through, as applying it to history in `mode` would leave it.
+pub fn what_if(data: &Path, org: &str, text: &str, mode: Mode) -> anyhow::Result<plaudit_engine::simulate::Diff> {
+    let (store, id) = org_store(data, org)?;
+    Ok(plaudit_engine::log::what_if(store, &id, text, Format::Toml, mode)?)
+}
+
+/// The store of `data`, holding organisation `org`'s log.
+fn org_store(data: &Path, org: &str) -> anyhow::Result<(Arc<dyn Store>, OrgId)> {
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
     let dir = DataDir::new(data);
-    let text = std::fs::read_to_string(candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
-    if dir.open_org(&store, &id, None, false)?.is_none() {
+    // (Opening migrates an organisation of an older layout; one with a log needs no replay.)
+    if !Durable::exists(store.as_ref(), &id)? && dir.open_org(&store, &id, None, false)?.is_none() {
         bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }
-    Ok(plaudit_engine::log::what_if(store, &id, &text, Format::Toml)?)
+    Ok((store, id))
+}
+
+/// `plaudit apply`: previews applying the rule set in force (or `--rules`) to history in
+/// `mode`; with `confirm`, publishes `--rules` if it differs and applies it.
+pub fn apply(o: &Options, mode: Mode, confirm: bool, json: bool, top: usize) -> anyhow::Result<ExitCode> {
+    if !confirm {
+        let (store, id) = org_store(&o.data, &o.org)?;
+        let (text, name) = match &o.rules {
+            Some(path) => (
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => {
+                let changes = store.changes(&id)?;
+                let in_force = changes.iter().rev().find_map(|c| match &c.change {
+                    plaudit_engine::store::Change::Rules { text, .. } => Some(text.clone()),
+                    _ => None,
+                });
+                let n =
+                    changes.iter().filter(|c| matches!(c.change, plaudit_engine::store::Change::Rules { .. })).count();
+                (in_force.context("the log holds no rule set")?, format!("rule-set version {n}"))
+            }
+        };
+        let diff = plaudit_engine::log::what_if(store, &id, &text, Format::Toml, mode)?;
+        let history = format!("the log of {id} in {}", o.data.display());
+        crate::simulate::print(&diff, "the published versions", &format!("{name}, {mode}"), &history, json, top)?;
+        eprintln!("preview only: nothing was changed; add --confirm to apply it ({mode})");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut durable, _) = open(o)?;
+    let started = Instant::now();
+    let applied = durable.apply_to_history(mode)?;
+    eprintln!(
+        "{}: rule-set version {} applied to the history up to record {} ({mode}): {} effects, in {:.2?}",
+        durable.org(),
+        applied.version,
+        applied.after.0,
+        applied.effects,
+        started.elapsed()
+    );
+    report_snapshot(&mut durable)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -90,6 +90,34 @@ enum Command {
         /// Stakeholders listed in the table.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// What applying the candidate to history would do: rebase (the candidate in force from
+        /// the start) or additive (only what it would have given and was not).
+        #[arg(long, default_value = "rebase")]
+        mode: plaudit_engine::retroactive::Mode,
+    },
+    /// Apply the rule set in force (or --rules NEW, published first) to an organisation's
+    /// history, in one of two modes: additive (award what it would have given and was not,
+    /// take nothing back) or rebase (compensating entries, so that everything ends as a replay
+    /// under it would leave it). Without --confirm, only prints the preview: the what-if diff.
+    Apply {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        mode: plaudit_engine::retroactive::Mode,
+        /// A rule set to publish first (TOML), if it differs from the one in force.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Apply it; without, only preview it.
+        #[arg(long)]
+        confirm: bool,
+        /// Print the preview as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Stakeholders listed in the preview's table.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// Append moments to an organisation's durable log (in DIR), scoring them as they land.
     /// The first import of an organisation needs --rules; the rule set is kept in DIR.
@@ -197,8 +225,11 @@ fn main() -> ExitCode {
         }),
         Command::Gen { stakeholders, moments, seed, days } => generate::run(stakeholders, moments, seed, days),
         Command::Check { rules } => check(&rules),
-        Command::Simulate { rules, candidate, moments, data, org, json, top } => {
-            simulate::dispatch(rules, candidate, moments, data.zip(org), json, top)
+        Command::Simulate { rules, candidate, moments, data, org, json, top, mode } => {
+            simulate::dispatch(rules, candidate, moments, data.zip(org), json, top, mode)
+        }
+        Command::Apply { data, org, mode, rules, confirm, json, top } => {
+            data::apply(&data::Options { data, org, rules, from_start: false }, mode, confirm, json, top)
         }
         Command::Import { data, org, rules, moments, batch, ack } => {
             data::import(&data::Options { data, org, rules, from_start: false }, &moments, batch.max(1), ack)

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use plaudit_engine::OrgWorld;
 use plaudit_engine::input::records;
+use plaudit_engine::retroactive::Mode;
 use plaudit_engine::simulate::{Diff, simulate};
 use plaudit_sdk::Record;
 
@@ -18,6 +19,7 @@ pub fn dispatch(
     log: Option<(PathBuf, String)>,
     json: bool,
     top: usize,
+    mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     match (log, moments) {
         (Some((data, org)), _) => {
@@ -26,11 +28,18 @@ pub fn dispatch(
                 (Some(_), Some(_)) => bail!("with --data, give the candidate once: --rules NEW or --candidate NEW"),
                 (None, None) => bail!("with --data, give the candidate rule set: --rules NEW"),
             };
-            let diff = crate::data::what_if(&data, &org, &candidate)?;
+            let text =
+                std::fs::read_to_string(&candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
+            let diff = crate::data::what_if(&data, &org, &text, mode)?;
             let name = format!("the log of {org} in {}", data.display());
             print(&diff, "the published versions", &candidate.display().to_string(), &name, json, top)
         }
         (None, Some(moments)) => {
+            if mode != Mode::Rebase {
+                bail!(
+                    "--mode {mode} needs an organisation's log (--data DIR --org ORG): a moments file has no history of versions"
+                );
+            }
             let (Some(rules), Some(candidate)) = (rules, candidate) else {
                 bail!("give --rules CURRENT and --candidate NEW with a moments file");
             };
@@ -61,7 +70,7 @@ fn run(
     print(&diff, &rules.display().to_string(), &candidate.display().to_string(), name, json, top)
 }
 
-fn print(d: &Diff, current: &str, candidate: &str, name: &str, json: bool, top: usize) -> anyhow::Result<ExitCode> {
+pub fn print(d: &Diff, current: &str, candidate: &str, name: &str, json: bool, top: usize) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, d)?;
