@@ -14,6 +14,9 @@ echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test: cargo test"
 cargo test --workspace --locked
+# Property-based API fuzzing of the real server against its served OpenAPI description.
+echo "test: api fuzz (schemathesis, ${API_FUZZ_SECONDS:-120} s)"
+"$ROOT/scripts/api-fuzz.sh"
 # The plugins' own tests run natively (the SDK's harness), with the host toolchain, over the
 # plugins' lockfile; their own target directory, apart from the wasm32 builds.
 echo "test: plugins (native tests, fmt, clippy)"

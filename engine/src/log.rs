@@ -396,6 +396,14 @@ impl Durable {
                 (Durable::new(org, world, store, rules), None)
             }
         };
+        // What the clock decided when the records were first scored is in the log: replayed,
+        // never recomputed.
+        for c in &changes {
+            if let Change::PluginTimeouts { name, seqs } = &c.change {
+                durable.world.record_plugin_timeouts(name, seqs);
+            }
+        }
+        durable.world.set_replaying(true);
         start(durable.effects);
         let mut records = durable.replay_until(first.after.min(until), observe)?;
         let applied = durable.changes;
@@ -413,6 +421,7 @@ impl Durable {
             observe(&mut durable.world);
         }
         records += durable.replay_until(until, observe)?;
+        durable.world.set_replaying(false);
         Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
     }
 
@@ -574,6 +583,8 @@ impl Durable {
                 let rebuilt = self.rebuilt()?;
                 self.apply_rebuilt(rebuilt, *mode)?;
             }
+            // Taken into the world before the replay began.
+            Change::PluginTimeouts { .. } => {}
         }
         self.changes = logged.number;
         Ok(())
@@ -772,6 +783,7 @@ impl Durable {
         let scored = self.world.ingest(stored);
         self.effects += scored.effects as u64;
         self.agree(&scored, n, last)?;
+        self.record_timeouts(last)?;
         let records = self.world.take_effect_records();
         let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
         for rec in &records {
@@ -791,6 +803,18 @@ impl Durable {
             feed.push(fed);
         }
         Ok((outcomes, effects))
+    }
+
+    /// Records in the log the plugin calls of the batch ending at `last` that passed the
+    /// wall-clock backstop (see [`Change::PluginTimeouts`]). A crash before this lands loses
+    /// only that: the replay then runs those calls again, without the backstop.
+    fn record_timeouts(&mut self, last: Seq) -> Result<(), LogError> {
+        for (name, seqs) in self.world.take_plugin_timeouts() {
+            tracing::warn!(org = %self.org, plugin = %name, moments = seqs.len(), "plugin calls passed the wall-clock backstop: recorded in the log");
+            self.world.record_plugin_timeouts(&name, &seqs);
+            self.changes = self.store.append_change(&self.org, last, &Change::PluginTimeouts { name, seqs }, None)?;
+        }
+        Ok(())
     }
 
     /// The world accepted all `n` records the log holds up to `last`.

@@ -256,6 +256,24 @@ impl OrgWorld {
         self.world.resource_mut::<Plugins>().remove(name)
     }
 
+    /// Replaying the log (or not): plugin calls run without the wall-clock backstop, and those
+    /// the log records as having passed it fail again without running.
+    pub fn set_replaying(&mut self, replaying: bool) {
+        self.world.resource_mut::<Plugins>().set_replaying(replaying);
+    }
+
+    /// Moments (sequence numbers) whose call to plugin `name` passed the wall-clock backstop
+    /// when first scored, as the log records them.
+    pub fn record_plugin_timeouts(&mut self, name: &str, seqs: &[u64]) {
+        self.world.resource_mut::<Plugins>().record_timeouts(name, seqs);
+    }
+
+    /// Takes, by plugin, the moments whose call passed the backstop alone since the last call:
+    /// the log step records them.
+    pub fn take_plugin_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
+        self.world.resource_mut::<Plugins>().take_timeouts()
+    }
+
     /// The organisation's plugins, in install order.
     pub fn plugins(&self) -> Vec<PluginStatus> {
         self.world.resource::<Plugins>().statuses().cloned().collect()

@@ -1,5 +1,6 @@
 //! Durability end to end, through the real binary: moments acknowledged by `plaudit import`
-//! survive SIGKILL at any instant and count exactly once, however often the client resends.
+//! survive SIGKILL at any instant (snapshots are taken as it goes, so restarts restore one and
+//! replay the tail) and count exactly once, however often the client resends.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -33,7 +34,7 @@ fn import_run(data: &Path, lines: &[String], from: usize, kill_after: Option<(us
     let mut child = plaudit()
         .args(["import", "--data"])
         .arg(data)
-        .args(["--org", "acme", "--rules", "rules/acme.toml", "--batch", "40", "--ack", "-"])
+        .args(["--org", "acme", "--rules", "rules/acme.toml", "--batch", "40", "--snapshot-every", "100", "--ack", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -99,10 +100,20 @@ fn acknowledged_moments_survive_sigkill_and_count_exactly_once() {
     let last = import_run(&data, &lines, acked.saturating_sub(25), None);
     assert_eq!(last, Some(lines.len()), "everything is acknowledged in the end");
 
-    // The log replayed from scratch gives exactly the state of scoring the file once.
+    // The latest snapshot and the log after it, and the log replayed from scratch, both give
+    // exactly the state of scoring the file once.
     let replay =
         plaudit().args(["replay", "--data"]).arg(&data).args(["--org", "acme", "--summary"]).output().expect("replay");
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("after the snapshot at"), "a snapshot was restored");
+    let from_start = plaudit()
+        .args(["replay", "--from-start", "--data"])
+        .arg(&data)
+        .args(["--org", "acme", "--summary"])
+        .output()
+        .expect("replay");
+    assert!(from_start.status.success(), "{}", String::from_utf8_lossy(&from_start.stderr));
+    assert!(from_start.stdout == replay.stdout, "the snapshot and the whole log agree");
     let once =
         plaudit().args(["score", "--rules", "rules/acme.toml", "--summary"]).arg(&moments).output().expect("score");
     assert!(once.status.success());
@@ -223,5 +234,57 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
     let (xp_v2, xp_v1) = (with_v2.totals["xp"], with_v1.totals["xp"]);
     assert_eq!(xp_v2.0, xp_v1.0, "the same history on the current side");
     assert!(xp_v2.1 > xp_v2.0 && xp_v1.1 < xp_v1.0, "v2 from the start gives more, v1 less: {xp_v2:?} {xp_v1:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_same() {
+    use plaudit_engine::ids::OrgId;
+    use plaudit_engine::log::Durable;
+    use plaudit_engine::plugins::PluginState;
+    use plaudit_engine::ruleset::Format;
+    use plaudit_engine::store::{Change, RedbStore, Store};
+    use plaudit_sdk::Record;
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("plaudit-timeouts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+    let org = OrgId::parse("test").expect("org id");
+    // The most fuel there is, and the shortest backstop: the clock stops the calls first.
+    let rules = format!(
+        "{}\n[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n\n[[rule]]\nid = \"answer\"\nmatch = {{ kind = [\"answer\"] }}\naward = [{{ to = \"actor\", currency = \"xp\", amount = 10 }}]\n",
+        plaudit_tests::HEADER
+    );
+    let mut d = Durable::create(Arc::clone(&store), org.clone(), &rules, Format::Toml).expect("created");
+    d.install_plugin("slow", &plaudit_tests::hostile_fixture("slow")).expect("installs");
+    for i in 0..3 {
+        let moment = plaudit_tests::m(&format!("m{i}"), "ann", "answer", "forum", "2026-03-02T10:00:00Z");
+        d.ingest(vec![Record::Moment(moment)]).expect("ingest");
+    }
+    let live = d.world().plugin("slow").expect("status");
+    assert_eq!((live.state, live.failed_calls), (PluginState::Disabled, 3), "{live:?}");
+    assert!(live.last_failure.as_ref().is_some_and(|f| f.reason.contains("wall-clock")), "{live:?}");
+    let recorded: Vec<u64> = store
+        .changes(&org)
+        .expect("changes")
+        .into_iter()
+        .filter_map(|c| match c.change {
+            Change::PluginTimeouts { name, seqs } if name == "slow" => Some(seqs),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(recorded, vec![1, 2, 3], "each timed-out moment is in the log");
+    drop(d);
+
+    // Replayed without the backstop, the calls would finish and the plugin stay active: the
+    // record makes them fail again, without running.
+    let (mut d, _) = Durable::open_from_start(Arc::clone(&store), org).expect("replays");
+    let replayed = d.world().plugin("slow").expect("status");
+    assert_eq!((replayed.state, replayed.failed_calls), (PluginState::Disabled, 3), "{replayed:?}");
+    assert_eq!(plaudit_tests::balance(d.world_mut(), "ann", "xp"), 30, "the native rules scored all the same");
+    drop((d, store));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -462,9 +462,9 @@ fn a_published_rule_set_scores_the_next_moments_is_versioned_and_survives_a_rest
     );
     let (status, err) = apply(r#"{"mode":"sideways","version":3}"#);
     assert_eq!((status, err["error"]["field"].as_str()), (400, Some("mode")), "{err}");
-    let (status, diff) = apply(r#"{"mode":"additive","version":3,"preview":true}"#);
+    let (status, diff) = apply(r#"{"mode":"additive","version":3,"preview":true,"limit":5.0}"#);
     assert_eq!((status, diff["totals"]["points"].clone()), (200, json!([60, 75])), "{diff}");
-    let (status, applied) = apply(r#"{"mode":"additive","version":3}"#);
+    let (status, applied) = apply(r#"{"mode":"additive","version":3.0}"#);
     assert_eq!(
         (status, applied["mode"].as_str(), applied["after"].as_u64(), applied["effects"].as_u64()),
         (200, Some("additive"), Some(3), Some(1)),

@@ -195,6 +195,15 @@ impl Slot {
 #[derive(Resource, Default)]
 pub struct Plugins {
     pub(crate) slots: Vec<Slot>,
+    /// Replaying the log: calls run without the wall-clock backstop, and those of `recorded`
+    /// fail again without running (see [`crate::plugins::sandbox`]'s determinism note).
+    pub(crate) replaying: bool,
+    /// By plugin name: the moments (sequence numbers) whose call passed the wall-clock
+    /// backstop when they were first scored, as the log records them.
+    pub(crate) recorded: FxHashMap<String, rustc_hash::FxHashSet<u64>>,
+    /// Moments of the current batch that passed the backstop alone, to be recorded: (plugin,
+    /// sequence number).
+    pub(crate) timed_out: Vec<(String, u64)>,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -269,6 +278,25 @@ impl Plugins {
 
     pub fn statuses(&self) -> impl Iterator<Item = &PluginStatus> {
         self.slots.iter().map(|s| &s.status)
+    }
+
+    /// Replays from now on (see [`Plugins::replaying`]) or not.
+    pub fn set_replaying(&mut self, replaying: bool) {
+        self.replaying = replaying;
+    }
+
+    /// Adds moments whose call to plugin `name` passed the wall-clock backstop (as logged).
+    pub fn record_timeouts(&mut self, name: &str, seqs: &[u64]) {
+        self.recorded.entry(name.to_string()).or_default().extend(seqs.iter().copied());
+    }
+
+    /// Takes the moments that passed the backstop alone since the last call, by plugin.
+    pub fn take_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
+        let mut by_name: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+        for (name, seq) in self.timed_out.drain(..) {
+            by_name.entry(name).or_default().push(seq);
+        }
+        by_name
     }
 
     /// The name of the plugin in slot `slot`.

@@ -66,8 +66,9 @@ pub fn run(
     let native = awards.0.len();
     let mut extra = Vec::new();
     let mut buffer = Vec::new();
-    for slot_ix in 0..plugins.slots.len() {
-        let slot = &mut plugins.slots[slot_ix];
+    let Plugins { slots, replaying, recorded, timed_out } = &mut *plugins;
+    for (slot_ix, slot) in slots.iter_mut().enumerate() {
+        let recorded = if *replaying { recorded.get(&slot.status.name) } else { None };
         let Some(loaded) = slot.active() else { continue };
         // Ranges of `scored` still to run, the next on top.
         let mut todo: Vec<(usize, usize)> = (0..scored.len())
@@ -97,7 +98,19 @@ pub fn run(
                 end = mid;
             };
             let records = &scored[start..end];
-            let outcome = loaded.plugin().call(&buffer, &seeds).map_err(|f| (f.failure, f.logs)).and_then(|out| {
+            let seq = |i: usize| batch.records[records[i] as usize].seq;
+            // Passed the backstop when first scored: fails again, without running.
+            let timed_out_live = recorded.is_some_and(|r| (0..records.len()).any(|i| r.contains(&seq(i))));
+            let call = if timed_out_live {
+                Err(super::CallFailed {
+                    failure: PluginFailure::Timeout,
+                    logs: "(replayed: the log records that this call passed the wall-clock backstop)".to_string(),
+                    fuel_used: 0,
+                })
+            } else {
+                loaded.plugin().call_with(&buffer, &seeds, !*replaying)
+            };
+            let outcome = call.map_err(|f| (f.failure, f.logs)).and_then(|out| {
                 let checked = check_output(p, &batch.records, records, &out.output)
                     .map_err(|reason| (PluginFailure::BadOutput { reason }, out.logs.clone()))?;
                 Ok((checked, out.fuel_used))
@@ -113,7 +126,9 @@ pub fn run(
                     s.stakeholders_with_state = slot.states.len();
                 }
                 Err((failure, logs)) => {
-                    let seq = |i: usize| batch.records[records[i] as usize].seq;
+                    if failure == PluginFailure::Timeout && records.len() == 1 && !*replaying {
+                        timed_out.push((slot.status.name.clone(), seq(0)));
+                    }
                     slot.failed(FailureReport {
                         first_seq: seq(0),
                         last_seq: seq(records.len() - 1),

@@ -13,7 +13,10 @@
 //!
 //! Determinism: fuel is the CPU bound, so a verdict replays identically. The epoch deadline is
 //! only a wall-clock backstop (a ticker thread owned by the [`PluginHost`]); a failure it causes
-//! is [`PluginFailure::Timeout`] and must be recorded, never recomputed.
+//! is [`PluginFailure::Timeout`] and is recorded, never recomputed: the plugins pass collects
+//! the moments that timed out alone, the log step records them (`Change::PluginTimeouts`), and
+//! a replay fails those calls again without running them and runs every other call without the
+//! backstop ([`Plugin::call_with`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -455,6 +458,13 @@ impl Plugin {
 
     /// Runs `score` on `input` in a fresh store; `seeds[i]` seeds `plaudit.random(i)`.
     pub fn call(&self, input: &[u8], seeds: &[u64]) -> Result<CallOutput, CallFailed> {
+        self.call_with(input, seeds, true)
+    }
+
+    /// [`Plugin::call`], with or without the wall-clock backstop: a replay runs without it (fuel
+    /// bounds the call), so that it never depends on the clock; the calls that passed it live
+    /// are recorded in the log and fail again without running.
+    pub fn call_with(&self, input: &[u8], seeds: &[u64], backstop: bool) -> Result<CallOutput, CallFailed> {
         let too_large = CallFailed {
             failure: PluginFailure::InputTooLarge { len: input.len(), limit: self.limits.input_bytes },
             logs: String::new(),
@@ -464,13 +474,14 @@ impl Plugin {
             return Err(too_large);
         }
         let input_len = i32::try_from(input.len()).map_err(|_| too_large)?;
-        self.in_store(seeds, |plugin, store| plugin.run(store, input, input_len))
+        self.in_store(seeds, backstop, |plugin, store| plugin.run(store, input, input_len))
     }
 
-    /// Runs the `manifest` export in a fresh store (under the same limits as a call) and
-    /// returns the bytes it points at.
+    /// Runs the `manifest` export in a fresh store (under the same limits as a call, but for
+    /// the wall-clock backstop: fuel bounds it, and a short backstop on a busy machine would
+    /// refuse a good module) and returns the bytes it points at.
     pub fn manifest(&self) -> Result<CallOutput, CallFailed> {
-        self.in_store(&[], |plugin, store| {
+        self.in_store(&[], false, |plugin, store| {
             let instance = plugin.pre.instantiate(&mut *store)?;
             let manifest = instance.get_typed_func::<(), i64>(&mut *store, "manifest")?;
             let packed = manifest.call(&mut *store, ())?;
@@ -481,6 +492,7 @@ impl Plugin {
     fn in_store(
         &self,
         seeds: &[u64],
+        backstop: bool,
         body: impl FnOnce(&Self, &mut Store<CallState>) -> Result<Vec<u8>, Stop>,
     ) -> Result<CallOutput, CallFailed> {
         let mut store = Store::new(&self.engine, CallState::new(&self.limits, seeds));
@@ -490,7 +502,8 @@ impl Plugin {
             logs: String::new(),
             fuel_used: 0,
         })?;
-        store.set_epoch_deadline(self.deadline_ticks);
+        // Without the backstop: ticks for longer than any process lives (fuel stops the call).
+        store.set_epoch_deadline(if backstop { self.deadline_ticks } else { 1 << 40 });
 
         let result = body(self, &mut store);
         let fuel_used = self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));

@@ -110,6 +110,10 @@ pub enum Change {
     /// The rule set in force applied to the history up to here, in `mode` (see
     /// [`crate::retroactive`]).
     History { mode: crate::retroactive::Mode },
+    /// Moments (sequence numbers, all up to here) whose call to plugin `name` passed the
+    /// wall-clock backstop when first scored: a replay fails them again instead of running
+    /// them, so that it never depends on the clock.
+    PluginTimeouts { name: String, seqs: Vec<u64> },
 }
 
 /// A change as logged.

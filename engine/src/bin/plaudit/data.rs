@@ -70,7 +70,7 @@ fn open(o: &Options) -> anyhow::Result<(Durable, plaudit_engine::log::Replayed)>
 /// Appends a moments file to the organisation's log, durably, batch by batch. With `ack`, each
 /// durable batch is acknowledged on stdout as `ack LINE` (every line up to LINE is in the log,
 /// a duplicate, or was reported bad).
-pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::Result<ExitCode> {
+pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool, snapshot_every: u64) -> anyhow::Result<ExitCode> {
     let (mut durable, replayed) = open(o)?;
     eprintln!("{}: {} (in {:.2?})", durable.org(), opened(&durable, &replayed), replayed.elapsed);
     let crate::source::Source { name, reader, bar } = crate::source::open(moments, !ack)?;
@@ -89,6 +89,9 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool) -> anyhow::R
         accepted += outcome.accepted;
         duplicates += outcome.duplicates;
         lines.clear();
+        if snapshot_every > 0 && durable.since_snapshot() >= snapshot_every {
+            durable.snapshot()?;
+        }
         if ack {
             writeln!(out, "ack {last}")?;
             out.flush()?;

@@ -136,6 +136,9 @@ enum Command {
         /// Acknowledge each durable batch on stdout: `ack LINE`.
         #[arg(long)]
         ack: bool,
+        /// Also take a snapshot every N records accepted (0: only at the end).
+        #[arg(long, default_value_t = 0)]
+        snapshot_every: u64,
     },
     /// Take a snapshot of an organisation, so that its next start replays only the log after it
     /// (`import` takes one when it is done; the server takes them as it goes).
@@ -231,8 +234,9 @@ fn main() -> ExitCode {
         Command::Apply { data, org, mode, rules, confirm, json, top } => {
             data::apply(&data::Options { data, org, rules, from_start: false }, mode, confirm, json, top)
         }
-        Command::Import { data, org, rules, moments, batch, ack } => {
-            data::import(&data::Options { data, org, rules, from_start: false }, &moments, batch.max(1), ack)
+        Command::Import { data, org, rules, moments, batch, ack, snapshot_every } => {
+            let o = data::Options { data, org, rules, from_start: false };
+            data::import(&o, &moments, batch.max(1), ack, snapshot_every)
         }
         Command::Snapshot { data, org } => data::snapshot(&data::Options { data, org, rules: None, from_start: false }),
         Command::Serve { config, data, listen, demo } => serve::run(&serve::Options { config, data, listen, demo }),
