@@ -238,6 +238,9 @@ pub struct Durable {
     effects: u64,
     /// The last record of the latest snapshot taken or restored.
     snapshotted: Seq,
+    /// A snapshot is worth taking whatever the records since: an application to history, which
+    /// a replay would redo with a replay of its own, came after the latest.
+    snapshot_due: bool,
 }
 
 impl std::fmt::Debug for Durable {
@@ -304,6 +307,7 @@ impl Durable {
             changes: 1,
             effects: 0,
             snapshotted: Seq(0),
+            snapshot_due: false,
         }
     }
 
@@ -508,6 +512,7 @@ impl Durable {
     pub fn capture(&mut self) -> Capture {
         let started = Instant::now();
         self.snapshotted = self.world.last_seq();
+        self.snapshot_due = false;
         let world = self.world.snapshot();
         let stored = Stored {
             org: self.org.to_string(),
@@ -528,8 +533,12 @@ impl Durable {
         self.capture().store(self.store.as_ref())
     }
 
-    /// Records accepted since the latest snapshot taken or restored.
+    /// Records accepted since the latest snapshot taken or restored; `u64::MAX` once an
+    /// application to history came after it (a snapshot then saves a replay's replay).
     pub fn since_snapshot(&self) -> u64 {
+        if self.snapshot_due {
+            return u64::MAX;
+        }
         self.world.last_seq().0.saturating_sub(self.snapshotted.0)
     }
 
@@ -628,6 +637,7 @@ impl Durable {
         let after = self.world.last_seq();
         self.changes = self.store.append_change(&self.org, after, &Change::History { mode }, None)?;
         let effects = self.apply_rebuilt(rebuilt, mode)?;
+        self.snapshot_due = true;
         let records = self.world.take_effect_records();
         if let Some(feed) = &self.feed {
             feed.push(records.iter().map(|r| (r.seq, self.world.render(r))).collect::<Vec<_>>());

@@ -169,6 +169,7 @@ fn a_rebase_ends_exactly_as_a_replay_under_the_rules_in_force_would() {
     let preview =
         what_if(Arc::clone(&org.store), &org.id, &rules(15, 20), Format::Toml, Mode::Rebase).expect("what-if");
     let applied = d.apply_to_history(Mode::Rebase).expect("applies");
+    assert_eq!(d.since_snapshot(), u64::MAX, "a snapshot is due: a replay would redo the rebase");
 
     // What v2 from the start gives: ann 15 + 15 + 20, bob 45; both have the badge.
     let mut fresh = world_from(&rules(15, 20));
