@@ -34,7 +34,7 @@ DATA=$(mktemp -d)
 LOG="$DATA/server.log"
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export PLAUDIT_ADMIN_KEY="admin-key-fuzz-$(date +%s%N)"
-"$BIN" serve --data "$DATA/store" --listen "127.0.0.1:$PORT" --demo "$ROOT/rules/acme.toml" >"$LOG" 2>&1 &
+"$BIN" serve --data "$DATA/store" --listen "127.0.0.1:$PORT" --demo "$ROOT/rules/acme.toml" --no-demo-plugins >"$LOG" 2>&1 &
 SERVER=$!
 cleanup() {
     kill "$SERVER" 2>/dev/null || true
@@ -43,11 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-    grep -q "demo: organisation acme" "$LOG" && break
+for _ in $(seq 1 600); do
+    grep -q "^listening on" "$LOG" && break
     kill -0 "$SERVER" 2>/dev/null || { cat "$LOG"; echo "api-fuzz: the server stopped" >&2; exit 1; }
     sleep 0.1
 done
+grep -q "^listening on" "$LOG" || { cat "$LOG"; echo "api-fuzz: the server did not start listening" >&2; exit 1; }
 PLAUDIT_KEY=$(sed -n 's/.*demo: organisation acme .*key \([^ ]*\).*/\1/p' "$LOG" | head -1)
 [ -n "$PLAUDIT_KEY" ] || { cat "$LOG"; echo "api-fuzz: no demo key in the server's output" >&2; exit 1; }
 export PLAUDIT_KEY

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: the HTTP server with demo organisations on the embedded store.
 #
-# On first run: sets up, builds, creates an organisation per rules/*.toml in target/demo/data
-# (printing each API key once; they are also kept in target/demo/keys.txt), imports a generated
+# On first run: sets up, builds (the example plugins too), creates an organisation per
+# rules/*.toml in target/demo/data with the example plugins installed in acme (printing each
+# API key once; they are also kept in target/demo/keys.txt), imports a generated
 # month of contact moments into `acme` (20k stakeholders, 300k moments; STAKEHOLDERS=100000
 # MOMENTS=1000000 for the full-size run) through the durable log, prints the top of its
 # leaderboards, and serves on 127.0.0.1:8080 (LISTEN=ADDR to change) until Ctrl-C.
@@ -12,6 +13,8 @@ exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 "$ROOT/scripts/setup.sh"
+# The example plugins, which the demo installs into acme.
+"$ROOT/scripts/build-plugins.sh"
 cargo build --release --locked -p plaudit-engine --bin plaudit
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/demo
 DATA=$OUT/data

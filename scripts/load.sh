@@ -13,7 +13,7 @@ cargo build --release -q -p plaudit-engine -p plaudit-benches --bin plaudit --bi
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT
-target/release/plaudit serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml >"$OUT" 2>&1 &
+target/release/plaudit serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml --no-demo-plugins >"$OUT" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do grep -q "^listening on" "$OUT" && break; sleep 0.1; done
 ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$OUT")

@@ -22,7 +22,7 @@ impl Server {
 
     /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` (none if `None`).
     fn start_with(data: &std::path::Path, admin: Option<&str>) -> Server {
-        Server::start_args(data, admin, &[])
+        Server::start_args(data, admin, &["--no-demo-plugins"])
     }
 
     /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` and `extra` arguments to `serve`.
@@ -487,6 +487,23 @@ fn a_published_rule_set_scores_the_next_moments_is_versioned_and_survives_a_rest
 }
 
 #[test]
+fn the_demo_installs_the_example_plugins_in_acme() {
+    let data = std::env::temp_dir().join(format!("plaudit-http-demo-plugins-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start_args(&data, None, &[]);
+    let key = server.key("acme").to_string();
+    let (status, list) = server.request("GET", "/v1/orgs/acme/plugins", Some(&key), "");
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list.as_array().expect("a list").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["bridge-builder", "burst-guard", "story-echo"], "every example but the template: {list}");
+    let other = server.key("riverside").to_string();
+    let (_, list) = server.request("GET", "/v1/orgs/riverside/plugins", Some(&other), "");
+    assert_eq!(list, json!([]), "only acme gets them");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
 fn plugins_upload_hot_report_their_status_survive_a_restart_and_are_removed() {
     let data = std::env::temp_dir().join(format!("plaudit-http-plugins-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -636,7 +653,8 @@ fn the_effects_feed_pages_by_cursor_streams_live_and_carries_on_across_a_restart
     // A server keeping fewer effects answers 410 for a cursor it no longer covers.
     let config = data.join("plaudit.toml");
     std::fs::write(&config, "effects_kept = 2\n").expect("config");
-    let server = Server::start_args(&data, None, &["--config", config.to_str().expect("utf-8 path")]);
+    let server =
+        Server::start_args(&data, None, &["--no-demo-plugins", "--config", config.to_str().expect("utf-8 path")]);
     let (status, err) = server.request("GET", "/v1/orgs/acme/effects?after=0", Some(&key), "");
     assert_eq!(
         (status, err["error"]["code"].as_str(), err["error"]["field"].as_str()),
@@ -730,7 +748,8 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_n
     std::fs::create_dir_all(&data).expect("dir");
     let config = data.join("plaudit.toml");
     std::fs::write(&config, "[rate_limit]\nrequests_per_second = 0.2\nburst = 3\n").expect("config");
-    let server = Server::start_args(&data, None, &["--config", config.to_str().expect("utf-8 path")]);
+    let server =
+        Server::start_args(&data, None, &["--no-demo-plugins", "--config", config.to_str().expect("utf-8 path")]);
     let (acme, riverside) = (server.key("acme").to_string(), server.key("riverside").to_string());
     for _ in 0..3 {
         assert_eq!(server.request("GET", "/v1/orgs/acme/wrong-key-does-not-count", Some("pk_wrong"), "").0, 404);

@@ -162,9 +162,16 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
         /// On an empty data directory, create an organisation for each rule set in this file
-        /// or directory and print its API key.
+        /// or directory and print its API key; the example plugins built in --demo-plugins go
+        /// into `acme`.
         #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "rules")]
         demo: Option<PathBuf>,
+        /// Where --demo finds the example plugins (built by scripts/build-plugins.sh).
+        #[arg(long, value_name = "DIR", default_value = "plugins/dist", conflicts_with = "no_demo_plugins")]
+        demo_plugins: PathBuf,
+        /// --demo without the example plugins.
+        #[arg(long)]
+        no_demo_plugins: bool,
     },
     /// Rebuild an organisation's state from its durable log and report the time it took.
     Replay {
@@ -239,7 +246,10 @@ fn main() -> ExitCode {
             data::import(&o, &moments, batch.max(1), ack, snapshot_every)
         }
         Command::Snapshot { data, org } => data::snapshot(&data::Options { data, org, rules: None, from_start: false }),
-        Command::Serve { config, data, listen, demo } => serve::run(&serve::Options { config, data, listen, demo }),
+        Command::Serve { config, data, listen, demo, demo_plugins, no_demo_plugins } => {
+            let demo_plugins = (!no_demo_plugins).then_some(demo_plugins);
+            serve::run(&serve::Options { config, data, listen, demo, demo_plugins })
+        }
         Command::Replay { data, org, summary, top, from_start } => {
             data::replay(&data::Options { data, org, rules: None, from_start }, summary, top)
         }

@@ -14,6 +14,9 @@ pub struct Options {
     pub listen: Option<String>,
     /// Rule sets to create organisations from when the data directory has none.
     pub demo: Option<PathBuf>,
+    /// Where the demo's example plugins are (built `.wasm` modules), installed into the demo
+    /// organisation `acme`; `None` for none.
+    pub demo_plugins: Option<PathBuf>,
 }
 
 pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
@@ -28,15 +31,19 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     let orgs = DataDir::new(&config.data).orgs();
     std::fs::create_dir_all(&orgs).with_context(|| format!("cannot create {}", orgs.display()))?;
     let state = http::open(&config).with_context(|| format!("opening {}", config.data.display()))?;
-    if let Some(rules) = &o.demo {
-        demo(&state, &config.data, rules)?;
-    }
+    let created = match &o.demo {
+        Some(rules) => demo(&state, &config.data, rules)?,
+        None => Vec::new(),
+    };
     if config.admin_key.is_none() {
         tracing::info!("no admin key (PLAUDIT_ADMIN_KEY): organisations cannot be created over HTTP");
     }
     let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        if let (Some(dir), true) = (&o.demo_plugins, created.iter().any(|org| org == DEMO_PLUGINS_ORG)) {
+            demo_plugins(&state, dir).await?;
+        }
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -51,12 +58,46 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo organisation that gets the example plugins.
+const DEMO_PLUGINS_ORG: &str = "acme";
+
+/// Installs every example plugin module in `dir` (`*.wasm` but the template's) into the demo
+/// organisation, named after its file (`bridge_builder.wasm` -> `bridge-builder`). Without a
+/// `dir` (the plugins were not built) it says so and goes on.
+async fn demo_plugins(state: &http::AppState, dir: &Path) -> anyhow::Result<()> {
+    let mut modules: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .filter(|p| p.file_stem().is_some_and(|s| s != "plugin_template"))
+            .collect(),
+        Err(e) => {
+            println!(
+                "demo: no example plugins in {} ({e}); build them with bash scripts/build-plugins.sh",
+                dir.display()
+            );
+            return Ok(());
+        }
+    };
+    modules.sort();
+    for module in modules {
+        let name = module.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default();
+        let wasm = std::fs::read(&module).with_context(|| format!("cannot read {}", module.display()))?;
+        state
+            .install_plugin(DEMO_PLUGINS_ORG, &name, wasm)
+            .await
+            .map_err(|e| anyhow::anyhow!("installing {} as plugin {name}: {}", module.display(), e.message))?;
+        println!("demo: plugin {name} ({}) installed in {DEMO_PLUGINS_ORG}", module.display());
+    }
+    Ok(())
+}
+
 /// On an empty data directory, an organisation for each rule set in `rules` (a file or a
-/// directory of `.toml` files), with its key printed once.
-fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<()> {
+/// directory of `.toml` files), with its key printed once. Returns the organisations created.
+fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<Vec<String>> {
     if !state.organisations().is_empty() {
         println!("demo: {} has organisations already; their keys were printed when they were created", data.display());
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut files: Vec<PathBuf> = if rules.is_dir() {
         std::fs::read_dir(rules)?
@@ -67,6 +108,7 @@ fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<()>
         vec![rules.to_path_buf()]
     };
     files.sort();
+    let mut created = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let doc = plaudit_engine::ruleset::parse_toml(&text, &file.display().to_string())?;
@@ -75,8 +117,9 @@ fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<()>
             .create_org(&org, &text, plaudit_engine::ruleset::Format::Toml)
             .with_context(|| format!("creating an organisation from {}", file.display()))?;
         println!("demo: organisation {org} ({}) key {key}", file.display());
+        created.push(org);
     }
-    Ok(())
+    Ok(created)
 }
 
 /// Structured logs on stderr, filtered and formatted as configured.
