@@ -195,6 +195,11 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
 
     let (status, body) = post("{not json", Some(&key));
     assert_eq!((status, error(&body).0.as_deref()), (400, Some("malformed_json")), "{body}");
+    let long_team = format!("/v1/orgs/acme/leaderboards/xp?team={}", "t".repeat(65));
+    let (status, body) = server.request("GET", &long_team, Some(&key), "");
+    assert_eq!((status, error(&body).1.as_deref()), (400, Some("team")), "{body}");
+    let (status, body) = server.request("GET", "/v1/orgs/acme/leaderboards/xp?around=a%01b", Some(&key), "");
+    assert_eq!((status, error(&body).1.as_deref()), (400, Some("around")), "{body}");
     let (status, body) = post(
         r#"{"id":"x","stakeholder":"ann","kind":"meetup","chanel":"event","at":"2026-03-02T10:00:00Z"}"#,
         Some(&key),

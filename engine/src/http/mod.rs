@@ -652,6 +652,19 @@ async fn get_leaderboard(
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
     }
+    // As the description says: 1 to 64 characters for a team, 1 to 128 for a stakeholder id,
+    // no control characters in the id.
+    let within = |s: &str, most: usize| !s.is_empty() && s.chars().count() <= most;
+    if p.team.as_deref().is_some_and(|t| !within(t, 64)) {
+        return Err(ApiError::bad_request("invalid_query", "team must be 1 to 64 characters").field("team"));
+    }
+    if p.around.as_deref().is_some_and(|a| !within(a, 128) || a.chars().any(|c| c.is_control())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "around must be a stakeholder id: 1 to 128 characters, no control characters",
+        )
+        .field("around"));
+    }
     let q = PageQuery { team: p.team, around: p.around, offset: p.offset, limit };
     let page = org.worker.run(move |d| d.world_mut().leaderboard(&board, &q)).await?;
     page.map(Json).map_err(|e| {
