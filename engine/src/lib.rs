@@ -24,8 +24,10 @@
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
-//! the organisation's time zone), [`matcher`], [`intern`], [`ids`], [`prefetch`].
+//! the organisation's time zone), [`matcher`], [`intern`], [`ids`], [`prefetch`]; [`allocator`]
+//! (the binaries' allocator).
 
+pub mod allocator;
 pub mod batch;
 pub mod calendar;
 pub mod components;

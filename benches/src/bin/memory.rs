@@ -16,6 +16,11 @@
 //! The workload generator's tables are built before the first reading, so they are not
 //! charged to the world.
 
+/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that these figures are
+/// the shipped binary's.
+#[global_allocator]
+static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -172,6 +177,7 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    plaudit_engine::allocator::configure();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -14,6 +14,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// See `plaudit_engine::allocator`: mimalloc, freed memory returned at once.
+#[global_allocator]
+static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+
 #[derive(Parser, Debug)]
 #[command(name = "plaudit", version, about = "Plaudit: an engagement-gamification engine")]
 struct Cli {
@@ -222,6 +226,7 @@ enum OnError {
 }
 
 fn main() -> ExitCode {
+    plaudit_engine::allocator::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score { rules, moments, summary, top, on_error, batch, plugins } => score::run(&score::Options {
