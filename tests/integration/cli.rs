@@ -81,6 +81,7 @@ fn check_reports_every_problem_with_its_path() {
     let ok = plaudit().current_dir(root()).args(["check", "rules/acme.toml"]).output().expect("check runs");
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("20 rules"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -195,11 +196,13 @@ fn score_with_a_plugin_adds_its_effects_and_reports_its_status() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("malformed.wasm: refused: not a valid WebAssembly module"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn plugin_new_creates_a_crate_from_the_template() {
     let dir = std::env::temp_dir().join(format!("plaudit-plugin-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = plaudit().args(["plugin", "new", "welcome-back", "--dir"]).arg(&dir).output().expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -214,6 +217,7 @@ fn plugin_new_creates_a_crate_from_the_template() {
     assert!(!again.status.success(), "an existing crate is not overwritten");
     let bad = plaudit().args(["plugin", "new", "../escape", "--dir"]).arg(&dir).output().expect("runs");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lowercase letters"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
