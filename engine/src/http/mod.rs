@@ -693,19 +693,22 @@ mod tests {
 
     use super::*;
 
-    fn empty() -> Arc<AppState> {
+    /// A server state over an empty data directory, and that directory (to remove after).
+    fn empty() -> (Arc<AppState>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("plaudit-http-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let config = ServerConfig { data: dir, ..ServerConfig::default() };
-        Arc::new(open(&config).expect("an empty data directory opens"))
+        let config = ServerConfig { data: dir.clone(), ..ServerConfig::default() };
+        (Arc::new(open(&config).expect("an empty data directory opens")), dir)
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_with_413() {
         let body = vec![b' '; MAX_BODY_BYTES + 1];
         let request = Request::post("/v1/orgs/acme/moments").body(Body::from(body)).expect("a request");
-        let response = router(empty()).oneshot(request).await.expect("an answer");
+        let (state, dir) = empty();
+        let response = router(state).oneshot(request).await.expect("an answer");
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
