@@ -28,7 +28,7 @@ pub struct NewOrg {
     #[serde(default)]
     pub timezone: Option<String>,
     /// Seeds chance rewards; a random one when omitted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_or_null")]
     pub seed: Option<u64>,
 }
 

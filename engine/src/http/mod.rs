@@ -467,6 +467,39 @@ pub struct Ingested {
     pub effects: Option<Vec<Effect>>,
 }
 
+/// For whole-number fields of JSON bodies: a JSON integer, also written with no fraction
+/// (`3.0`: JSON Schema's `integer`, which the API description promises, allows it).
+pub(crate) fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number of 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<u64, E> {
+            if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) {
+                Ok(f as u64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(f), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
+/// [`whole`], or `null` / absent.
+pub(crate) fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] u64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}
+
 /// A JSON body of type `T`; a refusal names the field (`timezone`, `seed`).
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // serde would take an array for a struct, field by field: only an object is one.
@@ -718,6 +751,26 @@ mod tests {
         assert!(!constant_time_eq(&stored, &key_hash("pk_wrong")));
         assert_eq!(unhex(&hex(&stored)), Some(stored));
         assert_eq!(unhex("not hex"), None);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_no_fraction_and_nothing_else() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[serde(deserialize_with = "whole")]
+            n: u64,
+            #[serde(default, deserialize_with = "whole_or_null")]
+            m: Option<u64>,
+        }
+        let n = |json: &str| json_body::<Body>(json.as_bytes()).map(|b| (b.n, b.m)).map_err(|e| (e.message, e.field));
+        assert_eq!(n(r#"{"n": 3}"#), Ok((3, None)));
+        assert_eq!(n(r#"{"n": 3.0, "m": 5.0}"#), Ok((3, Some(5))));
+        assert_eq!(n(r#"{"n": 3, "m": null}"#), Ok((3, None)));
+        for bad in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": "3"}"#, r#"{"n": 1, "m": -2.0}"#] {
+            let (message, field) = n(bad).expect_err(bad);
+            assert!(message.contains("a whole number of 0 or more"), "{bad}: {message}");
+            assert!(field.is_some(), "{bad}: the field is named");
+        }
     }
 
     #[test]

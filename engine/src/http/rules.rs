@@ -141,35 +141,14 @@ pub async fn post_simulate(
 pub struct ApplyBody {
     pub mode: Mode,
     /// The version in force, as the caller previewed it: a newer one is refused (409).
-    #[serde(deserialize_with = "whole")]
+    #[serde(deserialize_with = "super::whole")]
     pub version: u64,
     /// Only answer what the application would do (the what-if diff), changing nothing.
     #[serde(default)]
     pub preview: bool,
     /// With `preview`: most stakeholders to list in `details`.
-    #[serde(default, deserialize_with = "whole_or_null")]
+    #[serde(default, deserialize_with = "super::whole_or_null")]
     pub limit: Option<u64>,
-}
-
-/// A JSON integer, also as a number with no fraction (`3.0`: JSON Schema's `integer` is one).
-fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Int(u64),
-        Float(f64),
-    }
-    match Number::deserialize(d)? {
-        Number::Int(n) => Ok(n),
-        Number::Float(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(f as u64),
-        Number::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a whole number of 0 or more"))),
-    }
-}
-
-fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    struct Whole(#[serde(deserialize_with = "whole")] u64);
-    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
 
 /// The answer to an application (or, with `preview`, the diff).
