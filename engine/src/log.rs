@@ -821,7 +821,6 @@ impl Durable {
     fn record_timeouts(&mut self, last: Seq) -> Result<(), LogError> {
         for (name, seqs) in self.world.take_plugin_timeouts() {
             tracing::warn!(org = %self.org, plugin = %name, moments = seqs.len(), "plugin calls passed the wall-clock backstop: recorded in the log");
-            self.world.record_plugin_timeouts(&name, &seqs);
             self.changes = self.store.append_change(&self.org, last, &Change::PluginTimeouts { name, seqs }, None)?;
         }
         Ok(())

@@ -325,6 +325,16 @@ fn insert_into_ledger(history: &mut History, gains: BTreeMap<u32, Vec<LedgerEntr
     history.ledger = ledger;
 }
 
+/// A compensating entry: `delta` points of `currency` given (or, negative, taken back), leaving
+/// `balance`.
+fn compensation(currency: u8, delta: i64, balance: i64) -> Kind {
+    if delta > 0 {
+        Kind::Points { currency, amount: delta, balance }
+    } else {
+        Kind::Revoked { currency, amount: -delta, balance }
+    }
+}
+
 fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Source) -> usize {
     let deltas = point_deltas(live.world(), new.world(), pairing);
     let (lw, nw) = (live.world(), new.world());
@@ -340,12 +350,13 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
     for &(m, who, currency, delta) in &deltas {
         let balance = running.entry((who, currency)).or_insert_with(|| live_balance(who, currency));
         *balance += delta;
-        let kind = if delta > 0 {
-            Kind::Points { currency, amount: delta, balance: *balance }
-        } else {
-            Kind::Revoked { currency, amount: -delta, balance: *balance }
-        };
-        effects.push(EffectRec { seq, moment: m, stakeholder: who, source, kind });
+        effects.push(EffectRec {
+            seq,
+            moment: m,
+            stakeholder: who,
+            source,
+            kind: compensation(currency, delta, *balance),
+        });
     }
     let nd = nw.resource::<Directory>();
     for (who, entry) in nd.entries.iter().enumerate() {
@@ -358,11 +369,7 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
             let now = running.get(&(who, c)).copied().unwrap_or_else(|| live_balance(who, c));
             let delta = target - now;
             if delta != 0 {
-                let kind = if delta > 0 {
-                    Kind::Points { currency: c, amount: delta, balance: target }
-                } else {
-                    Kind::Revoked { currency: c, amount: -delta, balance: target }
-                };
+                let kind = compensation(c, delta, target);
                 effects.push(EffectRec { seq, moment: NO_MOMENT, stakeholder: who, source, kind });
             }
         }
