@@ -256,7 +256,7 @@ impl Out<'_> {
 
     fn level(&mut self, m: &MomentRec, who: &mut Member, balance: i64) {
         let Some(levels) = &self.p.levels else { return };
-        let reached = levels.steps.iter().take_while(|(_, at)| balance >= *at).count() as i64;
+        let reached = levels.reached(balance);
         let slot = who.tally.slot(tally_key::LEVEL);
         let had = slot.b;
         if reached > had {
@@ -493,6 +493,29 @@ impl Out<'_> {
     }
 }
 
+/// A balance of `currency` changed outside a moment's awards (a retraction, an application to
+/// history): the stakeholder's entries on all-time boards of it follow the balance, as of
+/// record `seq`; windowed ones keep their window's record. True if any board watches it (the
+/// stakeholder is then to be queued for publishing).
+pub(crate) fn follow_balance(
+    p: &Program,
+    standing: &mut Standing,
+    currency: CurrencyIx,
+    balance: i64,
+    seq: u64,
+) -> bool {
+    let mut watched = false;
+    for &b in p.watchers.boards(MetricRef::Currency(currency)) {
+        if p.leaderboards[b as usize].window.is_none() {
+            let entry = standing.entry(b);
+            entry.value = balance;
+            entry.seq = seq;
+            watched = true;
+        }
+    }
+    watched
+}
+
 /// Reverses what moment `m.moment` earned: points come back out, badges it granted go.
 /// Metrics, streaks, challenge progress and levels are records of activity and stay.
 fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
@@ -505,14 +528,8 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
             Earned::Points { currency, amount } => {
                 let balance = who.wallet.add(n, currency, -amount);
                 out.emit(m, &who, Source::Retraction, Kind::Revoked { currency, amount, balance });
-                // All-time boards follow the balance; windowed ones keep the window's record.
-                for &b in out.p.watchers.boards(MetricRef::Currency(currency)) {
-                    if out.p.leaderboards[b as usize].window.is_none() {
-                        let entry = who.standing.entry(b);
-                        entry.value = balance;
-                        entry.seq = m.seq;
-                        out.enqueue(&mut who);
-                    }
+                if follow_balance(out.p, &mut who.standing, currency, balance, m.seq) {
+                    out.enqueue(&mut who);
                 }
             }
             Earned::Badge { badge, tier } => {

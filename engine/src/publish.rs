@@ -217,7 +217,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
             .collect();
         if let Some(levels) = &new.levels {
             let balance = wallet.balance(levels.currency);
-            let reached = levels.steps.iter().take_while(|(_, at)| balance >= *at).count() as i64;
+            let reached = levels.reached(balance);
             let had = slots.iter().find(|s| s.key == tally_key::LEVEL).map(|s| s.b.min(levels.steps.len() as i64));
             slots.retain(|s| s.key != tally_key::LEVEL);
             // As in scoring, a level is held once the levels' currency moved for someone.

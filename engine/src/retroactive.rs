@@ -32,7 +32,7 @@ use crate::components::{Identity, Standing, Tally, Wallet, tally_key};
 use crate::history::{Earned, History, LedgerEntry, MomentInfo};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
-use crate::ruleset::program::{MetricRef, Program};
+use crate::ruleset::program::{CurrencyIx, Program};
 use crate::world::{Directory, OrgWorld, ProgramRes};
 use bevy_ecs::prelude::*;
 
@@ -193,7 +193,8 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
     // What the ledger gains, by live moment; the effects, in moment order.
     let mut gains: BTreeMap<u32, Vec<LedgerEntry>> = BTreeMap::new();
     let mut effects = Vec::new();
-    let mut touched: Vec<Entity> = Vec::new();
+    // Who was granted points of which currency.
+    let mut touched: Vec<(Entity, CurrencyIx)> = Vec::new();
     let mut next = deltas.iter().peekable();
     // Badges the replay reached, counted per (stakeholder, badge) as its ledger goes by.
     let mut reached: FxHashMap<(u32, u16), i64> = FxHashMap::default();
@@ -218,7 +219,7 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
                 source,
                 kind: Kind::Points { currency, amount: delta, balance },
             });
-            touched.push(entity);
+            touched.push((entity, currency));
         }
         if nh.info[m].retracted {
             continue;
@@ -247,26 +248,28 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
     }
     touched.sort_unstable();
     touched.dedup();
-    for &entity in &touched {
-        follow_balances(live, &program, entity, seq, source, &mut effects);
+    for people in touched.chunk_by(|a, b| a.0 == b.0) {
+        let currencies: Vec<CurrencyIx> = people.iter().map(|&(_, c)| c).collect();
+        follow_balances(live, &program, people[0].0, &currencies, seq, source, &mut effects);
     }
     let mut history = live.resource_mut::<History>();
     insert_into_ledger(&mut history, gains);
     let n = effects.len();
     live.resource_mut::<Journal>().0.extend(effects);
     let mut queue = live.resource_mut::<PublishQueue>();
-    for e in touched {
+    for (e, _) in touched {
         queue.push(e);
     }
     n
 }
 
-/// After an additive grant to `entity`: its level follows its balance (up only), and its
-/// entries on all-time leaderboards of a currency follow the balance.
+/// After an additive grant to `entity` of `currencies`: its level follows its balance (up only),
+/// and its entries on all-time leaderboards of those currencies follow their balances.
 fn follow_balances(
     live: &mut World,
     program: &Program,
     entity: Entity,
+    currencies: &[CurrencyIx],
     seq: u64,
     source: Source,
     effects: &mut Vec<EffectRec>,
@@ -277,7 +280,7 @@ fn follow_balances(
         && let Some(mut tally) = live.get_mut::<Tally>(entity)
     {
         let balance = balances.get(levels.currency as usize).copied().unwrap_or(0);
-        let reached = levels.steps.iter().take_while(|(_, at)| balance >= *at).count() as i64;
+        let reached = levels.reached(balance);
         let slot = tally.slot(tally_key::LEVEL);
         for index in slot.b..reached {
             effects.push(EffectRec {
@@ -291,16 +294,9 @@ fn follow_balances(
         slot.b = slot.b.max(reached);
     }
     let Some(mut standing) = live.get_mut::<Standing>(entity) else { return };
-    for (c, &balance) in balances.iter().enumerate() {
-        for &b in program.watchers.boards(MetricRef::Currency(c as u8)) {
-            if program.leaderboards[b as usize].window.is_none() {
-                let entry = standing.entry(b);
-                if entry.value != balance {
-                    entry.value = balance;
-                    entry.seq = seq;
-                }
-            }
-        }
+    for &c in currencies {
+        let balance = balances.get(c as usize).copied().unwrap_or(0);
+        crate::effects::follow_balance(program, &mut standing, c, balance, seq);
     }
 }
 
@@ -327,7 +323,7 @@ fn insert_into_ledger(history: &mut History, gains: BTreeMap<u32, Vec<LedgerEntr
 
 /// A compensating entry: `delta` points of `currency` given (or, negative, taken back), leaving
 /// `balance`.
-fn compensation(currency: u8, delta: i64, balance: i64) -> Kind {
+fn compensation(currency: CurrencyIx, delta: i64, balance: i64) -> Kind {
     if delta > 0 {
         Kind::Points { currency, amount: delta, balance }
     } else {

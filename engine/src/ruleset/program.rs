@@ -210,6 +210,13 @@ pub struct Levels {
     pub steps: Vec<(String, i64)>,
 }
 
+impl Levels {
+    /// How many levels a balance of `balance` has reached (the level's index + 1; 0 for none).
+    pub fn reached(&self, balance: i64) -> i64 {
+        self.steps.iter().take_while(|(_, at)| balance >= *at).count() as i64
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChallengeWindow {
     Recurring(Window),
