@@ -483,7 +483,8 @@ pub(crate) fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Er
             u64::try_from(n).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
         }
         fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<u64, E> {
-            if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) {
+            // `u64::MAX as f64` is 2^64, one past the largest u64: excluded.
+            if f.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&f) {
                 Ok(f as u64)
             } else {
                 Err(E::invalid_value(serde::de::Unexpected::Float(f), &self))
@@ -766,7 +767,14 @@ mod tests {
         assert_eq!(n(r#"{"n": 3}"#), Ok((3, None)));
         assert_eq!(n(r#"{"n": 3.0, "m": 5.0}"#), Ok((3, Some(5))));
         assert_eq!(n(r#"{"n": 3, "m": null}"#), Ok((3, None)));
-        for bad in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": "3"}"#, r#"{"n": 1, "m": -2.0}"#] {
+        for bad in [
+            r#"{"n": 3.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": "3"}"#,
+            r#"{"n": 1, "m": -2.0}"#,
+            r#"{"n": 18446744073709551616}"#,
+            r#"{"n": 1e30}"#,
+        ] {
             let (message, field) = n(bad).expect_err(bad);
             assert!(message.contains("a whole number of 0 or more"), "{bad}: {message}");
             assert!(field.is_some(), "{bad}: the field is named");
