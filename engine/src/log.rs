@@ -24,8 +24,10 @@
 //! **Must not touch** the passes or the store's encoding; it sequences the two.
 //!
 //! Invariant: the world's sequence numbers are the log's. Every appended record is accepted by
-//! the world (the check said so), so both count the same records in the same order; a
-//! mismatch is reported as [`LogError::Diverged`], never papered over.
+//! the world (the check said so, batch order included), so both count the same records in the
+//! same order; a mismatch is reported as [`LogError::Diverged`], never papered over. One found
+//! just after an append halts the organisation's writes ([`LogError::Halted`]): nothing more
+//! is recorded that its world did not take.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +54,14 @@ pub enum LogError {
     /// The world did not accept what the log holds: a bug, reported rather than hidden.
     #[error("organisation {org}: the world and the log disagree at sequence {seq}: {detail}")]
     Diverged { org: OrgId, seq: Seq, detail: String },
+    /// The world disagreed with what the log had just recorded (a [`LogError::Diverged`] after
+    /// an append): the organisation takes no more writes, so that nothing more is recorded
+    /// that its world did not take. Its reads go on; its log holds everything acknowledged.
+    #[error(
+        "organisation {org} takes no more writes: its world and its log disagree since sequence {seq} ({detail}); \
+         its log keeps every record it stored. This is a bug in Plaudit: please report it"
+    )]
+    Halted { org: OrgId, seq: Seq, detail: String },
     /// A rule set was refused; nothing was recorded.
     #[error(transparent)]
     Rules(#[from] RuleSetError),
@@ -241,6 +251,9 @@ pub struct Durable {
     /// A snapshot is worth taking whatever the records since: an application to history, which
     /// a replay would redo with a replay of its own, came after the latest.
     snapshot_due: bool,
+    /// Set when the world disagreed with what the log had just recorded: writes are refused
+    /// from then on (see [`LogError::Halted`]).
+    halted: Option<(Seq, String)>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -308,6 +321,7 @@ impl Durable {
             effects: 0,
             snapshotted: Seq(0),
             snapshot_due: false,
+            halted: None,
         }
     }
 
@@ -633,10 +647,11 @@ impl Durable {
     /// waits meanwhile (the replay's time). A replay of the log makes the same application at
     /// the same point. On `Err` nothing changed.
     pub fn apply_to_history(&mut self, mode: Mode) -> Result<Applied, LogError> {
+        self.writable()?;
         let rebuilt = self.rebuilt()?;
         let after = self.world.last_seq();
         self.changes = self.store.append_change(&self.org, after, &Change::History { mode }, None)?;
-        let effects = self.apply_rebuilt(rebuilt, mode)?;
+        let effects = self.apply_rebuilt(rebuilt, mode).map_err(|e| self.halt(e))?;
         self.snapshot_due = true;
         let records = self.world.take_effect_records();
         if let Some(feed) = &self.feed {
@@ -655,6 +670,7 @@ impl Durable {
     /// Publishes a new rule set, in force from the next record: checked, recorded in the log,
     /// then applied (see [`crate::publish`]). Returns the new version. On `Err` nothing changed.
     pub fn publish_rules(&mut self, text: &str, format: Format) -> Result<&Published, LogError> {
+        self.writable()?;
         let doc = crate::ruleset::parse(text, format, "rule set")?;
         let prepared = self.world.prepare_rules(&doc, "rule set")?;
         let after = self.world.last_seq();
@@ -676,6 +692,7 @@ impl Durable {
     /// compiled and its manifest checked, recorded in the log with its module, then installed.
     /// On `Err` nothing changed.
     pub fn install_plugin(&mut self, name: &str, wasm: &[u8]) -> Result<PluginStatus, LogError> {
+        self.writable()?;
         let loaded = self.load(name, wasm)?;
         let after = self.world.last_seq();
         let module = module_hash(wasm);
@@ -693,6 +710,7 @@ impl Durable {
 
     /// Removes plugin `name` and its saved state from the next record; false if there is none.
     pub fn remove_plugin(&mut self, name: &str) -> Result<bool, LogError> {
+        self.writable()?;
         if !self.plugins.contains_key(name) {
             return Ok(false);
         }
@@ -743,6 +761,7 @@ impl Durable {
         requests: Vec<Vec<Record>>,
         render: bool,
     ) -> Result<(Vec<Outcome>, Vec<Vec<Effect>>), LogError> {
+        self.writable()?;
         let mut outcomes = vec![Outcome::default(); requests.len()];
         let mut earlier = Earlier::default();
         // The records to store, and the request each came from.
@@ -750,13 +769,8 @@ impl Durable {
         let mut owner = Vec::new();
         for (r, records) in requests.into_iter().enumerate() {
             for (index, record) in records.into_iter().enumerate() {
-                match self.world.check(&record, &earlier) {
+                match self.world.check(&record, &mut earlier) {
                     Ok(Verdict::Accept) => {
-                        match &record {
-                            Record::Moment(m) => earlier.moments.insert(m.id.clone()),
-                            Record::Retract(x) => earlier.retractions.insert(x.retract.clone()),
-                            Record::Profile(_) => false,
-                        };
                         keep.push(record);
                         owner.push(r);
                     }
@@ -792,7 +806,7 @@ impl Durable {
         let stored = appended.accepted.iter().filter_map(|&(_, i)| keep.get_mut(i).and_then(Option::take));
         let scored = self.world.ingest(stored);
         self.effects += scored.effects as u64;
-        self.agree(&scored, n, last)?;
+        self.agree(&scored, n, last).map_err(|e| self.halt(e))?;
         self.record_timeouts(last)?;
         let records = self.world.take_effect_records();
         let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
@@ -824,6 +838,26 @@ impl Durable {
             self.changes = self.store.append_change(&self.org, last, &Change::PluginTimeouts { name, seqs }, None)?;
         }
         Ok(())
+    }
+
+    /// `Ok` unless the organisation was halted (see [`LogError::Halted`]).
+    fn writable(&self) -> Result<(), LogError> {
+        match &self.halted {
+            None => Ok(()),
+            Some((seq, detail)) => Err(LogError::Halted { org: self.org.clone(), seq: *seq, detail: detail.clone() }),
+        }
+    }
+
+    /// Halts the organisation on `e`, a disagreement with what the log has just recorded, and
+    /// says so.
+    fn halt(&mut self, e: LogError) -> LogError {
+        let (seq, detail) = match e {
+            LogError::Diverged { seq, detail, .. } => (seq, detail),
+            other => (self.world.last_seq(), other.to_string()),
+        };
+        tracing::error!(org = %self.org, seq = seq.0, %detail, "the world disagrees with the log: writes halted");
+        self.halted = Some((seq, detail.clone()));
+        LogError::Halted { org: self.org.clone(), seq, detail }
     }
 
     /// The world accepted all `n` records the log holds up to `last`.

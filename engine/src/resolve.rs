@@ -75,21 +75,39 @@ fn name_length_ok(s: &str) -> bool {
     !s.is_empty() && (s.len() <= 64 || s.chars().count() <= 64)
 }
 
-/// What [`Resolver::run`] would make of `record`, without changing anything: the log step
-/// appends only records that will be accepted. `earlier` are the moment ids and retraction
-/// targets accepted earlier in the same batch.
-pub fn check(world: &World, record: &Record, earlier: &Earlier) -> Result<Verdict, RecordFault> {
+/// What [`Resolver::run`] would make of `record` after the records checked before it in the
+/// batch, without changing the world: the log step appends only records that will be
+/// accepted. An accepted record is noted in `earlier`, so that the verdicts of a whole batch
+/// are those of scoring it (a profile resent within a batch is a duplicate, as is one that
+/// says only what a moment earlier in the batch created).
+pub fn check(world: &World, record: &Record, earlier: &mut Earlier) -> Result<Verdict, RecordFault> {
     let history = world.resource::<History>();
+    let dir = world.resource::<Directory>();
     match record {
         Record::Moment(m) => {
             check_moment(m)?;
-            let seen = history.ids.get(&m.id).is_some() || earlier.moments.contains(&m.id);
-            Ok(if seen { Verdict::Duplicate } else { Verdict::Accept })
+            if history.ids.get(&m.id).is_some() || !earlier.moments.insert(m.id.clone()) {
+                return Ok(Verdict::Duplicate);
+            }
+            // Stakeholders seen for the first time are created with the default profile.
+            for id in std::iter::once(&m.stakeholder).chain(&m.counterpart) {
+                if dir.ids.get(id).is_none() && !earlier.profiles.contains_key(id) {
+                    earlier.profiles.insert(id.clone(), Stakeholder::new(id.clone()));
+                }
+            }
+            Ok(Verdict::Accept)
         }
         Record::Profile(s) => {
             check_profile(s)?;
-            let unchanged = profile_unchanged(world, world.resource::<Directory>(), world.resource::<Vocab>(), s);
-            Ok(if unchanged { Verdict::Duplicate } else { Verdict::Accept })
+            let unchanged = match earlier.profiles.get(&s.id) {
+                Some(p) => p == s,
+                None => profile_unchanged(world, dir, world.resource::<Vocab>(), s),
+            };
+            if unchanged {
+                return Ok(Verdict::Duplicate);
+            }
+            earlier.profiles.insert(s.id.clone(), s.clone());
+            Ok(Verdict::Accept)
         }
         Record::Retract(r) => {
             let retracted = match history.ids.get(&r.retract) {
@@ -97,13 +115,16 @@ pub fn check(world: &World, record: &Record, earlier: &Earlier) -> Result<Verdic
                 None if earlier.moments.contains(&r.retract) => false,
                 None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
             };
-            Ok(if retracted || earlier.retractions.contains(&r.retract) { Verdict::Duplicate } else { Verdict::Accept })
+            if retracted || !earlier.retractions.insert(r.retract.clone()) {
+                return Ok(Verdict::Duplicate);
+            }
+            Ok(Verdict::Accept)
         }
     }
 }
 
-/// Whether `s` says nothing new about a known stakeholder. Such a profile record is a
-/// duplicate: a client resending a profile changes no sequence number, hence no chance draw.
+/// Whether `s` says nothing new about a stakeholder the world knows. Such a profile record is
+/// a duplicate: a client resending a profile changes no sequence number, hence no chance draw.
 fn profile_unchanged(world: &World, dir: &Directory, vocab: &Vocab, s: &Stakeholder) -> bool {
     let Some(entry) = dir.ids.get(&s.id).map(|i| dir.entries[i as usize]) else { return false };
     let sym = |text: &str| vocab.0.get(text).map(Sym);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
-use plaudit_sdk::{Effect, Record};
+use plaudit_sdk::{Effect, Record, Stakeholder};
 
 use crate::batch::{Awards, Batch, PluginActs};
 use crate::calendar::PeriodCache;
@@ -82,15 +82,19 @@ pub type RecordFault = (&'static str, String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accept,
-    /// A moment id already accepted, or a retraction of a moment already retracted.
+    /// A moment id already accepted, a retraction of a moment already retracted, or a profile
+    /// that changes nothing.
     Duplicate,
 }
 
-/// Moment ids and retraction targets accepted earlier in a batch (see [`OrgWorld::check`]).
+/// What [`OrgWorld::check`] accepted earlier in a batch, which [`OrgWorld::ingest`] will have
+/// applied by the time it reaches the next record: moment ids, retraction targets, and the
+/// profile of each stakeholder the batch creates or changes, as the batch leaves it.
 #[derive(Debug, Default)]
 pub struct Earlier {
-    pub moments: std::collections::HashSet<String>,
-    pub retractions: std::collections::HashSet<String>,
+    pub(crate) moments: std::collections::HashSet<String>,
+    pub(crate) retractions: std::collections::HashSet<String>,
+    pub(crate) profiles: std::collections::HashMap<String, Stakeholder>,
 }
 
 /// Why a record was refused. Nothing of it was applied.
@@ -330,10 +334,10 @@ impl OrgWorld {
         outcome
     }
 
-    /// What [`OrgWorld::ingest`] would make of `record`, without changing anything: the log
-    /// step appends only records that will be accepted. `earlier` are the moment ids and
-    /// retraction targets accepted earlier in the same batch.
-    pub fn check(&self, record: &Record, earlier: &Earlier) -> Result<Verdict, RecordFault> {
+    /// What [`OrgWorld::ingest`] would make of `record` after the records checked before it in
+    /// the same batch, without changing the world: the log step appends only records that will
+    /// be accepted. An accepted record is noted in `earlier`.
+    pub fn check(&self, record: &Record, earlier: &mut Earlier) -> Result<Verdict, RecordFault> {
         crate::resolve::check(&self.world, record, earlier)
     }
 

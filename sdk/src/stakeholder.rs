@@ -24,6 +24,14 @@ pub struct Stakeholder {
     pub attrs: Attrs,
 }
 
+impl Stakeholder {
+    /// The profile a stakeholder has when it is first seen in a moment: kind
+    /// [`DEFAULT_KIND`], no team, no name, no attributes.
+    pub fn new(id: impl Into<String>) -> Stakeholder {
+        Stakeholder { id: id.into(), kind: default_kind(), team: None, name: None, attrs: Attrs::default() }
+    }
+}
+
 /// The kind a stakeholder gets when it is first seen in a moment without a profile.
 pub const DEFAULT_KIND: &str = "community";
 

@@ -288,3 +288,179 @@ fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_
     drop((d, store));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod check_agrees_with_ingest {
+    //! The log stores only the records the world's check accepts, and the world must then
+    //! accept exactly those: otherwise the world's sequence numbers drift from the log's.
+
+    use plaudit_engine::world::{Earlier, OrgWorld, Verdict};
+    use plaudit_sdk::{Record, Stakeholder};
+    use plaudit_tests::{m, retract, world};
+    use proptest::prelude::*;
+
+    /// The verdicts of checking `records` in order as one batch: (accepted, duplicates,
+    /// indices refused).
+    fn checked(w: &OrgWorld, records: &[Record]) -> (usize, usize, Vec<usize>) {
+        let mut earlier = Earlier::default();
+        let mut verdicts = (0, 0, Vec::new());
+        for (i, record) in records.iter().enumerate() {
+            match w.check(record, &mut earlier) {
+                Ok(Verdict::Accept) => verdicts.0 += 1,
+                Ok(Verdict::Duplicate) => verdicts.1 += 1,
+                Err(_) => verdicts.2.push(i),
+            }
+        }
+        verdicts
+    }
+
+    fn assert_agree(w: &mut OrgWorld, batch: Vec<Record>) {
+        let expected = checked(w, &batch);
+        let outcome = w.ingest(batch.clone());
+        let refused: Vec<usize> = outcome.rejected.iter().map(|e| e.index).collect();
+        assert_eq!((outcome.accepted, outcome.duplicates, refused), expected, "batch {batch:?}");
+    }
+
+    fn profile(id: &str, kind: &str, team: Option<&str>, name: Option<&str>) -> Record {
+        let mut s = Stakeholder::new(id);
+        s.kind = kind.to_string();
+        s.team = team.map(str::to_string);
+        s.name = name.map(str::to_string);
+        Record::Profile(s)
+    }
+
+    #[test]
+    fn a_profile_resent_within_a_batch_is_a_duplicate_for_the_check_too() {
+        // What the API fuzz sent: a profile with attributes, then the same id twice without.
+        let mut with_attrs = Stakeholder::new("ľ");
+        with_attrs.attrs.insert("w".to_string(), plaudit_sdk::Value::Bool(true));
+        let bare = Record::Profile(Stakeholder::new("ľ"));
+        let mut w = world("");
+        assert_agree(&mut w, vec![Record::Profile(with_attrs), bare.clone(), bare]);
+    }
+
+    #[test]
+    fn a_default_profile_after_a_moment_that_created_the_stakeholder_is_a_duplicate() {
+        let moment = Record::Moment(m("m1", "ann", "meetup", "event", "2026-03-02T08:00:00Z"));
+        let mut w = world("");
+        assert_agree(&mut w, vec![moment, Record::Profile(Stakeholder::new("ann"))]);
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        let id = prop::sample::select(vec!["ann", "bob", "cy"]);
+        let moment = (0..6u8, id.clone(), prop::option::of(id.clone()), 0..4u8).prop_map(|(n, who, with, hour)| {
+            let mut mo = m(&format!("m{n}"), who, "meetup", "event", &format!("2026-03-02T{:02}:00:00Z", 8 + hour));
+            mo.counterpart = with.filter(|c| *c != who).map(str::to_string);
+            Record::Moment(mo)
+        });
+        let kind = prop::sample::select(vec![plaudit_sdk::stakeholder::DEFAULT_KIND, "employee"]);
+        let team = prop::option::of(prop::sample::select(vec!["sales", "support"]));
+        let name = prop::option::of(Just("Ann"));
+        let profile = (id, kind, team, name).prop_map(|(id, kind, team, name)| profile(id, kind, team, name));
+        let retraction = (0..7u8).prop_map(|n| retract(&format!("m{n}")));
+        prop_oneof![3 => moment, 3 => profile, 1 => retraction]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_batch_is_accepted_by_ingest_exactly_as_checked(
+            batches in prop::collection::vec(prop::collection::vec(record(), 0..12), 1..4),
+        ) {
+            let mut w = world("");
+            for batch in batches {
+                assert_agree(&mut w, batch);
+            }
+        }
+    }
+}
+
+mod halted {
+    //! A world that disagrees with what the log has just recorded stops taking writes.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use plaudit_engine::ids::{OrgId, Seq};
+    use plaudit_engine::log::{Durable, LogError};
+    use plaudit_engine::retroactive::Mode;
+    use plaudit_engine::ruleset::Format;
+    use plaudit_engine::store::{AppendOutcome, Change, LoggedChange, RedbStore, Store, StoreError};
+    use plaudit_sdk::Record;
+    use plaudit_tests::{m, repo_root};
+
+    /// A real store into which a second writer slips one record before the next append, once:
+    /// the world then disagrees with what the log recorded.
+    #[derive(Debug)]
+    struct Interloper {
+        inner: RedbStore,
+        armed: AtomicBool,
+    }
+
+    impl Store for Interloper {
+        fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+            if self.armed.swap(false, Ordering::Relaxed) {
+                let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
+                self.inner.append(org, &[Record::Moment(foreign)])?;
+            }
+            self.inner.append(org, records)
+        }
+        fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+            self.inner.read(org, after, limit)
+        }
+        fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
+            self.inner.last_seq(org)
+        }
+        fn append_change(
+            &self,
+            org: &OrgId,
+            after: Seq,
+            change: &Change,
+            module: Option<&[u8]>,
+        ) -> Result<u64, StoreError> {
+            self.inner.append_change(org, after, change, module)
+        }
+        fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
+            self.inner.changes(org)
+        }
+        fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.module(hash)
+        }
+        fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.put_snapshot(org, seq, bytes)
+        }
+        fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+            self.inner.latest_snapshot(org)
+        }
+    }
+
+    #[test]
+    fn a_world_that_disagrees_with_what_the_log_recorded_halts_writes_and_keeps_reads() {
+        let dir = std::env::temp_dir().join(format!("plaudit-halt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
+        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
+        let store = Arc::new(Interloper { inner, armed: false.into() });
+        let org = OrgId::parse("acme").expect("id");
+        let mut d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        let meetup = |id: &str| Record::Moment(m(id, "ann", "meetup", "event", "2026-03-02T08:00:00Z"));
+        d.ingest(vec![meetup("a")]).expect("a normal batch");
+
+        store.armed.store(true, Ordering::Relaxed);
+        let halted = |e: &LogError| matches!(e, LogError::Halted { .. });
+        let e = d.ingest(vec![meetup("b")]).expect_err("the world took one record, the log holds two");
+        assert!(halted(&e), "halted, not {e}");
+        assert!(e.to_string().contains("takes no more writes"), "{e}");
+        let logged = store.last_seq(d.org()).expect("last seq");
+
+        let e = d.ingest(vec![meetup("c")]).expect_err("writes are refused");
+        assert!(halted(&e), "{e}");
+        assert!(halted(&d.publish_rules(&text, Format::Toml).expect_err("a rule set too")));
+        assert!(halted(&d.apply_to_history(Mode::Additive).expect_err("an application to history too")));
+        assert_eq!(store.last_seq(d.org()).expect("last seq"), logged, "nothing more was recorded");
+        assert_eq!(store.changes(d.org()).expect("changes").len(), 1, "no change either");
+        assert!(d.world_mut().profile("ann").is_some(), "reads go on");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -205,7 +205,10 @@ fn commit(durable: &mut Durable, group: Vec<Waiting>) {
             }
         }
         Err(e) => {
-            let message = format!("nothing was stored: {e}");
+            let message = match e {
+                crate::log::LogError::Halted { .. } => e.to_string(),
+                _ => format!("nothing was stored: {e}"),
+            };
             for (_, reply) in rest {
                 let _ = reply.send(Err(message.clone()));
             }
