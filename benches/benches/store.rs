@@ -4,7 +4,7 @@
 //!
 //! The database lives in a fresh directory under the system temp dir (override with
 //! `PLAUDIT_BENCH_DIR`), which must be on a real disk for the numbers to mean anything: on
-//! tmpfs an fsync is free. Every iteration appends fresh moment ids, so nothing is a duplicate.
+//! tmpfs an fsync is free.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -54,7 +54,7 @@ fn store(c: &mut Criterion) {
                     (start..start + batch).map(moment).collect::<Vec<_>>()
                 },
                 |records| match store.append(&org, &records) {
-                    Ok(outcome) => outcome,
+                    Ok(last) => last,
                     Err(e) => panic!("{e}"),
                 },
                 BatchSize::SmallInput,

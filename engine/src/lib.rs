@@ -19,7 +19,7 @@
 //! - [`simulate`]: what-if: the same records under the current and a candidate rule set, compared.
 //! - [`input`]: moments files (JSON lines), [`workload`]: the synthetic workload generator.
 //! - [`plugins`]: WebAssembly rule plugins: the sandbox, the per-organisation registry, the pass.
-//! - [`store`]: the durable store (record log, moment-id index, snapshots) behind a trait;
+//! - [`store`]: the durable store (record log, changes, snapshots) behind a trait;
 //!   [`datadir`]: where a data directory keeps it, and each organisation's files.
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by

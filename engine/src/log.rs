@@ -783,28 +783,23 @@ impl Durable {
         if keep.is_empty() {
             return Ok((outcomes, effects));
         }
+        let first = self.world.last_seq().0 + 1;
         let started = Instant::now();
-        let appended = self.store.append(&self.org, &keep)?;
+        let last = self.store.append(&self.org, &keep)?;
         if let Some(times) = &self.commit_times {
             times.record(started.elapsed());
         }
-        for &i in &appended.duplicates {
-            outcomes[owner[i]].duplicates += 1;
-        }
-        let Some(&(last, _)) = appended.accepted.last() else { return Ok((outcomes, effects)) };
         // The last sequence number of each request's records.
         let mut ends: Vec<(u64, usize)> = Vec::new();
-        for &(seq, i) in &appended.accepted {
-            outcomes[owner[i]].accepted += 1;
+        for (seq, &r) in (first..).zip(&owner) {
+            outcomes[r].accepted += 1;
             match ends.last_mut() {
-                Some(end) if end.1 == owner[i] => end.0 = seq.0,
-                _ => ends.push((seq.0, owner[i])),
+                Some(end) if end.1 == r => end.0 = seq,
+                _ => ends.push((seq, r)),
             }
         }
-        let n = appended.accepted.len();
-        let mut keep: Vec<Option<Record>> = keep.into_iter().map(Some).collect();
-        let stored = appended.accepted.iter().filter_map(|&(_, i)| keep.get_mut(i).and_then(Option::take));
-        let scored = self.world.ingest(stored);
+        let n = keep.len();
+        let scored = self.world.ingest(keep);
         self.effects += scored.effects as u64;
         self.agree(&scored, n, last).map_err(|e| self.halt(e))?;
         self.record_timeouts(last)?;

@@ -385,7 +385,7 @@ mod halted {
     use plaudit_engine::log::{Durable, LogError};
     use plaudit_engine::retroactive::Mode;
     use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{AppendOutcome, Change, LoggedChange, RedbStore, Store, StoreError};
+    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Store, StoreError};
     use plaudit_sdk::Record;
     use plaudit_tests::{m, repo_root};
 
@@ -398,7 +398,7 @@ mod halted {
     }
 
     impl Store for Interloper {
-        fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+        fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
             if self.armed.swap(false, Ordering::Relaxed) {
                 let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
                 self.inner.append(org, &[Record::Moment(foreign)])?;

@@ -108,7 +108,7 @@ mod durable {
     use plaudit_engine::ids::{OrgId, Seq};
     use plaudit_engine::log::Durable;
     use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{AppendOutcome, Change, LoggedChange, RedbStore, Store, StoreError};
+    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Store, StoreError};
     use plaudit_sdk::Record;
 
     use super::{acme_text, records};
@@ -227,7 +227,7 @@ mod durable {
     struct Damaged(Arc<dyn Store>);
 
     impl Store for Damaged {
-        fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+        fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
             self.0.append(org, records)
         }
         fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {

@@ -1,5 +1,5 @@
-//! The durable store: each organisation's ordered log of accepted records, the moment-id index
-//! that makes ingestion idempotent across restarts, and world snapshots (DESIGN section 4).
+//! The durable store: each organisation's ordered log of accepted records, its changes, and
+//! world snapshots (DESIGN section 4).
 //!
 //! [`Store`] is the storage trait; scoring code depends on it only, so that a PostgreSQL
 //! implementation (the shared system of record once organisations are sharded over engine nodes)
@@ -7,11 +7,12 @@
 //!
 //! # Model
 //!
-//! - Every record an organisation accepts gets the next [`Seq`] in that organisation's log,
-//!   from 1, without gaps. Moments, profiles and retractions all get one; only moments carry an
-//!   idempotency key (their `id`).
-//! - A moment whose id the organisation already accepted (earlier in the same call, in an
-//!   earlier call, or before a restart) is a duplicate: it is not stored and gets no sequence.
+//! - Every record appended gets the next [`Seq`] in that organisation's log, from 1, without
+//!   gaps. Moments, profiles and retractions all get one.
+//! - The store appends what it is given: deciding what is accepted (a moment id seen before is
+//!   a duplicate, also across restarts) is the log step's, against the world's history, which a
+//!   restart rebuilds from the log itself. So the log needs no index of its own beside the
+//!   records: an append writes only at the log's end.
 //! - Organisations are independent: the same moment id in two organisations is two moments, and
 //!   no read crosses organisations.
 //! - Records are stored as MessagePack with named fields (`rmp_serde::to_vec_named`), so that
@@ -19,11 +20,11 @@
 //!
 //! # Durability
 //!
-//! [`Store::append`] returns only once the accepted records and their moment ids are durable
-//! (fsync'd). One call is one transaction, hence one group commit: either every accepted record
-//! of the call is in the log, with its id in the index, or none is. A crash at any instant
-//! therefore loses no acknowledged record and, because the id index commits together with the
-//! log, never counts a moment twice when the client retries.
+//! [`Store::append`] returns only once the records are durable (fsync'd). One call is one
+//! transaction, hence one group commit: either every record of the call is in the log or none
+//! is. A crash at any instant therefore loses no acknowledged record; and since the world's
+//! history of moment ids is rebuilt from exactly the records the log holds, a client retrying
+//! after a crash meets its moment as a duplicate.
 //!
 //! # Changes
 //!
@@ -87,16 +88,6 @@ pub enum StoreError {
     SnapshotBeyondLog { org: OrgId, seq: Seq, last: Seq },
 }
 
-/// What [`Store::append`] did with each input record.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AppendOutcome {
-    /// The records stored, in input order: their sequence (consecutive) and their index in the
-    /// input slice.
-    pub accepted: Vec<(Seq, usize)>,
-    /// The indexes in the input slice of moments whose id was already accepted; not stored.
-    pub duplicates: Vec<usize>,
-}
-
 /// How an organisation's scoring changed, between two records of its log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
@@ -132,17 +123,17 @@ pub fn module_hash(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Durable per-organisation storage: the record log, the moment-id index, and snapshots.
+/// Durable per-organisation storage: the record log, its changes, and snapshots.
 ///
 /// Implementations are shared between threads (one worker per organisation, reads from
 /// anywhere); calls for one organisation are expected to come from its single writer, but an
 /// implementation must stay correct if they do not.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Appends `records` to `org`'s log, in order, skipping moments whose id `org` already
-    /// accepted (including earlier in `records`). Returns once the accepted records are durable;
-    /// the whole call is one atomic commit: on any error (a record that cannot be encoded, IO)
-    /// nothing of the call is stored and no sequence is used.
-    fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError>;
+    /// Appends `records` to `org`'s log, in order, with the sequences after its last, and
+    /// returns the last record's sequence (the log's end; unchanged for no records). Returns
+    /// once the records are durable; the whole call is one atomic commit: on any error (a
+    /// record that cannot be encoded, IO) nothing of the call is stored and no sequence is used.
+    fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError>;
 
     /// Up to `limit` records of `org`'s log with a sequence greater than `after`, in order. Pass
     /// `Seq(0)` to read from the start; page by passing the last sequence returned.

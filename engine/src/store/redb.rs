@@ -8,16 +8,20 @@
 //! [`Store::append`] needs. Writers are serialized (one write transaction at a time); readers
 //! see a consistent snapshot and never block writers.
 //!
-//! Layout, four tables, all keyed by organisation first so that organisations never mix:
+//! Layout, tables keyed by organisation first so that organisations never mix:
 //!
 //! | table        | key                 | value                                   |
 //! |--------------|---------------------|-----------------------------------------|
 //! | `log`        | (org, seq)          | the record, MessagePack with names      |
-//! | `moment_ids` | (org, moment id)    | the seq that accepted it                |
-//! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
 //! | `last_seq`   | org                 | the org's last seq                      |
+//! | `changes`    | (org, number)       | MessagePack of (after, change)          |
+//! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
+//! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
 //!
-//! Only the newest snapshot per organisation is kept.
+//! An append writes only at the end of its organisation's `log` (and its `last_seq`): a group
+//! commit touches a few pages, however large the log. Only the newest snapshot per
+//! organisation is kept. Files written by earlier builds also have a `moment_ids` table (an
+//! index the world's history made redundant); opening one drops it.
 
 use std::path::Path;
 
@@ -25,13 +29,13 @@ use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use plaudit_sdk::Record;
 
 use super::{
-    AppendOutcome, Change, LoggedChange, Store, StoreError, decode_record, encode_record_into, module_hash,
-    snapshot_checksum,
+    Change, LoggedChange, Store, StoreError, decode_record, encode_record_into, module_hash, snapshot_checksum,
 };
 use crate::ids::{OrgId, Seq};
 
 const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
-const MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
+/// The moment-id index of files written by earlier builds: dropped on open.
+const OLD_MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
 const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
 const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
 /// (org, change number) -> MessagePack of (after, change).
@@ -75,59 +79,45 @@ impl RedbStore {
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {
             txn.open_table(LOG).map_err(|e| open_err(e.into()))?;
-            txn.open_table(MOMENT_IDS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
             txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
         }
+        txn.delete_table(OLD_MOMENT_IDS).map_err(|e| open_err(e.into()))?;
         txn.commit().map_err(|e| open_err(e.into()))?;
         Ok(RedbStore { db })
     }
 }
 
 impl RedbStore {
-    fn append_unguarded(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+    fn append_unguarded(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
         const OP: &str = "append";
         let o = org.as_str();
-        let mut outcome = AppendOutcome::default();
         let txn = self.db.begin_write().ctx(OP)?;
-        {
+        let seq = {
             let mut log = txn.open_table(LOG).ctx(OP)?;
-            let mut ids = txn.open_table(MOMENT_IDS).ctx(OP)?;
             let mut last = txn.open_table(LAST_SEQ).ctx(OP)?;
             let start = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
             let mut seq = start;
             let mut buf = Vec::new();
-            for (i, record) in records.iter().enumerate() {
-                // The id index sees this transaction's own inserts, so a repeat within `records`
-                // is caught here too.
-                if let Record::Moment(m) = record
-                    && ids.get((o, m.id.as_str())).ctx(OP)?.is_some()
-                {
-                    outcome.duplicates.push(i);
-                    continue;
-                }
+            for record in records {
                 encode_record_into(org, record, &mut buf)?;
                 seq += 1;
-                if let Record::Moment(m) = record {
-                    ids.insert((o, m.id.as_str()), seq).ctx(OP)?;
-                }
                 log.insert((o, seq), buf.as_slice()).ctx(OP)?;
-                outcome.accepted.push((Seq(seq), i));
             }
             if seq != start {
                 last.insert(o, seq).ctx(OP)?;
             }
-        }
-        if outcome.accepted.is_empty() {
-            // Nothing new: the duplicates are durable already, so skip the fsync.
+            seq
+        };
+        if records.is_empty() {
             txn.abort().ctx(OP)?;
         } else {
             // Durability::Immediate (the default): fsync'd when this returns.
             txn.commit().ctx(OP)?;
         }
-        Ok(outcome)
+        Ok(Seq(seq))
     }
 
     fn read_unguarded(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
@@ -267,7 +257,7 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn append(&self, org: &OrgId, records: &[Record]) -> Result<AppendOutcome, StoreError> {
+    fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
         contained("append", || self.append_unguarded(org, records))
     }
 
@@ -424,10 +414,6 @@ mod tests {
         RedbStore::open(dir.db()).expect("open store")
     }
 
-    fn seqs(outcome: &AppendOutcome) -> Vec<u64> {
-        outcome.accepted.iter().map(|(s, _)| s.0).collect()
-    }
-
     #[test]
     fn appended_records_read_back_in_order_with_consecutive_seqs() {
         let dir = TempDir::new();
@@ -436,11 +422,8 @@ mod tests {
         let first = vec![profile("ann"), moment("m1"), moment("m2")];
         let second = vec![retract("m1"), moment("m3")];
 
-        let out = store.append(&acme, &first).expect("append");
-        assert_eq!(out.accepted, vec![(Seq(1), 0), (Seq(2), 1), (Seq(3), 2)]);
-        assert!(out.duplicates.is_empty());
-        let out = store.append(&acme, &second).expect("append");
-        assert_eq!(out.accepted, vec![(Seq(4), 0), (Seq(5), 1)]);
+        assert_eq!(store.append(&acme, &first).expect("append"), Seq(3));
+        assert_eq!(store.append(&acme, &second).expect("append"), Seq(5));
 
         let read = store.read(&acme, Seq(0), usize::MAX).expect("read");
         let expected: Vec<(Seq, Record)> =
@@ -457,63 +440,35 @@ mod tests {
         assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(0));
         assert!(store.read(&acme, Seq(0), 10).expect("read").is_empty());
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), None);
-        assert_eq!(store.append(&acme, &[]).expect("append"), AppendOutcome::default());
+        assert_eq!(store.append(&acme, &[]).expect("append"), Seq(0));
     }
 
     #[test]
-    fn duplicate_ids_within_one_append_are_reported_and_get_no_seq() {
+    fn the_store_appends_what_it_is_given_deduplication_is_the_log_steps() {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        let out =
-            store.append(&acme, &[moment("a"), moment("b"), moment("a"), moment("b"), moment("c")]).expect("append");
-        assert_eq!(out.accepted, vec![(Seq(1), 0), (Seq(2), 1), (Seq(3), 4)]);
-        assert_eq!(out.duplicates, vec![2, 3]);
-        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
+        // The same moment id twice, profiles and retractions alike: each gets a sequence.
+        let records = [moment("x"), moment("x"), profile("x"), profile("x"), retract("x")];
+        assert_eq!(store.append(&acme, &records).expect("append"), Seq(5));
+        assert_eq!(store.read(&acme, Seq(0), 100).expect("read").len(), 5);
     }
 
     #[test]
-    fn duplicate_ids_across_appends_are_reported_and_get_no_seq() {
-        let dir = TempDir::new();
-        let store = open(&dir);
-        let acme = org("acme");
-        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
-        let out = store.append(&acme, &[moment("b"), moment("c"), moment("a")]).expect("append");
-        assert_eq!(out.accepted, vec![(Seq(3), 1)]);
-        assert_eq!(out.duplicates, vec![0, 2]);
-        // A call made only of duplicates stores nothing.
-        let out = store.append(&acme, &[moment("c")]).expect("append");
-        assert!(out.accepted.is_empty());
-        assert_eq!(out.duplicates, vec![0]);
-        assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
-        assert_eq!(store.read(&acme, Seq(0), 100).expect("read").len(), 3);
-    }
-
-    #[test]
-    fn duplicate_ids_across_close_and_reopen_are_reported_and_get_no_seq() {
+    fn opening_a_file_of_an_earlier_build_drops_its_moment_id_index() {
         let dir = TempDir::new();
         let acme = org("acme");
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a"), profile("ann"), moment("b")]).expect("append");
+            store.append(&acme, &[moment("a")]).expect("append");
+            let txn = store.db.begin_write().expect("write");
+            txn.open_table(OLD_MOMENT_IDS).expect("table").insert(("acme", "a"), 1).expect("insert");
+            txn.commit().expect("commit");
         }
         let store = open(&dir);
-        let out = store.append(&acme, &[moment("a"), moment("d"), moment("b")]).expect("append");
-        assert_eq!(out.accepted, vec![(Seq(4), 1)]);
-        assert_eq!(out.duplicates, vec![0, 2]);
-    }
-
-    #[test]
-    fn profiles_and_retractions_carry_no_idempotency_key() {
-        let dir = TempDir::new();
-        let store = open(&dir);
-        let acme = org("acme");
-        // A profile and a retraction are never duplicates, even of each other or of a moment id.
-        let out = store
-            .append(&acme, &[profile("x"), profile("x"), retract("x"), retract("x"), moment("x")])
-            .expect("append");
-        assert_eq!(seqs(&out), vec![1, 2, 3, 4, 5]);
-        assert!(out.duplicates.is_empty());
+        let txn = store.db.begin_read().expect("read");
+        assert!(txn.open_table(OLD_MOMENT_IDS).is_err(), "the index is gone");
+        assert_eq!(store.read(&acme, Seq(0), 10).expect("the log is kept").len(), 1);
     }
 
     #[test]
@@ -522,11 +477,8 @@ mod tests {
         let store = open(&dir);
         // "acme" is a prefix of "acme-2": keys must not run into each other.
         let (a, b) = (org("acme"), org("acme-2"));
-        let out_a = store.append(&a, &[moment("same"), moment("only-a")]).expect("append");
-        let out_b = store.append(&b, &[moment("same")]).expect("append");
-        assert_eq!(seqs(&out_a), vec![1, 2]);
-        assert_eq!(seqs(&out_b), vec![1]);
-        assert!(out_b.duplicates.is_empty());
+        assert_eq!(store.append(&a, &[moment("same"), moment("only-a")]).expect("append"), Seq(2));
+        assert_eq!(store.append(&b, &[moment("same")]).expect("append"), Seq(1));
 
         assert_eq!(
             store.read(&a, Seq(0), 100).expect("read"),
@@ -553,8 +505,7 @@ mod tests {
         let store = open(&dir);
         assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
         assert_eq!(store.read(&acme, Seq(2), 10).expect("read"), vec![(Seq(3), retract("a"))]);
-        let out = store.append(&acme, &[moment("c")]).expect("append");
-        assert_eq!(seqs(&out), vec![4]);
+        assert_eq!(store.append(&acme, &[moment("c")]).expect("append"), Seq(4));
     }
 
     #[test]
@@ -716,8 +667,7 @@ mod tests {
     fn store_is_usable_as_a_trait_object() {
         let dir = TempDir::new();
         let store: Box<dyn Store> = Box::new(open(&dir));
-        let out = store.append(&org("acme"), &[moment("a")]).expect("append");
-        assert_eq!(seqs(&out), vec![1]);
+        assert_eq!(store.append(&org("acme"), &[moment("a")]).expect("append"), Seq(1));
     }
 
     fn rules(text: &str) -> Change {
