@@ -440,6 +440,14 @@ pub async fn serve(
         shutdown.await;
         closing.send_replace(true);
     };
+    // Answers are small and written as they are ready: without TCP_NODELAY, Nagle's algorithm
+    // holds a segment that follows another until the peer acknowledges the first, which a
+    // client delays by up to 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
