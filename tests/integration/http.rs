@@ -193,8 +193,12 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     let error =
         |v: &Value| (v["error"]["code"].as_str().map(str::to_string), v["error"]["field"].as_str().map(str::to_string));
 
-    let (status, body) = post("{not json", Some(&key));
-    assert_eq!((status, error(&body).0.as_deref()), (400, Some("malformed_json")), "{body}");
+    for malformed in ["{not json", r#"[{"id":"x"},"#, r#"{"retract":"m1"} {"retract":"m2"}"#, "  "] {
+        let (status, body) = post(malformed, Some(&key));
+        assert_eq!((status, error(&body).0.as_deref()), (400, Some("malformed_json")), "{malformed}: {body}");
+    }
+    let (status, body) = post(r#" [{"retract":"nope"}, {"retract":"m1","colour":1}]"#, Some(&key));
+    assert_eq!((status, error(&body)), (400, (Some("invalid_record".into()), Some("[1].colour".into()))), "{body}");
     let long_team = format!("/v1/orgs/acme/leaderboards/xp?team={}", "t".repeat(65));
     let (status, body) = server.request("GET", &long_team, Some(&key), "");
     assert_eq!((status, error(&body).1.as_deref()), (400, Some("team")), "{body}");

@@ -533,13 +533,18 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     })
 }
 
-/// One record or an array of them, each a JSON object as in a moments file.
+/// One record or an array of them, each a JSON object as in a moments file. The body is
+/// scanned once for its items, which are then read straight into records: no JSON tree is
+/// built on the way.
 fn parse_records(body: &[u8]) -> Result<Vec<Record>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}")))?;
-    let (items, array) = match value {
-        serde_json::Value::Array(items) => (items, true),
-        other => (vec![other], false),
+    use serde_json::value::RawValue;
+    let malformed =
+        |e: serde_json::Error| ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"));
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let items: Vec<&RawValue> = if array {
+        serde_json::from_slice(body).map_err(malformed)?
+    } else {
+        vec![serde_json::from_slice(body).map_err(malformed)?]
     };
     if items.len() > MAX_BATCH {
         return Err(ApiError::new(
@@ -553,8 +558,7 @@ fn parse_records(body: &[u8]) -> Result<Vec<Record>, ApiError> {
         .enumerate()
         .map(|(i, item)| {
             let at = if array { format!("[{i}]") } else { String::new() };
-            let line = item.to_string();
-            crate::input::parse_record(&line).map_err(|message| {
+            crate::input::parse_record(item.get()).map_err(|message| {
                 let error = ApiError::bad_request("invalid_record", format!("record{at}: {message}"));
                 match field_of(&message) {
                     Some(field) if at.is_empty() => error.field(field),
