@@ -423,24 +423,37 @@ impl Durable {
         }
         durable.world.set_replaying(true);
         start(durable.effects);
-        let mut records = durable.replay_until(first.after.min(until), observe)?;
-        let applied = durable.changes;
+        let records = durable.advance(&changes, until, candidate.is_some(), observe)?;
+        durable.world.set_replaying(false);
+        Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
+    }
+
+    /// Replays the log's records and changes after the world's, up to record `until`; with
+    /// `candidate`, the rule set in force stays the one the world started with (no other is
+    /// published nor applied). Returns the records replayed.
+    fn advance(
+        &mut self,
+        changes: &[LoggedChange],
+        until: Seq,
+        candidate: bool,
+        observe: &mut dyn FnMut(&mut OrgWorld),
+    ) -> Result<u64, LogError> {
+        let mut records = 0;
+        let applied = self.changes;
         for change in changes.iter().filter(|c| c.number > applied) {
             if change.after > until {
                 break;
             }
-            records += durable.replay_until(change.after, observe)?;
-            // Under the candidate from the start, no other rule set is published nor applied.
-            if candidate.is_some() && matches!(change.change, Change::Rules { .. } | Change::History { .. }) {
-                durable.changes = change.number;
+            records += self.replay_until(change.after, observe)?;
+            if candidate && matches!(change.change, Change::Rules { .. } | Change::History { .. }) {
+                self.changes = change.number;
                 continue;
             }
-            durable.apply(change)?;
-            observe(&mut durable.world);
+            self.apply(change)?;
+            observe(&mut self.world);
         }
-        records += durable.replay_until(until, observe)?;
-        durable.world.set_replaying(false);
-        Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
+        records += self.replay_until(until, observe)?;
+        Ok(records)
     }
 
     /// The organisation as its latest snapshot holds it, or `None` to replay from the start:
@@ -603,7 +616,8 @@ impl Durable {
                 self.plugins.remove(name);
             }
             Change::History { mode } => {
-                let rebuilt = self.rebuilt()?;
+                let rebuilt = rebuild(self.rebuild_plan())?;
+                let rebuilt = self.caught_up(rebuilt)?;
                 self.apply_rebuilt(rebuilt, *mode)?;
             }
             // Taken into the world before the replay began.
@@ -613,22 +627,35 @@ impl Durable {
         Ok(())
     }
 
-    /// The history up to the world's last record replayed under the rule set in force, from
-    /// the start, in a scratch world (plugin changes where they were logged).
-    fn rebuilt(&self) -> Result<OrgWorld, LogError> {
-        let candidate = Some((self.rules.text.as_str(), self.rules.format));
+    /// What [`rebuild`] needs to replay this organisation's history, up to its last record,
+    /// under the rule set in force: taken on the organisation's thread, used on any.
+    pub fn rebuild_plan(&self) -> RebuildPlan {
+        RebuildPlan {
+            store: Arc::clone(&self.store),
+            org: self.org.clone(),
+            rules: self.rules.clone(),
+            until: self.world.last_seq(),
+        }
+    }
+
+    /// `rebuilt` brought up to the world's last record (see [`Rebuilt`]), rebuilt here if
+    /// another rule set came into force since it was planned.
+    fn caught_up(&self, rebuilt: Rebuilt) -> Result<OrgWorld, LogError> {
+        let mut rebuilt = if rebuilt.rules == self.rules { rebuilt } else { rebuild(self.rebuild_plan())? };
+        let scratch = &mut rebuilt.scratch;
         let until = self.world.last_seq();
-        let store = Arc::clone(&self.store);
-        let (durable, _) = Durable::replay(
-            store,
-            self.org.clone(),
-            candidate,
-            until,
-            false,
-            &mut |_| {},
-            &mut OrgWorld::clear_effects,
-        )?;
-        Ok(durable.world)
+        if scratch.world.last_seq() < until {
+            let changes = self.store.changes(&self.org)?;
+            for c in changes.iter().filter(|c| c.number > scratch.changes) {
+                if let Change::PluginTimeouts { name, seqs } = &c.change {
+                    scratch.world.record_plugin_timeouts(name, seqs);
+                }
+            }
+            scratch.world.set_replaying(true);
+            scratch.advance(&changes, until, true, &mut OrgWorld::clear_effects)?;
+            scratch.world.set_replaying(false);
+        }
+        Ok(rebuilt.scratch.world)
     }
 
     /// Merges `rebuilt` (see [`Durable::rebuilt`]) into the world in `mode`; its effects wait
@@ -648,7 +675,18 @@ impl Durable {
     /// the same point. On `Err` nothing changed.
     pub fn apply_to_history(&mut self, mode: Mode) -> Result<Applied, LogError> {
         self.writable()?;
-        let rebuilt = self.rebuilt()?;
+        let rebuilt = rebuild(self.rebuild_plan())?;
+        self.apply_rebuilt_history(rebuilt, mode)
+    }
+
+    /// [`Durable::apply_to_history`] with the replay under the rule set in force already
+    /// built ([`rebuild`], on another thread while this organisation went on): it is brought
+    /// up to the last record (the records and plugin changes logged since), then applied. The
+    /// organisation waits only for that catch-up and the merge. The result is the one
+    /// `apply_to_history` gives at this point (a replay of the log makes it so).
+    pub fn apply_rebuilt_history(&mut self, rebuilt: Rebuilt, mode: Mode) -> Result<Applied, LogError> {
+        self.writable()?;
+        let rebuilt = self.caught_up(rebuilt)?;
         let after = self.world.last_seq();
         self.changes = self.store.append_change(&self.org, after, &Change::History { mode }, None)?;
         let effects = self.apply_rebuilt(rebuilt, mode).map_err(|e| self.halt(e))?;
@@ -870,6 +908,39 @@ impl Durable {
             ),
         })
     }
+}
+
+/// An organisation's history up to a record, as [`Durable::rebuild_plan`] names it.
+#[derive(Debug)]
+pub struct RebuildPlan {
+    store: Arc<dyn Store>,
+    org: OrgId,
+    rules: Published,
+    until: Seq,
+}
+
+/// The history of an organisation replayed from the start under one rule set, in a scratch
+/// organisation (plugin changes where they were logged): what an application to history
+/// merges ([`Durable::apply_rebuilt_history`]).
+pub struct Rebuilt {
+    scratch: Durable,
+    /// The rule set it was replayed under.
+    rules: Published,
+}
+
+impl std::fmt::Debug for Rebuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rebuilt").field("version", &self.rules.version).field("scratch", &self.scratch).finish()
+    }
+}
+
+/// Replays the history `plan` names under its rule set, reading only the store: on any
+/// thread, while the organisation goes on.
+pub fn rebuild(plan: RebuildPlan) -> Result<Rebuilt, LogError> {
+    let candidate = Some((plan.rules.text.as_str(), plan.rules.format));
+    let (scratch, _) =
+        Durable::replay(plan.store, plan.org, candidate, plan.until, false, &mut |_| {}, &mut OrgWorld::clear_effects)?;
+    Ok(Rebuilt { scratch, rules: plan.rules })
 }
 
 /// What-if over an organisation's history: its log replayed as it happened (every rule-set

@@ -202,6 +202,40 @@ fn a_rebase_ends_exactly_as_a_replay_under_the_rules_in_force_would() {
 }
 
 #[test]
+fn a_rebase_replayed_beside_the_organisation_is_caught_up_with_what_came_meanwhile() {
+    use plaudit_engine::log::rebuild;
+    let (org, mut d) = Org::new("beside");
+    let plan = d.rebuild_plan();
+    let beside = std::thread::spawn(move || rebuild(plan).expect("replays under v2"));
+    // Meanwhile the organisation goes on: a moment, a retraction.
+    let later = vec![Record::Moment(m("a3", "ann", "answer", "forum", "2026-03-05T10:00:00Z")), retract("b1")];
+    d.ingest(later.clone()).expect("ingest");
+    let applied = d.apply_rebuilt_history(beside.join().expect("the thread"), Mode::Rebase).expect("applies");
+    assert_eq!(applied.after.0, 8, "applied after every record, those that came meanwhile too");
+
+    let mut fresh = world_from(&rules(15, 20));
+    run(&mut fresh, history().into_iter().chain(later).collect());
+    assert!(summary(&mut d) == serde_json::to_string(&fresh.summary(100)).expect("summary"), "state, bit for bit");
+    let live = summary(&mut d);
+    drop(d);
+    let (mut again, _) = Durable::open_from_start(Arc::clone(&org.store), org.id.clone()).expect("replays");
+    assert!(summary(&mut again) == live, "a replay of the log makes the same application");
+}
+
+#[test]
+fn a_replay_planned_before_another_rule_set_came_into_force_is_made_again_under_it() {
+    use plaudit_engine::log::rebuild;
+    let (_org, mut d) = Org::new("republished");
+    let rebuilt = rebuild(d.rebuild_plan()).expect("replays under v2");
+    assert_eq!(d.publish_rules(&rules(12, 20), Format::Toml).expect("v3").version, 3);
+    let applied = d.apply_rebuilt_history(rebuilt, Mode::Rebase).expect("applies");
+    assert_eq!(applied.version, 3);
+    let mut fresh = world_from(&rules(12, 20));
+    run(&mut fresh, history());
+    assert!(summary(&mut d) == serde_json::to_string(&fresh.summary(100)).expect("summary"), "v3's, not v2's");
+}
+
+#[test]
 fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_takes_nothing() {
     use plaudit_engine::workload::{Spec, Workload};
     let v1 = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");

@@ -5,7 +5,9 @@
 //! **Owns** the media types and the answers. Publishing is the log step's
 //! ([`crate::log::Durable::publish_rules`]), run on the organisation's worker; the what-if
 //! ([`crate::log::what_if`]) runs on a blocking thread over the store, so the organisation keeps
-//! serving moments while it runs.
+//! serving moments while it runs. `POST /v1/orgs/{org}/rules/apply` likewise replays the
+//! history under the rule set on a blocking thread ([`crate::log::rebuild`]); the worker only
+//! catches that up and merges it ([`crate::log::Durable::apply_rebuilt_history`]).
 
 use std::sync::Arc;
 
@@ -187,14 +189,23 @@ pub async fn post_apply(
         let diff = preview(&state, &org, rules.text, rules.format, mode, limit).await?;
         return Ok(Json(ApplyAnswer::Preview(Box::new(diff))));
     }
+    // The replay under the rule set runs on a blocking thread while the organisation goes on;
+    // its worker then catches it up with what came meanwhile and merges it.
+    let plan = handle
+        .worker
+        .run(move |d| match d.rules().version {
+            now if now != version => Err(stale(now)),
+            _ => Ok(d.rebuild_plan()),
+        })
+        .await??;
+    let rebuilt = tokio::task::spawn_blocking(move || crate::log::rebuild(plan))
+        .await
+        .map_err(|e| ApiError::internal(format!("the replay under the rule set failed: {e}")))??;
     let applied = handle
         .worker
-        .run(move |d| {
-            let now = d.rules().version;
-            if now != version {
-                return Err(stale(now));
-            }
-            d.apply_to_history(mode).map_err(ApiError::from)
+        .run(move |d| match d.rules().version {
+            now if now != version => Err(stale(now)),
+            _ => d.apply_rebuilt_history(rebuilt, mode).map_err(ApiError::from),
         })
         .await??;
     Ok(Json(ApplyAnswer::Applied(applied)))
