@@ -92,9 +92,9 @@ pub enum Verdict {
 /// profile of each stakeholder the batch creates or changes, as the batch leaves it.
 #[derive(Debug, Default)]
 pub struct Earlier {
-    pub(crate) moments: std::collections::HashSet<String>,
-    pub(crate) retractions: std::collections::HashSet<String>,
-    pub(crate) profiles: std::collections::HashMap<String, Stakeholder>,
+    pub(crate) moments: rustc_hash::FxHashSet<String>,
+    pub(crate) retractions: rustc_hash::FxHashSet<String>,
+    pub(crate) profiles: rustc_hash::FxHashMap<String, Stakeholder>,
 }
 
 /// Why a record was refused. Nothing of it was applied.
