@@ -90,16 +90,36 @@ pub enum LogError {
 /// Upper bounds of the commit-time buckets, in seconds.
 pub const COMMIT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
-/// How long the log's commits take (each a durable `Store::append` of a batch or a group), for
-/// the server's metrics. Shared by every organisation's [`Durable`].
+/// The steps of ingesting a batch or a group, as [`IngestTimes::steps`] counts their time.
+pub const INGEST_STEPS: [&str; 4] = ["check", "commit", "score", "render"];
+
+/// How long ingestion takes, for the server's metrics: each commit (a durable `Store::append`
+/// of a batch or a group) in a histogram, and the time spent in each of [`INGEST_STEPS`]
+/// (checking the records, committing them, scoring them, rendering their effects for the
+/// answers and the feed). Shared by every organisation's [`Durable`].
 #[derive(Debug, Default)]
-pub struct CommitTimes {
+pub struct IngestTimes {
     /// Per bucket (not cumulative), then over the last bound.
     buckets: [std::sync::atomic::AtomicU64; COMMIT_BUCKETS.len() + 1],
     micros: std::sync::atomic::AtomicU64,
+    /// Nanoseconds per step of [`INGEST_STEPS`].
+    steps: [std::sync::atomic::AtomicU64; INGEST_STEPS.len()],
 }
 
-impl CommitTimes {
+impl IngestTimes {
+    /// Seconds spent in each of [`INGEST_STEPS`], in that order.
+    pub fn steps(&self) -> [f64; INGEST_STEPS.len()] {
+        self.steps.each_ref().map(|n| n.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9)
+    }
+
+    /// Adds the time of each step of one ingestion, in the order of [`INGEST_STEPS`].
+    fn record_steps(&self, took: [Duration; INGEST_STEPS.len()]) {
+        for (step, took) in self.steps.iter().zip(took) {
+            step.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Records one commit's time in the histogram.
     pub fn record(&self, took: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
         let secs = took.as_secs_f64();
@@ -240,8 +260,8 @@ pub struct Durable {
     host: Option<Arc<PluginHost>>,
     /// Where every effect goes, rendered, when someone reads them (the server).
     feed: Option<Arc<Feed>>,
-    /// Where commit times go, when someone watches them (the server).
-    commit_times: Option<Arc<CommitTimes>>,
+    /// Where ingestion times go, when someone watches them (the server).
+    ingest_times: Option<Arc<IngestTimes>>,
     /// Changes of the log applied to the world (they are numbered from 1).
     changes: u64,
     /// Effects the world produced, since the first record.
@@ -316,7 +336,7 @@ impl Durable {
             plugins: BTreeMap::new(),
             host: None,
             feed: None,
-            commit_times: None,
+            ingest_times: None,
             changes: 1,
             effects: 0,
             snapshotted: Seq(0),
@@ -365,9 +385,9 @@ impl Durable {
         self.feed = Some(Arc::new(Feed::new(capacity)));
     }
 
-    /// Records the time of every commit of records into `times`.
-    pub fn time_commits(&mut self, times: Arc<CommitTimes>) {
-        self.commit_times = Some(times);
+    /// Records the time of every commit, and of every step of ingestion, into `times`.
+    pub fn time_ingest(&mut self, times: Arc<IngestTimes>) {
+        self.ingest_times = Some(times);
     }
 
     /// The effects feed, if the organisation has one.
@@ -800,6 +820,7 @@ impl Durable {
         render: bool,
     ) -> Result<(Vec<Outcome>, Vec<Vec<Effect>>), LogError> {
         self.writable()?;
+        let checking = Instant::now();
         let mut outcomes = vec![Outcome::default(); requests.len()];
         let mut earlier = Earlier::default();
         // The records to store, and the request each came from.
@@ -822,10 +843,11 @@ impl Durable {
             return Ok((outcomes, effects));
         }
         let first = self.world.last_seq().0 + 1;
-        let started = Instant::now();
+        let committing = Instant::now();
         let last = self.store.append(&self.org, &keep)?;
-        if let Some(times) = &self.commit_times {
-            times.record(started.elapsed());
+        let committed = committing.elapsed();
+        if let Some(times) = &self.ingest_times {
+            times.record(committed);
         }
         // The last sequence number of each request's records.
         let mut ends: Vec<(u64, usize)> = Vec::new();
@@ -837,10 +859,12 @@ impl Durable {
             }
         }
         let n = keep.len();
+        let scoring = Instant::now();
         let scored = self.world.ingest(keep);
         self.effects += scored.effects as u64;
         self.agree(&scored, n, last).map_err(|e| self.halt(e))?;
         self.record_timeouts(last)?;
+        let rendering = Instant::now();
         let records = self.world.take_effect_records();
         let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
         for rec in &records {
@@ -858,6 +882,10 @@ impl Durable {
         }
         if let Some(feed) = &self.feed {
             feed.push(fed);
+        }
+        if let Some(times) = &self.ingest_times {
+            let checked = committing.duration_since(checking);
+            times.record_steps([checked, committed, rendering.duration_since(scoring), rendering.elapsed()]);
         }
         Ok((outcomes, effects))
     }

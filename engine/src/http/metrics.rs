@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition of what the server did: requests by route and
 //! status class with a latency histogram, records accepted and duplicated, store commit times,
+//! the time organisations spent in each step of ingestion (check, commit, score, render),
 //! and each organisation's plugin calls and failures.
 
 use std::collections::BTreeMap;
@@ -26,8 +27,8 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, Route>>,
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
-    /// Every organisation's log commits.
-    pub commits: std::sync::Arc<crate::log::CommitTimes>,
+    /// Every organisation's commits and ingestion steps.
+    pub ingest: std::sync::Arc<crate::log::IngestTimes>,
 }
 
 impl Metrics {
@@ -104,7 +105,7 @@ impl Metrics {
             "# HELP plaudit_store_commit_seconds Time of each durable commit of records to the log (fsync included).\n",
         );
         out.push_str("# TYPE plaudit_store_commit_seconds histogram\n");
-        let (counts, sum) = self.commits.cumulative();
+        let (counts, sum) = self.ingest.cumulative();
         for (bound, count) in crate::log::COMMIT_BUCKETS.iter().zip(&counts) {
             let _ = writeln!(out, "plaudit_store_commit_seconds_bucket{{le=\"{bound}\"}} {count}");
         }
@@ -112,6 +113,14 @@ impl Metrics {
         let _ = writeln!(out, "plaudit_store_commit_seconds_bucket{{le=\"+Inf\"}} {total}");
         let _ = writeln!(out, "plaudit_store_commit_seconds_sum {sum}");
         let _ = writeln!(out, "plaudit_store_commit_seconds_count {total}");
+        out.push_str(
+            "# HELP plaudit_ingest_seconds_total Time organisations' workers spent ingesting records, by step \
+             (check, commit, score, render).\n",
+        );
+        out.push_str("# TYPE plaudit_ingest_seconds_total counter\n");
+        for (step, seconds) in crate::log::INGEST_STEPS.iter().zip(self.ingest.steps()) {
+            let _ = writeln!(out, "plaudit_ingest_seconds_total{{step=\"{step}\"}} {seconds}");
+        }
         out.push_str("# HELP plaudit_plugin_calls_total Plugin calls, by organisation, plugin and result.\n");
         out.push_str("# TYPE plaudit_plugin_calls_total counter\n");
         for (org, plugin, calls, failed, _) in plugins {

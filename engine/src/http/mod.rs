@@ -212,7 +212,7 @@ impl Org {
         hooks: crate::webhooks::Hooks,
         metrics: &metrics::Metrics,
     ) -> std::io::Result<Org> {
-        durable.time_commits(Arc::clone(&metrics.commits));
+        durable.time_ingest(Arc::clone(&metrics.ingest));
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
             None => {
