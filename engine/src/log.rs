@@ -814,16 +814,28 @@ impl Durable {
     /// [`Durable::ingest`] for several requests at once, in order, with one commit for all of
     /// them (the group commit of a busy server). Each request gets its own outcome and, with
     /// `render`, its own effects; on `Err` nothing of any of them was stored.
+    ///
+    /// The four steps one after the other: [`Durable::stage`], [`Committer::commit`],
+    /// [`Durable::score`], [`Durable::render`]. A server may render one group while the next
+    /// commits.
     pub fn ingest_group(
         &mut self,
         requests: Vec<Vec<Record>>,
         render: bool,
     ) -> Result<(Vec<Outcome>, Vec<Vec<Effect>>), LogError> {
+        let staged = self.stage(requests)?;
+        let committed = self.committer().commit(&staged)?;
+        let scored = self.score(staged, committed)?;
+        Ok(self.render(scored, render))
+    }
+
+    /// The first step of ingesting a group of requests: every record checked against the
+    /// world as scoring will see it; what is accepted is to be stored.
+    pub fn stage(&mut self, requests: Vec<Vec<Record>>) -> Result<Staged, LogError> {
         self.writable()?;
-        let checking = Instant::now();
+        let started = Instant::now();
         let mut outcomes = vec![Outcome::default(); requests.len()];
         let mut earlier = Earlier::default();
-        // The records to store, and the request each came from.
         let mut keep = Vec::new();
         let mut owner = Vec::new();
         for (r, records) in requests.into_iter().enumerate() {
@@ -838,34 +850,59 @@ impl Durable {
                 }
             }
         }
-        let mut effects = vec![Vec::new(); outcomes.len()];
-        if keep.is_empty() {
-            return Ok((outcomes, effects));
+        Ok(Staged { outcomes, keep, owner, after: self.world.last_seq(), checked: started.elapsed() })
+    }
+
+    /// What commits this organisation's staged records: it holds only the store, so it can run
+    /// on another thread while the world renders the group before.
+    pub fn committer(&self) -> Committer {
+        Committer { store: Arc::clone(&self.store), org: self.org.clone(), times: self.ingest_times.clone() }
+    }
+
+    /// The third step: the stored records of `staged`, and only those, scored. The world must
+    /// be where it was when they were staged.
+    pub fn score(&mut self, staged: Staged, committed: Committed) -> Result<Scored, LogError> {
+        let Staged { mut outcomes, keep, owner, after, checked } = staged;
+        let mut scored = Scored {
+            outcomes: Vec::new(),
+            ends: Vec::new(),
+            records: Vec::new(),
+            took: [checked, committed.took, Duration::ZERO],
+        };
+        let Some(last) = committed.last else {
+            scored.outcomes = outcomes;
+            return Ok(scored);
+        };
+        if self.world.last_seq() != after {
+            let detail = format!("staged after {}, scored after {}", after.0, self.world.last_seq().0);
+            return Err(self.halt(LogError::Diverged { org: self.org.clone(), seq: last, detail }));
         }
-        let first = self.world.last_seq().0 + 1;
-        let committing = Instant::now();
-        let last = self.store.append(&self.org, &keep)?;
-        let committed = committing.elapsed();
-        if let Some(times) = &self.ingest_times {
-            times.record(committed);
-        }
+        let started = Instant::now();
         // The last sequence number of each request's records.
-        let mut ends: Vec<(u64, usize)> = Vec::new();
-        for (seq, &r) in (first..).zip(&owner) {
+        for (seq, &r) in (after.0 + 1..).zip(&owner) {
             outcomes[r].accepted += 1;
-            match ends.last_mut() {
+            match scored.ends.last_mut() {
                 Some(end) if end.1 == r => end.0 = seq,
-                _ => ends.push((seq, r)),
+                _ => scored.ends.push((seq, r)),
             }
         }
         let n = keep.len();
-        let scoring = Instant::now();
-        let scored = self.world.ingest(keep);
-        self.effects += scored.effects as u64;
-        self.agree(&scored, n, last).map_err(|e| self.halt(e))?;
+        let outcome = self.world.ingest(keep);
+        self.effects += outcome.effects as u64;
+        self.agree(&outcome, n, last).map_err(|e| self.halt(e))?;
         self.record_timeouts(last)?;
-        let rendering = Instant::now();
-        let records = self.world.take_effect_records();
+        scored.records = self.world.take_effect_records();
+        scored.outcomes = outcomes;
+        scored.took[2] = started.elapsed();
+        Ok(scored)
+    }
+
+    /// The last step: the effects of a scored group counted per request, rendered for the
+    /// requests (with `render`) and fed.
+    pub fn render(&mut self, scored: Scored, render: bool) -> (Vec<Outcome>, Vec<Vec<Effect>>) {
+        let started = Instant::now();
+        let Scored { mut outcomes, ends, records, took } = scored;
+        let mut effects = vec![Vec::new(); outcomes.len()];
         let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
         for rec in &records {
             let r = ends.iter().find(|(end, _)| rec.seq <= *end).map_or(outcomes.len() - 1, |&(_, r)| r);
@@ -884,10 +921,9 @@ impl Durable {
             feed.push(fed);
         }
         if let Some(times) = &self.ingest_times {
-            let checked = committing.duration_since(checking);
-            times.record_steps([checked, committed, rendering.duration_since(scoring), rendering.elapsed()]);
+            times.record_steps([took[0], took[1], took[2], started.elapsed()]);
         }
-        Ok((outcomes, effects))
+        (outcomes, effects)
     }
 
     /// Records in the log the plugin calls of the batch ending at `last` that passed the
@@ -936,6 +972,63 @@ impl Durable {
             ),
         })
     }
+}
+
+/// A group of requests checked ([`Durable::stage`]): what each request got so far, and the
+/// records to store.
+#[derive(Debug)]
+pub struct Staged {
+    outcomes: Vec<Outcome>,
+    keep: Vec<Record>,
+    /// The request each kept record came from.
+    owner: Vec<usize>,
+    /// The world's last record when they were checked.
+    after: Seq,
+    checked: Duration,
+}
+
+/// A staged group's records stored ([`Committer::commit`]).
+#[derive(Debug)]
+pub struct Committed {
+    /// The last one's sequence; `None` when there was nothing to store.
+    last: Option<Seq>,
+    took: Duration,
+}
+
+/// Commits staged records to an organisation's log ([`Durable::committer`]).
+#[derive(Debug, Clone)]
+pub struct Committer {
+    store: Arc<dyn Store>,
+    org: OrgId,
+    times: Option<Arc<IngestTimes>>,
+}
+
+impl Committer {
+    /// The second step: `staged`'s records appended in one durable commit. On `Err` nothing
+    /// was stored.
+    pub fn commit(&self, staged: &Staged) -> Result<Committed, LogError> {
+        if staged.keep.is_empty() {
+            return Ok(Committed { last: None, took: Duration::ZERO });
+        }
+        let started = Instant::now();
+        let last = self.store.append(&self.org, &staged.keep)?;
+        let took = started.elapsed();
+        if let Some(times) = &self.times {
+            times.record(took);
+        }
+        Ok(Committed { last: Some(last), took })
+    }
+}
+
+/// A group stored and scored ([`Durable::score`]), its effects not yet rendered.
+#[derive(Debug)]
+pub struct Scored {
+    outcomes: Vec<Outcome>,
+    /// The last sequence number of each request's records, and the request.
+    ends: Vec<(u64, usize)>,
+    records: Vec<crate::journal::EffectRec>,
+    /// Checking, committing, scoring.
+    took: [Duration; 3],
 }
 
 /// An organisation's history up to a record, as [`Durable::rebuild_plan`] names it.
