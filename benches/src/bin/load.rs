@@ -5,7 +5,10 @@
 //!
 //! `cargo run --release -p plaudit-benches --bin load -- ADDR KEY [RATE] [SECONDS] [CONNECTIONS]`
 //! (defaults: 5000 requests/s, 10 s, 64 connections). Prints the achieved rate, the status
-//! counts and p50/p90/p99/p99.9/max latency.
+//! counts and p50/p90/p99/p99.9/max latency; then the server's own view of the same requests,
+//! from its `/metrics` histogram before and after the run (time inside the server, from the
+//! router to the answer), so that a tail added by this generator or the machine can be told
+//! apart from one the server makes.
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +98,7 @@ fn main() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let before = runtime.block_on(moments_histogram(&args.addr))?;
     let (latencies, statuses, elapsed) = runtime.block_on(async {
         let start = Instant::now() + Duration::from_millis(200);
         let tasks: Vec<_> =
@@ -135,5 +139,44 @@ fn main() -> Result<(), String> {
         ms(pct(0.999)),
         ms(sorted.last().copied().unwrap_or(0))
     );
+    let after = runtime.block_on(moments_histogram(&args.addr))?;
+    let counts: Vec<(f64, u64)> =
+        after.iter().map(|&(le, n)| (le, n - before.iter().find(|b| b.0 == le).map_or(0, |b| b.1))).collect();
+    let total = counts.last().map_or(0, |c| c.1).max(1) as f64;
+    let under = |ms: f64| counts.iter().find(|c| (c.0 - ms / 1000.0).abs() < 1e-9).map_or(0.0, |c| c.1 as f64 / total);
+    let bucket_of = |p: f64| counts.iter().find(|c| c.1 as f64 >= p * total).map_or(f64::INFINITY, |c| c.0 * 1000.0);
+    println!(
+        "inside the server (its histogram): {:.1} % under 5 ms, {:.1} % under 10 ms; p50 <= {} ms, p99 <= {} ms",
+        100.0 * under(5.0),
+        100.0 * under(10.0),
+        bucket_of(0.50),
+        bucket_of(0.99)
+    );
     Ok(())
+}
+
+/// The server's cumulative latency histogram of the moments route, from `/metrics`: (upper
+/// bound in seconds, requests at most that long), `+Inf` as infinity.
+async fn moments_histogram(addr: &str) -> Result<Vec<(f64, u64)>, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get("/metrics")
+        .header("host", addr)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let prefix = "plaudit_http_request_seconds_bucket{route=\"/v1/orgs/{org}/moments\",le=\"";
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let (le, n) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, n.trim().parse().ok()?))
+        })
+        .collect())
 }
