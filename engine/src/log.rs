@@ -589,24 +589,69 @@ impl Durable {
         self.world.last_seq().0.saturating_sub(self.snapshotted.0)
     }
 
-    /// Replays the log's records after the world's last one, up to `until` included.
+    /// Replays the log's records after the world's last one, up to `until` included. Pages
+    /// of [`REPLAY_BATCH`] records are read and decoded on a thread of their own, one or two
+    /// ahead of the page being scored; the world scores them in order, as it would read them.
     fn replay_until(&mut self, until: Seq, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
-        let mut records = 0;
-        loop {
-            let after = self.world.last_seq();
-            if after >= until {
+        let after = self.world.last_seq();
+        if after >= until {
+            return Ok(0);
+        }
+        if until.0 - after.0 <= REPLAY_BATCH as u64 {
+            let page = read_page(self.store.as_ref(), &self.org, after, until)?;
+            return self.replay_page(page, observe);
+        }
+        let (store, org) = (Arc::clone(&self.store), self.org.clone());
+        std::thread::scope(|s| {
+            let (pages, ahead) = std::sync::mpsc::sync_channel(2);
+            let reader = move || {
+                let mut at = after;
+                while at < until {
+                    let page = read_page(store.as_ref(), &org, at, until);
+                    let last = page.as_ref().ok().and_then(|p| p.last().map(|&(last, _)| last));
+                    if pages.send(page).is_err() {
+                        return;
+                    }
+                    match last {
+                        Some(last) => at = last,
+                        None => return,
+                    }
+                }
+            };
+            let thread = std::thread::Builder::new().name(format!("replay-{}", self.org));
+            if let Err(e) = thread.spawn_scoped(s, reader) {
+                tracing::warn!(error = %e, "cannot start a reader thread: replaying without one");
+                let mut records = 0;
+                while self.world.last_seq() < until {
+                    let page = read_page(self.store.as_ref(), &self.org, self.world.last_seq(), until)?;
+                    match self.replay_page(page, observe)? {
+                        0 => break,
+                        n => records += n,
+                    }
+                }
                 return Ok(records);
             }
-            let limit = (until.0 - after.0).min(REPLAY_BATCH as u64) as usize;
-            let page = self.store.read(&self.org, after, limit)?;
-            let Some(&(last, _)) = page.last() else { return Ok(records) };
-            let n = page.len();
-            let outcome = self.world.ingest(page.into_iter().map(|(_, r)| r));
-            self.effects += outcome.effects as u64;
-            observe(&mut self.world);
-            self.agree(&outcome, n, last)?;
-            records += n as u64;
-        }
+            let mut records = 0;
+            for page in ahead {
+                records += self.replay_page(page?, observe)?;
+            }
+            Ok(records)
+        })
+    }
+
+    /// Scores one page of the log read after the world's last record; returns its records.
+    fn replay_page(
+        &mut self,
+        page: Vec<(Seq, Record)>,
+        observe: &mut dyn FnMut(&mut OrgWorld),
+    ) -> Result<u64, LogError> {
+        let Some(&(last, _)) = page.last() else { return Ok(0) };
+        let n = page.len();
+        let outcome = self.world.ingest(page.into_iter().map(|(_, r)| r));
+        self.effects += outcome.effects as u64;
+        observe(&mut self.world);
+        self.agree(&outcome, n, last)?;
+        Ok(n as u64)
     }
 
     /// Applies a logged change to the world, on replay.
@@ -1029,6 +1074,11 @@ pub struct Scored {
     records: Vec<crate::journal::EffectRec>,
     /// Checking, committing, scoring.
     took: [Duration; 3],
+}
+
+/// The page of `org`'s log after record `at`, up to [`REPLAY_BATCH`] records and `until`.
+fn read_page(store: &dyn Store, org: &OrgId, at: Seq, until: Seq) -> Result<Vec<(Seq, Record)>, StoreError> {
+    store.read(org, at, (until.0 - at.0).min(REPLAY_BATCH as u64) as usize)
 }
 
 /// An organisation's history up to a record, as [`Durable::rebuild_plan`] names it.
