@@ -12,16 +12,21 @@
 //!
 //! | table        | key                 | value                                   |
 //! |--------------|---------------------|-----------------------------------------|
-//! | `log`        | (org, seq)          | the record, MessagePack with names      |
+//! | `segments`   | (org, first seq)    | the records of one append, in order: each a u32 (LE) length, then its MessagePack with names |
 //! | `last_seq`   | org                 | the org's last seq                      |
 //! | `changes`    | (org, number)       | MessagePack of (after, change)          |
 //! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
 //! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
 //!
-//! An append writes only at the end of its organisation's `log` (and its `last_seq`): a group
-//! commit touches a few pages, however large the log. Only the newest snapshot per
-//! organisation is kept. Files written by earlier builds also have a `moment_ids` table (an
-//! index the world's history made redundant); opening one drops it.
+//! An append is one insert, at the end of its organisation's `segments` (and its `last_seq`): a
+//! group commit touches a few pages however large the log and however many records it holds,
+//! and a read decodes whole segments in order. Only the newest snapshot per organisation is
+//! kept.
+//!
+//! Files written by earlier builds hold their records one per entry in a `log` table, keyed by
+//! (org, seq); they are read from there, and new appends go to `segments` after them. They
+//! also have a `moment_ids` table (an index the world's history made redundant); opening one
+//! drops it.
 
 use std::path::Path;
 
@@ -33,7 +38,10 @@ use super::{
 };
 use crate::ids::{OrgId, Seq};
 
-const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
+/// (org, first seq) -> the records of one append (see the module's layout).
+const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
+/// The records of files written by earlier builds, one per entry: read, never written.
+const OLD_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 /// The moment-id index of files written by earlier builds: dropped on open.
 const OLD_MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
 const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
@@ -78,7 +86,8 @@ impl RedbStore {
         // Create the tables up front, so that readers never meet a missing table.
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {
-            txn.open_table(LOG).map_err(|e| open_err(e.into()))?;
+            txn.open_table(SEGMENTS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(OLD_LOG).map_err(|e| open_err(e.into()))?;
             txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
@@ -96,17 +105,23 @@ impl RedbStore {
         let o = org.as_str();
         let txn = self.db.begin_write().ctx(OP)?;
         let seq = {
-            let mut log = txn.open_table(LOG).ctx(OP)?;
+            let mut segments = txn.open_table(SEGMENTS).ctx(OP)?;
             let mut last = txn.open_table(LAST_SEQ).ctx(OP)?;
             let start = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
-            let mut seq = start;
+            let mut segment = Vec::new();
             let mut buf = Vec::new();
             for record in records {
                 encode_record_into(org, record, &mut buf)?;
-                seq += 1;
-                log.insert((o, seq), buf.as_slice()).ctx(OP)?;
+                let len = u32::try_from(buf.len()).map_err(|_| StoreError::Encode {
+                    org: org.clone(),
+                    source: rmp_serde::encode::Error::Syntax(format!("a record of {} bytes", buf.len())),
+                })?;
+                segment.extend_from_slice(&len.to_le_bytes());
+                segment.extend_from_slice(&buf);
             }
+            let seq = start + records.len() as u64;
             if seq != start {
+                segments.insert((o, start + 1), segment.as_slice()).ctx(OP)?;
                 last.insert(o, seq).ctx(OP)?;
             }
             seq
@@ -128,11 +143,43 @@ impl RedbStore {
             return Ok(out);
         }
         let txn = self.db.begin_read().ctx(OP)?;
-        let log = txn.open_table(LOG).ctx(OP)?;
-        for entry in log.range((o, after.0 + 1)..=(o, u64::MAX)).ctx(OP)?.take(limit) {
+        let old = txn.open_table(OLD_LOG).ctx(OP)?;
+        for entry in old.range((o, after.0 + 1)..=(o, u64::MAX)).ctx(OP)?.take(limit) {
             let (key, value) = entry.ctx(OP)?;
             let seq = Seq(key.value().1);
             out.push((seq, decode_record(org, seq, value.value())?));
+        }
+        let from = out.last().map_or(after.0, |&(seq, _)| seq.0);
+        if out.len() == limit {
+            return Ok(out);
+        }
+        let segments = txn.open_table(SEGMENTS).ctx(OP)?;
+        // The segment holding record `from + 1`, if it is not the first of one, then those after.
+        let first = match segments.range((o, 0)..=(o, from + 1)).ctx(OP)?.next_back() {
+            Some(entry) => entry.ctx(OP)?.0.value().1,
+            None => 0,
+        };
+        for entry in segments.range((o, first)..=(o, u64::MAX)).ctx(OP)? {
+            let (key, value) = entry.ctx(OP)?;
+            let mut seq = key.value().1;
+            let mut bytes = value.value();
+            while !bytes.is_empty() {
+                let torn = || StoreError::Damaged {
+                    op: OP,
+                    message: format!("organisation {org}: segment at {} is cut short", key.value().1),
+                };
+                let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(torn)?;
+                let len = u32::from_le_bytes(*len) as usize;
+                let record = rest.get(..len).ok_or_else(torn)?;
+                bytes = &rest[len..];
+                if seq > from {
+                    out.push((Seq(seq), decode_record(org, Seq(seq), record)?));
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                seq += 1;
+            }
         }
         Ok(out)
     }
@@ -469,6 +516,40 @@ mod tests {
         let txn = store.db.begin_read().expect("read");
         assert!(txn.open_table(OLD_MOMENT_IDS).is_err(), "the index is gone");
         assert_eq!(store.read(&acme, Seq(0), 10).expect("the log is kept").len(), 1);
+    }
+
+    #[test]
+    fn a_file_of_an_earlier_build_reads_its_records_then_the_segments_appended_after_them() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        let old = [moment("a"), profile("ann"), moment("b")];
+        {
+            let store = open(&dir);
+            // What an earlier build wrote: one entry a record, and its last seq.
+            let txn = store.db.begin_write().expect("write");
+            {
+                let mut log = txn.open_table(OLD_LOG).expect("table");
+                let mut buf = Vec::new();
+                for (i, record) in old.iter().enumerate() {
+                    encode_record_into(&acme, record, &mut buf).expect("encodes");
+                    log.insert(("acme", i as u64 + 1), buf.as_slice()).expect("insert");
+                }
+                txn.open_table(LAST_SEQ).expect("table").insert("acme", 3).expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let store = open(&dir);
+        assert_eq!(store.append(&acme, &[moment("c"), retract("a")]).expect("append"), Seq(5));
+        assert_eq!(store.append(&acme, &[moment("d")]).expect("append"), Seq(6));
+        let all = store.read(&acme, Seq(0), 100).expect("read");
+        let expected: Vec<Record> = old.into_iter().chain([moment("c"), retract("a"), moment("d")]).collect();
+        assert_eq!(all.iter().map(|(s, _)| s.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(all.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), expected);
+        // Pages across the two tables and from inside a segment.
+        for (after, limit, seqs) in [(1, 3, vec![2, 3, 4]), (4, 1, vec![5]), (4, 10, vec![5, 6]), (6, 10, vec![])] {
+            let page = store.read(&acme, Seq(after), limit).expect("read");
+            assert_eq!(page.iter().map(|(s, _)| s.0).collect::<Vec<_>>(), seqs, "after {after}, limit {limit}");
+        }
     }
 
     #[test]
