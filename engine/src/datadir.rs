@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! DIR/plaudit.redb            every organisation's log (records, rule-set versions, plugin
-//!                             changes and modules) and snapshots (redb)
+//!                             changes and modules) (redb)
+//! DIR/plaudit.snapshots.redb  their latest snapshots: a cache of the log (redb)
 //! DIR/orgs/ORG/               one folder per organisation
 //! DIR/orgs/ORG/key.sha256     hex SHA-256 of its API key (the server's)
 //! DIR/orgs/ORG/webhooks.json  its webhook subscriptions, with their delivery cursors

@@ -16,6 +16,12 @@
 //! | `last_seq`   | org                 | the org's last seq                      |
 //! | `changes`    | (org, number)       | MessagePack of (after, change)          |
 //! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
+//!
+//! and, in a file of their own beside it ([`snapshots_path`]), so that storing one never holds
+//! the log's one write transaction:
+//!
+//! | table        | key                 | value                                   |
+//! |--------------|---------------------|-----------------------------------------|
 //! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
 //!
 //! An append is one insert, at the end of its organisation's `segments` (and its `last_seq`): a
@@ -25,8 +31,9 @@
 //!
 //! Files written by earlier builds hold their records one per entry in a `log` table, keyed by
 //! (org, seq); they are read from there, and new appends go to `segments` after them. They
-//! also have a `moment_ids` table (an index the world's history made redundant); opening one
-//! drops it.
+//! also have a `moment_ids` table (an index the world's history made redundant), which opening
+//! one drops, and their snapshots in the log's file, which opening one moves to the snapshots'
+//! file.
 
 use std::path::Path;
 
@@ -58,6 +65,15 @@ const CHECKSUM_LEN: usize = 8;
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,
+    /// The snapshots, in a file of their own beside the log's ([`snapshots_path`]): storing
+    /// one (hundreds of MB for a large organisation) never holds the log's one write
+    /// transaction, so commits go on meanwhile. Losing this file loses only a cache.
+    snapshots: Database,
+}
+
+/// Where the snapshots of the store at `path` are: `plaudit.redb` -> `plaudit.snapshots.redb`.
+pub fn snapshots_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("snapshots.redb")
 }
 
 /// Maps a redb error to [`StoreError::Backend`], naming the store operation.
@@ -88,14 +104,30 @@ impl RedbStore {
         {
             txn.open_table(SEGMENTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(OLD_LOG).map_err(|e| open_err(e.into()))?;
-            txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
             txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
         }
         txn.delete_table(OLD_MOMENT_IDS).map_err(|e| open_err(e.into()))?;
+        let snapshots_at = snapshots_path(path);
+        let snap_err = |e: ::redb::Error| StoreError::Open { path: snapshots_at.clone(), source: Box::new(e) };
+        let snapshots = Database::create(&snapshots_at).map_err(|e| snap_err(e.into()))?;
+        let moved = snapshots.begin_write().map_err(|e| snap_err(e.into()))?;
+        {
+            // Files of earlier builds kept the snapshots with the log: moved here once.
+            let mut to = moved.open_table(SNAPSHOTS).map_err(|e| snap_err(e.into()))?;
+            let from = txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
+            for entry in from.iter().map_err(|e| open_err(e.into()))? {
+                let (key, value) = entry.map_err(|e| open_err(e.into()))?;
+                let (org, seq) = key.value();
+                to.insert((org, seq), value.value()).map_err(|e| snap_err(e.into()))?;
+            }
+        }
+        // The copy is durable before the original goes.
+        moved.commit().map_err(|e| snap_err(e.into()))?;
+        txn.delete_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
         txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(RedbStore { db })
+        Ok(RedbStore { db, snapshots })
     }
 }
 
@@ -286,7 +318,7 @@ impl RedbStore {
     fn latest_snapshot_unguarded(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         const OP: &str = "latest_snapshot";
         let o = org.as_str();
-        let txn = self.db.begin_read().ctx(OP)?;
+        let txn = self.snapshots.begin_read().ctx(OP)?;
         let snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
         let Some(entry) = snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back() else {
             return Ok(None);
@@ -363,13 +395,13 @@ impl RedbStore {
     fn put_snapshot_raw(&self, org: &OrgId, seq: Seq, stored: &[u8]) -> Result<(), StoreError> {
         const OP: &str = "put_snapshot";
         let o = org.as_str();
-        let txn = self.db.begin_write().ctx(OP)?;
+        // The log only grows: checked now, still true when this commits.
+        let last = self.last_seq_unguarded(org)?;
+        if seq > last {
+            return Err(StoreError::SnapshotBeyondLog { org: org.clone(), seq, last });
+        }
+        let txn = self.snapshots.begin_write().ctx(OP)?;
         {
-            let last = txn.open_table(LAST_SEQ).ctx(OP)?;
-            let last = Seq(last.get(o).ctx(OP)?.map_or(0, |g| g.value()));
-            if seq > last {
-                return Err(StoreError::SnapshotBeyondLog { org: org.clone(), seq, last });
-            }
             let mut snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
             let mut kept = Vec::new();
             for entry in snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
@@ -553,6 +585,42 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_of_an_earlier_build_kept_with_the_log_move_to_their_own_file() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            // Where an earlier build kept it: in the log's file.
+            let mut stored = snapshot_checksum(Seq(2), b"a world").to_le_bytes().to_vec();
+            stored.extend_from_slice(b"a world");
+            let txn = store.db.begin_write().expect("write");
+            txn.open_table(SNAPSHOTS).expect("table").insert(("acme", 2), stored.as_slice()).expect("insert");
+            txn.commit().expect("commit");
+        }
+        let store = open(&dir);
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(2), b"a world".to_vec())));
+        let txn = store.db.begin_read().expect("read");
+        assert!(txn.open_table(SNAPSHOTS).is_err(), "gone from the log's file");
+        drop(txn);
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.latest_snapshot(&acme).expect("kept"), Some((Seq(2), b"a world".to_vec())));
+    }
+
+    #[test]
+    fn storing_a_snapshot_does_not_hold_the_log() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a")]).expect("append");
+        // A snapshot's write transaction open: the log still commits.
+        let writing = store.snapshots.begin_write().expect("snapshot write");
+        assert_eq!(store.append(&acme, &[moment("b")]).expect("append meanwhile"), Seq(2));
+        drop(writing);
+    }
+
+    #[test]
     fn organisations_are_isolated() {
         let dir = TempDir::new();
         let store = open(&dir);
@@ -631,7 +699,7 @@ mod tests {
         }
         let store = open(&dir);
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(5), Vec::new())));
-        let txn = store.db.begin_read().expect("read txn");
+        let txn = store.snapshots.begin_read().expect("read txn");
         let table = txn.open_table(SNAPSHOTS).expect("table");
         assert_eq!(table.len().expect("len"), 1);
     }
@@ -657,7 +725,7 @@ mod tests {
 
         // Flip one payload byte in the stored value with a raw write.
         let mut stored = {
-            let txn = store.db.begin_read().expect("read txn");
+            let txn = store.snapshots.begin_read().expect("read txn");
             let table = txn.open_table(SNAPSHOTS).expect("table");
             table.get(("acme", 2)).expect("get").expect("stored snapshot").value().to_vec()
         };
