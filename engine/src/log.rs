@@ -589,19 +589,34 @@ impl Durable {
         self.world.last_seq().0.saturating_sub(self.snapshotted.0)
     }
 
-    /// Replays the log's records after the world's last one, up to `until` included. Pages
-    /// of [`REPLAY_BATCH`] records are read and decoded on a thread of their own, one or two
-    /// ahead of the page being scored; the world scores them in order, as it would read them.
+    /// Replays the log's records after the world's last one, up to `until` included, a page of
+    /// [`REPLAY_BATCH`] records at a time. Beyond one page, the pages are read and decoded on a
+    /// thread of their own, one or two ahead of the page being scored.
     fn replay_until(&mut self, until: Seq, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
-        let after = self.world.last_seq();
-        if after >= until {
-            return Ok(0);
+        if until.0.saturating_sub(self.world.last_seq().0) > REPLAY_BATCH as u64
+            && let Some(replayed) = self.replay_reading_ahead(until, observe)
+        {
+            return replayed;
         }
-        if until.0 - after.0 <= REPLAY_BATCH as u64 {
-            let page = read_page(self.store.as_ref(), &self.org, after, until)?;
-            return self.replay_page(page, observe);
+        let mut records = 0;
+        while self.world.last_seq() < until {
+            let page = read_page(self.store.as_ref(), &self.org, self.world.last_seq(), until)?;
+            match self.replay_page(page, observe)? {
+                0 => break,
+                n => records += n,
+            }
         }
-        let (store, org) = (Arc::clone(&self.store), self.org.clone());
+        Ok(records)
+    }
+
+    /// [`Durable::replay_until`] with the pages read on a thread of their own; `None` if that
+    /// thread cannot start (nothing was replayed then).
+    fn replay_reading_ahead(
+        &mut self,
+        until: Seq,
+        observe: &mut dyn FnMut(&mut OrgWorld),
+    ) -> Option<Result<u64, LogError>> {
+        let (store, org, after) = (Arc::clone(&self.store), self.org.clone(), self.world.last_seq());
         std::thread::scope(|s| {
             let (pages, ahead) = std::sync::mpsc::sync_channel(2);
             let reader = move || {
@@ -621,21 +636,16 @@ impl Durable {
             let thread = std::thread::Builder::new().name(format!("replay-{}", self.org));
             if let Err(e) = thread.spawn_scoped(s, reader) {
                 tracing::warn!(error = %e, "cannot start a reader thread: replaying without one");
-                let mut records = 0;
-                while self.world.last_seq() < until {
-                    let page = read_page(self.store.as_ref(), &self.org, self.world.last_seq(), until)?;
-                    match self.replay_page(page, observe)? {
-                        0 => break,
-                        n => records += n,
-                    }
-                }
-                return Ok(records);
+                return None;
             }
             let mut records = 0;
             for page in ahead {
-                records += self.replay_page(page?, observe)?;
+                match page.map_err(LogError::from).and_then(|page| self.replay_page(page, observe)) {
+                    Ok(n) => records += n,
+                    Err(e) => return Some(Err(e)),
+                }
             }
-            Ok(records)
+            Some(Ok(records))
         })
     }
 

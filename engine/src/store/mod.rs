@@ -201,8 +201,8 @@ impl From<Stored> for Record {
 }
 
 /// Encodes `record` into `buf` (cleared first), reusing its allocation.
+/// Appends the stored encoding of `record` to `buf`.
 fn encode_record_into(org: &OrgId, record: &Record, buf: &mut Vec<u8>) -> Result<(), StoreError> {
-    buf.clear();
     rmp_serde::encode::write_named(buf, &StoredRef::from(record))
         .map_err(|source| StoreError::Encode { org: org.clone(), source })
 }

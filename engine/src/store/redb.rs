@@ -141,15 +141,17 @@ impl RedbStore {
             let mut last = txn.open_table(LAST_SEQ).ctx(OP)?;
             let start = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
             let mut segment = Vec::new();
-            let mut buf = Vec::new();
             for record in records {
-                encode_record_into(org, record, &mut buf)?;
-                let len = u32::try_from(buf.len()).map_err(|_| StoreError::Encode {
+                // Each record after its length, written once it is known.
+                let at = segment.len();
+                segment.extend_from_slice(&[0; 4]);
+                encode_record_into(org, record, &mut segment)?;
+                let len = segment.len() - at - 4;
+                let len = u32::try_from(len).map_err(|_| StoreError::Encode {
                     org: org.clone(),
-                    source: rmp_serde::encode::Error::Syntax(format!("a record of {} bytes", buf.len())),
+                    source: rmp_serde::encode::Error::Syntax(format!("a record of {len} bytes")),
                 })?;
-                segment.extend_from_slice(&len.to_le_bytes());
-                segment.extend_from_slice(&buf);
+                segment[at..at + 4].copy_from_slice(&len.to_le_bytes());
             }
             let seq = start + records.len() as u64;
             if seq != start {
@@ -563,6 +565,7 @@ mod tests {
                 let mut log = txn.open_table(OLD_LOG).expect("table");
                 let mut buf = Vec::new();
                 for (i, record) in old.iter().enumerate() {
+                    buf.clear();
                     encode_record_into(&acme, record, &mut buf).expect("encodes");
                     log.insert(("acme", i as u64 + 1), buf.as_slice()).expect("insert");
                 }
