@@ -215,3 +215,12 @@ pub fn hostile_fixture(name: &str) -> Vec<u8> {
     let wasm = dir.join(format!("{name}.wasm"));
     std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()))
 }
+
+/// A fresh, empty scratch directory `NAME-PID` under the system's temp dir (what an earlier
+/// run left there removed). The tests remove it when they pass.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}

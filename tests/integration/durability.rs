@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use plaudit_tests::{example_plugin, plaudit_bin, repo_root};
+use plaudit_tests::{example_plugin, plaudit_bin, repo_root, scratch_dir};
 
 fn plaudit() -> Command {
     let mut c = Command::new(plaudit_bin());
@@ -143,9 +143,7 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
     use plaudit_tests::{m, retract};
     use std::sync::Arc;
 
-    let dir = std::env::temp_dir().join(format!("plaudit-dups-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch_dir("plaudit-dups");
     let rules = repo_root().join("rules/acme.toml");
     let text = std::fs::read_to_string(&rules).expect("rules");
     let acme = OrgId::parse("acme").expect("org id");
@@ -192,9 +190,7 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
     use plaudit_sdk::Record;
     use std::sync::Arc;
 
-    let dir = std::env::temp_dir().join(format!("plaudit-versions-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch_dir("plaudit-versions");
     let v1 = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
     let v2 = v1.replace("amount = 20 }]", "amount = 45 }]");
     assert_ne!(v1, v2);
@@ -247,9 +243,7 @@ fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_
     use plaudit_sdk::Record;
     use std::sync::Arc;
 
-    let dir = std::env::temp_dir().join(format!("plaudit-timeouts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch_dir("plaudit-timeouts");
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
     let org = OrgId::parse("test").expect("org id");
     // The most fuel there is, and the shortest backstop: the clock stops the calls first.
@@ -387,7 +381,7 @@ mod halted {
     use plaudit_engine::ruleset::Format;
     use plaudit_engine::store::{Change, LoggedChange, RedbStore, Store, StoreError};
     use plaudit_sdk::Record;
-    use plaudit_tests::{m, repo_root};
+    use plaudit_tests::{m, repo_root, scratch_dir};
 
     /// A real store into which a second writer slips one record before the next append, once:
     /// the world then disagrees with what the log recorded.
@@ -436,9 +430,7 @@ mod halted {
 
     #[test]
     fn a_world_that_disagrees_with_what_the_log_recorded_halts_writes_and_keeps_reads() {
-        let dir = std::env::temp_dir().join(format!("plaudit-halt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = scratch_dir("plaudit-halt");
         let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
         let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
         let store = Arc::new(Interloper { inner, armed: false.into() });
@@ -475,9 +467,7 @@ fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state() {
     use plaudit_sdk::Record;
     use std::sync::Arc;
 
-    let dir = std::env::temp_dir().join(format!("plaudit-pages-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch_dir("plaudit-pages");
     let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
     // More than three pages of the replay (4096 records each), and a page cut short.
     let records: Vec<Record> =

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use plaudit_tests::{plaudit_bin, repo_root};
+use plaudit_tests::{plaudit_bin, repo_root, scratch_dir};
 use serde_json::{Value, json};
 
 /// A running server and what it printed at start.
@@ -757,9 +757,7 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
 
 #[test]
 fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_notice() {
-    let data = std::env::temp_dir().join(format!("plaudit-http-rate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data).expect("dir");
+    let data = scratch_dir("plaudit-http-rate");
     let config = data.join("plaudit.toml");
     std::fs::write(&config, "[rate_limit]\nrequests_per_second = 0.2\nburst = 3\n").expect("config");
     let server =
