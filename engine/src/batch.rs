@@ -109,7 +109,17 @@ pub struct Batch {
     pub records: Vec<MomentRec>,
     /// The moments as received (for attribute conditions).
     pub inputs: Vec<Moment>,
+    /// The records this run of the passes scores: [`crate::world::OrgWorld::ingest`] runs them
+    /// over a batch [`CHUNK`] records at a time.
+    pub chunk: std::ops::Range<usize>,
 }
+
+/// Records the passes score in one run. A pass fetches a stakeholder's scorecard (two cache
+/// lines and the heap blocks they point to) from memory; the passes after it find it in cache
+/// only if few records come between, so they take a batch a chunk at a time: the four passes
+/// over 512 records, then over the next 512. As many as a plugin call takes, so that plugins
+/// are called as often as over the whole batch.
+pub const CHUNK: usize = crate::plugins::pass::MAX_MOMENTS_PER_CALL;
 
 /// Where an award came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,14 @@
-//! A stakeholder's state, as bevy components on its entity.
+//! A stakeholder's state: one bevy component, [`Scorecard`], on its entity, and the cold
+//! profile fields ([`Details`]) in a component of their own.
 //!
-//! Each component is owned (written) by one pass; the table below is the contract:
+//! Everything scoring keeps about a stakeholder is one component, so that a pass's lookup of a
+//! stakeholder is one table row (two cache lines, with one change tick) rather than a row and a
+//! tick in seven columns: the scoring loop is bound by those cache misses. Each part is still
+//! owned (written) by one pass; the table below is the contract:
 //!
-//! | component | written by | what |
+//! | part of [`Scorecard`] | written by | what |
 //! |---|---|---|
-//! | [`Identity`], [`Details`] | `world` (resolve) | external id, kind, team, name, attributes |
+//! | [`Identity`], and [`Details`] | `world` (resolve) | external id, kind, team; name, attributes |
 //! | [`GuardState`] | `guard` | last scored moment, moments in the current guard window |
 //! | [`Caps`], [`Seen`] | `rules` | cap counters per rule; counterparts, channels, teams met |
 //! | [`Wallet`], [`Tally`] | `effects` | balances; metrics, streaks, badges, level, challenges |
@@ -25,7 +29,7 @@ use thin_vec::{ThinVec, thin_vec};
 use crate::ids::Sym;
 
 /// Who a stakeholder is. `ext` is its id in the directory's interner.
-#[derive(Component, Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Identity {
     pub ext: u32,
     pub kind: Sym,
@@ -40,7 +44,7 @@ pub struct Details {
 }
 
 /// Balances, one per currency; empty until the first award.
-#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Wallet(pub ThinVec<i64>);
 
@@ -60,7 +64,7 @@ impl Wallet {
 }
 
 /// The cheat guard's memory of a stakeholder.
-#[derive(Component, Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GuardState {
     /// Hash of (kind, channel, counterpart) of the last scored watched moment, and its time.
     pub last_key: u32,
@@ -86,7 +90,7 @@ pub struct CapSlot {
 }
 
 /// Cap counters, sorted by rule slot.
-#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Caps(pub ThinVec<CapSlot>);
 
@@ -114,7 +118,7 @@ impl Caps {
 /// What a stakeholder has met, as keys `tag << 32 | id`: a small sorted `Vec` while it is
 /// small (most stakeholders), a hash set once it grows (the very active few, who meet
 /// thousands of counterparts), so that an insert never costs more than O(log n).
-#[derive(Component, Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Seen {
     #[default]
     Empty,
@@ -260,7 +264,7 @@ pub mod tally_key {
 }
 
 /// Metrics, streaks, badges, level and challenge progress, sorted by key.
-#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Tally(pub Vec<Slot>);
 
@@ -317,7 +321,7 @@ impl Entry {
 }
 
 /// Leaderboard entries, sorted by board.
-#[derive(Component, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Standing {
     pub entries: Vec<Entry>,
@@ -341,28 +345,29 @@ impl Standing {
     }
 }
 
-/// Everything a new stakeholder starts with.
-#[derive(Bundle, Debug)]
-pub struct StakeholderBundle {
-    pub identity: Identity,
+/// Everything scoring keeps about a stakeholder (see the module's table for who writes what).
+///
+/// Two cache lines, aligned to them so that a row of bevy's table never straddles a third: the
+/// first holds what the guard and rules passes read (`guard`, `caps`, `seen`) and the wallet,
+/// the second what the effects pass and the leaderboards add (`tally`, `standing`, `identity`).
+#[derive(Component, Clone, Debug, Default)]
+#[repr(C, align(64))]
+pub struct Scorecard {
     pub guard: GuardState,
     pub caps: Caps,
-    pub seen: Seen,
     pub wallet: Wallet,
+    pub seen: Seen,
     pub tally: Tally,
     pub standing: Standing,
+    pub identity: Identity,
 }
 
-impl StakeholderBundle {
-    pub fn new(identity: Identity) -> Self {
-        StakeholderBundle {
-            identity,
-            guard: GuardState::default(),
-            caps: Caps::default(),
-            seen: Seen::default(),
-            wallet: Wallet::default(),
-            tally: Tally::default(),
-            standing: Standing::default(),
-        }
+const _: () = assert!(size_of::<Scorecard>() == 128, "a scorecard is two cache lines");
+const _: () = assert!(std::mem::offset_of!(Scorecard, tally) == 64, "the effects pass's part starts a line");
+
+impl Scorecard {
+    /// A new stakeholder's: nothing earned, nothing met.
+    pub fn new(identity: Identity) -> Scorecard {
+        Scorecard { identity, ..Scorecard::default() }
     }
 }

@@ -8,15 +8,15 @@
 //! 4. challenges (individual and team) -> completion rewards and badges;
 //! 5. retractions: the compensating entries of a withdrawn moment.
 //!
-//! Owns [`Wallet`], [`Tally`], the challenge part of [`Seen`], the pending side of
-//! [`Standing`], the [`History`] ledger and [`TeamChallenges`]. Does not publish leaderboards
+//! Owns the [`Wallet`], [`Tally`] and pending [`Standing`] parts of a [`Scorecard`], the
+//! challenge part of its [`Seen`], the [`History`] ledger and [`TeamChallenges`]. Does not publish leaderboards
 //! (it queues the stakeholders whose entries changed; see [`crate::leaderboard`]) and does no IO.
 
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::batch::{Action, Awards, Batch, Hold, MomentRec, PluginActs, PluginWhat, first};
-use crate::components::{Identity, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
+use crate::components::{Scorecard, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
@@ -48,28 +48,30 @@ pub struct TeamProgress {
     pub generation: u64,
 }
 
-type StateQuery<'w, 's> = Query<
-    'w,
-    's,
-    (&'static Identity, &'static mut Wallet, &'static mut Tally, &'static mut Seen, &'static mut Standing),
->;
+type StateQuery<'w, 's> = Query<'w, 's, &'static mut Scorecard>;
 
 /// One stakeholder's state, fetched once and borrowed for one step: each lookup of an entity's
 /// components is a chain of dependent memory reads, so the pass makes as few as it can.
 struct Member<'a> {
     entity: Entity,
     ext: u32,
-    wallet: Mut<'a, Wallet>,
-    tally: Mut<'a, Tally>,
-    seen: Mut<'a, Seen>,
-    standing: Mut<'a, Standing>,
+    wallet: &'a mut Wallet,
+    tally: &'a mut Tally,
+    seen: &'a mut Seen,
+    standing: &'a mut Standing,
 }
 
-type StateItem<'a> = (&'a Identity, Mut<'a, Wallet>, Mut<'a, Tally>, Mut<'a, Seen>, Mut<'a, Standing>);
-
 impl<'a> Member<'a> {
-    fn new(entity: Entity, (id, wallet, tally, seen, standing): StateItem<'a>) -> Member<'a> {
-        Member { entity, ext: id.ext, wallet, tally, seen, standing }
+    fn new(entity: Entity, card: Mut<'a, Scorecard>) -> Member<'a> {
+        let card = card.into_inner();
+        Member {
+            entity,
+            ext: card.identity.ext,
+            wallet: &mut card.wallet,
+            tally: &mut card.tally,
+            seen: &mut card.seen,
+            standing: &mut card.standing,
+        }
     }
 }
 
@@ -116,7 +118,8 @@ pub fn apply(
     let mut completions = Vec::new();
     let mut next_award = 0;
     let mut next_act = 0;
-    for (ix, m) in batch.records.iter().enumerate() {
+    for ix in batch.chunk.clone() {
+        let m = &batch.records[ix];
         if let Some(ahead) = batch.records.get(ix + AHEAD) {
             prefetch_ahead(&q, ahead);
         }
@@ -179,12 +182,12 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
     for e in std::iter::once(m.actor).chain(m.counterpart) {
         // Not the wallet: a `ThinVec` keeps its length in the heap block, so even finding its
         // address would wait for the miss this is meant to hide.
-        if let Ok((_, _, tally, seen, standing)) = q.get(e) {
-            prefetch_items(&tally.0);
-            if let Seen::Small(v) = seen {
+        if let Ok(card) = q.get(e) {
+            prefetch_items(&card.tally.0);
+            if let Seen::Small(v) = &card.seen {
                 prefetch_items(v);
             }
-            prefetch_items(&standing.entries);
+            prefetch_items(&card.standing.entries);
         }
     }
 }
@@ -528,7 +531,7 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
             Earned::Points { currency, amount } => {
                 let balance = who.wallet.add(n, currency, -amount);
                 out.emit(m, &who, Source::Retraction, Kind::Revoked { currency, amount, balance });
-                if follow_balance(out.p, &mut who.standing, currency, balance, m.seq) {
+                if follow_balance(out.p, who.standing, currency, balance, m.seq) {
                     out.enqueue(&mut who);
                 }
             }

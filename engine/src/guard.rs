@@ -2,18 +2,24 @@
 //! window) or repeat too soon (the same kind, channel and counterpart within a minimum gap).
 //! A held-back moment is accepted and logged, and scores nothing.
 //!
-//! Owns [`GuardState`]. Reads the batch; writes only [`MomentRec::action`].
+//! Owns the [`GuardState`](crate::components::GuardState) part of a [`Scorecard`]. Reads the
+//! batch; writes only [`MomentRec::action`].
 
 use bevy_ecs::prelude::*;
 
 use crate::batch::{Action, Batch, GuardReason};
-use crate::components::GuardState;
+use crate::components::Scorecard;
+use crate::prefetch::{AHEAD, prefetch_cards};
 use crate::world::ProgramRes;
 
-pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut guards: Query<&mut GuardState>) {
+pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut cards: Query<&mut Scorecard>) {
     let Some(guard) = &program.0.guard else { return };
     let batch = &mut *batch;
-    for m in batch.records.iter_mut() {
+    for ix in batch.chunk.clone() {
+        if let Some(ahead) = batch.records.get(ix + AHEAD) {
+            prefetch_cards(&cards, ahead);
+        }
+        let m = &mut batch.records[ix];
         if m.action != Action::Score {
             continue;
         }
@@ -21,7 +27,8 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut guards: Qu
         if !guard.matcher.matches(m, attrs) {
             continue;
         }
-        let Ok(mut g) = guards.get_mut(m.actor) else { continue };
+        let Ok(card) = cards.get_mut(m.actor) else { continue };
+        let g = &mut card.into_inner().guard;
         let key = moment_key(m.kind.0, m.channel.0, m.counterpart_no.unwrap_or(u32::MAX));
         if let Some(gap) = guard.min_gap_seconds
             && g.last_key == key

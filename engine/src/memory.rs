@@ -6,14 +6,14 @@ use crate::history::History;
 use crate::leaderboard::Boards;
 use bevy_ecs::entity::Entity;
 
-use crate::components::{Details, Identity};
+use crate::components::{Details, Identity, Scorecard};
 use crate::world::{DirEntry, Directory, OrgWorld};
 
-/// What one stakeholder component costs, summed over all stakeholders.
+/// What one part of a stakeholder's state costs, summed over all stakeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ComponentBytes {
     pub name: &'static str,
-    /// `size_of` the component times the entities that have it: its part of bevy's table rows
+    /// `size_of` the part times the entities that have it: its share of bevy's table rows
     /// (bevy's own per-entity bookkeeping and change ticks are not included).
     pub inline: usize,
     /// Heap capacity held by the component's collections.
@@ -38,8 +38,8 @@ pub struct MemoryReport {
     pub history_capacity_bytes: usize,
     /// Stakeholder-id interner and directory entries ([`Directory`]).
     pub directory_bytes: usize,
-    /// The stakeholder components, in `StakeholderBundle` order, then [`Details`] (whose
-    /// attributes are not counted).
+    /// The parts of the [`Scorecard`] component in field order, its padding, then the
+    /// [`Details`] component (whose attributes are not counted).
     pub components: Vec<ComponentBytes>,
     /// Keys in every leaderboard ranking, overall and per team.
     pub leaderboard_keys: usize,
@@ -81,7 +81,7 @@ impl OrgWorld {
         let dir = w.resource::<Directory>();
         let directory_bytes = dir.ids.heap_bytes() + dir.entries.capacity() * size_of::<DirEntry>();
 
-        let mut components: Vec<ComponentBytes> = [
+        let parts = [
             ("Identity", size_of::<Identity>()),
             ("GuardState", size_of::<GuardState>()),
             ("Caps", size_of::<Caps>()),
@@ -89,27 +89,31 @@ impl OrgWorld {
             ("Wallet", size_of::<Wallet>()),
             ("Tally", size_of::<Tally>()),
             ("Standing", size_of::<Standing>()),
-            ("Details", size_of::<Details>()),
-        ]
-        .map(|(name, inline)| ComponentBytes { name, inline, heap: 0, allocations: 0 })
-        .into();
+        ];
+        let padding = size_of::<Scorecard>() - parts.iter().map(|(_, n)| n).sum::<usize>();
+        let mut components: Vec<ComponentBytes> = parts
+            .into_iter()
+            .chain([("Scorecard padding", padding), ("Details", size_of::<Details>())])
+            .map(|(name, inline)| ComponentBytes { name, inline, heap: 0, allocations: 0 })
+            .collect();
+        let details_ix = components.len() - 1;
         let (mut entities, mut with_details) = (0, 0);
-        if let Some(mut q) = w.try_query::<(&Caps, &Seen, &Wallet, &Tally, &Standing, Option<&Details>)>() {
-            for (caps, seen, wallet, tally, standing, details) in q.iter(w) {
+        if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
+            for (card, details) in q.iter(w) {
                 entities += 1;
-                add(&mut components[2], caps.0.capacity() * size_of::<CapSlot>());
-                add(&mut components[3], seen.heap_bytes());
-                add(&mut components[4], wallet.0.len() * size_of::<i64>());
-                add(&mut components[5], tally.0.capacity() * size_of::<Slot>());
-                add(&mut components[6], standing.entries.capacity() * size_of::<Entry>());
+                add(&mut components[2], card.caps.0.capacity() * size_of::<CapSlot>());
+                add(&mut components[3], card.seen.heap_bytes());
+                add(&mut components[4], card.wallet.0.len() * size_of::<i64>());
+                add(&mut components[5], card.tally.0.capacity() * size_of::<Slot>());
+                add(&mut components[6], card.standing.entries.capacity() * size_of::<Entry>());
                 if let Some(d) = details {
                     with_details += 1;
-                    add(&mut components[7], d.name.as_ref().map_or(0, |n| n.len()));
+                    add(&mut components[details_ix], d.name.as_ref().map_or(0, |n| n.len()));
                 }
             }
         }
         for (i, c) in components.iter_mut().enumerate() {
-            c.inline *= if i == 7 { with_details } else { entities };
+            c.inline *= if i == details_ix { with_details } else { entities };
         }
 
         let boards = w.resource::<Boards>();

@@ -9,6 +9,8 @@
 //!
 //! This module owns the one `unsafe` call in the crate and nothing else.
 
+use crate::batch::{Action, MomentRec};
+
 /// Hints that the cache line holding `*x` will be read soon. It has no effect on what the
 /// program computes, only on when memory is loaded.
 #[inline(always)]
@@ -23,6 +25,21 @@ pub fn prefetch<T: ?Sized>(x: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = x;
+}
+
+/// Starts loading the scorecards of `m`'s actor and counterpart (their rows in bevy's table),
+/// for the first pass over a chunk of records; the passes after it find them in cache.
+pub fn prefetch_cards(cards: &bevy_ecs::prelude::Query<&mut crate::components::Scorecard>, m: &MomentRec) {
+    if m.action == Action::Retract {
+        return;
+    }
+    for e in std::iter::once(m.actor).chain(m.counterpart) {
+        if let Ok(card) = cards.get(e) {
+            // Its two lines.
+            prefetch(&card.guard);
+            prefetch(&card.tally);
+        }
+    }
 }
 
 /// How many records ahead of the one being scored a pass prefetches: far enough for a miss to

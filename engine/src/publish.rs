@@ -31,7 +31,7 @@
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::components::{Caps, GuardState, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
+use crate::components::{GuardState, Scorecard, seen_tag, tally_key};
 use crate::effects::TeamChallenges;
 use crate::history::{Earned, History, LedgerEntry, MomentInfo};
 use crate::ids::Sym;
@@ -186,9 +186,9 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
     let seen_stays = maps.is_identity_for_seen();
     let n_currencies = new.currencies.len();
     let mut queue = Vec::new();
-    let mut q =
-        world.query::<(Entity, &mut Wallet, &mut Caps, &mut Seen, &mut Tally, &mut Standing, &mut GuardState)>();
-    for (entity, mut wallet, mut caps, mut seen, mut tally, mut standing, mut guard) in q.iter_mut(world) {
+    let mut q = world.query::<(Entity, &mut Scorecard)>();
+    for (entity, card) in q.iter_mut(world) {
+        let Scorecard { wallet, caps, seen, tally, standing, guard, .. } = card.into_inner();
         if !wallet.0.is_empty() {
             let mut balances = thin_vec::ThinVec::from(vec![0i64; n_currencies]);
             for (c, to) in maps.currencies.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::components::{Details, Identity, Standing, Tally, Wallet, tally_key};
+use crate::components::{Details, Scorecard, tally_key};
 use crate::effects::TeamChallenges;
 use crate::ids::Sym;
 use crate::journal::window_label;
@@ -173,9 +173,8 @@ impl OrgWorld {
         let w = self.world();
         let p = self.program();
         let e = w.resource::<Directory>().get(id)?;
-        let ident = w.get::<Identity>(e)?;
-        let wallet = w.get::<Wallet>(e)?;
-        let tally = w.get::<Tally>(e)?;
+        let card = w.get::<Scorecard>(e)?;
+        let (ident, wallet, tally) = (&card.identity, &card.wallet, &card.tally);
         let currencies =
             p.currencies.iter().enumerate().map(|(i, c)| (c.id.clone(), wallet.balance(i as u8))).collect();
         let level = p.levels.as_ref().and_then(|l| {
@@ -244,9 +243,9 @@ impl OrgWorld {
             });
         }
         let mut ranks = BTreeMap::new();
-        if let Some(standing) = w.get::<Standing>(e) {
+        {
             let boards = w.resource::<Boards>();
-            for entry in &standing.entries {
+            for entry in &card.standing.entries {
                 let (Some((_, v, s)), Some(board)) = (entry.published(), boards.0.get(entry.board as usize)) else {
                     continue;
                 };
@@ -305,7 +304,7 @@ impl OrgWorld {
                 let dir = w.resource::<Directory>();
                 let ext = dir.ids.get(id).ok_or_else(|| ReadError::UnknownStakeholder(id.clone()))?;
                 let e = dir.entries[ext as usize].entity;
-                let entry = w.get::<Standing>(e).and_then(|s| s.get(ix as u16).copied());
+                let entry = w.get::<Scorecard>(e).and_then(|c| c.standing.get(ix as u16).copied());
                 let published = entry.and_then(|en| en.published().filter(|pb| pb.0 == b.window));
                 let (_, v, s) = published.ok_or_else(|| ReadError::NotRanked(id.clone()))?;
                 let pos = ranking

@@ -19,7 +19,7 @@ use rustc_hash::FxHashSet;
 
 use crate::batch::{Action, Batch, MomentRec};
 use crate::calendar::{PeriodCache, parse_rfc3339};
-use crate::components::{Details, Identity, StakeholderBundle};
+use crate::components::{Details, Identity, Scorecard};
 use crate::history::History;
 use crate::ids::{Sym, check_external_id};
 use crate::intern::Interner;
@@ -284,7 +284,7 @@ impl Resolver<'_> {
             return (ext, self.dir.entries[ext as usize]);
         }
         let kind = Sym(self.vocab.0.intern(plaudit_sdk::stakeholder::DEFAULT_KIND).0);
-        let entity = self.world.spawn(StakeholderBundle::new(Identity { ext, kind, team: Sym::NONE })).id();
+        let entity = self.world.spawn(Scorecard::new(Identity { ext, kind, team: Sym::NONE })).id();
         let entry = DirEntry { entity, kind, team: Sym::NONE };
         self.dir.entries.push(entry);
         (ext, entry)
@@ -304,9 +304,9 @@ impl Resolver<'_> {
         let slot = &mut self.dir.entries[ext as usize];
         (slot.kind, slot.team) = (kind, team);
         let mut entity = self.world.entity_mut(entry.entity);
-        if let Some(mut id) = entity.get_mut::<Identity>() {
-            id.kind = kind;
-            id.team = team;
+        if let Some(mut card) = entity.get_mut::<Scorecard>() {
+            card.identity.kind = kind;
+            card.identity.team = team;
         }
         if s.name.is_some() || !s.attrs.is_empty() {
             entity.insert(Details { name: s.name.as_deref().map(Into::into), attrs: s.attrs.clone() });

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::components::{Identity, Standing, Tally, Wallet, tally_key};
+use crate::components::{Scorecard, Tally, tally_key};
 use crate::history::{Earned, History, LedgerEntry, MomentInfo};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
@@ -128,7 +128,7 @@ fn pair(live: &World, new: &World) -> Result<Pairing, Mismatch> {
 
 /// The directory number of the stakeholder `e` of `world`.
 fn ext(world: &World, e: Entity) -> u32 {
-    world.get::<Identity>(e).map_or(u32::MAX, |i| i.ext)
+    world.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext)
 }
 
 /// Points per (stakeholder, currency) that a moment's ledger entries earned.
@@ -205,8 +205,8 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             if delta <= 0 {
                 continue; // additive: nothing is taken back
             }
-            let Some(mut wallet) = live.get_mut::<Wallet>(entity) else { continue };
-            let balance = wallet.add(program.currencies.len(), currency, delta);
+            let Some(mut card) = live.get_mut::<Scorecard>(entity) else { continue };
+            let balance = card.wallet.add(program.currencies.len(), currency, delta);
             gains.entry(lm).or_default().push(LedgerEntry {
                 moment: lm,
                 entity,
@@ -231,8 +231,8 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             let count = reached.entry((who, badge)).or_default();
             *count += 1;
             let needed = tier.map_or(*count, |t| i64::from(t) + 1);
-            let Some(mut tally) = live.get_mut::<Tally>(entity) else { continue };
-            let slot = tally.slot(tally_key::BADGE | u32::from(badge));
+            let Some(mut card) = live.get_mut::<Scorecard>(entity) else { continue };
+            let slot = card.tally.slot(tally_key::BADGE | u32::from(badge));
             if slot.b >= needed {
                 continue;
             }
@@ -274,14 +274,13 @@ fn follow_balances(
     source: Source,
     effects: &mut Vec<EffectRec>,
 ) {
-    let Some(ext) = live.get::<Identity>(entity).map(|i| i.ext) else { return };
-    let Some(balances) = live.get::<Wallet>(entity).map(|w| w.0.to_vec()) else { return };
-    if let Some(levels) = &program.levels
-        && let Some(mut tally) = live.get_mut::<Tally>(entity)
-    {
-        let balance = balances.get(levels.currency as usize).copied().unwrap_or(0);
+    let Some(card) = live.get_mut::<Scorecard>(entity) else { return };
+    let card = card.into_inner();
+    let ext = card.identity.ext;
+    if let Some(levels) = &program.levels {
+        let balance = card.wallet.balance(levels.currency);
         let reached = levels.reached(balance);
-        let slot = tally.slot(tally_key::LEVEL);
+        let slot = card.tally.slot(tally_key::LEVEL);
         for index in slot.b..reached {
             effects.push(EffectRec {
                 seq,
@@ -293,10 +292,9 @@ fn follow_balances(
         }
         slot.b = slot.b.max(reached);
     }
-    let Some(mut standing) = live.get_mut::<Standing>(entity) else { return };
     for &c in currencies {
-        let balance = balances.get(c as usize).copied().unwrap_or(0);
-        crate::effects::follow_balance(program, &mut standing, c, balance, seq);
+        let balance = card.wallet.balance(c);
+        crate::effects::follow_balance(program, &mut card.standing, c, balance, seq);
     }
 }
 
@@ -341,7 +339,7 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
     // Balances as the compensating entries go, from the live ones.
     let mut running: FxHashMap<(u32, u8), i64> = FxHashMap::default();
     let live_balance = |who: u32, c: u8| {
-        pairing.people.get(who as usize).and_then(|&(e, _)| lw.get::<Wallet>(e)).map_or(0, |w| w.balance(c))
+        pairing.people.get(who as usize).and_then(|&(e, _)| lw.get::<Scorecard>(e)).map_or(0, |w| w.wallet.balance(c))
     };
     for &(m, who, currency, delta) in &deltas {
         let balance = running.entry((who, currency)).or_insert_with(|| live_balance(who, currency));
@@ -358,7 +356,7 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
     for (who, entry) in nd.entries.iter().enumerate() {
         let who = who as u32;
         let Some(&(live_entity, _)) = pairing.people.get(who as usize) else { continue };
-        let new_wallet = nw.get::<Wallet>(entry.entity);
+        let new_wallet = nw.get::<Scorecard>(entry.entity).map(|c| &c.wallet);
         // What the per-moment entries did not account for (balances changed otherwise).
         for c in 0..currencies as u8 {
             let target = new_wallet.map_or(0, |w| w.balance(c));
@@ -369,7 +367,10 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
                 effects.push(EffectRec { seq, moment: NO_MOMENT, stakeholder: who, source, kind });
             }
         }
-        let (was, now) = (lw.get::<Tally>(live_entity), nw.get::<Tally>(entry.entity));
+        fn tally(w: &World, e: Entity) -> Option<&Tally> {
+            w.get::<Scorecard>(e).map(|c| &c.tally)
+        }
+        let (was, now) = (tally(lw, live_entity), tally(nw, entry.entity));
         let value = |t: Option<&Tally>, key: u32| t.map_or(0, |t| t.value(key));
         for (b, badge) in program.badges.iter().enumerate() {
             let key = tally_key::BADGE | b as u32;

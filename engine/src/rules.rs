@@ -1,15 +1,16 @@
 //! The native rules pass: for every scored moment, in order, evaluate the declarative rules and
 //! emit award requests: which stakeholder, which currency, how much, or withheld by a cap.
 //!
-//! Owns [`Caps`] and [`Seen`] (first contact with a counterpart, a channel, a team), and sets
-//! [`MomentRec::first`]. Touches no balance: the effects pass applies awards, so that
-//! everything downstream sees them in moment order whatever the batch boundaries.
+//! Owns the [`Caps`](crate::components::Caps) and [`Seen`] parts of a [`Scorecard`] (first
+//! contact with a counterpart, a channel, a team), and sets [`MomentRec::first`]. Touches no
+//! balance: the effects pass applies awards, so that everything downstream sees them in moment
+//! order whatever the batch boundaries.
 
 use bevy_ecs::prelude::*;
 use rand::{RngExt, SeedableRng};
 
 use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, first};
-use crate::components::{Caps, Seen, seen_tag};
+use crate::components::{Scorecard, Seen, seen_tag};
 use crate::prefetch::{AHEAD, prefetch_items};
 use crate::ruleset::program::{Program, Rule, Target};
 use crate::world::ProgramRes;
@@ -18,12 +19,12 @@ pub fn score(
     program: Res<ProgramRes>,
     mut batch: ResMut<Batch>,
     mut awards: ResMut<Awards>,
-    mut q: Query<(&mut Caps, &mut Seen)>,
+    mut q: Query<&mut Scorecard>,
 ) {
     let p = &*program.0;
     let batch = &mut *batch;
     awards.0.clear();
-    for ix in 0..batch.records.len() {
+    for ix in batch.chunk.clone() {
         if let Some(ahead) = batch.records.get(ix + AHEAD).filter(|a| a.action == Action::Score) {
             prefetch_ahead(&q, ahead);
         }
@@ -33,9 +34,9 @@ pub fn score(
         }
         let mut both = pair(&mut q, m);
         if p.tracks_seen
-            && let Some((_, seen)) = &mut both[0]
+            && let Some(actor) = &mut both[0]
         {
-            mark_firsts(m, seen);
+            mark_firsts(m, &mut actor.seen);
         }
         let attrs = &batch.inputs[m.input as usize].attrs;
         for &r in p.rules_by_kind.get(m.kind) {
@@ -55,23 +56,23 @@ pub fn score(
 
 /// Starts loading what `m`'s stakeholders have met. (Not their cap counters: a `ThinVec`
 /// keeps its length in the heap block, so even finding its address would wait for the miss.)
-fn prefetch_ahead(q: &Query<(&mut Caps, &mut Seen)>, m: &MomentRec) {
+fn prefetch_ahead(q: &Query<&mut Scorecard>, m: &MomentRec) {
     for e in std::iter::once(m.actor).chain(m.counterpart) {
-        if let Ok((_, Seen::Small(v))) = q.get(e) {
+        if let Ok(Scorecard { seen: Seen::Small(v), .. }) = q.get(e) {
             prefetch_items(v);
         }
     }
 }
 
 /// The actor's and the counterpart's rule state, fetched together once per moment.
-type Pair<'a> = [Option<(Mut<'a, Caps>, Mut<'a, Seen>)>; 2];
+type Pair<'a> = [Option<&'a mut Scorecard>; 2];
 
-fn pair<'a>(q: &'a mut Query<(&mut Caps, &mut Seen)>, m: &MomentRec) -> Pair<'a> {
+fn pair<'a>(q: &'a mut Query<&mut Scorecard>, m: &MomentRec) -> Pair<'a> {
     match m.counterpart {
-        None => [q.get_mut(m.actor).ok(), None],
+        None => [q.get_mut(m.actor).ok().map(Mut::into_inner), None],
         // Never the same entity: a moment's counterpart differs from its actor.
         Some(c) => match q.get_many_mut([m.actor, c]) {
-            Ok([a, b]) => [Some(a), Some(b)],
+            Ok([a, b]) => [Some(a.into_inner()), Some(b.into_inner())],
             Err(_) => [None, None],
         },
     }
@@ -128,7 +129,7 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
         }
         // Caps count per stakeholder: one firing toward `to`, and its points together.
         let mut caps = match (rule.cap, state) {
-            (Some(cap), Some((caps, _))) => Some((cap, caps)),
+            (Some(cap), Some(card)) => Some((cap, &mut card.caps)),
             _ => None,
         };
         let (allowed, mut points_left) = match &mut caps {

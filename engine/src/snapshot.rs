@@ -23,7 +23,7 @@ use plaudit_sdk::Attrs;
 use serde::{Deserialize, Serialize};
 
 use crate::components::{
-    CapSlot, Caps, Details, Entry, GuardState, Identity, Seen, Slot, StakeholderBundle, Standing, Tally, Wallet,
+    CapSlot, Caps, Details, Entry, GuardState, Identity, Scorecard, Seen, Slot, Standing, Tally, Wallet,
 };
 use crate::effects::{TeamChallenges, TeamProgress};
 use crate::history::{Earned, History, LedgerEntry, MomentInfo};
@@ -44,8 +44,8 @@ pub struct Strings {
     pub ends: Vec<u32>,
 }
 
-/// One stakeholder, by directory number: kind, team, name and attributes, then its components
-/// as they are (decoded straight into them, see [`tuple_serde`]).
+/// One stakeholder, by directory number: kind, team, name and attributes, then the parts of its
+/// [`Scorecard`] as they are (decoded straight into them, see [`tuple_serde`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Person(
     pub u32,
@@ -163,21 +163,12 @@ impl OrgWorld {
         let w = self.world();
         let dir = w.resource::<Directory>();
         let history = w.resource::<History>();
-        let ext_of = |e: Entity| w.get::<Identity>(e).map_or(u32::MAX, |id| id.ext);
-        // In table order (one pass over each column), then put in directory order.
+        let ext_of = |e: Entity| w.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext);
+        // In table order (one pass over the rows), then put in directory order.
         let mut people: Vec<Option<Person>> = vec![None; dir.entries.len()];
-        type Row<'a> = (
-            &'a Identity,
-            Option<&'a Details>,
-            &'a GuardState,
-            &'a Caps,
-            &'a Seen,
-            &'a Wallet,
-            &'a Tally,
-            &'a Standing,
-        );
-        if let Some(mut q) = w.try_query::<Row>() {
-            for (id, details, guard, caps, seen, wallet, tally, standing) in q.iter(w) {
+        if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
+            for (card, details) in q.iter(w) {
+                let Scorecard { identity: id, guard, caps, seen, wallet, tally, standing } = card;
                 let entries = standing.entries.iter().map(|x| Entry {
                     board: x.board,
                     window: x.window,
@@ -200,7 +191,7 @@ impl OrgWorld {
                 }
             }
         }
-        // Every stakeholder has a row (its components are spawned together); should one not,
+        // Every stakeholder has a scorecard (spawned with it); should one not,
         // it is taken by entity, so a snapshot never leaves anyone out.
         let people = people
             .into_iter()
@@ -308,7 +299,7 @@ impl OrgWorld {
                 on_boards.push(ext);
             }
             let identity = Identity { ext: ext as u32, kind, team };
-            let bundle = StakeholderBundle { identity, guard, caps, seen, wallet, tally, standing };
+            let bundle = Scorecard { identity, guard, caps, seen, wallet, tally, standing };
             if let Some((name, attrs)) = profile {
                 details.push((ext, Details { name: name.map(Into::into), attrs }));
             }
@@ -367,25 +358,27 @@ impl OrgWorld {
     }
 }
 
-/// A stakeholder's row, read component by component.
+/// A stakeholder's row, read by entity.
 fn person_by_entity(w: &World, entry: &DirEntry) -> Person {
     let e = entry.entity;
-    let standing = w.get::<Standing>(e).map_or_else(Standing::default, |s| Standing {
-        entries: s
+    let card = w.get::<Scorecard>(e).cloned().unwrap_or_default();
+    let standing = Standing {
+        entries: card
+            .standing
             .entries
             .iter()
             .map(|x| Entry { board: x.board, window: x.window, value: x.value, seq: x.seq, ..Entry::default() })
             .collect(),
-    });
+    };
     Person(
         entry.kind.0,
         entry.team.0,
         w.get::<Details>(e).map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
-        w.get::<GuardState>(e).copied().unwrap_or_default(),
-        w.get::<Caps>(e).cloned().unwrap_or_default(),
-        w.get::<Seen>(e).cloned().unwrap_or_default(),
-        w.get::<Wallet>(e).cloned().unwrap_or_default(),
-        w.get::<Tally>(e).cloned().unwrap_or_default(),
+        card.guard,
+        card.caps,
+        card.seen,
+        card.wallet,
+        card.tally,
         standing,
     )
 }

@@ -14,7 +14,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
 use plaudit_sdk::{Effect, Record, Stakeholder};
 
-use crate::batch::{Awards, Batch, PluginActs};
+use crate::batch::{Awards, Batch, CHUNK, PluginActs};
 use crate::calendar::PeriodCache;
 use crate::components::Details;
 use crate::effects::TeamChallenges;
@@ -36,8 +36,9 @@ pub struct ProgramRes(pub Arc<Program>);
 #[derive(Resource, Debug, Default, Clone)]
 pub struct Vocab(pub Interner);
 
-/// Stakeholder ids <-> entities. Kind and team are kept here too (a copy of [`Identity`]'s),
-/// so that resolving a moment reads one entry instead of the entity's components.
+/// Stakeholder ids <-> entities. Kind and team are kept here too (a copy of the
+/// [`Identity`](crate::components::Identity) in each scorecard), so that resolving a moment
+/// reads one entry instead of the entity's components.
 #[derive(Resource, Debug, Default)]
 pub struct Directory {
     pub ids: Interner,
@@ -328,8 +329,13 @@ impl OrgWorld {
             })
         });
         let before = self.world.resource::<Journal>().0.len();
+        let n = batch.records.len();
         self.world.insert_resource(batch);
-        self.schedule.run(&mut self.world);
+        // At least one run: an empty batch runs the passes over nothing, as it always did.
+        for start in (0..n.max(1)).step_by(CHUNK) {
+            self.world.resource_mut::<Batch>().chunk = start..n.min(start + CHUNK);
+            self.schedule.run(&mut self.world);
+        }
         outcome.effects = self.world.resource::<Journal>().0.len() - before;
         outcome
     }

@@ -1,9 +1,10 @@
 //! Leaderboards: publishing changed entries into each board's rankings, and the reads (a page,
 //! a rank, "around me"), overall and per team.
 //!
-//! Owns [`Boards`], the [`PublishQueue`] and the published side of [`Standing`]. A ranking is
-//! an order-statistic index ([`ordered::OrderedIndex`]) over `(-value, seq, stakeholder)`: highest
-//! value first, and among equal values whoever reached it first. Ranks follow the board's tie
+//! Owns [`Boards`], the [`PublishQueue`] and the published side of each
+//! [`Standing`](crate::components::Standing). A ranking is an order-statistic index
+//! ([`ordered::OrderedIndex`]) over `(-value, seq, stakeholder)`: highest value first, and among
+//! equal values whoever reached it first. Ranks follow the board's tie
 //! policy: `shared` (1, 2, 2, 4), `dense` (1, 2, 2, 3) or `first_come` (1, 2, 3, 4). There is
 //! no participant ceiling.
 //!
@@ -19,7 +20,7 @@ pub mod ordered;
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::components::{Identity, Standing};
+use crate::components::Scorecard;
 use crate::ids::Sym;
 use crate::ruleset::program::{Leaderboard, Program, Ties};
 use crate::world::ProgramRes;
@@ -179,13 +180,15 @@ pub fn publish(
     program: Res<ProgramRes>,
     mut boards: ResMut<Boards>,
     mut queue: ResMut<PublishQueue>,
-    mut q: Query<(&Identity, &mut Standing)>,
+    mut q: Query<&mut Scorecard>,
 ) {
     let p = &*program.0;
     let queued = queue.take();
     for &who in &queued {
-        let Ok((id, mut standing)) = q.get_mut(who) else { continue };
-        for entry in standing.entries.iter_mut() {
+        let Ok(card) = q.get_mut(who) else { continue };
+        let card = card.into_inner();
+        let id = card.identity;
+        for entry in card.standing.entries.iter_mut() {
             let target = (entry.window, entry.value, entry.seq);
             if entry.published() == Some(target) && entry.published_team == id.team {
                 continue;

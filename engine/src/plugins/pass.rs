@@ -60,8 +60,8 @@ pub fn run(
     if plugins.slots.iter().all(|s| s.active().is_none()) {
         return;
     }
-    let scored: Vec<u32> =
-        (0..batch.records.len() as u32).filter(|&i| batch.records[i as usize].action == Action::Score).collect();
+    let chunk = batch.chunk.start as u32..batch.chunk.end as u32;
+    let scored: Vec<u32> = chunk.filter(|&i| batch.records[i as usize].action == Action::Score).collect();
     let p = &*program.0;
     let native = awards.0.len();
     let mut extra = Vec::new();
