@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, first};
 use crate::components::{Scorecard, Seen, seen_tag};
-use crate::prefetch::{AHEAD, prefetch_items};
+use crate::prefetch::{AHEAD, prefetch_cards, prefetch_items};
 use crate::ruleset::program::{Program, Rule, Target};
 use crate::world::ProgramRes;
 
@@ -25,6 +25,9 @@ pub fn score(
     let batch = &mut *batch;
     awards.0.clear();
     for ix in batch.chunk.clone() {
+        if let Some(ahead) = batch.records.get(ix + 2 * AHEAD) {
+            prefetch_cards(&q, ahead);
+        }
         if let Some(ahead) = batch.records.get(ix + AHEAD).filter(|a| a.action == Action::Score) {
             prefetch_ahead(&q, ahead);
         }
