@@ -10,10 +10,11 @@ SECONDS_PER_RUN=${1:-10}
 cd "$ROOT"
 command -v wrk >/dev/null || { echo "load: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p plaudit-engine -p plaudit-benches --bin plaudit --bin load
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT
-target/release/plaudit serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml --no-demo-plugins >"$OUT" 2>&1 &
+"$BIN/plaudit" serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml --no-demo-plugins >"$OUT" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do grep -q "^listening on" "$OUT" && break; sleep 0.1; done
 ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$OUT")
@@ -22,4 +23,4 @@ echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s
 echo -n "batches of 100, 1 thread, 4 connections:  "
 RUN=b BATCH=100 wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
 echo "single moments at a fixed 5000 requests/s, 64 connections:"
-target/release/load "$ADDR" "$PLAUDIT_KEY" 5000 "$SECONDS_PER_RUN" 64
+"$BIN/load" "$ADDR" "$PLAUDIT_KEY" 5000 "$SECONDS_PER_RUN" 64
