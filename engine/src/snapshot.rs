@@ -163,7 +163,19 @@ impl OrgWorld {
         let w = self.world();
         let dir = w.resource::<Directory>();
         let history = w.resource::<History>();
-        let ext_of = |e: Entity| w.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext);
+        // Entity -> directory number for the ledger's entries and the team rows, from a dense
+        // table by entity index: millions of lookups, each a random read into bevy's entity and
+        // table storage otherwise (most of the copy's time, which holds the worker).
+        let mut by_index =
+            vec![u32::MAX; dir.entries.iter().map(|d| d.entity.index_u32() as usize + 1).max().unwrap_or(0)];
+        for (ext, d) in dir.entries.iter().enumerate() {
+            by_index[d.entity.index_u32() as usize] = ext as u32;
+        }
+        let ext_of = |e: Entity| {
+            let ext = by_index.get(e.index_u32() as usize).copied().unwrap_or(u32::MAX);
+            // Only a stakeholder of this world (stakeholders are never despawned, but be exact).
+            if dir.entries.get(ext as usize).is_some_and(|d| d.entity == e) { ext } else { u32::MAX }
+        };
         // In table order (one pass over the rows), then put in directory order.
         let mut people: Vec<Option<Person>> = vec![None; dir.entries.len()];
         if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
