@@ -16,11 +16,12 @@
 //!
 //! Everything that grows is sparse and sorted, empty (and unallocated) until used: most
 //! stakeholders in a skewed population have few moments, and memory per stakeholder is a
-//! budgeted figure (see the README). The small ones (`Wallet`, `Caps`) are `ThinVec`s: length
-//! and capacity live in the heap block, 8 bytes inline instead of 24, and the header shares a
-//! cache line with the few elements. The ones searched on every moment (`Tally`, `Seen`,
-//! `Standing`) stay `Vec`s: an inline length lets a binary search start without first loading a
-//! heap header, which measured 15 % of scoring throughput.
+//! budgeted figure (see the README). The collections searched on every moment keep their length
+//! inline, so that a pass can prefetch their elements, and a binary search start, without first
+//! loading a heap header (which measured 15 % of scoring throughput): `Caps` and `Tally` are
+//! boxed slices grown by exactly one (16 bytes inline; most hold a few entries), `Seen` and
+//! `Standing` `Vec`s. The wallet, read once per award, is a `ThinVec`: length and capacity live
+//! in the heap block, 8 bytes inline.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,7 @@ pub struct CapSlot {
 /// Cap counters, sorted by rule slot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Caps(pub ThinVec<CapSlot>);
+pub struct Caps(pub Box<[CapSlot]>);
 
 impl Caps {
     /// The counters of `rule` in `period`, reset if they belonged to an older window. A late
@@ -102,8 +103,7 @@ impl Caps {
         let i = match self.0.binary_search_by_key(&rule, |s| s.rule) {
             Ok(i) => i,
             Err(i) => {
-                self.0.reserve_exact(1);
-                self.0.insert(i, CapSlot { rule, period, times: 0, points: 0 });
+                insert_at(&mut self.0, i, CapSlot { rule, period, times: 0, points: 0 });
                 i
             }
         };
@@ -266,7 +266,7 @@ pub mod tally_key {
 /// Metrics, streaks, badges, level and challenge progress, sorted by key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Tally(pub Vec<Slot>);
+pub struct Tally(pub Box<[Slot]>);
 
 impl Tally {
     pub fn get(&self, key: u32) -> Option<Slot> {
@@ -281,8 +281,7 @@ impl Tally {
         let i = match self.0.binary_search_by_key(&key, |s| s.key) {
             Ok(i) => i,
             Err(i) => {
-                self.0.reserve_exact(1);
-                self.0.insert(i, Slot { key, a: 0, b: 0 });
+                insert_at(&mut self.0, i, Slot { key, a: 0, b: 0 });
                 i
             }
         };
@@ -345,25 +344,35 @@ impl Standing {
     }
 }
 
+/// Inserts `x` at `i` of a boxed slice, growing it by exactly one: the sorted collections of
+/// a stakeholder's state hold no spare room (most hold a few entries), and their length stays
+/// inline, so that a pass can prefetch their elements without first loading a heap header.
+fn insert_at<T>(b: &mut Box<[T]>, i: usize, x: T) {
+    let mut v = std::mem::take(b).into_vec();
+    v.reserve_exact(1);
+    v.insert(i, x);
+    *b = v.into_boxed_slice();
+}
+
 /// Everything scoring keeps about a stakeholder (see the module's table for who writes what).
 ///
 /// Two cache lines, aligned to them so that a row of bevy's table never straddles a third: the
-/// first holds what the guard and rules passes read (`guard`, `caps`, `seen`) and the wallet,
-/// the second what the effects pass and the leaderboards add (`tally`, `standing`, `identity`).
+/// first holds what the guard and rules passes read (`guard`, `caps`, `seen`), the second what
+/// the effects pass and the leaderboards add (`wallet`, `tally`, `standing`, `identity`).
 #[derive(Component, Clone, Debug, Default)]
 #[repr(C, align(64))]
 pub struct Scorecard {
     pub guard: GuardState,
     pub caps: Caps,
-    pub wallet: Wallet,
     pub seen: Seen,
+    pub wallet: Wallet,
     pub tally: Tally,
     pub standing: Standing,
     pub identity: Identity,
 }
 
 const _: () = assert!(size_of::<Scorecard>() == 128, "a scorecard is two cache lines");
-const _: () = assert!(std::mem::offset_of!(Scorecard, tally) == 64, "the effects pass's part starts a line");
+const _: () = assert!(std::mem::offset_of!(Scorecard, wallet) == 64, "the effects pass's part starts a line");
 
 impl Scorecard {
     /// A new stakeholder's: nothing earned, nothing met.

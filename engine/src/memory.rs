@@ -101,10 +101,10 @@ impl OrgWorld {
         if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
             for (card, details) in q.iter(w) {
                 entities += 1;
-                add(&mut components[2], card.caps.0.capacity() * size_of::<CapSlot>());
+                add(&mut components[2], card.caps.0.len() * size_of::<CapSlot>());
                 add(&mut components[3], card.seen.heap_bytes());
                 add(&mut components[4], card.wallet.0.len() * size_of::<i64>());
-                add(&mut components[5], card.tally.0.capacity() * size_of::<Slot>());
+                add(&mut components[5], card.tally.0.len() * size_of::<Slot>());
                 add(&mut components[6], card.standing.entries.capacity() * size_of::<Entry>());
                 if let Some(d) = details {
                     with_details += 1;

@@ -37,7 +37,7 @@ pub fn prefetch_cards(cards: &bevy_ecs::prelude::Query<&mut crate::components::S
         if let Ok(card) = cards.get(e) {
             // Its two lines.
             prefetch(&card.guard);
-            prefetch(&card.tally);
+            prefetch(&card.wallet);
         }
     }
 }

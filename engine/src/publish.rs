@@ -199,13 +199,13 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
             wallet.0 = balances;
         }
         if !caps.0.is_empty() {
-            let mut slots: thin_vec::ThinVec<_> = caps
+            let mut slots: Vec<_> = caps
                 .0
                 .iter()
                 .filter_map(|s| maps.caps.get(&s.rule).map(|&rule| crate::components::CapSlot { rule, ..*s }))
                 .collect();
             slots.sort_by_key(|s| s.rule);
-            caps.0 = slots;
+            caps.0 = slots.into_boxed_slice();
         }
         if !seen_stays {
             seen.remap(|tag| maps.seen_tag(tag));
@@ -229,7 +229,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
             slots.retain(|s| s.key != tally_key::LEVEL);
         }
         slots.sort_by_key(|s| s.key);
-        tally.0 = slots;
+        tally.0 = slots.into_boxed_slice();
         let mut entries: Vec<_> = standing
             .entries
             .iter()

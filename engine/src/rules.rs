@@ -57,12 +57,15 @@ pub fn score(
     }
 }
 
-/// Starts loading what `m`'s stakeholders have met. (Not their cap counters: a `ThinVec`
-/// keeps its length in the heap block, so even finding its address would wait for the miss.)
+/// Starts loading the cap counters of `m`'s stakeholders, and what its actor has met.
 fn prefetch_ahead(q: &Query<&mut Scorecard>, m: &MomentRec) {
     for e in std::iter::once(m.actor).chain(m.counterpart) {
-        if let Ok(Scorecard { seen: Seen::Small(v), .. }) = q.get(e) {
-            prefetch_items(v);
+        if let Ok(card) = q.get(e) {
+            prefetch_items(&card.caps.0);
+            // Only the actor's firsts are looked up.
+            if let (true, Seen::Small(v)) = (e == m.actor, &card.seen) {
+                prefetch_items(v);
+            }
         }
     }
 }
