@@ -16,16 +16,14 @@
 //!
 //! Everything that grows is sparse and sorted, empty (and unallocated) until used: most
 //! stakeholders in a skewed population have few moments, and memory per stakeholder is a
-//! budgeted figure (see the README). The collections searched on every moment keep their length
-//! inline, so that a pass can prefetch their elements, and a binary search start, without first
-//! loading a heap header (which measured 15 % of scoring throughput): `Caps` and `Tally` are
-//! boxed slices grown by exactly one (16 bytes inline; most hold a few entries), `Seen` and
-//! `Standing` `Vec`s. The wallet, read once per award, is a `ThinVec`: length and capacity live
-//! in the heap block, 8 bytes inline.
+//! budgeted figure (see the README). The collections keep their length inline, so that a pass
+//! can prefetch their elements, and a binary search start, without first loading a heap header
+//! (which measured 15 % of scoring throughput): `Wallet`, `Caps`, `Tally` and `Standing` are
+//! boxed slices grown by exactly one (16 bytes inline; most hold a few entries), `Seen` a
+//! `Vec` while it is small.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
-use thin_vec::{ThinVec, thin_vec};
 
 use crate::ids::Sym;
 
@@ -47,7 +45,7 @@ pub struct Details {
 /// Balances, one per currency; empty until the first award.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Wallet(pub ThinVec<i64>);
+pub struct Wallet(pub Box<[i64]>);
 
 impl Wallet {
     pub fn balance(&self, c: u8) -> i64 {
@@ -56,7 +54,7 @@ impl Wallet {
 
     pub fn add(&mut self, currencies: usize, c: u8, amount: i64) -> i64 {
         if self.0.is_empty() {
-            self.0 = thin_vec![0; currencies];
+            self.0 = vec![0; currencies].into_boxed_slice();
         }
         let b = &mut self.0[c as usize];
         *b = b.saturating_add(amount);
@@ -323,7 +321,7 @@ impl Entry {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Standing {
-    pub entries: Vec<Entry>,
+    pub entries: Box<[Entry]>,
 }
 
 impl Standing {
@@ -331,8 +329,7 @@ impl Standing {
         let i = match self.entries.binary_search_by_key(&board, |e| e.board) {
             Ok(i) => i,
             Err(i) => {
-                self.entries.reserve_exact(1);
-                self.entries.insert(i, Entry { board, ..Entry::default() });
+                insert_at(&mut self.entries, i, Entry { board, ..Entry::default() });
                 i
             }
         };

@@ -183,9 +183,8 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
         return;
     }
     for e in std::iter::once(m.actor).chain(m.counterpart) {
-        // Not the wallet: a `ThinVec` keeps its length in the heap block, so even finding its
-        // address would wait for the miss this is meant to hide.
         if let Ok(card) = q.get(e) {
+            prefetch_items(&card.wallet.0);
             prefetch_items(&card.tally.0);
             if let Seen::Small(v) = &card.seen {
                 prefetch_items(v);

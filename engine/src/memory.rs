@@ -105,7 +105,7 @@ impl OrgWorld {
                 add(&mut components[3], card.seen.heap_bytes());
                 add(&mut components[4], card.wallet.0.len() * size_of::<i64>());
                 add(&mut components[5], card.tally.0.len() * size_of::<Slot>());
-                add(&mut components[6], card.standing.entries.capacity() * size_of::<Entry>());
+                add(&mut components[6], card.standing.entries.len() * size_of::<Entry>());
                 if let Some(d) = details {
                     with_details += 1;
                     add(&mut components[details_ix], d.name.as_ref().map_or(0, |n| n.len()));

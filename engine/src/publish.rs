@@ -190,7 +190,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
     for (entity, card) in q.iter_mut(world) {
         let Scorecard { wallet, caps, seen, tally, standing, guard, .. } = card.into_inner();
         if !wallet.0.is_empty() {
-            let mut balances = thin_vec::ThinVec::from(vec![0i64; n_currencies]);
+            let mut balances = vec![0i64; n_currencies].into_boxed_slice();
             for (c, to) in maps.currencies.iter().enumerate() {
                 if let Some(to) = to {
                     balances[*to as usize] = wallet.balance(c as u8);
@@ -253,7 +253,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
         }
         entries.sort_by_key(|e| e.board);
         let publish = !entries.is_empty();
-        standing.entries = entries;
+        standing.entries = entries.into_boxed_slice();
         if publish {
             queue.push(entity);
         }
