@@ -9,8 +9,9 @@
 //! 5. retractions: the compensating entries of a withdrawn moment.
 //!
 //! Owns the [`Wallet`], [`Tally`] and pending [`Standing`] parts of a [`Scorecard`], the
-//! challenge part of its [`Seen`], the [`History`] ledger and [`TeamChallenges`]. Does not publish leaderboards
-//! (it queues the stakeholders whose entries changed; see [`crate::leaderboard`]) and does no IO.
+//! challenge part of its [`Seen`], the [`History`] ledger and [`TeamChallenges`]. Does not
+//! publish leaderboards (it queues the stakeholders whose entries changed; see
+//! [`crate::leaderboard`]) and does no IO.
 
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
