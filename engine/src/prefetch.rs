@@ -3,9 +3,10 @@
 //! Much of the scoring loop's time is memory latency: a stakeholder, a moment id or a
 //! leaderboard block that is not in cache costs a dependent read of 100-200 ns on the reference
 //! machine, while independent reads overlap (about 10 ns each). The batch passes therefore
-//! prefetch what a record ahead will touch (its stakeholders' scorecards [`prefetch_cards`]
-//! 2 x [`AHEAD`] places ahead, then the heap blocks of their sorted collections [`AHEAD`]
-//! ahead), so that its misses overlap the work on the records before it.
+//! prefetch what a record ahead will touch (its stakeholders' scorecards, [`prefetch_cards`]:
+//! [`AHEAD`] places ahead in the guard pass, twice that in the others; then the heap blocks of
+//! their sorted collections, [`AHEAD`] ahead), so that its misses overlap the work on the
+//! records before it.
 //!
 //! This module owns the one `unsafe` call in the crate and the helpers that make it; nothing
 //! else.
