@@ -187,10 +187,11 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
         if let Ok(card) = q.get(e) {
             prefetch_items(&card.wallet.0);
             prefetch_items(&card.tally.0);
-            if let Seen::Small(v) = &card.seen {
+            prefetch_items(&card.standing.entries);
+            // Only the actor's challenges read what it has met.
+            if let (true, Seen::Small(v)) = (e == m.actor, &card.seen) {
                 prefetch_items(v);
             }
-            prefetch_items(&card.standing.entries);
         }
     }
 }

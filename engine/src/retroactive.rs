@@ -131,6 +131,11 @@ fn ext(world: &World, e: Entity) -> u32 {
     world.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext)
 }
 
+/// The tally of the stakeholder `e` of `world`.
+fn tally(world: &World, e: Entity) -> Option<&Tally> {
+    world.get::<Scorecard>(e).map(|c| &c.tally)
+}
+
 /// Points per (stakeholder, currency) that a moment's ledger entries earned.
 fn points(world: &World, ledger: &[LedgerEntry], out: &mut Vec<(u32, u8, i64)>) {
     out.clear();
@@ -366,9 +371,6 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
                 let kind = compensation(c, delta, target);
                 effects.push(EffectRec { seq, moment: NO_MOMENT, stakeholder: who, source, kind });
             }
-        }
-        fn tally(w: &World, e: Entity) -> Option<&Tally> {
-            w.get::<Scorecard>(e).map(|c| &c.tally)
         }
         let (was, now) = (tally(lw, live_entity), tally(nw, entry.entity));
         let value = |t: Option<&Tally>, key: u32| t.map_or(0, |t| t.value(key));

@@ -180,26 +180,9 @@ impl OrgWorld {
         let mut people: Vec<Option<Person>> = vec![None; dir.entries.len()];
         if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
             for (card, details) in q.iter(w) {
-                let Scorecard { identity: id, guard, caps, seen, wallet, tally, standing } = card;
-                let entries = standing.entries.iter().map(|x| Entry {
-                    board: x.board,
-                    window: x.window,
-                    value: x.value,
-                    seq: x.seq,
-                    ..Entry::default()
-                });
+                let id = card.identity;
                 if let Some(slot) = people.get_mut(id.ext as usize) {
-                    *slot = Some(Person(
-                        id.kind.0,
-                        id.team.0,
-                        details.map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
-                        *guard,
-                        caps.clone(),
-                        seen.clone(),
-                        wallet.clone(),
-                        tally.clone(),
-                        Standing { entries: entries.collect() },
-                    ));
+                    *slot = Some(person(id.kind, id.team, card, details));
                 }
             }
         }
@@ -371,26 +354,29 @@ impl OrgWorld {
 
 /// A stakeholder's row, read by entity.
 fn person_by_entity(w: &World, entry: &DirEntry) -> Person {
-    let e = entry.entity;
-    let card = w.get::<Scorecard>(e).cloned().unwrap_or_default();
-    let standing = Standing {
-        entries: card
-            .standing
-            .entries
-            .iter()
-            .map(|x| Entry { board: x.board, window: x.window, value: x.value, seq: x.seq, ..Entry::default() })
-            .collect(),
-    };
+    let none = Scorecard::default();
+    let card = w.get::<Scorecard>(entry.entity).unwrap_or(&none);
+    person(entry.kind, entry.team, card, w.get::<Details>(entry.entity))
+}
+
+/// A stakeholder as a snapshot holds it: its scorecard as it is, but for what the leaderboards
+/// published (a restore rebuilds the rankings).
+fn person(kind: Sym, team: Sym, card: &Scorecard, details: Option<&Details>) -> Person {
+    let entries = card.standing.entries.iter();
     Person(
-        entry.kind.0,
-        entry.team.0,
-        w.get::<Details>(e).map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
+        kind.0,
+        team.0,
+        details.map(|d| (d.name.as_deref().map(str::to_string), d.attrs.clone())),
         card.guard,
-        card.caps,
-        card.seen,
-        card.wallet,
-        card.tally,
-        standing,
+        card.caps.clone(),
+        card.seen.clone(),
+        card.wallet.clone(),
+        card.tally.clone(),
+        Standing {
+            entries: entries
+                .map(|x| Entry { board: x.board, window: x.window, value: x.value, seq: x.seq, ..Entry::default() })
+                .collect(),
+        },
     )
 }
 
