@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A load test of `plaudit serve` on this machine (loopback only, bounded in time): durable
-# moments/s in batches of 100 (wrk, as fast as it goes), then single-moment requests at a fixed
+# moments/s in batches of 100 (wrk, as fast as it goes, from 4 and from 16 connections), then single-moment requests at a fixed
 # rate of 5000/s and their latency (benches' `load`: wrk cannot hold a fixed rate).
 # Usage: bash scripts/load.sh [SECONDS]   (default 10 per run)
 set -euo pipefail
@@ -20,7 +20,10 @@ for _ in $(seq 100); do grep -q "^listening on" "$OUT" && break; sleep 0.1; done
 ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$OUT")
 export PLAUDIT_KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT")
 echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run"
-echo -n "batches of 100, 1 thread, 4 connections:  "
-RUN=b BATCH=100 wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
+# Few clients wait on each other's fsyncs; more of them fill each group commit.
+for CONNECTIONS in 4 16; do
+    echo -n "batches of 100, 1 thread, $CONNECTIONS connections:  "
+    RUN=b$CONNECTIONS BATCH=100 wrk -t1 -c$CONNECTIONS -d"${SECONDS_PER_RUN}s" -s scripts/load/moments.lua "http://$ADDR" | tail -1
+done
 echo "single moments at a fixed 5000 requests/s, 64 connections:"
 "$BIN/load" "$ADDR" "$PLAUDIT_KEY" 5000 "$SECONDS_PER_RUN" 64
