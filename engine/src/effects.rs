@@ -264,10 +264,10 @@ impl Out<'_> {
     fn level(&mut self, m: &MomentRec, who: &mut Member, balance: i64) {
         let Some(levels) = &self.p.levels else { return };
         let reached = levels.reached(balance);
-        let slot = who.tally.slot(tally_key::LEVEL);
-        let had = slot.b;
+        // Read first: a slot is made only once there is something to keep in it.
+        let had = who.tally.value(tally_key::LEVEL);
         if reached > had {
-            slot.b = reached;
+            who.tally.slot(tally_key::LEVEL).b = reached;
             for index in had..reached {
                 self.emit(m, who, Source::Level, Kind::Level { index: index as u32 });
             }
@@ -277,8 +277,10 @@ impl Out<'_> {
     /// Badge `b` watches a metric that is now `value`.
     fn badge_progress(&mut self, m: &MomentRec, who: &mut Member, b: u16, value: i64, depth: u8) {
         let badge = &self.p.badges[b as usize];
-        let slot = who.tally.slot(tally_key::BADGE | u32::from(b));
-        let had = slot.b;
+        let key = tally_key::BADGE | u32::from(b);
+        // Most changes earn nothing: a badge's slot is made only when it is first earned, so
+        // a stakeholder's tally holds no empty slot for every badge its metrics are watched by.
+        let had = who.tally.value(key);
         let now = match &badge.shape {
             BadgeShape::Once(t) => i64::from(value >= *t).max(had),
             BadgeShape::Tiers(tiers) => tiers.iter().take_while(|t| value >= t.at).count() as i64,
@@ -288,7 +290,7 @@ impl Out<'_> {
         if now <= had {
             return;
         }
-        slot.b = now;
+        who.tally.slot(key).b = now;
         if let BadgeShape::Tiers(tiers) = &badge.shape {
             for tier in had..now {
                 self.earned_badge(m, who, b, Some(tier as u8), (tier + 1) as u32);
