@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A load test of `plaudit serve` on this machine (loopback only, bounded in time): durable
-# moments/s in batches of 100 (wrk, as fast as it goes, from 4 and from 16 connections), then single-moment requests at a fixed
-# rate of 5000/s and their latency (benches' `load`: wrk cannot hold a fixed rate).
+# moments/s in batches of 100 (wrk, as fast as it goes, from 4 and from 16 connections), then
+# single-moment requests at a fixed rate of 5000/s and their latency (benches' `load`: wrk
+# cannot hold a fixed rate).
 # Usage: bash scripts/load.sh [SECONDS]   (default 10 per run)
 set -euo pipefail
 exec </dev/null

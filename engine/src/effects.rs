@@ -552,3 +552,81 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plaudit_sdk::{Moment, Record};
+
+    use crate::OrgWorld;
+    use crate::components::{Scorecard, tally_key};
+    use crate::intern::Interner;
+    use crate::ruleset::{compile::compile, parse_toml};
+
+    const RULES: &str = r#"
+[organisation]
+id = "test"
+timezone = "UTC"
+
+[[currency]]
+id = "xp"
+
+[[rule]]
+id = "post"
+match = { kind = ["post"] }
+award = [{ to = "actor", currency = "xp", amount = 10 }]
+
+[[badge]]
+id = "xp-100"
+metric = "xp"
+threshold = 100
+
+[[badge]]
+id = "xp-20"
+metric = "xp"
+threshold = 20
+
+[levels]
+currency = "xp"
+steps = [{ name = "New", at = 0 }, { name = "Known", at = 50 }]
+"#;
+
+    fn post(id: &str) -> Record {
+        Record::Moment(Moment {
+            id: id.to_string(),
+            stakeholder: "ann".to_string(),
+            counterpart: None,
+            kind: "post".to_string(),
+            channel: "forum".to_string(),
+            at: "2026-03-02T10:00:00Z".to_string(),
+            value: None,
+            attrs: Default::default(),
+        })
+    }
+
+    /// Ann's tally slots of badges and the level: (key, value).
+    fn earned(w: &mut OrgWorld) -> Vec<(u32, i64)> {
+        let world = w.world_mut();
+        let mut q = world.query::<&Scorecard>();
+        let card = q.single(world).expect("one stakeholder");
+        let slots = card.tally.0.iter().map(|s| (s.key, s.b));
+        slots.filter(|(k, _)| k & 0xFFFF_0000 == tally_key::BADGE || *k == tally_key::LEVEL).collect()
+    }
+
+    #[test]
+    fn a_badge_or_level_gets_a_tally_slot_only_once_earned() {
+        let doc = parse_toml(RULES, "test.toml").expect("valid rules");
+        let mut vocab = Interner::new();
+        let program = compile(&doc, &mut vocab, "test.toml").expect("compiles");
+        let mut w = OrgWorld::new(program, vocab);
+        let (xp_20, level) = (tally_key::BADGE | 1, tally_key::LEVEL);
+        w.ingest(vec![post("1")]);
+        // 10 xp: the first level ("New", at 0) is reached; neither badge is, and neither has a slot.
+        assert_eq!(earned(&mut w), [(level, 1)]);
+        w.ingest(vec![post("2")]);
+        // 20 xp: "xp-20" (badge 1) is earned; "xp-100" still has no slot.
+        assert_eq!(earned(&mut w), [(xp_20, 1), (level, 1)]);
+        w.ingest((3..=5).map(|i| post(&i.to_string())).collect::<Vec<_>>());
+        // 50 xp: the second level.
+        assert_eq!(earned(&mut w), [(xp_20, 1), (level, 2)]);
+    }
+}
