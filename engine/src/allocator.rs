@@ -1,12 +1,12 @@
 //! The allocator the binaries (`plaudit`, the benches' programs) install: mimalloc, with freed
-//! memory returned to the OS at once and no transparent huge pages.
+//! memory returned to the OS after 100 ms and no transparent huge pages.
 //!
 //! Why: the server renders effects and JSON on several threads, and glibc's malloc took about a
 //! third of its time under load (`perf`); mimalloc's thread-local heaps made durable batches
 //! of 100 about 25 % faster and halved the single-moment p99, and the scoring loop 15-20 %
 //! faster (README, performance). With mimalloc's default purge delay (10 ms) the resident set
 //! holds freed pages longer: 517 B a stakeholder at 1 M instead of 491 B; purging at once
-//! brings it to 507 B at no measured cost in speed.
+//! brought it to 507 B at no measured cost in speed, then.
 //!
 //! Why no transparent huge pages: mimalloc (v3) advises its arenas `MADV_HUGEPAGE`, so once a
 //! purge has returned 64 KiB of an arena, the next allocation there faults in and zeroes a
@@ -15,6 +15,12 @@
 //! interleaved A/B runs (README, performance): durable batches of 100 from 16 connections
 //! 237-288 k -> 288-319 k moments/s, replay 451-513 k -> 594-661 k records/s, a snapshot load
 //! at 1 M stakeholders 2.3-2.6 s -> 1.56 s, the scoring loop a few percent faster.
+//!
+//! Why purge after 100 ms: without huge pages, holding freed pages that long costs 5 B a
+//! stakeholder at 1 M (392 -> 397 B), and a page freed and used again within a batch (the
+//! records of a replay page, an answer's effects) is no longer returned and faulted in again
+//! each time. Interleaved A/B against purging at once: replay 653-666 k -> 706-716 k
+//! records/s, durable batches of 100 from 16 connections 218-274 k -> 280-292 k moments/s.
 //!
 //! **Owns** only that choice; the library allocates through the global allocator like any
 //! crate and works under any. Each binary declares
@@ -27,15 +33,18 @@ pub use mimalloc::MiMalloc as Allocator;
 /// `mi_option_purge_delay` in mimalloc.h (v2 and v3 alike): libmimalloc-sys names no constant.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// How long freed memory is kept before it goes back to the OS (mimalloc's default is 10 ms).
+const PURGE_AFTER_MS: std::ffi::c_long = 100;
+
 /// `mi_option_allow_thp` in v3's mimalloc.h (the version the crate builds by default).
 const ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
-/// Purges freed memory at once (mimalloc's `purge_delay` 0) unless `MIMALLOC_PURGE_DELAY` says
-/// otherwise, and turns transparent huge pages off for the process unless `MIMALLOC_ALLOW_THP`
-/// says otherwise. Call it at the start of `main`.
+/// Purges freed memory after 100 ms unless `MIMALLOC_PURGE_DELAY` says otherwise,
+/// and turns transparent huge pages off for the process unless `MIMALLOC_ALLOW_THP` says
+/// otherwise. Call it at the start of `main`.
 pub fn configure() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        set(PURGE_DELAY, 0);
+        set(PURGE_DELAY, PURGE_AFTER_MS);
     }
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         set(ALLOW_THP, 0);
