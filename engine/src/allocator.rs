@@ -19,7 +19,7 @@
 //! Why purge after 100 ms: without huge pages, holding freed pages that long costs 5 B a
 //! stakeholder at 1 M (392 -> 397 B), and a page freed and used again within a batch (the
 //! records of a replay page, an answer's effects) is no longer returned and faulted in again
-//! each time. Interleaved A/B against purging at once: replay 653-666 k -> 706-716 k
+//! each time. Interleaved A/B against purging at once: replay 628-666 k -> 699-716 k
 //! records/s, durable batches of 100 from 16 connections 218-274 k -> 280-292 k moments/s.
 //!
 //! **Owns** only that choice; the library allocates through the global allocator like any
