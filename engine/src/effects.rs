@@ -559,8 +559,7 @@ mod tests {
 
     use crate::OrgWorld;
     use crate::components::{Scorecard, tally_key};
-    use crate::intern::Interner;
-    use crate::ruleset::{compile::compile, parse_toml};
+    use crate::ruleset::parse_toml;
 
     const RULES: &str = r#"
 [organisation]
@@ -615,9 +614,7 @@ steps = [{ name = "New", at = 0 }, { name = "Known", at = 50 }]
     #[test]
     fn a_badge_or_level_gets_a_tally_slot_only_once_earned() {
         let doc = parse_toml(RULES, "test.toml").expect("valid rules");
-        let mut vocab = Interner::new();
-        let program = compile(&doc, &mut vocab, "test.toml").expect("compiles");
-        let mut w = OrgWorld::new(program, vocab);
+        let mut w = OrgWorld::from_doc(&doc, "test.toml").expect("compiles");
         let (xp_20, level) = (tally_key::BADGE | 1, tally_key::LEVEL);
         w.ingest(vec![post("1")]);
         // 10 xp: the first level ("New", at 0) is reached; neither badge is, and neither has a slot.
