@@ -25,7 +25,7 @@ use crate::prefetch::{AHEAD, prefetch_cards, prefetch_items};
 use crate::ruleset::program::{
     BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward,
 };
-use crate::world::ProgramRes;
+use crate::world::{Directory, ProgramRes};
 
 /// Rewards may trigger badges whose rewards trigger badges: this bounds the cascade.
 const MAX_CASCADE: u8 = 4;
@@ -111,11 +111,12 @@ pub fn apply(
     acts: Res<PluginActs>,
     mut journal: ResMut<Journal>,
     mut history: ResMut<History>,
+    dir: Res<Directory>,
     mut teams: ResMut<TeamChallenges>,
     mut queue: ResMut<PublishQueue>,
     mut q: StateQuery,
 ) {
-    let mut out = Out { p: &program.0, journal: &mut journal.0, history: &mut history, queue: &mut queue };
+    let mut out = Out { p: &program.0, journal: &mut journal.0, history: &mut history, dir: &dir, queue: &mut queue };
     let mut completions = Vec::new();
     let mut next_award = 0;
     let mut next_act = 0;
@@ -201,6 +202,8 @@ struct Out<'a> {
     p: &'a Program,
     journal: &'a mut Vec<EffectRec>,
     history: &'a mut History,
+    /// Who a ledger entry's stakeholder is (a retraction reverses what it earned).
+    dir: &'a Directory,
     queue: &'a mut PublishQueue,
 }
 
@@ -222,7 +225,7 @@ impl Out<'_> {
         let old = who.wallet.balance(currency);
         let new = who.wallet.add(self.p.currencies.len(), currency, amount);
         self.emit(m, who, source, Kind::Points { currency, amount, balance: new });
-        self.history.record(m.moment, who.entity, Earned::Points { currency, amount });
+        self.history.record(m.moment, who.ext, Earned::Points { currency, amount });
         self.changed(m, who, MetricRef::Currency(currency), old, new, depth);
         if self.p.levels.as_ref().is_some_and(|l| l.currency == currency) {
             self.level(m, who, new);
@@ -306,7 +309,7 @@ impl Out<'_> {
 
     fn earned_badge(&mut self, m: &MomentRec, who: &Member, badge: u16, tier: Option<u8>, count: u32) {
         self.emit(m, who, Source::Badge(badge), Kind::Badge { badge, tier, count });
-        self.history.record(m.moment, who.entity, Earned::Badge { badge, tier });
+        self.history.record(m.moment, who.ext, Earned::Badge { badge, tier });
     }
 
     /// A challenge grants badge `b` outright.
@@ -529,10 +532,11 @@ pub(crate) fn follow_balance(
 /// Metrics, streaks, challenge progress and levels are records of activity and stay.
 fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
     let earned: Vec<_> = out.history.earned(m.moment).to_vec();
-    out.history.info[m.moment as usize].retracted = true;
+    out.history.retract(m.moment);
     let n = out.p.currencies.len();
     for e in earned {
-        let Some(mut who) = member(q, e.entity) else { continue };
+        let Some(entity) = out.dir.entries.get(e.stakeholder as usize).map(|d| d.entity) else { continue };
+        let Some(mut who) = member(q, entity) else { continue };
         match e.earned {
             Earned::Points { currency, amount } => {
                 let balance = who.wallet.add(n, currency, -amount);

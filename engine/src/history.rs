@@ -3,10 +3,15 @@
 //!
 //! This is history, not stakeholder state: it grows with the number of moments and is left out
 //! of the memory-per-stakeholder figure. The durable store keeps the log; this is the in-memory
-//! index over it.
+//! index over it. It is kept in blocks of [`BLOCK`] moments ([`crate::chunks`]), each with the
+//! ledger entries of its own moments, so that a snapshot shares the full blocks rather than
+//! copying a history that only grows.
+
+use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
+use crate::chunks::{BLOCK, Block, Chunked, split};
 use crate::intern::Interner;
 use crate::ruleset::program::CurrencyIx;
 
@@ -17,14 +22,14 @@ pub enum Earned {
     Badge { badge: u16, tier: Option<u8> },
 }
 
+/// What a moment earned for one stakeholder, named by its directory number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
-    pub moment: u32,
-    pub entity: Entity,
+    pub stakeholder: u32,
     pub earned: Earned,
 }
 
-/// Per moment: where its ledger entries are, and whether it was retracted.
+/// Per moment: where its ledger entries are in its block, and whether it was retracted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MomentInfo {
     pub ledger_start: u32,
@@ -32,13 +37,49 @@ pub struct MomentInfo {
     pub retracted: bool,
 }
 
+/// [`BLOCK`] moments (fewer in the last block) and what they earned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Moments {
+    info: Vec<MomentInfo>,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl Block for Moments {
+    fn items(&self) -> usize {
+        self.info.len()
+    }
+}
+
+impl Moments {
+    /// Moments and ledger entries as a snapshot decodes them, not laid out in blocks: only to
+    /// be read in order, to restore a history ([`History::restore_moment`]).
+    pub fn loose(info: Vec<MomentInfo>, ledger: Vec<LedgerEntry>) -> Moments {
+        Moments { info, ledger }
+    }
+
+    /// The block's moments, in order.
+    pub fn info(&self) -> &[MomentInfo] {
+        &self.info
+    }
+
+    /// What the block's moments earned, moment after moment.
+    pub fn ledger(&self) -> &[LedgerEntry] {
+        &self.ledger
+    }
+
+    fn earned(&self, i: usize) -> &[LedgerEntry] {
+        let Some(info) = self.info.get(i) else { return &[] };
+        let start = info.ledger_start as usize;
+        self.ledger.get(start..start + info.ledger_len as usize).unwrap_or_default()
+    }
+}
+
 #[derive(Resource, Debug, Default)]
 pub struct History {
     /// Moment ids, in acceptance order.
     pub ids: Interner,
-    /// Indexed by moment id.
-    pub info: Vec<MomentInfo>,
-    pub ledger: Vec<LedgerEntry>,
+    /// By moment id.
+    moments: Chunked<Moments>,
     /// The sequence number of the last accepted record.
     pub last_seq: u64,
     /// The latest `at` of any accepted moment (event time: what "now" means for reads).
@@ -57,24 +98,132 @@ impl History {
         if !new {
             return None;
         }
-        self.info.push(MomentInfo::default());
+        self.moments.open().info.push(MomentInfo::default());
         Some(m)
     }
 
-    /// Records that `moment` earned `earned` for `entity`. Entries of one moment are contiguous
-    /// because the effects pass handles moments in order.
-    pub fn record(&mut self, moment: u32, entity: Entity, earned: Earned) {
-        let at = self.ledger.len() as u32;
-        let info = &mut self.info[moment as usize];
+    /// Moments accepted.
+    pub fn len(&self) -> usize {
+        self.moments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.moments.is_empty()
+    }
+
+    /// Whether `moment` was retracted (false for an unknown one).
+    pub fn retracted(&self, moment: u32) -> bool {
+        let (k, i) = split(moment as usize);
+        self.moments.block(k).and_then(|b| b.info.get(i)).is_some_and(|i| i.retracted)
+    }
+
+    /// Marks `moment` retracted.
+    pub fn retract(&mut self, moment: u32) {
+        let (k, i) = split(moment as usize);
+        if let Some(info) = self.moments.block_mut(k).and_then(|b| b.info.get_mut(i)) {
+            info.retracted = true;
+        }
+    }
+
+    /// Records that `moment` earned `earned` for `stakeholder`. Entries of one moment are
+    /// contiguous because the effects pass handles moments in order.
+    #[inline]
+    pub fn record(&mut self, moment: u32, stakeholder: u32, earned: Earned) {
+        let (k, i) = split(moment as usize);
+        let Some(block) = self.moments.block_mut(k) else { return };
+        let at = block.ledger.len() as u32;
+        let Some(info) = block.info.get_mut(i) else { return };
         if info.ledger_len == 0 {
             info.ledger_start = at;
         }
         info.ledger_len += 1;
-        self.ledger.push(LedgerEntry { moment, entity, earned });
+        block.ledger.push(LedgerEntry { stakeholder, earned });
     }
 
+    /// What `moment` earned (nothing for an unknown one).
     pub fn earned(&self, moment: u32) -> &[LedgerEntry] {
-        let i = self.info[moment as usize];
-        &self.ledger[i.ledger_start as usize..(i.ledger_start + i.ledger_len) as usize]
+        let (k, i) = split(moment as usize);
+        self.moments.block(k).map_or(&[], |b| b.earned(i))
+    }
+
+    /// Entries in the ledger.
+    pub fn ledger_len(&self) -> usize {
+        self.moments.blocks().map(|b| b.ledger.len()).sum()
+    }
+
+    /// Rewrites the ledger moment by moment: `rewrite(moment, entries, out)` pushes to `out`
+    /// what the moment's entries become.
+    pub fn rewrite_ledger(&mut self, mut rewrite: impl FnMut(u32, &[LedgerEntry], &mut Vec<LedgerEntry>)) {
+        for (k, block) in self.moments.blocks_mut().enumerate() {
+            let old = std::mem::take(&mut block.ledger);
+            let mut ledger = Vec::with_capacity(old.len());
+            for (i, info) in block.info.iter_mut().enumerate() {
+                let start = ledger.len() as u32;
+                let range = info.ledger_start as usize..(info.ledger_start + info.ledger_len) as usize;
+                rewrite((k * BLOCK + i) as u32, old.get(range).unwrap_or_default(), &mut ledger);
+                *info = MomentInfo { ledger_start: start, ledger_len: ledger.len() as u32 - start, ..*info };
+            }
+            block.ledger = ledger;
+        }
+    }
+
+    /// Appends a moment as a snapshot describes it: its id must be interned in [`History::ids`]
+    /// already, in order.
+    pub fn restore_moment(&mut self, retracted: bool, earned: impl IntoIterator<Item = LedgerEntry>) {
+        let block = self.moments.open();
+        let ledger_start = block.ledger.len() as u32;
+        block.ledger.extend(earned);
+        let ledger_len = block.ledger.len() as u32 - ledger_start;
+        block.info.push(MomentInfo { ledger_start, ledger_len, retracted });
+    }
+
+    /// The blocks of moments as they are now, for a snapshot (full ones shared, not copied).
+    pub fn share(&self) -> Vec<Arc<Moments>> {
+        self.moments.share()
+    }
+
+    /// Bytes in use and bytes held by the moments and the ledger (not the ids).
+    pub fn bytes(&self) -> (usize, usize) {
+        self.moments.blocks().fold((0, 0), |(used, held), b| {
+            (
+                used + b.info.len() * size_of::<MomentInfo>() + b.ledger.len() * size_of::<LedgerEntry>(),
+                held + b.info.capacity() * size_of::<MomentInfo>() + b.ledger.capacity() * size_of::<LedgerEntry>(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moments_ledger_stays_its_own_across_blocks_and_a_share_keeps_what_it_saw() {
+        let mut h = History::default();
+        let points = |amount| Earned::Points { currency: 0, amount };
+        let n = (BLOCK + 3) as u32;
+        for m in 0..n {
+            assert_eq!(h.accept(&format!("m{m}")), Some(m));
+            h.record(m, m % 7, points(i64::from(m)));
+            h.record(m, 9, points(1));
+        }
+        assert_eq!(h.accept("m0"), None, "a duplicate");
+        let shared = h.share();
+        h.retract(3);
+        h.record(n - 1, 2, points(5));
+        assert!(h.retracted(3) && !h.retracted(4) && !h.retracted(n + 10));
+        assert_eq!(
+            h.earned(BLOCK as u32),
+            [
+                LedgerEntry { stakeholder: (BLOCK as u32) % 7, earned: points(BLOCK as i64) },
+                LedgerEntry { stakeholder: 9, earned: points(1) },
+            ]
+        );
+        assert_eq!(h.earned(n - 1).len(), 3);
+        assert_eq!(h.ledger_len(), 2 * n as usize + 1);
+        assert!(!shared[0].info()[3].retracted, "the share is as it was");
+        assert_eq!(shared.iter().map(|b| b.ledger().len()).sum::<usize>(), 2 * n as usize);
+        h.rewrite_ledger(|m, old, out| out.extend(old.iter().filter(|_| m % 2 == 0)));
+        assert_eq!((h.earned(2).len(), h.earned(3).len()), (2, 0));
     }
 }

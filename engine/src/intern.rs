@@ -1,5 +1,6 @@
-//! String interning without an allocation per string: every string lives in one growing arena,
-//! and an open-addressing table maps it to a dense id.
+//! String interning without an allocation per string: strings live concatenated in blocks of a
+//! fixed number of them ([`crate::chunks`]), and an open-addressing table maps each to a dense
+//! id. Full blocks are frozen, so a snapshot shares them instead of copying them.
 //!
 //! Used for the vocabulary (kinds, channels, teams...), for stakeholder ids and for moment ids,
 //! so that the hot path compares integers and a million ids cost a few bytes each beyond their
@@ -14,16 +15,19 @@
 
 use std::hash::BuildHasher;
 
+use std::sync::Arc;
+
 use rustc_hash::FxBuildHasher;
 
+use crate::chunks::{BLOCK, Block, Chunked, split};
 use crate::prefetch::prefetch;
 
 /// An append-only set of strings, each with a dense `u32` id in insertion order.
 #[derive(Clone)]
 pub struct Interner {
-    arena: String,
-    /// `ends[i]` is where string `i` ends in the arena; it starts where `i - 1` ends.
-    ends: Vec<u32>,
+    /// The strings, [`BLOCK`] to a block: a snapshot shares the full ones (see
+    /// [`Interner::share`]).
+    strings: Chunked<Text>,
     /// `hash >> 32 << 32 | (id + 1)`, or 0 for an empty slot. A power of two long, at most
     /// three quarters full; a string's first slot is given by the top bits of its hash.
     slots: Vec<u64>,
@@ -31,15 +35,59 @@ pub struct Interner {
     bits: u32,
 }
 
+/// A block of strings: their text, concatenated, and where each ends in it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Text {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Block for Text {
+    fn items(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+impl Text {
+    /// The block's strings, concatenated.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Where each string ends in [`Text::as_str`].
+    pub fn ends(&self) -> &[u32] {
+        &self.ends
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..end)
+    }
+
+    /// Whether `ends` cuts `text` into strings (rising, within it, on character boundaries).
+    fn cuts(text: &str, ends: &[u32]) -> bool {
+        let mut start = 0;
+        ends.iter().all(|&end| {
+            let end = end as usize;
+            let ok = end >= start && end <= text.len() && text.is_char_boundary(end);
+            start = end;
+            ok
+        })
+    }
+}
+
 impl Default for Interner {
     fn default() -> Interner {
-        Interner { arena: String::new(), ends: Vec::new(), slots: vec![0; 16], bits: 4 }
+        Interner { strings: Chunked::default(), slots: vec![0; 16], bits: 4 }
     }
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.len()).field("bytes", &self.arena.len()).finish()
+        let bytes: usize = self.strings.blocks().map(|b| b.text.len()).sum();
+        f.debug_struct("Interner").field("len", &self.len()).field("bytes", &bytes).finish()
     }
 }
 
@@ -49,11 +97,11 @@ impl Interner {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.strings.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.strings.is_empty()
     }
 
     /// The hash every lookup of `s` starts from; compute it once and pass it to the `_hashed`
@@ -77,11 +125,8 @@ impl Interner {
     /// Starts loading the text of string `id` (what a lookup that finds it compares).
     #[inline]
     pub fn prefetch_text(&self, id: u32) {
-        if let Some(end) = self.ends.get(id as usize) {
-            let start = if id == 0 { 0 } else { self.ends[id as usize - 1] as usize };
-            if let Some(text) = self.arena.as_bytes().get(start..*end as usize).and_then(|t| t.first()) {
-                prefetch(text);
-            }
+        if let Some(text) = self.try_resolve(id).and_then(|t| t.as_bytes().first()) {
+            prefetch(text);
         }
     }
 
@@ -113,7 +158,7 @@ impl Interner {
                 return Err(i);
             }
             let id = (slot as u32).wrapping_sub(1);
-            if slot >> 32 == hash >> 32 && resolve(&self.arena, &self.ends, id) == s {
+            if slot >> 32 == hash >> 32 && self.try_resolve(id) == Some(s) {
                 return Ok(id);
             }
             i = (i + 1) & mask;
@@ -131,11 +176,12 @@ impl Interner {
             Ok(id) => return (id, false),
             Err(free) => free,
         };
-        let id = u32::try_from(self.ends.len()).ok().filter(|&id| id < u32::MAX).expect("fewer than 2^32 - 1 strings");
-        self.arena.push_str(s);
-        self.ends.push(u32::try_from(self.arena.len()).expect("interned text under 4 GiB"));
+        let id = u32::try_from(self.len()).ok().filter(|&id| id < u32::MAX).expect("fewer than 2^32 - 1 strings");
+        let block = self.strings.open();
+        block.text.push_str(s);
+        block.ends.push(u32::try_from(block.text.len()).expect("a block of strings under 4 GiB"));
         self.slots[free] = (hash >> 32 << 32) | u64::from(id + 1);
-        if self.ends.len() * 4 > self.slots.len() * 3 {
+        if self.len() * 4 > self.slots.len() * 3 {
             self.grow();
         }
         (id, true)
@@ -158,83 +204,101 @@ impl Interner {
         }
     }
 
-    /// The strings, concatenated in id order, and where each ends: all an interner is, for a
-    /// snapshot. [`Interner::from_parts`] rebuilds it.
-    pub fn parts(&self) -> (&str, &[u32]) {
-        (&self.arena, &self.ends)
+    /// The strings in blocks, as they are now: all an interner is, for a snapshot. Full blocks
+    /// are shared, not copied. [`Interner::from_blocks`] rebuilds it.
+    pub fn share(&self) -> Vec<Arc<Text>> {
+        self.strings.share()
     }
 
-    /// The interner [`Interner::parts`] described; `None` if `ends` does not cut `text` into
-    /// strings (not rising, past its end, or inside a character).
-    pub fn from_parts(text: String, ends: Vec<u32>) -> Option<Interner> {
-        let mut start = 0;
-        for &end in &ends {
-            let end = end as usize;
-            if end < start || end > text.len() || !text.is_char_boundary(end) {
-                return None;
-            }
-            start = end;
+    /// The interner [`Interner::share`] gave the blocks of; `None` if they are not laid out as
+    /// it lays them out (every block but the last full, each cut into strings).
+    pub fn from_blocks(blocks: Vec<Arc<Text>>) -> Option<Interner> {
+        if !blocks.iter().all(|b| Text::cuts(&b.text, &b.ends)) {
+            return None;
         }
-        let mut interner =
-            Interner { arena: String::new(), ends: Vec::with_capacity(ends.len()), ..Interner::default() };
-        while interner.slots.len() * 3 < ends.len() * 4 {
+        let strings = Chunked::from_blocks(blocks)?;
+        let mut interner = Interner { strings, ..Interner::default() };
+        let n = interner.len();
+        while (1usize << interner.bits) * 3 < n * 4 {
             interner.bits += 1;
-            interner.slots = vec![0; 1 << interner.bits];
         }
-        interner.arena = text;
+        interner.slots = vec![0; 1 << interner.bits];
         let mask = interner.slots.len() - 1;
-        // In chunks: hash a chunk and prefetch its slots, then fill them, so that the slots'
+        // In runs: hash a run and prefetch its slots, then fill them, so that the slots'
         // cache misses overlap instead of coming one after the other.
         let mut hashes = Vec::with_capacity(64);
-        for (chunk, block) in ends.chunks(64).enumerate() {
-            hashes.clear();
-            for &end in block {
-                let start = interner.ends.last().copied().unwrap_or(0) as usize;
-                let hash = Self::hash(&interner.arena[start..end as usize]);
-                interner.prefetch(hash);
-                hashes.push(hash);
-                interner.ends.push(end);
-            }
-            for (k, &hash) in hashes.iter().enumerate() {
-                let mut i = interner.home(hash);
-                while interner.slots[i] != 0 {
-                    i = (i + 1) & mask;
+        let mut id = 0u64;
+        for block in interner.strings.blocks() {
+            for start in (0..block.ends.len()).step_by(64) {
+                hashes.clear();
+                for i in start..(start + 64).min(block.ends.len()) {
+                    let hash = Self::hash(block.get(i).unwrap_or_default());
+                    prefetch(&interner.slots[(hash >> (64 - interner.bits)) as usize]);
+                    hashes.push(hash);
                 }
-                interner.slots[i] = (hash >> 32 << 32) | ((chunk * 64 + k) as u64 + 1);
+                for &hash in &hashes {
+                    id += 1;
+                    let mut i = (hash >> (64 - interner.bits)) as usize;
+                    while interner.slots[i] != 0 {
+                        i = (i + 1) & mask;
+                    }
+                    interner.slots[i] = (hash >> 32 << 32) | id;
+                }
             }
         }
-        if interner.ends.len() * 4 > interner.slots.len() * 3 {
+        if interner.len() * 4 > interner.slots.len() * 3 {
             interner.grow();
         }
         Some(interner)
     }
 
+    /// Cuts strings concatenated in id order, `ends` saying where each ends, into the blocks
+    /// [`Interner::from_blocks`] takes; `None` if `ends` does not cut `text` into strings
+    /// (not rising, past its end, or inside a character).
+    pub fn blocks_of(text: &str, ends: &[u32]) -> Option<Vec<Arc<Text>>> {
+        if !Text::cuts(text, ends) {
+            return None;
+        }
+        let mut blocks = Vec::with_capacity(ends.len() / BLOCK + 1);
+        let mut start = 0usize;
+        for run in ends.chunks(BLOCK) {
+            let end = run.last().map_or(start, |&e| e as usize);
+            let base = start as u32;
+            blocks.push(Arc::new(Text {
+                text: text[start..end].to_string(),
+                ends: run.iter().map(|e| e - base).collect(),
+            }));
+            start = end;
+        }
+        if blocks.is_empty() {
+            blocks.push(Arc::new(Text::default()));
+        }
+        Some(blocks)
+    }
+
     /// The string with id `id`. Panics if `id` was not handed out by this interner.
     pub fn resolve(&self, id: u32) -> &str {
-        resolve(&self.arena, &self.ends, id)
+        self.try_resolve(id).unwrap_or_else(|| panic!("string {id} of {} was not handed out", self.len()))
     }
 
     /// The string with id `id`, if it was handed out by this interner.
+    #[inline]
     pub fn try_resolve(&self, id: u32) -> Option<&str> {
-        ((id as usize) < self.ends.len()).then(|| resolve(&self.arena, &self.ends, id))
+        let (k, i) = split(id as usize);
+        self.strings.block(k)?.get(i)
     }
 
     /// Bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.ends.capacity() * 4 + self.slots.capacity() * 8
+        self.strings.blocks().map(|b| b.text.capacity() + b.ends.capacity() * 4).sum::<usize>()
+            + self.slots.capacity() * 8
     }
 
     /// Bytes in use: like [`Interner::heap_bytes`] but without the arena's and the ends' spare
     /// capacity, which a large interner has never touched (so it is not resident).
     pub fn used_bytes(&self) -> usize {
-        self.arena.len() + self.ends.len() * 4 + self.slots.capacity() * 8
+        self.strings.blocks().map(|b| b.text.len() + b.ends.len() * 4).sum::<usize>() + self.slots.capacity() * 8
     }
-}
-
-fn resolve<'a>(arena: &'a str, ends: &[u32], id: u32) -> &'a str {
-    let i = id as usize;
-    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-    &arena[start..ends[i] as usize]
 }
 
 #[cfg(test)]
@@ -268,21 +332,33 @@ mod tests {
     }
 
     #[test]
-    fn from_parts_rebuilds_the_same_interner_and_refuses_bad_cuts() {
+    fn shared_blocks_rebuild_the_same_interner_and_bad_cuts_are_refused() {
         let mut i = Interner::new();
-        for n in 0..1000 {
-            i.intern(&format!("s{n}é"));
+        let n = (2 * BLOCK + 10) as u32;
+        for k in 0..n {
+            i.intern(&format!("s{k}é"));
         }
-        let (text, ends) = i.parts();
-        let mut back = Interner::from_parts(text.to_string(), ends.to_vec()).expect("valid parts");
-        for n in 0..1000 {
-            assert_eq!(back.get(&format!("s{n}é")), Some(n));
+        let mut back = Interner::from_blocks(i.share()).expect("valid blocks");
+        // The same strings, concatenated, cut into blocks anew.
+        let text: String = i.share().iter().map(|b| b.as_str()).collect();
+        let mut ends = Vec::new();
+        let mut at = 0;
+        for b in i.share() {
+            ends.extend(b.ends().iter().map(|e| e + at));
+            at += b.as_str().len() as u32;
         }
-        assert_eq!(back.intern("new"), (1000, true));
-        assert!(Interner::from_parts("abc".into(), vec![2, 1]).is_none());
-        assert!(Interner::from_parts("abc".into(), vec![4]).is_none());
-        assert!(Interner::from_parts("é".into(), vec![1]).is_none());
-        assert!(Interner::from_parts(String::new(), vec![]).is_some_and(|i| i.is_empty()));
+        let again = Interner::from_blocks(Interner::blocks_of(&text, &ends).expect("valid cut")).expect("valid blocks");
+        for k in 0..n {
+            assert_eq!(back.get(&format!("s{k}é")), Some(k));
+            assert_eq!(again.resolve(k), format!("s{k}é"));
+        }
+        assert_eq!(back.intern("new"), (n, true));
+        assert!(Interner::blocks_of("abc", &[2, 1]).is_none());
+        assert!(Interner::blocks_of("abc", &[4]).is_none());
+        assert!(Interner::blocks_of("é", &[1]).is_none());
+        assert!(Interner::blocks_of("", &[]).and_then(Interner::from_blocks).is_some_and(|i| i.is_empty()));
+        let short = Arc::new(Text { text: "ab".into(), ends: vec![1, 2] });
+        assert!(Interner::from_blocks(vec![Arc::clone(&short), short]).is_none(), "a block but the last is short");
     }
 
     #[test]

@@ -30,6 +30,7 @@
 pub mod allocator;
 pub mod batch;
 pub mod calendar;
+pub mod chunks;
 pub mod components;
 pub mod datadir;
 pub mod effects;

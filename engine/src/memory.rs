@@ -63,7 +63,6 @@ impl OrgWorld {
     /// [`MemoryReport`]). Walks every stakeholder: not for the hot path.
     pub fn memory(&self) -> MemoryReport {
         use crate::components::{CapSlot, Caps, Entry, GuardState, Seen, Slot, Standing, Tally, Wallet};
-        use crate::history::{LedgerEntry, MomentInfo};
 
         fn add(c: &mut ComponentBytes, heap: usize) {
             c.heap += heap;
@@ -72,12 +71,9 @@ impl OrgWorld {
 
         let w = self.world();
         let history = w.resource::<History>();
-        let history_bytes = history.ids.used_bytes()
-            + history.info.len() * size_of::<MomentInfo>()
-            + history.ledger.len() * size_of::<LedgerEntry>();
-        let history_capacity_bytes = history.ids.heap_bytes()
-            + history.info.capacity() * size_of::<MomentInfo>()
-            + history.ledger.capacity() * size_of::<LedgerEntry>();
+        let (moments_used, moments_held) = history.bytes();
+        let history_bytes = history.ids.used_bytes() + moments_used;
+        let history_capacity_bytes = history.ids.heap_bytes() + moments_held;
         let dir = w.resource::<Directory>();
         let directory_bytes = dir.ids.heap_bytes() + dir.entries.capacity() * size_of::<DirEntry>();
 

@@ -33,7 +33,7 @@ use rustc_hash::FxHashMap;
 
 use crate::components::{GuardState, Scorecard, seen_tag, tally_key};
 use crate::effects::TeamChallenges;
-use crate::history::{Earned, History, LedgerEntry, MomentInfo};
+use crate::history::{Earned, History, LedgerEntry};
 use crate::ids::Sym;
 use crate::leaderboard::{Boards, PublishQueue};
 use crate::ruleset::program::{MetricRef, Program};
@@ -282,12 +282,8 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
 
 /// Rewrites the ledger's indexes; entries of dropped currencies and badges go.
 fn carry_ledger(history: &mut History, maps: &Maps) {
-    let old = std::mem::take(&mut history.ledger);
-    let mut ledger = Vec::with_capacity(old.len());
-    for info in history.info.iter_mut() {
-        let range = info.ledger_start as usize..(info.ledger_start + info.ledger_len) as usize;
-        let start = ledger.len() as u32;
-        for entry in old.get(range).unwrap_or_default() {
+    history.rewrite_ledger(|_, old, ledger| {
+        for entry in old {
             let earned = match entry.earned {
                 Earned::Points { currency, amount } => {
                     maps.currencies[currency as usize].map(|to| Earned::Points { currency: to as u8, amount })
@@ -300,7 +296,5 @@ fn carry_ledger(history: &mut History, maps: &Maps) {
                 ledger.push(LedgerEntry { earned, ..*entry });
             }
         }
-        *info = MomentInfo { ledger_start: start, ledger_len: ledger.len() as u32 - start, ..*info };
-    }
-    history.ledger = ledger;
+    });
 }

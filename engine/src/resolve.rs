@@ -111,7 +111,7 @@ pub fn check(world: &World, record: &Record, earlier: &mut Earlier) -> Result<Ve
         }
         Record::Retract(r) => {
             let retracted = match history.ids.get(&r.retract) {
-                Some(moment) => history.info[moment as usize].retracted,
+                Some(moment) => history.retracted(moment),
                 None if earlier.moments.contains(&r.retract) => false,
                 None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
             };
@@ -268,7 +268,7 @@ impl Resolver<'_> {
         let Some(moment) = self.history.ids.get(target) else {
             return Err(("retract", format!("no moment with id {target:?} was accepted")));
         };
-        if self.history.info[moment as usize].retracted || !retracting.insert(moment) {
+        if self.history.retracted(moment) || !retracting.insert(moment) {
             return Ok(false);
         }
         self.history.last_seq += 1;

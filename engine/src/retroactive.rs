@@ -29,7 +29,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::components::{Scorecard, Tally, tally_key};
-use crate::history::{Earned, History, LedgerEntry, MomentInfo};
+use crate::history::{Earned, History, LedgerEntry};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
 use crate::ruleset::program::{CurrencyIx, Program};
@@ -98,20 +98,20 @@ fn pair(live: &World, new: &World) -> Result<Pairing, Mismatch> {
         return Err(Mismatch("the rule sets differ in currencies, badges or leaderboards".to_string()));
     }
     let (lh, nh) = (live.resource::<History>(), new.resource::<History>());
-    if lh.info.len() != nh.info.len() || lh.last_seq != nh.last_seq {
+    if lh.len() != nh.len() || lh.last_seq != nh.last_seq {
         return Err(Mismatch(format!(
             "{} moments up to {} live, {} up to {} replayed",
-            lh.info.len(),
+            lh.len(),
             lh.last_seq,
-            nh.info.len(),
+            nh.len(),
             nh.last_seq
         )));
     }
-    let mut moments = Vec::with_capacity(nh.info.len());
-    for m in 0..nh.info.len() as u32 {
+    let mut moments = Vec::with_capacity(nh.len());
+    for m in 0..nh.len() as u32 {
         let id = nh.ids.resolve(m);
         let l = lh.ids.get(id).ok_or_else(|| Mismatch(format!("moment {id:?} is not in the live world")))?;
-        if lh.info[l as usize].retracted != nh.info[m as usize].retracted {
+        if lh.retracted(l) != nh.retracted(m) {
             return Err(Mismatch(format!("moment {id:?} is retracted in one world only")));
         }
         moments.push(l);
@@ -126,22 +126,17 @@ fn pair(live: &World, new: &World) -> Result<Pairing, Mismatch> {
     Ok(Pairing { moments, people })
 }
 
-/// The directory number of the stakeholder `e` of `world`.
-fn ext(world: &World, e: Entity) -> u32 {
-    world.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext)
-}
-
 /// The tally of the stakeholder `e` of `world`.
 fn tally(world: &World, e: Entity) -> Option<&Tally> {
     world.get::<Scorecard>(e).map(|c| &c.tally)
 }
 
 /// Points per (stakeholder, currency) that a moment's ledger entries earned.
-fn points(world: &World, ledger: &[LedgerEntry], out: &mut Vec<(u32, u8, i64)>) {
+fn points(ledger: &[LedgerEntry], out: &mut Vec<(u32, u8, i64)>) {
     out.clear();
     for l in ledger {
         if let Earned::Points { currency, amount } = l.earned {
-            let who = ext(world, l.entity);
+            let who = l.stakeholder;
             match out.iter_mut().find(|(w, c, _)| *w == who && *c == currency) {
                 Some(slot) => slot.2 += amount,
                 None => out.push((who, currency, amount)),
@@ -160,11 +155,11 @@ fn point_deltas(live: &World, new: &World, pairing: &Pairing) -> Vec<(u32, u32, 
     let (mut was, mut now) = (Vec::new(), Vec::new());
     let mut deltas = Vec::new();
     for (m, &l) in pairing.moments.iter().enumerate() {
-        if nh.info[m].retracted {
+        if nh.retracted(m as u32) {
             continue;
         }
-        points(new, nh.earned(m as u32), &mut now);
-        points(live, lh.earned(l), &mut was);
+        points(nh.earned(m as u32), &mut now);
+        points(lh.earned(l), &mut was);
         for (who, c, amount) in was.iter_mut() {
             *who = live_dir_to_new.get(who).copied().unwrap_or(u32::MAX);
             if let Some(n) = now.iter_mut().find(|(w, nc, _)| w == who && nc == c) {
@@ -212,11 +207,10 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             }
             let Some(mut card) = live.get_mut::<Scorecard>(entity) else { continue };
             let balance = card.wallet.add(program.currencies.len(), currency, delta);
-            gains.entry(lm).or_default().push(LedgerEntry {
-                moment: lm,
-                entity,
-                earned: Earned::Points { currency, amount: delta },
-            });
+            gains
+                .entry(lm)
+                .or_default()
+                .push(LedgerEntry { stakeholder: ext, earned: Earned::Points { currency, amount: delta } });
             effects.push(EffectRec {
                 seq,
                 moment: lm,
@@ -226,12 +220,12 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             });
             touched.push((entity, currency));
         }
-        if nh.info[m].retracted {
+        if nh.retracted(m as u32) {
             continue;
         }
         for l in nh.earned(m as u32) {
             let Earned::Badge { badge, tier } = l.earned else { continue };
-            let who = ext(new, l.entity);
+            let who = l.stakeholder;
             let Some(&(entity, ext)) = pairing.people.get(who as usize) else { continue };
             let count = reached.entry((who, badge)).or_default();
             *count += 1;
@@ -242,11 +236,7 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
                 continue;
             }
             slot.b = needed;
-            gains.entry(lm).or_default().push(LedgerEntry {
-                moment: lm,
-                entity,
-                earned: Earned::Badge { badge, tier },
-            });
+            gains.entry(lm).or_default().push(LedgerEntry { stakeholder: ext, earned: Earned::Badge { badge, tier } });
             let kind = Kind::Badge { badge, tier, count: u32::try_from(needed).unwrap_or(u32::MAX) };
             effects.push(EffectRec { seq, moment: lm, stakeholder: ext, source, kind });
         }
@@ -309,19 +299,12 @@ fn insert_into_ledger(history: &mut History, gains: BTreeMap<u32, Vec<LedgerEntr
     if gains.is_empty() {
         return;
     }
-    let extra: usize = gains.values().map(Vec::len).sum();
-    let mut ledger = Vec::with_capacity(history.ledger.len() + extra);
-    for m in 0..history.info.len() as u32 {
-        let start = ledger.len() as u32;
-        ledger.extend_from_slice(history.earned(m));
+    history.rewrite_ledger(|m, old, ledger| {
+        ledger.extend_from_slice(old);
         if let Some(more) = gains.get(&m) {
             ledger.extend_from_slice(more);
         }
-        let info: &mut MomentInfo = &mut history.info[m as usize];
-        info.ledger_start = start;
-        info.ledger_len = ledger.len() as u32 - start;
-    }
-    history.ledger = ledger;
+    });
 }
 
 /// A compensating entry: `delta` points of `currency` given (or, negative, taken back), leaving

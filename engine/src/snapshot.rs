@@ -26,9 +26,9 @@ use crate::components::{
     CapSlot, Caps, Details, Entry, GuardState, Identity, Scorecard, Seen, Slot, Standing, Tally, Wallet,
 };
 use crate::effects::{TeamChallenges, TeamProgress};
-use crate::history::{Earned, History, LedgerEntry, MomentInfo};
+use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments};
 use crate::ids::Sym;
-use crate::intern::Interner;
+use crate::intern::{Interner, Text};
 use crate::leaderboard::PublishQueue;
 use crate::plugins::{Loaded, PluginStatus, Plugins};
 use crate::world::{DirEntry, Directory, OrgWorld, Vocab};
@@ -37,11 +37,161 @@ use crate::world::{DirEntry, Directory, OrgWorld, Vocab};
 /// log is replayed instead).
 pub const FORMAT: u32 = 1;
 
-/// An interner's strings: concatenated, and where each ends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Strings {
-    pub text: String,
-    pub ends: Vec<u32>,
+/// A string table: an interner's blocks, the full ones shared with the world it was taken from
+/// (see [`Interner::share`]). Written as one string, the strings concatenated (`text`), and
+/// where each ends in it (`ends`); read back cut into blocks again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strings(pub Vec<Arc<Text>>);
+
+impl Serialize for Strings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let text: String = self.0.iter().map(|b| b.as_str()).collect();
+        let mut st = s.serialize_struct("Strings", 2)?;
+        st.serialize_field("text", &text)?;
+        st.serialize_field("ends", &Ends(&self.0))?;
+        st.end()
+    }
+}
+
+/// Where each string of the blocks ends in their concatenation.
+struct Ends<'a>(&'a [Arc<Text>]);
+
+impl Serialize for Ends<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.0.iter().map(|b| b.ends().len()).sum()))?;
+        let mut base = 0u64;
+        for block in self.0 {
+            for &end in block.ends() {
+                let end = u32::try_from(base + u64::from(end)).map_err(|_| S::Error::custom("strings over 4 GiB"))?;
+                seq.serialize_element(&end)?;
+            }
+            base += block.as_str().len() as u64;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            text: String,
+            ends: Vec<u32>,
+        }
+        let w = Wire::deserialize(d)?;
+        Interner::blocks_of(&w.text, &w.ends).map(Strings).ok_or_else(|| serde::de::Error::custom("bad string table"))
+    }
+}
+
+/// By moment, `(entries in the ledger, retracted)`: the history's blocks, the full ones shared
+/// with the world it was taken from. A moment's entries in [`LedgerRows`] follow the previous
+/// moment's.
+#[derive(Clone, Debug)]
+pub struct MomentRows(pub Vec<Arc<Moments>>);
+
+impl MomentRows {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|b| b.info().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn rows(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        self.0.iter().flat_map(|b| b.info()).map(|i| (i.ledger_len, i.retracted))
+    }
+}
+
+impl PartialEq for MomentRows {
+    fn eq(&self, other: &Self) -> bool {
+        self.rows().eq(other.rows())
+    }
+}
+
+impl Serialize for MomentRows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ExactLen(self.len(), self.rows()))
+    }
+}
+
+impl<'de> Deserialize<'de> for MomentRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rows = Vec::<(u32, bool)>::deserialize(d)?;
+        let info =
+            rows.into_iter().map(|(ledger_len, retracted)| MomentInfo { ledger_start: 0, ledger_len, retracted });
+        Ok(MomentRows(vec![Arc::new(Moments::loose(info.collect(), Vec::new()))]))
+    }
+}
+
+/// What each moment earned, moment after moment, each entry written as an [`Earning`]: the
+/// history's blocks, as [`MomentRows`] holds them.
+#[derive(Clone, Debug)]
+pub struct LedgerRows(pub Vec<Arc<Moments>>);
+
+impl LedgerRows {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|b| b.ledger().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.0.iter().flat_map(|b| b.ledger())
+    }
+}
+
+impl PartialEq for LedgerRows {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries().eq(other.entries())
+    }
+}
+
+impl Serialize for LedgerRows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let earning = |l: &LedgerEntry| match l.earned {
+            Earned::Points { currency, amount } => Earning(l.stakeholder, 0, currency.into(), amount),
+            Earned::Badge { badge, tier } => Earning(l.stakeholder, 1, badge, tier.map_or(-1, i64::from)),
+        };
+        s.collect_seq(ExactLen(self.len(), self.entries().map(earning)))
+    }
+}
+
+impl<'de> Deserialize<'de> for LedgerRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rows = Vec::<Earning>::deserialize(d)?;
+        let mut ledger = Vec::with_capacity(rows.len());
+        for Earning(stakeholder, tag, index, value) in rows {
+            let earned = match tag {
+                0 => Earned::Points {
+                    currency: u8::try_from(index).map_err(|_| serde::de::Error::custom("currency index over 255"))?,
+                    amount: value,
+                },
+                _ => Earned::Badge { badge: index, tier: u8::try_from(value).ok() },
+            };
+            ledger.push(LedgerEntry { stakeholder, earned });
+        }
+        Ok(LedgerRows(vec![Arc::new(Moments::loose(Vec::new(), ledger))]))
+    }
+}
+
+/// An iterator that says its length, so that serde writes the sequence's length up front.
+struct ExactLen<I>(usize, I);
+
+impl<I: Iterator> Iterator for ExactLen<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.1.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.0, Some(self.0))
+    }
 }
 
 /// One stakeholder, by directory number: kind, team, name and attributes, then the parts of its
@@ -128,10 +278,8 @@ pub struct WorldSnapshot {
     /// By directory number.
     pub people: Vec<Person>,
     pub moments: Strings,
-    /// By moment: `(entries in the ledger, retracted)`; a moment's entries follow the
-    /// previous moment's.
-    pub moment_info: Vec<(u32, bool)>,
-    pub ledger: Vec<Earning>,
+    pub moment_info: MomentRows,
+    pub ledger: LedgerRows,
     pub teams: Vec<TeamRow>,
     pub team_generations: u64,
     pub plugins: Vec<PluginRow>,
@@ -147,13 +295,8 @@ pub enum RestoreError {
     Inconsistent(String),
 }
 
-fn strings(i: &Interner) -> Strings {
-    let (text, ends) = i.parts();
-    Strings { text: text.to_string(), ends: ends.to_vec() }
-}
-
 fn interner(s: Strings, what: &str) -> Result<Interner, RestoreError> {
-    Interner::from_parts(s.text, s.ends).ok_or_else(|| RestoreError::Inconsistent(format!("{what}: bad string table")))
+    Interner::from_blocks(s.0).ok_or_else(|| RestoreError::Inconsistent(format!("{what}: bad string table")))
 }
 
 impl OrgWorld {
@@ -163,10 +306,9 @@ impl OrgWorld {
         let w = self.world();
         let dir = w.resource::<Directory>();
         let history = w.resource::<History>();
-        // Entity -> directory number for the ledger's entries and the team rows, from a dense
-        // table by entity index holding the entity too (an exact match, in the same cache line):
-        // millions of lookups, each a random read into bevy's entity and table storage
-        // otherwise (most of the copy's time, which holds the worker).
+        // Entity -> directory number for the team rows' contributors, from a dense table by
+        // entity index holding the entity too (an exact match, in the same cache line): a
+        // random read into bevy's entity and table storage otherwise.
         let len = dir.entries.iter().map(|d| d.entity.index_u32() as usize + 1).max().unwrap_or(0);
         let mut by_index = vec![(Entity::PLACEHOLDER, u32::MAX); len];
         for (ext, d) in dir.entries.iter().enumerate() {
@@ -193,12 +335,8 @@ impl OrgWorld {
             .zip(&dir.entries)
             .map(|(person, entry)| person.unwrap_or_else(|| person_by_entity(w, entry)))
             .collect();
-        // Sized once: grown by doubling, its copies and fresh pages cost as much as the rest.
-        let mut ledger = Vec::with_capacity(history.ledger.len());
-        ledger.extend((0..history.info.len() as u32).flat_map(|m| history.earned(m)).map(|l| match l.earned {
-            Earned::Points { currency, amount } => Earning(ext_of(l.entity), 0, currency.into(), amount),
-            Earned::Badge { badge, tier } => Earning(ext_of(l.entity), 1, badge, tier.map_or(-1, i64::from)),
-        }));
+        // History only grows: its full blocks are shared, not copied (see [`crate::chunks`]).
+        let moments = history.share();
         let teams = w.resource::<TeamChallenges>();
         let mut team_rows: Vec<TeamRow> = teams
             .progress
@@ -231,12 +369,12 @@ impl OrgWorld {
             format: FORMAT,
             seq: history.last_seq,
             latest_at: history.latest_at,
-            vocab: strings(&w.resource::<Vocab>().0),
-            stakeholders: strings(&dir.ids),
+            vocab: Strings(w.resource::<Vocab>().0.share()),
+            stakeholders: Strings(dir.ids.share()),
             people,
-            moments: strings(&history.ids),
-            moment_info: history.info.iter().map(|i| (i.ledger_len, i.retracted)).collect(),
-            ledger,
+            moments: Strings(history.ids.share()),
+            moment_info: MomentRows(moments.clone()),
+            ledger: LedgerRows(moments),
             teams: team_rows,
             team_generations: teams.generations,
             plugins,
@@ -308,26 +446,21 @@ impl OrgWorld {
         let entity = |ext: u32| {
             entries.get(ext as usize).map(|e| e.entity).ok_or_else(|| bad(format!("stakeholder {ext} unknown")))
         };
-        let mut info = Vec::with_capacity(m);
-        let mut owners = Vec::with_capacity(s.ledger.len());
-        for (moment, (ledger_len, retracted)) in s.moment_info.into_iter().enumerate() {
-            let ledger_start = owners.len() as u32;
-            owners.extend(std::iter::repeat_n(moment as u32, ledger_len as usize));
-            info.push(MomentInfo { ledger_start, ledger_len, retracted });
+        let counted: u64 = s.moment_info.rows().map(|(len, _)| u64::from(len)).sum();
+        if counted != s.ledger.len() as u64 {
+            return Err(bad(format!("{} ledger entries, {counted} counted by moment", s.ledger.len())));
         }
-        if owners.len() != s.ledger.len() {
-            return Err(bad(format!("{} ledger entries, {} counted by moment", s.ledger.len(), owners.len())));
-        }
-        let mut ledger = Vec::with_capacity(s.ledger.len());
-        for (moment, Earning(who, tag, index, value)) in owners.into_iter().zip(s.ledger) {
-            let earned = match tag {
-                0 => Earned::Points {
-                    currency: u8::try_from(index).map_err(|_| bad("currency index".into()))?,
-                    amount: value,
-                },
-                _ => Earned::Badge { badge: index, tier: u8::try_from(value).ok() },
-            };
-            ledger.push(LedgerEntry { moment, entity: entity(who)?, earned });
+        let mut history = History::default();
+        (history.ids, history.last_seq, history.latest_at) = (moments, s.seq, s.latest_at);
+        let mut ledger = s.ledger.entries();
+        let mut earned = Vec::new();
+        for (len, retracted) in s.moment_info.rows() {
+            earned.clear();
+            earned.extend(ledger.by_ref().take(len as usize).copied());
+            if let Some(l) = earned.iter().find(|l| l.stakeholder as usize >= n) {
+                return Err(bad(format!("stakeholder {} unknown", l.stakeholder)));
+            }
+            history.restore_moment(retracted, earned.drain(..));
         }
         let mut progress = rustc_hash::FxHashMap::default();
         for TeamRow(challenge, team, window, moments, completed, contributors, generation) in s.teams {
@@ -346,7 +479,7 @@ impl OrgWorld {
         let mut publish = w.resource_mut::<PublishQueue>();
         queue.into_iter().for_each(|e| publish.push(e));
         *w.resource_mut::<TeamChallenges>() = TeamChallenges { progress, generations: s.team_generations };
-        *w.resource_mut::<History>() = History { ids: moments, info, ledger, last_seq: s.seq, latest_at: s.latest_at };
+        *w.resource_mut::<History>() = history;
         *w.resource_mut::<Directory>() = Directory { ids, entries };
         Ok(world)
     }
