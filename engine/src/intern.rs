@@ -61,9 +61,19 @@ impl Text {
 
     #[inline]
     fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let (start, end) = self.span(i)?;
         self.text.get(start..end)
+    }
+
+    /// Where string `i` is in the block's text.
+    #[inline]
+    fn span(&self, i: usize) -> Option<(usize, usize)> {
+        let end = *self.ends.get(i)? as usize;
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends[before] as usize,
+            None => 0,
+        };
+        Some((start, end))
     }
 
     /// Whether `ends` cuts `text` into strings (rising, within it, on character boundaries).
@@ -125,7 +135,7 @@ impl Interner {
     /// Starts loading the text of string `id` (what a lookup that finds it compares).
     #[inline]
     pub fn prefetch_text(&self, id: u32) {
-        if let Some(text) = self.try_resolve(id).and_then(|t| t.as_bytes().first()) {
+        if let Some(text) = self.bytes(id).and_then(|t| t.first()) {
             prefetch(text);
         }
     }
@@ -148,7 +158,17 @@ impl Interner {
         self.find(s, hash).ok()
     }
 
+    /// The bytes of string `id` (a lookup compares them: no character boundary to check).
+    #[inline]
+    fn bytes(&self, id: u32) -> Option<&[u8]> {
+        let (k, i) = split(id as usize);
+        let block = self.strings.block(k)?;
+        let (start, end) = block.span(i)?;
+        block.text.as_bytes().get(start..end)
+    }
+
     /// Ok(id) if `s` is interned, else Err(the empty slot where it would go).
+    #[inline]
     fn find(&self, s: &str, hash: u64) -> Result<u32, usize> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(hash);
@@ -158,7 +178,7 @@ impl Interner {
                 return Err(i);
             }
             let id = (slot as u32).wrapping_sub(1);
-            if slot >> 32 == hash >> 32 && self.try_resolve(id) == Some(s) {
+            if slot >> 32 == hash >> 32 && self.bytes(id) == Some(s.as_bytes()) {
                 return Ok(id);
             }
             i = (i + 1) & mask;
