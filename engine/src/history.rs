@@ -146,11 +146,6 @@ impl History {
         self.moments.block(k).map_or(&[], |b| b.earned(i))
     }
 
-    /// Entries in the ledger.
-    pub fn ledger_len(&self) -> usize {
-        self.moments.blocks().map(|b| b.ledger.len()).sum()
-    }
-
     /// Rewrites the ledger moment by moment: `rewrite(moment, entries, out)` pushes to `out`
     /// what the moment's entries become.
     pub fn rewrite_ledger(&mut self, mut rewrite: impl FnMut(u32, &[LedgerEntry], &mut Vec<LedgerEntry>)) {
@@ -220,7 +215,7 @@ mod tests {
             ]
         );
         assert_eq!(h.earned(n - 1).len(), 3);
-        assert_eq!(h.ledger_len(), 2 * n as usize + 1);
+        assert_eq!(h.share().iter().map(|b| b.ledger().len()).sum::<usize>(), 2 * n as usize + 1);
         assert!(!shared[0].info()[3].retracted, "the share is as it was");
         assert_eq!(shared.iter().map(|b| b.ledger().len()).sum::<usize>(), 2 * n as usize);
         h.rewrite_ledger(|m, old, out| out.extend(old.iter().filter(|_| m % 2 == 0)));

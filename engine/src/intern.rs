@@ -14,7 +14,6 @@
 //! table grows without rehashing a single string.
 
 use std::hash::BuildHasher;
-
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -231,11 +230,9 @@ impl Interner {
     }
 
     /// The interner [`Interner::share`] gave the blocks of; `None` if they are not laid out as
-    /// it lays them out (every block but the last full, each cut into strings).
+    /// it lays them out (every block but the last full). Each block is cut into strings by
+    /// construction: only `share` and [`Interner::blocks_of`] make them.
     pub fn from_blocks(blocks: Vec<Arc<Text>>) -> Option<Interner> {
-        if !blocks.iter().all(|b| Text::cuts(&b.text, &b.ends)) {
-            return None;
-        }
         let strings = Chunked::from_blocks(blocks)?;
         let mut interner = Interner { strings, ..Interner::default() };
         let n = interner.len();

@@ -92,12 +92,8 @@ impl<'de> Deserialize<'de> for Strings {
 pub struct MomentRows(pub Vec<Arc<Moments>>);
 
 impl MomentRows {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.iter().map(|b| b.info().len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn rows(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
@@ -132,12 +128,8 @@ impl<'de> Deserialize<'de> for MomentRows {
 pub struct LedgerRows(pub Vec<Arc<Moments>>);
 
 impl LedgerRows {
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.0.iter().map(|b| b.ledger().len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
@@ -306,18 +298,8 @@ impl OrgWorld {
         let w = self.world();
         let dir = w.resource::<Directory>();
         let history = w.resource::<History>();
-        // Entity -> directory number for the team rows' contributors, from a dense table by
-        // entity index holding the entity too (an exact match, in the same cache line): a
-        // random read into bevy's entity and table storage otherwise.
-        let len = dir.entries.iter().map(|d| d.entity.index_u32() as usize + 1).max().unwrap_or(0);
-        let mut by_index = vec![(Entity::PLACEHOLDER, u32::MAX); len];
-        for (ext, d) in dir.entries.iter().enumerate() {
-            by_index[d.entity.index_u32() as usize] = (d.entity, ext as u32);
-        }
-        let ext_of = |e: Entity| match by_index.get(e.index_u32() as usize) {
-            Some(&(known, ext)) if known == e => ext,
-            _ => u32::MAX,
-        };
+        // Entity -> directory number, for the team rows' contributors (a few per team).
+        let ext_of = |e: Entity| w.get::<Scorecard>(e).map_or(u32::MAX, |c| c.identity.ext);
         // In table order (one pass over the rows), then put in directory order.
         let mut people: Vec<Option<Person>> = vec![None; dir.entries.len()];
         if let Some(mut q) = w.try_query::<(&Scorecard, Option<&Details>)>() {
@@ -452,15 +434,12 @@ impl OrgWorld {
         }
         let mut history = History::default();
         (history.ids, history.last_seq, history.latest_at) = (moments, s.seq, s.latest_at);
-        let mut ledger = s.ledger.entries();
-        let mut earned = Vec::new();
+        if let Some(l) = s.ledger.entries().find(|l| l.stakeholder as usize >= n) {
+            return Err(bad(format!("stakeholder {} unknown", l.stakeholder)));
+        }
+        let mut ledger = s.ledger.entries().copied();
         for (len, retracted) in s.moment_info.rows() {
-            earned.clear();
-            earned.extend(ledger.by_ref().take(len as usize).copied());
-            if let Some(l) = earned.iter().find(|l| l.stakeholder as usize >= n) {
-                return Err(bad(format!("stakeholder {} unknown", l.stakeholder)));
-            }
-            history.restore_moment(retracted, earned.drain(..));
+            history.restore_moment(retracted, ledger.by_ref().take(len as usize));
         }
         let mut progress = rustc_hash::FxHashMap::default();
         for TeamRow(challenge, team, window, moments, completed, contributors, generation) in s.teams {
