@@ -20,20 +20,28 @@
 //! and, in a file of their own beside it ([`snapshots_path`]), so that storing one never holds
 //! the log's one write transaction:
 //!
-//! | table        | key                 | value                                   |
-//! |--------------|---------------------|-----------------------------------------|
-//! | `snapshots`  | (org, seq)          | checksum (LE, see `snapshot_checksum`) ++ bytes |
+//! | table            | key                       | value                                   |
+//! |------------------|---------------------------|-----------------------------------------|
+//! | `snapshot_parts` | (org, generation, part)   | up to [`PART_BYTES`] of a snapshot's bytes |
+//! | `snapshot_index` | org                       | (generation, seq, parts, checksum) of the newest |
 //!
 //! An append is one insert, at the end of its organisation's `segments` (and its `last_seq`): a
 //! group commit touches a few pages however large the log and however many records it holds,
-//! and a read decodes whole segments in order. Only the newest snapshot per organisation is
-//! kept.
+//! and a read decodes whole segments in order.
+//!
+//! A snapshot is written in parts of [`PART_BYTES`], each in a durable commit of its own, then
+//! made the newest by a small commit of its index entry, which also drops the parts of every
+//! other generation: only the newest snapshot per organisation is kept. So the disk never has
+//! tens of megabytes to flush at once, and a log commit's fsync queues behind one part at most.
+//! A crash before the index commit leaves the previous snapshot in place (its parts are dropped
+//! only with the index entry that replaces it); the parts it left are dropped by the next write.
+//! The checksum ([`snapshot_checksum`]) covers the whole snapshot, checked on read.
 //!
 //! Files written by earlier builds hold their records one per entry in a `log` table, keyed by
 //! (org, seq); they are read from there, and new appends go to `segments` after them. They
 //! also have a `moment_ids` table (an index the world's history made redundant), which opening
-//! one drops, and their snapshots in the log's file, which opening one moves to the snapshots'
-//! file.
+//! one drops, and their snapshots in a table `snapshots` ((org, seq) -> checksum (LE) ++ bytes,
+//! in the log's file or in the snapshots' file), which opening one moves into parts.
 
 use std::path::Path;
 
@@ -51,15 +59,25 @@ const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segm
 const OLD_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 /// The moment-id index of files written by earlier builds: dropped on open.
 const OLD_MOMENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("moment_ids");
-const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
+/// The snapshots of files written by earlier builds, whole: moved into parts on open.
+const OLD_SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshots");
+/// (org, generation, part) -> the part's bytes (see the module's layout).
+const SNAPSHOT_PARTS: TableDefinition<(&str, u64, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+/// org -> (generation, seq, parts, checksum) of its newest snapshot.
+const SNAPSHOT_INDEX: TableDefinition<&str, (u64, u64, u32, u64)> = TableDefinition::new("snapshot_index");
 const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
 /// (org, change number) -> MessagePack of (after, change).
 const CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changes");
 /// Module SHA-256 (hex) -> module bytes.
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 
-/// Bytes of the checksum in front of a stored snapshot.
+/// Bytes of the checksum in front of a snapshot stored whole by an earlier build.
 const CHECKSUM_LEN: usize = 8;
+
+/// The size of a snapshot's parts, each written and fsync'd in a commit of its own: small
+/// enough that a log commit waiting on the disk behind one takes a few milliseconds more at
+/// most, large enough that the commits' own cost stays small beside the bytes.
+pub const PART_BYTES: usize = 1 << 20;
 
 /// The embedded store: one redb file holding every organisation served by this node.
 #[derive(Debug)]
@@ -69,6 +87,9 @@ pub struct RedbStore {
     /// one (hundreds of MB for a large organisation) never holds the log's one write
     /// transaction, so commits go on meanwhile. Losing this file loses only a cache.
     snapshots: Database,
+    /// Held while a snapshot is written, part by part: one writer at a time, so that the
+    /// generation a write picks stays its own.
+    snapshot_writer: std::sync::Mutex<()>,
 }
 
 /// Where the snapshots of the store at `path` are: `plaudit.redb` -> `plaudit.snapshots.redb`.
@@ -114,20 +135,55 @@ impl RedbStore {
         let snapshots = Database::create(&snapshots_at).map_err(|e| snap_err(e.into()))?;
         let moved = snapshots.begin_write().map_err(|e| snap_err(e.into()))?;
         {
-            // Files of earlier builds kept the snapshots with the log: moved here once.
-            let mut to = moved.open_table(SNAPSHOTS).map_err(|e| snap_err(e.into()))?;
-            let from = txn.open_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
-            for entry in from.iter().map_err(|e| open_err(e.into()))? {
+            let mut index = moved.open_table(SNAPSHOT_INDEX).map_err(|e| snap_err(e.into()))?;
+            let mut parts = moved.open_table(SNAPSHOT_PARTS).map_err(|e| snap_err(e.into()))?;
+            // Earlier builds kept each snapshot whole, first in the log's file, then in this one:
+            // moved into parts once, the newer of the two kept.
+            let mut old = Vec::new();
+            for entry in
+                txn.open_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?.iter().map_err(|e| open_err(e.into()))?
+            {
                 let (key, value) = entry.map_err(|e| open_err(e.into()))?;
                 let (org, seq) = key.value();
-                to.insert((org, seq), value.value()).map_err(|e| snap_err(e.into()))?;
+                old.push((org.to_string(), seq, value.value().to_vec()));
+            }
+            for entry in moved
+                .open_table(OLD_SNAPSHOTS)
+                .map_err(|e| snap_err(e.into()))?
+                .iter()
+                .map_err(|e| snap_err(e.into()))?
+            {
+                let (key, value) = entry.map_err(|e| snap_err(e.into()))?;
+                let (org, seq) = key.value();
+                old.push((org.to_string(), seq, value.value().to_vec()));
+            }
+            for (org, seq, stored) in old {
+                // Too short to hold a checksum: moved with one that cannot match, so that it is
+                // still refused as corrupt rather than lost without a word.
+                let (sum, bytes) = match stored.split_first_chunk::<CHECKSUM_LEN>() {
+                    Some((sum, bytes)) => (u64::from_le_bytes(*sum), bytes),
+                    None => (u64::MAX, &stored[..]),
+                };
+                let live = index.get(org.as_str()).map_err(|e| snap_err(e.into()))?.map(|g| g.value());
+                if live.is_some_and(|(_, newest, _, _)| newest > seq) {
+                    continue;
+                }
+                let generation = live.map_or(0, |(g, ..)| g) + 1;
+                let mut count = 0u32;
+                for (i, part) in bytes.chunks(PART_BYTES).enumerate() {
+                    parts.insert((org.as_str(), generation, i as u32), part).map_err(|e| snap_err(e.into()))?;
+                    count += 1;
+                }
+                index.insert(org.as_str(), (generation, seq, count, sum)).map_err(|e| snap_err(e.into()))?;
+                keep_only(&mut parts, &org, generation).map_err(|e| snap_err(e.into()))?;
             }
         }
+        moved.delete_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?;
         // The copy is durable before the original goes.
         moved.commit().map_err(|e| snap_err(e.into()))?;
-        txn.delete_table(SNAPSHOTS).map_err(|e| open_err(e.into()))?;
+        txn.delete_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?;
         txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(RedbStore { db, snapshots })
+        Ok(RedbStore { db, snapshots, snapshot_writer: std::sync::Mutex::new(()) })
     }
 }
 
@@ -311,29 +367,36 @@ impl RedbStore {
     }
 
     fn put_snapshot_unguarded(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut stored = Vec::with_capacity(CHECKSUM_LEN + bytes.len());
-        stored.extend_from_slice(&snapshot_checksum(seq, bytes).to_le_bytes());
-        stored.extend_from_slice(bytes);
-        self.put_snapshot_raw(org, seq, &stored)
+        self.put_snapshot_checked(org, seq, snapshot_checksum(seq, bytes), bytes)
     }
 
     fn latest_snapshot_unguarded(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         const OP: &str = "latest_snapshot";
         let o = org.as_str();
         let txn = self.snapshots.begin_read().ctx(OP)?;
-        let snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
-        let Some(entry) = snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back() else {
+        let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
+        let Some((generation, seq, count, checksum)) = index.get(o).ctx(OP)?.map(|g| g.value()) else {
             return Ok(None);
         };
-        let (key, value) = entry.ctx(OP)?;
-        let seq = Seq(key.value().1);
-        let stored = value.value();
+        let seq = Seq(seq);
         let corrupt = || StoreError::CorruptSnapshot { org: org.clone(), seq };
-        let (sum, bytes) = stored.split_first_chunk::<CHECKSUM_LEN>().ok_or_else(corrupt)?;
-        if u64::from_le_bytes(*sum) != snapshot_checksum(seq, bytes) {
+        let parts = txn.open_table(SNAPSHOT_PARTS).ctx(OP)?;
+        // The length the checksum names, bounded by what the parts can hold.
+        let len = ((checksum >> 32) as usize).min(count as usize * PART_BYTES);
+        let mut bytes = Vec::with_capacity(len);
+        let mut read = 0u32;
+        for entry in parts.range((o, generation, 0)..=(o, generation, u32::MAX)).ctx(OP)? {
+            let (key, value) = entry.ctx(OP)?;
+            if key.value().2 != read {
+                return Err(corrupt());
+            }
+            bytes.extend_from_slice(value.value());
+            read += 1;
+        }
+        if read != count || checksum != snapshot_checksum(seq, &bytes) {
             return Err(corrupt());
         }
-        Ok(Some((seq, bytes.to_vec())))
+        Ok(Some((seq, bytes)))
     }
 }
 
@@ -392,9 +455,9 @@ fn contained<T>(op: &'static str, f: impl FnOnce() -> Result<T, StoreError>) -> 
 }
 
 impl RedbStore {
-    /// Stores `stored` (checksum and bytes, already framed) as `org`'s snapshot at `seq`, keeping
-    /// only the newest snapshot.
-    fn put_snapshot_raw(&self, org: &OrgId, seq: Seq, stored: &[u8]) -> Result<(), StoreError> {
+    /// Stores `bytes` as `org`'s snapshot at `seq` under `checksum` (which the reader checks),
+    /// part by part (see the module's layout), keeping only the newest snapshot.
+    fn put_snapshot_checked(&self, org: &OrgId, seq: Seq, checksum: u64, bytes: &[u8]) -> Result<(), StoreError> {
         const OP: &str = "put_snapshot";
         let o = org.as_str();
         // The log only grows: checked now, still true when this commits.
@@ -402,24 +465,53 @@ impl RedbStore {
         if seq > last {
             return Err(StoreError::SnapshotBeyondLog { org: org.clone(), seq, last });
         }
+        let count = u32::try_from(bytes.len().div_ceil(PART_BYTES)).map_err(|_| StoreError::Encode {
+            org: org.clone(),
+            source: rmp_serde::encode::Error::Syntax(format!("a snapshot of {} bytes", bytes.len())),
+        })?;
+        let _writing = self.snapshot_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = {
+            let txn = self.snapshots.begin_read().ctx(OP)?;
+            let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
+            index.get(o).ctx(OP)?.map(|g| g.value())
+        };
+        if live.is_some_and(|(_, newest, _, _)| newest > seq.0) {
+            // An older snapshot than the one kept: nothing to do.
+            return Ok(());
+        }
+        let live = live.map_or(0, |(generation, ..)| generation);
+        let generation = live + 1;
+        for (i, part) in bytes.chunks(PART_BYTES).enumerate() {
+            let txn = self.snapshots.begin_write().ctx(OP)?;
+            {
+                let mut parts = txn.open_table(SNAPSHOT_PARTS).ctx(OP)?;
+                if i == 0 {
+                    // What a write cut short by a crash left.
+                    keep_only(&mut parts, o, live).ctx(OP)?;
+                }
+                parts.insert((o, generation, i as u32), part).ctx(OP)?;
+            }
+            // Durability::Immediate: this part is on the disk before the next is written.
+            txn.commit().ctx(OP)?;
+        }
         let txn = self.snapshots.begin_write().ctx(OP)?;
         {
-            let mut snapshots = txn.open_table(SNAPSHOTS).ctx(OP)?;
-            let mut kept = Vec::new();
-            for entry in snapshots.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
-                kept.push(entry.ctx(OP)?.0.value().1);
-            }
-            if kept.last().is_some_and(|&newest| newest > seq.0) {
-                // An older snapshot than the one kept: nothing to do.
-                return Ok(());
-            }
-            snapshots.insert((o, seq.0), stored).ctx(OP)?;
-            for old in kept.into_iter().filter(|&s| s != seq.0) {
-                snapshots.remove((o, old)).ctx(OP)?;
-            }
+            let mut index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
+            index.insert(o, (generation, seq.0, count, checksum)).ctx(OP)?;
+            let mut parts = txn.open_table(SNAPSHOT_PARTS).ctx(OP)?;
+            keep_only(&mut parts, o, generation).ctx(OP)?;
         }
         txn.commit().ctx(OP)
     }
+}
+
+/// Drops every snapshot part of `org` but those of `generation`.
+fn keep_only(
+    parts: &mut ::redb::Table<(&str, u64, u32), &[u8]>,
+    org: &str,
+    generation: u64,
+) -> Result<(), ::redb::StorageError> {
+    parts.retain_in((org, 0, 0)..=(org, u64::MAX, u32::MAX), |(_, g, _), _| g == generation)
 }
 
 #[cfg(test)]
@@ -587,28 +679,64 @@ mod tests {
         }
     }
 
+    /// What earlier builds stored for a snapshot: checksum, then bytes, in one value.
+    fn whole(seq: Seq, bytes: &[u8]) -> Vec<u8> {
+        let mut stored = snapshot_checksum(seq, bytes).to_le_bytes().to_vec();
+        stored.extend_from_slice(bytes);
+        stored
+    }
+
+    /// The (generation, part) keys of `org`'s stored snapshot parts.
+    fn part_keys(store: &RedbStore, org: &str) -> Vec<(u64, u32)> {
+        let txn = store.snapshots.begin_read().expect("read txn");
+        let parts = txn.open_table(SNAPSHOT_PARTS).expect("table");
+        let range = parts.range((org, 0, 0)..=(org, u64::MAX, u32::MAX)).expect("range");
+        range
+            .map(|e| {
+                let (_, g, p) = e.expect("entry").0.value();
+                (g, p)
+            })
+            .collect()
+    }
+
     #[test]
-    fn snapshots_of_an_earlier_build_kept_with_the_log_move_to_their_own_file() {
+    fn whole_snapshots_of_earlier_builds_in_either_file_move_into_parts() {
         let dir = TempDir::new();
-        let acme = org("acme");
+        let (acme, beta) = (org("acme"), org("beta"));
+        // Larger than a part, so that it moves into several.
+        let big: Vec<u8> = (0..2 * PART_BYTES + 5).map(|i| (i % 251) as u8).collect();
         {
             let store = open(&dir);
             store.append(&acme, &[moment("a"), moment("b")]).expect("append");
-            // Where an earlier build kept it: in the log's file.
-            let mut stored = snapshot_checksum(Seq(2), b"a world").to_le_bytes().to_vec();
-            stored.extend_from_slice(b"a world");
+            store.append(&beta, &[moment("a")]).expect("append");
+            // Where the build before the last kept it: in the log's file.
             let txn = store.db.begin_write().expect("write");
-            txn.open_table(SNAPSHOTS).expect("table").insert(("acme", 2), stored.as_slice()).expect("insert");
+            txn.open_table(OLD_SNAPSHOTS)
+                .expect("table")
+                .insert(("acme", 2), whole(Seq(2), b"a world").as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+            // Where the last build kept it: whole, in the snapshots' file.
+            let txn = store.snapshots.begin_write().expect("write");
+            txn.open_table(OLD_SNAPSHOTS)
+                .expect("table")
+                .insert(("beta", 1), whole(Seq(1), &big).as_slice())
+                .expect("insert");
             txn.commit().expect("commit");
         }
         let store = open(&dir);
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(2), b"a world".to_vec())));
+        assert_eq!(store.latest_snapshot(&beta).expect("snapshot"), Some((Seq(1), big.clone())));
+        assert_eq!(part_keys(&store, "beta"), vec![(1, 0), (1, 1), (1, 2)]);
         let txn = store.db.begin_read().expect("read");
-        assert!(txn.open_table(SNAPSHOTS).is_err(), "gone from the log's file");
+        assert!(txn.open_table(OLD_SNAPSHOTS).is_err(), "gone from the log's file");
+        let txn = store.snapshots.begin_read().expect("read");
+        assert!(txn.open_table(OLD_SNAPSHOTS).is_err(), "gone from the snapshots' file");
         drop(txn);
         drop(store);
         let store = open(&dir);
         assert_eq!(store.latest_snapshot(&acme).expect("kept"), Some((Seq(2), b"a world".to_vec())));
+        assert_eq!(store.latest_snapshot(&beta).expect("kept"), Some((Seq(1), big)));
     }
 
     #[test]
@@ -703,8 +831,50 @@ mod tests {
         let store = open(&dir);
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(5), Vec::new())));
         let txn = store.snapshots.begin_read().expect("read txn");
-        let table = txn.open_table(SNAPSHOTS).expect("table");
-        assert_eq!(table.len().expect("len"), 1);
+        assert_eq!(txn.open_table(SNAPSHOT_INDEX).expect("table").len().expect("len"), 1);
+        assert_eq!(txn.open_table(SNAPSHOT_PARTS).expect("table").len().expect("len"), 0, "an empty one has no part");
+    }
+
+    #[test]
+    fn a_large_snapshot_is_written_in_parts_and_replacing_it_drops_the_old_parts() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let acme = org("acme");
+        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        let first: Vec<u8> = (0..3 * PART_BYTES).map(|i| (i % 253) as u8).collect();
+        store.put_snapshot(&acme, Seq(1), &first).expect("snapshot");
+        assert_eq!(part_keys(&store, "acme"), vec![(1, 0), (1, 1), (1, 2)]);
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(1), first)));
+        // The same sequence again (a rule change logged after it, say): a new generation.
+        let second: Vec<u8> = (0..PART_BYTES + 1).map(|i| (i % 7) as u8).collect();
+        store.put_snapshot(&acme, Seq(1), &second).expect("snapshot");
+        assert_eq!(part_keys(&store, "acme"), vec![(2, 0), (2, 1)]);
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(1), second)));
+    }
+
+    #[test]
+    fn a_snapshot_cut_short_by_a_crash_leaves_the_previous_one_and_its_parts_go_with_the_next_write() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        let kept: Vec<u8> = (0..PART_BYTES + 10).map(|i| (i % 11) as u8).collect();
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            store.put_snapshot(&acme, Seq(1), &kept).expect("snapshot");
+            // What a crash after two parts of the next one leaves: its parts, not its index entry.
+            for part in 0..2 {
+                let txn = store.snapshots.begin_write().expect("write");
+                let mut parts = txn.open_table(SNAPSHOT_PARTS).expect("table");
+                parts.insert(("acme", 2, part), &[9u8; 100][..]).expect("insert");
+                drop(parts);
+                txn.commit().expect("commit");
+            }
+        }
+        let store = open(&dir);
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(1), kept)));
+        store.put_snapshot(&acme, Seq(2), b"next").expect("snapshot");
+        assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(2), b"next".to_vec())));
+        assert_eq!(part_keys(&store, "acme"), vec![(2, 0)], "the cut one's parts and the old ones are gone");
     }
 
     #[test]
@@ -726,21 +896,45 @@ mod tests {
         store.append(&acme, &[moment("a"), moment("b")]).expect("append");
         store.put_snapshot(&acme, Seq(2), b"a world").expect("snapshot");
 
-        // Flip one payload byte in the stored value with a raw write.
-        let mut stored = {
-            let txn = store.snapshots.begin_read().expect("read txn");
-            let table = txn.open_table(SNAPSHOTS).expect("table");
-            table.get(("acme", 2)).expect("get").expect("stored snapshot").value().to_vec()
+        let corrupt = |store: &RedbStore| {
+            let err = store.latest_snapshot(&acme).expect_err("corrupt");
+            assert!(matches!(&err, StoreError::CorruptSnapshot { org, seq: Seq(2) } if org == &acme), "{err}");
+            assert!(err.to_string().contains("acme"), "{err}");
         };
-        stored[CHECKSUM_LEN] ^= 0x01;
-        store.put_snapshot_raw(&acme, Seq(2), &stored).expect("raw write");
+        // One byte flipped, with the checksum of what was meant.
+        store
+            .put_snapshot_checked(&acme, Seq(2), snapshot_checksum(Seq(2), b"a world"), b"a wprld")
+            .expect("raw write");
+        corrupt(&store);
+        // A part missing from the middle of a large one.
+        let big = vec![7u8; 2 * PART_BYTES + 1];
+        store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
+        let generation = part_keys(&store, "acme")[0].0;
+        let txn = store.snapshots.begin_write().expect("write");
+        txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, 1)).expect("remove");
+        txn.commit().expect("commit");
+        corrupt(&store);
+        // Its last part missing.
+        store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
+        let generation = part_keys(&store, "acme")[0].0;
+        let txn = store.snapshots.begin_write().expect("write");
+        txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, 2)).expect("remove");
+        txn.commit().expect("commit");
+        corrupt(&store);
+    }
 
-        let err = store.latest_snapshot(&acme).expect_err("corrupt");
-        assert!(matches!(&err, StoreError::CorruptSnapshot { org, seq: Seq(2) } if org == &acme), "{err}");
-        assert!(err.to_string().contains("acme"), "{err}");
-
-        // Too short to hold a checksum: corrupt too.
-        store.put_snapshot_raw(&acme, Seq(2), &[1, 2, 3]).expect("raw write");
+    #[test]
+    fn a_whole_snapshot_of_an_earlier_build_too_short_for_its_checksum_is_refused_as_corrupt() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            let txn = store.snapshots.begin_write().expect("write");
+            txn.open_table(OLD_SNAPSHOTS).expect("table").insert(("acme", 2), &[1u8, 2, 3][..]).expect("insert");
+            txn.commit().expect("commit");
+        }
+        let store = open(&dir);
         assert!(matches!(store.latest_snapshot(&acme), Err(StoreError::CorruptSnapshot { seq: Seq(2), .. })));
     }
 
