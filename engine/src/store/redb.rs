@@ -139,24 +139,12 @@ impl RedbStore {
             let mut parts = moved.open_table(SNAPSHOT_PARTS).map_err(|e| snap_err(e.into()))?;
             // Earlier builds kept each snapshot whole, first in the log's file, then in this one:
             // moved into parts once, the newer of the two kept.
-            let mut old = Vec::new();
-            for entry in
-                txn.open_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?.iter().map_err(|e| open_err(e.into()))?
-            {
-                let (key, value) = entry.map_err(|e| open_err(e.into()))?;
-                let (org, seq) = key.value();
-                old.push((org.to_string(), seq, value.value().to_vec()));
-            }
-            for entry in moved
-                .open_table(OLD_SNAPSHOTS)
-                .map_err(|e| snap_err(e.into()))?
-                .iter()
-                .map_err(|e| snap_err(e.into()))?
-            {
-                let (key, value) = entry.map_err(|e| snap_err(e.into()))?;
-                let (org, seq) = key.value();
-                old.push((org.to_string(), seq, value.value().to_vec()));
-            }
+            let mut old = whole_snapshots(&txn.open_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?)
+                .map_err(|e| open_err(e.into()))?;
+            old.extend(
+                whole_snapshots(&moved.open_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?)
+                    .map_err(|e| snap_err(e.into()))?,
+            );
             for (org, seq, stored) in old {
                 // Too short to hold a checksum: moved with one that cannot match, so that it is
                 // still refused as corrupt rather than lost without a word.
@@ -503,6 +491,19 @@ impl RedbStore {
         }
         txn.commit().ctx(OP)
     }
+}
+
+/// The (org, seq, checksum ++ bytes) entries of an earlier build's table of whole snapshots.
+fn whole_snapshots(
+    table: &::redb::Table<(&str, u64), &[u8]>,
+) -> Result<Vec<(String, u64, Vec<u8>)>, ::redb::StorageError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        let (org, seq) = key.value();
+        out.push((org.to_string(), seq, value.value().to_vec()));
+    }
+    Ok(out)
 }
 
 /// Drops every snapshot part of `org` but those of `generation`.
@@ -906,21 +907,16 @@ mod tests {
             .put_snapshot_checked(&acme, Seq(2), snapshot_checksum(Seq(2), b"a world"), b"a wprld")
             .expect("raw write");
         corrupt(&store);
-        // A part missing from the middle of a large one.
+        // A part missing from the middle of a large one (1), or its last part (2).
         let big = vec![7u8; 2 * PART_BYTES + 1];
-        store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
-        let generation = part_keys(&store, "acme")[0].0;
-        let txn = store.snapshots.begin_write().expect("write");
-        txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, 1)).expect("remove");
-        txn.commit().expect("commit");
-        corrupt(&store);
-        // Its last part missing.
-        store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
-        let generation = part_keys(&store, "acme")[0].0;
-        let txn = store.snapshots.begin_write().expect("write");
-        txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, 2)).expect("remove");
-        txn.commit().expect("commit");
-        corrupt(&store);
+        for missing in [1, 2] {
+            store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
+            let generation = part_keys(&store, "acme")[0].0;
+            let txn = store.snapshots.begin_write().expect("write");
+            txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, missing)).expect("remove");
+            txn.commit().expect("commit");
+            corrupt(&store);
+        }
     }
 
     #[test]
