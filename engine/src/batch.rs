@@ -2,8 +2,10 @@
 //! rules and the effects passes. Reused from batch to batch, so scoring allocates nothing per
 //! moment once the buffers have grown.
 
+use std::sync::Arc;
+
 use bevy_ecs::prelude::*;
-use plaudit_sdk::Moment;
+use plaudit_sdk::{Attrs, Record};
 
 use crate::ids::Sym;
 use crate::ruleset::program::{CurrencyIx, Window};
@@ -49,7 +51,7 @@ pub struct MomentRec {
     pub seq: u64,
     /// The moment's id in the history's interner.
     pub moment: u32,
-    /// Index of the moment in [`Batch::inputs`] (attributes); unused for retractions.
+    /// Index of the moment in [`Batch::source`] (attributes); unused for retractions.
     pub input: u32,
     pub action: Action,
     pub actor: Entity,
@@ -107,11 +109,29 @@ impl MomentRec {
 #[derive(Resource, Debug, Default)]
 pub struct Batch {
     pub records: Vec<MomentRec>,
-    /// The moments as received (for attribute conditions).
-    pub inputs: Vec<Moment>,
+    /// The records as received.
+    pub source: Source,
     /// The records this run of the passes scores: [`crate::world::OrgWorld::ingest`] runs them
     /// over a batch [`CHUNK`] records at a time.
     pub chunk: std::ops::Range<usize>,
+}
+
+/// A batch's records as received, shared with the log step, which stores them while they are
+/// scored. The passes read only moments' attributes here ([`Source::attrs`]).
+#[derive(Debug, Default)]
+pub struct Source(pub Arc<Vec<Record>>);
+
+/// What [`Source::attrs`] answers for a record that is not a moment (never asked).
+static NO_ATTRS: Attrs = Attrs::new();
+
+impl Source {
+    /// The attributes of moment `m` as received.
+    pub fn attrs(&self, m: &MomentRec) -> &Attrs {
+        match self.0.get(m.input as usize) {
+            Some(Record::Moment(moment)) => &moment.attrs,
+            _ => &NO_ATTRS,
+        }
+    }
 }
 
 /// Records the passes score in one run. A pass fetches a stakeholder's scorecard (two cache

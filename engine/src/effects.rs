@@ -164,7 +164,7 @@ pub fn apply(
                 PluginWhat::Custom(c) => out.emit(m, who, Source::Plugin(act.plugin), Kind::Custom(c.clone())),
             }
         }
-        let attrs = &batch.inputs[m.input as usize].attrs;
+        let attrs = batch.source.attrs(m);
         if let Some(actor) = &mut both.0 {
             out.metrics(m, actor, attrs);
             out.streaks(m, actor, attrs);

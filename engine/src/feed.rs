@@ -71,17 +71,27 @@ impl Feed {
 
     /// Appends effects, in order, each with the sequence of its record; wakes followers.
     pub fn push(&self, effects: impl IntoIterator<Item = (u64, Effect)>) {
+        let next = self.latest() + 1;
+        let items = (next..).zip(effects).map(|(id, (seq, effect))| Arc::new(FeedItem { id, seq, effect }));
+        self.push_numbered(items);
+    }
+
+    /// Appends effects numbered by the writer (the next is `latest() + 1`, and so on), in
+    /// order; wakes followers. The ring's oldest items make room, dropped once it is unlocked.
+    pub fn push_numbered(&self, items: impl IntoIterator<Item = Arc<FeedItem>>) {
         let mut ring = self.ring();
-        for (seq, effect) in effects {
-            let id = ring.next;
-            ring.next += 1;
+        let mut evicted = Vec::new();
+        for item in items {
+            debug_assert_eq!(item.id, ring.next, "effects are numbered on from the feed's latest");
+            ring.next = item.id + 1;
             if ring.items.len() == ring.capacity {
-                ring.items.pop_front();
+                evicted.extend(ring.items.pop_front());
             }
-            ring.items.push_back(Arc::new(FeedItem { id, seq, effect }));
+            ring.items.push_back(item);
         }
         let last = ring.next - 1;
         drop(ring);
+        drop(evicted);
         self.latest.send_if_modified(|l| std::mem::replace(l, last) != last);
     }
 

@@ -23,7 +23,7 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut cards: Que
         if m.action != Action::Score {
             continue;
         }
-        let attrs = &batch.inputs[m.input as usize].attrs;
+        let attrs = batch.source.attrs(m);
         if !guard.matcher.matches(m, attrs) {
             continue;
         }

@@ -1,11 +1,13 @@
-//! The log step: a batch is checked, appended durably to the organisation's log, and only then
-//! scored, so that what was acknowledged is exactly what the world holds, and a restart
-//! rebuilds the world by replaying the log.
+//! The log step: a batch is checked, appended durably to the organisation's log and scored,
+//! and nothing of it is answered or fed before it is durable, so that what was acknowledged is
+//! exactly what the world holds, and a restart rebuilds the world by replaying the log.
 //!
 //! **Owns** [`Durable`]: one organisation's [`OrgWorld`] together with its [`Store`]. Ingestion
 //! goes: [`OrgWorld::check`] every record (nothing refused reaches the log) -> one
-//! [`Store::append`] for the batch (one group commit; moment ids deduplicated durably) -> the
-//! appended records, and only those, scored by [`OrgWorld::ingest`]. Recovery ([`Durable::open`])
+//! [`Store::append`] for the batch (one group commit; moment ids deduplicated durably), on the
+//! organisation's commit thread, while [`OrgWorld::ingest_shared`] scores the same records ->
+//! once the commit is in, the effects fed and the outcome returned; if it failed, the world is
+//! rebuilt from the log instead. Recovery ([`Durable::open`])
 //! restores the latest snapshot, if there is a good one, and replays the log after it through
 //! the same `ingest`; without one it replays the log from the start.
 //!
@@ -30,13 +32,13 @@
 //! is recorded that its world did not take.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use plaudit_sdk::{Effect, Record};
+use plaudit_sdk::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::feed::Feed;
+use crate::feed::{Feed, FeedItem};
 use crate::ids::{OrgId, Seq};
 use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
 use crate::retroactive::Mode;
@@ -81,6 +83,12 @@ pub enum LogError {
     /// a module it cannot load).
     #[error("organisation {org}: change {number} of the log cannot be applied: {detail}")]
     BadChange { org: OrgId, number: u64, detail: String },
+    /// The commit thread stopped before it said whether a group's commit went in: the world
+    /// was rebuilt from what the log holds, which may or may not include the group.
+    #[error(
+        "organisation {0}: the commit of a group stopped half way; retry it (moments already stored are recognised as duplicates)"
+    )]
+    CommitLost(OrgId),
     /// A snapshot could not be taken or restored. On open this is not fatal: the log is
     /// replayed from the start instead.
     #[error("organisation {org}: snapshot: {detail}")]
@@ -94,8 +102,9 @@ pub const COMMIT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0
 pub const INGEST_STEPS: [&str; 4] = ["check", "commit", "score", "render"];
 
 /// How long ingestion takes, for the server's metrics: each commit (a durable `Store::append`
-/// of a batch or a group) in a histogram, and the time spent in each of [`INGEST_STEPS`]
-/// (checking the records, committing them, scoring them, rendering their effects for the
+/// of a batch or a group) in a histogram, and the time the world spent in each of
+/// [`INGEST_STEPS`] (checking the records; waiting for their commit, which runs while they are
+/// scored and rendered, once that is done; scoring them; rendering their effects for the
 /// answers and the feed). Shared by every organisation's [`Durable`].
 #[derive(Debug, Default)]
 pub struct IngestTimes {
@@ -262,6 +271,8 @@ pub struct Durable {
     feed: Option<Arc<Feed>>,
     /// Where ingestion times go, when someone watches them (the server).
     ingest_times: Option<Arc<IngestTimes>>,
+    /// Commits groups while the world scores them, from the first group on.
+    commits: Option<CommitThread>,
     /// Changes of the log applied to the world (they are numbered from 1).
     changes: u64,
     /// Effects the world produced, since the first record.
@@ -337,6 +348,7 @@ impl Durable {
             host: None,
             feed: None,
             ingest_times: None,
+            commits: None,
             changes: 1,
             effects: 0,
             snapshotted: Seq(0),
@@ -868,25 +880,40 @@ impl Durable {
 
     /// [`Durable::ingest`] for several requests at once, in order, with one commit for all of
     /// them (the group commit of a busy server). Each request gets its own outcome and, with
-    /// `render`, its own effects; on `Err` nothing of any of them was stored.
+    /// `render`, its own effects (numbered and shared as in the feed); on `Err` nothing of any
+    /// of them was stored or scored.
     ///
-    /// The four steps one after the other: [`Durable::stage`], [`Committer::commit`],
-    /// [`Durable::score`], [`Durable::render`]. A server may render one group while the next
-    /// commits.
+    /// The steps: every record checked against the world ([`Durable::stage`]); the accepted
+    /// ones handed to the commit thread, which appends them in one durable commit while the
+    /// world scores them ([`Durable::score`]) and renders their effects ([`Durable::render`]);
+    /// then, once the commit is in, the effects fed and the outcomes returned
+    /// ([`Durable::confirm`]). So the world is ahead of the log only inside this call, and
+    /// nothing of the group leaves it (an answer, the feed, a read between two calls) before
+    /// its records are durable. If the commit fails, the world is rebuilt from the log
+    /// ([`Durable::rewind`]).
     pub fn ingest_group(
         &mut self,
         requests: Vec<Vec<Record>>,
         render: bool,
-    ) -> Result<(Vec<Outcome>, Vec<Vec<Effect>>), LogError> {
+    ) -> Result<(Vec<Outcome>, Vec<GroupEffects>), LogError> {
         let staged = self.stage(requests)?;
-        let committed = self.committer().commit(&staged)?;
-        let scored = self.score(staged, committed)?;
-        Ok(self.render(scored, render))
+        if staged.keep.is_empty() {
+            self.record_steps(staged.took);
+            let n = staged.outcomes.len();
+            return Ok((staged.outcomes, vec![Vec::new(); n]));
+        }
+        let commit = self.start_commit(&staged.keep);
+        if let Commit::Done(Err(e)) = commit {
+            return Err(e); // committed in line, before scoring: nothing was scored either
+        }
+        let rendered = self.score(staged).map(|scored| self.render(scored, render));
+        let committed = self.finish_commit(commit);
+        self.confirm(rendered?, committed)
     }
 
-    /// The first step of ingesting a group of requests: every record checked against the
-    /// world as scoring will see it; what is accepted is to be stored.
-    pub fn stage(&mut self, requests: Vec<Vec<Record>>) -> Result<Staged, LogError> {
+    /// The first step: every record checked against the world as scoring will see it; what is
+    /// accepted is to be stored.
+    fn stage(&mut self, requests: Vec<Vec<Record>>) -> Result<Staged, LogError> {
         self.writable()?;
         let started = Instant::now();
         let mut outcomes = vec![Outcome::default(); requests.len()];
@@ -905,80 +932,158 @@ impl Durable {
                 }
             }
         }
-        Ok(Staged { outcomes, keep, owner, after: self.world.last_seq(), checked: started.elapsed() })
+        let mut took = [Duration::ZERO; INGEST_STEPS.len()];
+        took[0] = started.elapsed();
+        Ok(Staged { outcomes, keep: Arc::new(keep), owner, after: self.world.last_seq(), took })
     }
 
-    /// What commits this organisation's staged records: it holds only the store, so it can run
-    /// on another thread while the world renders the group before.
-    pub fn committer(&self) -> Committer {
-        Committer { store: Arc::clone(&self.store), org: self.org.clone(), times: self.ingest_times.clone() }
-    }
-
-    /// The third step: the stored records of `staged`, and only those, scored. The world must
-    /// be where it was when they were staged.
-    pub fn score(&mut self, staged: Staged, committed: Committed) -> Result<Scored, LogError> {
-        let Staged { mut outcomes, keep, owner, after, checked } = staged;
-        let mut scored = Scored {
-            outcomes: Vec::new(),
-            ends: Vec::new(),
-            records: Vec::new(),
-            took: [checked, committed.took, Duration::ZERO],
-        };
-        let Some(last) = committed.last else {
-            scored.outcomes = outcomes;
-            return Ok(scored);
-        };
-        if self.world.last_seq() != after {
-            let detail = format!("staged after {}, scored after {}", after.0, self.world.last_seq().0);
-            return Err(self.halt(LogError::Diverged { org: self.org.clone(), seq: last, detail }));
+    /// Hands `records` to the commit thread (started on the first call), or, if it cannot
+    /// run, commits them here and now.
+    fn start_commit(&mut self, records: &Arc<Vec<Record>>) -> Commit {
+        let committer =
+            Committer { store: Arc::clone(&self.store), org: self.org.clone(), times: self.ingest_times.clone() };
+        if self.commits.is_none() {
+            match CommitThread::start(committer.clone()) {
+                Ok(thread) => self.commits = Some(thread),
+                Err(e) => {
+                    tracing::warn!(org = %self.org, error = %e, "cannot start a commit thread: committing before scoring")
+                }
+            }
         }
+        match &self.commits {
+            Some(thread) if thread.send(records) => Commit::Running,
+            _ => {
+                self.commits = None;
+                Commit::Done(committer.commit(records))
+            }
+        }
+    }
+
+    /// Waits for the commit `commit` started, if it is still under way.
+    fn finish_commit(&mut self, commit: Commit) -> Result<Committed, LogError> {
+        match commit {
+            Commit::Done(done) => done,
+            Commit::Running => {
+                let started = Instant::now();
+                let done = self.commits.as_ref().and_then(|t| t.committed.recv().ok());
+                let mut committed = done.unwrap_or_else(|| {
+                    self.commits = None;
+                    Err(LogError::CommitLost(self.org.clone()))
+                })?;
+                committed.waited = started.elapsed();
+                Ok(committed)
+            }
+        }
+    }
+
+    /// The second step, while the commit is under way: the staged records scored. On `Err`
+    /// the world refused some of them, and is halted.
+    fn score(&mut self, staged: Staged) -> Result<Scored, LogError> {
+        let Staged { mut outcomes, keep, owner, after, mut took } = staged;
         let started = Instant::now();
         // The last sequence number of each request's records.
+        let mut ends: Vec<(u64, usize)> = Vec::new();
         for (seq, &r) in (after.0 + 1..).zip(&owner) {
             outcomes[r].accepted += 1;
-            match scored.ends.last_mut() {
+            match ends.last_mut() {
                 Some(end) if end.1 == r => end.0 = seq,
-                _ => scored.ends.push((seq, r)),
+                _ => ends.push((seq, r)),
             }
         }
         let n = keep.len();
-        let outcome = self.world.ingest(keep);
+        let outcome = self.world.ingest_shared(keep);
         self.effects += outcome.effects as u64;
-        self.agree(&outcome, n, last).map_err(|e| self.halt(e))?;
-        self.record_timeouts(last)?;
-        scored.records = self.world.take_effect_records();
-        scored.outcomes = outcomes;
-        scored.took[2] = started.elapsed();
-        Ok(scored)
+        self.agree(&outcome, n, Seq(after.0 + n as u64)).map_err(|e| self.halt(e))?;
+        let records = self.world.take_effect_records();
+        took[2] = started.elapsed();
+        Ok(Scored { outcomes, ends, records, took })
     }
 
-    /// The last step: the effects of a scored group counted per request, rendered for the
-    /// requests (with `render`) and fed.
-    pub fn render(&mut self, scored: Scored, render: bool) -> (Vec<Outcome>, Vec<Vec<Effect>>) {
+    /// The third step, while the commit may still be under way: the effects of a scored group
+    /// counted per request, and rendered once each (numbered as the feed numbers them), for
+    /// the requests (with `render`) and for the feed.
+    fn render(&mut self, scored: Scored, render: bool) -> Rendered {
         let started = Instant::now();
-        let Scored { mut outcomes, ends, records, took } = scored;
+        let Scored { mut outcomes, ends, records, mut took } = scored;
         let mut effects = vec![Vec::new(); outcomes.len()];
-        let mut fed = Vec::with_capacity(if self.feed.is_some() { records.len() } else { 0 });
-        for rec in &records {
+        let feed = self.feed.is_some();
+        let mut fed = Vec::with_capacity(if feed { records.len() } else { 0 });
+        let first = self.effects + 1 - records.len() as u64;
+        for (id, rec) in (first..).zip(&records) {
             let r = ends.iter().find(|(end, _)| rec.seq <= *end).map_or(outcomes.len() - 1, |&(_, r)| r);
             outcomes[r].effects += 1;
-            if self.feed.is_some() {
-                let effect = self.world.render(rec);
-                if render {
-                    effects[r].push(effect.clone());
-                }
-                fed.push((rec.seq, effect));
-            } else if render {
-                effects[r].push(self.world.render(rec));
+            if !(render || feed) {
+                continue;
+            }
+            let item = Arc::new(FeedItem { id, seq: rec.seq, effect: self.world.render(rec) });
+            if render {
+                effects[r].push(Arc::clone(&item));
+            }
+            if feed {
+                fed.push(item);
             }
         }
+        took[3] = started.elapsed();
+        Rendered { outcomes, effects, fed, took }
+    }
+
+    /// The last step, once the commit is done: if it went in, the group's effects fed and its
+    /// outcomes returned; if not, the world rebuilt from the log.
+    fn confirm(
+        &mut self,
+        rendered: Rendered,
+        committed: Result<Committed, LogError>,
+    ) -> Result<(Vec<Outcome>, Vec<GroupEffects>), LogError> {
+        let Rendered { outcomes, effects, fed, mut took } = rendered;
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                self.rewind();
+                return Err(e);
+            }
+        };
+        took[1] = committed.waited;
+        let scored = self.world.last_seq();
+        if committed.last != scored {
+            let detail = format!("the world scored up to {}, the log stored up to {}", scored.0, committed.last.0);
+            return Err(self.halt(LogError::Diverged { org: self.org.clone(), seq: committed.last, detail }));
+        }
+        self.record_timeouts(committed.last)?;
         if let Some(feed) = &self.feed {
-            feed.push(fed);
+            feed.push_numbered(fed);
         }
+        self.record_steps(took);
+        Ok((outcomes, effects))
+    }
+
+    /// After a failed commit under a group already scored: the world goes back to what the log
+    /// holds (its latest snapshot, and the records after it replayed), keeping the feed and
+    /// the timers. If even that fails, the organisation is halted: its log is intact, and a
+    /// restart replays it.
+    fn rewind(&mut self) {
+        match Durable::open(Arc::clone(&self.store), self.org.clone()) {
+            Ok((mut fresh, _)) => {
+                if let Some(feed) = &self.feed {
+                    // A commit reported failed that went in after all: its effects are counted.
+                    let missed = fresh.effects.saturating_sub(feed.latest());
+                    if missed > 0 {
+                        feed.skip(missed);
+                    }
+                }
+                (fresh.feed, fresh.ingest_times, fresh.commits) =
+                    (self.feed.take(), self.ingest_times.take(), self.commits.take());
+                *self = fresh;
+            }
+            Err(e) => {
+                self.halt(e);
+            }
+        }
+    }
+
+    fn record_steps(&self, took: [Duration; INGEST_STEPS.len()]) {
         if let Some(times) = &self.ingest_times {
-            times.record_steps([took[0], took[1], took[2], started.elapsed()]);
+            times.record_steps(took);
         }
-        (outcomes, effects)
     }
 
     /// Records in the log the plugin calls of the batch ending at `last` that passed the
@@ -1029,61 +1134,122 @@ impl Durable {
     }
 }
 
+/// One request's effects in a group ([`Durable::ingest_group`]), as the feed numbers them
+/// and shares them.
+pub type GroupEffects = Vec<Arc<FeedItem>>;
+
 /// A group of requests checked ([`Durable::stage`]): what each request got so far, and the
 /// records to store.
 #[derive(Debug)]
-pub struct Staged {
+struct Staged {
     outcomes: Vec<Outcome>,
-    keep: Vec<Record>,
+    keep: Arc<Vec<Record>>,
     /// The request each kept record came from.
     owner: Vec<usize>,
     /// The world's last record when they were checked.
     after: Seq,
-    checked: Duration,
+    /// The time of each of [`INGEST_STEPS`] so far.
+    took: [Duration; INGEST_STEPS.len()],
 }
 
-/// A staged group's records stored ([`Committer::commit`]).
+/// A staged group scored ([`Durable::score`]), its effects not yet rendered.
 #[derive(Debug)]
-pub struct Committed {
-    /// The last one's sequence; `None` when there was nothing to store.
-    last: Option<Seq>,
-    took: Duration,
+struct Scored {
+    outcomes: Vec<Outcome>,
+    /// The last sequence number of each request's records, and the request.
+    ends: Vec<(u64, usize)>,
+    records: Vec<crate::journal::EffectRec>,
+    took: [Duration; INGEST_STEPS.len()],
 }
 
-/// Commits staged records to an organisation's log ([`Durable::committer`]).
+/// A scored group's effects rendered ([`Durable::render`]), waiting for its commit.
+#[derive(Debug)]
+struct Rendered {
+    outcomes: Vec<Outcome>,
+    /// Per request, when asked for.
+    effects: Vec<GroupEffects>,
+    /// For the feed.
+    fed: Vec<Arc<FeedItem>>,
+    took: [Duration; INGEST_STEPS.len()],
+}
+
+/// A group's records stored.
+#[derive(Debug)]
+struct Committed {
+    /// The last one's sequence.
+    last: Seq,
+    /// How long the world waited for the commit once it had scored and rendered the group.
+    waited: Duration,
+}
+
+/// A commit [`Durable::start_commit`] started.
+enum Commit {
+    /// Under way on the commit thread.
+    Running,
+    /// Done in line.
+    Done(Result<Committed, LogError>),
+}
+
+/// Commits staged records to an organisation's log.
 #[derive(Debug, Clone)]
-pub struct Committer {
+struct Committer {
     store: Arc<dyn Store>,
     org: OrgId,
     times: Option<Arc<IngestTimes>>,
 }
 
 impl Committer {
-    /// The second step: `staged`'s records appended in one durable commit. On `Err` nothing
-    /// was stored.
-    pub fn commit(&self, staged: &Staged) -> Result<Committed, LogError> {
-        if staged.keep.is_empty() {
-            return Ok(Committed { last: None, took: Duration::ZERO });
-        }
+    /// `records` appended in one durable commit. On `Err` nothing was stored.
+    fn commit(&self, records: &[Record]) -> Result<Committed, LogError> {
         let started = Instant::now();
-        let last = self.store.append(&self.org, &staged.keep)?;
-        let took = started.elapsed();
+        let last = self.store.append(&self.org, records)?;
         if let Some(times) = &self.times {
-            times.record(took);
+            times.record(started.elapsed());
         }
-        Ok(Committed { last: Some(last), took })
+        Ok(Committed { last, waited: Duration::ZERO })
     }
 }
 
-/// A group stored and scored ([`Durable::score`]), its effects not yet rendered.
+/// An organisation's commit thread: it commits the groups [`Durable::ingest_group`] hands it,
+/// one at a time, while the world scores them. Dropping it stops the thread and waits for it,
+/// so that the store is let go of with the [`Durable`].
 #[derive(Debug)]
-pub struct Scored {
-    outcomes: Vec<Outcome>,
-    /// The last sequence number of each request's records, and the request.
-    ends: Vec<(u64, usize)>,
-    records: Vec<crate::journal::EffectRec>,
-    /// Checking, committing, scoring.
-    took: [Duration; 3],
+struct CommitThread {
+    groups: Option<mpsc::Sender<Arc<Vec<Record>>>>,
+    committed: mpsc::Receiver<Result<Committed, LogError>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CommitThread {
+    fn start(committer: Committer) -> std::io::Result<CommitThread> {
+        let (groups, inbox) = mpsc::channel::<Arc<Vec<Record>>>();
+        let (outbox, committed) = mpsc::channel();
+        let thread = std::thread::Builder::new().name(format!("commit-{}", committer.org)).spawn(move || {
+            for records in inbox {
+                let done = committer.commit(&records);
+                // Freed here rather than on the world's thread, when the world is done with them.
+                drop(records);
+                if outbox.send(done).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(CommitThread { groups: Some(groups), committed, thread: Some(thread) })
+    }
+
+    /// Hands `records` over; false if the thread has stopped.
+    fn send(&self, records: &Arc<Vec<Record>>) -> bool {
+        self.groups.as_ref().is_some_and(|g| g.send(Arc::clone(records)).is_ok())
+    }
+}
+
+impl Drop for CommitThread {
+    fn drop(&mut self) {
+        drop(self.groups.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The page of `org`'s log after record `at`, up to [`REPLAY_BATCH`] records and `until`.

@@ -157,10 +157,9 @@ type Hashes = [u64; 3];
 
 impl Resolver<'_> {
     /// Resolves `records` into `batch` (cleared first), counting what became of each in
-    /// `outcome`.
-    pub fn run(&mut self, records: Vec<Record>, batch: &mut Batch, outcome: &mut Outcome) {
+    /// `outcome`. A moment's [`MomentRec::input`] is its index in `records`.
+    pub fn run(&mut self, records: &[Record], batch: &mut Batch, outcome: &mut Outcome) {
         batch.records.clear();
-        batch.inputs.clear();
         let hashes: Vec<Hashes> = records
             .iter()
             .map(|r| match r {
@@ -173,7 +172,7 @@ impl Resolver<'_> {
             })
             .collect();
         let mut retracting = FxHashSet::default();
-        for (index, record) in records.into_iter().enumerate() {
+        for (index, record) in records.iter().enumerate() {
             if let Some(h) = hashes.get(index + AHEAD) {
                 self.prefetch_slots(h);
             }
@@ -181,8 +180,8 @@ impl Resolver<'_> {
                 self.prefetch_entries(h);
             }
             let resolved = match record {
-                Record::Moment(m) => self.moment(m, &hashes[index], batch),
-                Record::Profile(s) => self.profile(&s),
+                Record::Moment(m) => self.moment(m, index as u32, &hashes[index], batch),
+                Record::Profile(s) => self.profile(s),
                 Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting),
             };
             match resolved {
@@ -218,8 +217,8 @@ impl Resolver<'_> {
         }
     }
 
-    fn moment(&mut self, m: Moment, h: &Hashes, batch: &mut Batch) -> Result<bool, RecordFault> {
-        let at = check_moment(&m)?;
+    fn moment(&mut self, m: &Moment, input: u32, h: &Hashes, batch: &mut Batch) -> Result<bool, RecordFault> {
+        let at = check_moment(m)?;
         let Some(moment) = self.history.accept_hashed(&m.id, h[0]) else {
             return Ok(false);
         };
@@ -238,7 +237,7 @@ impl Resolver<'_> {
         batch.records.push(MomentRec {
             seq: history.last_seq,
             moment,
-            input: batch.inputs.len() as u32,
+            input,
             action: Action::Score,
             actor: a.entity,
             counterpart: c.map(|(_, c)| c.entity),
@@ -255,7 +254,6 @@ impl Resolver<'_> {
             value: m.value,
             first: 0,
         });
-        batch.inputs.push(m);
         Ok(true)
     }
 

@@ -41,7 +41,7 @@ pub fn score(
         {
             mark_firsts(m, &mut actor.seen);
         }
-        let attrs = &batch.inputs[m.input as usize].attrs;
+        let attrs = batch.source.attrs(m);
         for &r in p.rules_by_kind.get(m.kind) {
             let rule = &p.rules[r as usize];
             if rule.paused || !rule.matcher.matches(m, attrs) {

@@ -14,7 +14,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
 use plaudit_sdk::{Effect, Record, Stakeholder};
 
-use crate::batch::{Awards, Batch, CHUNK, PluginActs};
+use crate::batch::{Awards, Batch, CHUNK, PluginActs, Source};
 use crate::calendar::PeriodCache;
 use crate::components::Details;
 use crate::effects::TeamChallenges;
@@ -308,7 +308,12 @@ impl OrgWorld {
     /// Scores a batch of records, in order. Invalid records are refused (and reported) without
     /// affecting the others; duplicates are counted and score nothing.
     pub fn ingest<I: IntoIterator<Item = Record>>(&mut self, records: I) -> Outcome {
-        let records: Vec<Record> = records.into_iter().collect();
+        self.ingest_shared(Arc::new(records.into_iter().collect()))
+    }
+
+    /// [`OrgWorld::ingest`] of records someone else reads too (the log step stores them while
+    /// they are scored).
+    pub fn ingest_shared(&mut self, records: Arc<Vec<Record>>) -> Outcome {
         let mut outcome = Outcome::default();
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
         let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
@@ -324,10 +329,11 @@ impl OrgWorld {
                         program: &program,
                         periods,
                     };
-                    resolver.run(records, &mut batch, &mut outcome);
+                    resolver.run(&records, &mut batch, &mut outcome);
                 })
             })
         });
+        batch.source = Source(records);
         let before = self.world.resource::<Journal>().0.len();
         let n = batch.records.len();
         self.world.insert_resource(batch);

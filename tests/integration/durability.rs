@@ -369,8 +369,10 @@ mod check_agrees_with_ingest {
     }
 }
 
-mod halted {
-    //! A world that disagrees with what the log has just recorded stops taking writes.
+mod faults {
+    //! What the log step does when the store misbehaves under it: a world that disagrees with
+    //! what the log has just recorded stops taking writes; a commit that fails after its group
+    //! was scored leaves the world as the log has it.
 
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -383,16 +385,21 @@ mod halted {
     use plaudit_sdk::Record;
     use plaudit_tests::{m, repo_root, scratch_dir};
 
-    /// A real store into which a second writer slips one record before the next append, once:
-    /// the world then disagrees with what the log recorded.
+    /// A real store that misbehaves once when armed: a second writer slips one record in
+    /// before the next append (`armed`: the world then disagrees with what the log recorded),
+    /// or the next append fails without storing anything (`failing`).
     #[derive(Debug)]
     struct Interloper {
         inner: RedbStore,
         armed: AtomicBool,
+        failing: AtomicBool,
     }
 
     impl Store for Interloper {
         fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
+            if self.failing.swap(false, Ordering::Relaxed) {
+                return Err(StoreError::Backend { op: "append", source: "the disk is full".into() });
+            }
             if self.armed.swap(false, Ordering::Relaxed) {
                 let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
                 self.inner.append(org, &[Record::Moment(foreign)])?;
@@ -433,7 +440,7 @@ mod halted {
         let dir = scratch_dir("plaudit-halt");
         let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
         let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
-        let store = Arc::new(Interloper { inner, armed: false.into() });
+        let store = Arc::new(Interloper { inner, armed: false.into(), failing: false.into() });
         let org = OrgId::parse("acme").expect("id");
         let mut d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
         let meetup = |id: &str| Record::Moment(m(id, "ann", "meetup", "event", "2026-03-02T08:00:00Z"));
@@ -453,6 +460,43 @@ mod halted {
         assert_eq!(store.last_seq(d.org()).expect("last seq"), logged, "nothing more was recorded");
         assert_eq!(store.changes(d.org()).expect("changes").len(), 1, "no change either");
         assert!(d.world_mut().profile("ann").is_some(), "reads go on");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_commit_that_fails_after_its_group_was_scored_leaves_the_world_and_the_feed_as_the_log_has_them() {
+        let dir = scratch_dir("plaudit-failed-commit");
+        let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
+        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
+        let store = Arc::new(Interloper { inner, armed: false.into(), failing: false.into() });
+        let org = OrgId::parse("acme").expect("id");
+        let mut d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        d.start_feed(1000);
+        let meetup = |id: &str, who: &str| Record::Moment(m(id, who, "meetup", "event", "2026-03-02T08:00:00Z"));
+        d.ingest(vec![meetup("a", "ann")]).expect("a normal batch");
+        let before = serde_json::to_string(&d.world_mut().summary(100)).expect("summary");
+        let fed = d.feed().expect("feed").latest();
+        assert!(fed > 0, "the first meetup earned something");
+
+        store.failing.store(true, Ordering::Relaxed);
+        let group = vec![vec![meetup("b", "ann")], vec![meetup("c", "bob")]];
+        let e = d.ingest_group(group.clone(), true).expect_err("the commit fails");
+        assert!(matches!(e, LogError::Store(StoreError::Backend { .. })), "the store's error, not {e}");
+        assert_eq!(store.last_seq(d.org()).expect("last seq"), Seq(1), "nothing of the group was stored");
+        assert_eq!(d.world().last_seq(), Seq(1), "nor is anything of it in the world");
+        assert!(d.world_mut().profile("bob").is_none(), "bob came only with the failed group");
+        let after = serde_json::to_string(&d.world_mut().summary(100)).expect("summary");
+        assert!(after == before, "the world is as the log has it");
+        assert_eq!(d.feed().expect("the feed stays").latest(), fed, "no effect of the group was fed");
+
+        let (outcomes, effects) = d.ingest_group(group, true).expect("the same group again goes in");
+        assert_eq!(outcomes.iter().map(|o| (o.accepted, o.duplicates)).collect::<Vec<_>>(), [(1, 0), (1, 0)]);
+        let numbered = effects.iter().map(Vec::len).sum::<usize>() as u64;
+        assert_eq!(d.feed().expect("feed").latest(), fed + numbered, "its effects are numbered after the first's");
+        let live = serde_json::to_string(&d.world_mut().summary(100)).expect("summary");
+        drop(d);
+        let (mut replayed, _) = Durable::open_from_start(store, OrgId::parse("acme").expect("id")).expect("replays");
+        assert!(serde_json::to_string(&replayed.world_mut().summary(100)).expect("summary") == live, "bit for bit");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

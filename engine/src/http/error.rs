@@ -98,7 +98,7 @@ impl From<crate::log::LogError> for ApiError {
             LogError::Plugin { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string()),
             LogError::Missing(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             LogError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
-            LogError::Halted { .. } => ApiError::internal(e.to_string()),
+            LogError::Halted { .. } | LogError::CommitLost(_) => ApiError::internal(e.to_string()),
             LogError::Store(_)
             | LogError::Diverged { .. }
             | LogError::Sandbox(_)

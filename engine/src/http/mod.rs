@@ -34,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use plaudit_sdk::{Effect, Record};
+use plaudit_sdk::Record;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -42,6 +42,7 @@ pub use self::config::ServerConfig;
 use self::error::ApiError;
 use self::worker::Worker;
 use crate::datadir::DataDir;
+use crate::feed::FeedItem;
 use crate::ids::OrgId;
 use crate::reads::{PageQuery, ReadError};
 use crate::ruleset::Format;
@@ -466,13 +467,20 @@ async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {
 }
 
 /// The answer to `POST .../moments`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct Ingested {
     pub accepted: usize,
     pub duplicates: usize,
-    /// The effects of the batch, when it had at most [`EFFECTS_IN_RESPONSE`] records.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub effects: Option<Vec<Effect>>,
+    /// The effects of the batch, when it had at most [`EFFECTS_IN_RESPONSE`] records: the
+    /// feed's items, shared with it, written as effects.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "effects_only")]
+    pub effects: Option<Vec<Arc<FeedItem>>>,
+}
+
+/// Feed items written as their effects alone (the moments route's answer names no feed number).
+fn effects_only<S: serde::Serializer>(items: &Option<Vec<Arc<FeedItem>>>, s: S) -> Result<S::Ok, S::Error> {
+    let effects = items.iter().flatten().map(|item| &item.effect);
+    s.collect_seq(effects)
 }
 
 /// For whole-number fields of JSON bodies: a JSON integer, also written with no fraction

@@ -15,18 +15,18 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use plaudit_sdk::{Effect, Record};
+use plaudit_sdk::Record;
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
-use crate::log::Durable;
+use crate::log::{Durable, GroupEffects};
 use crate::world::Outcome;
 
 /// Most records stored in one group commit.
 pub const GROUP_RECORDS: usize = 10_000;
 
 /// What a moments request gets back.
-pub type Ingested = Result<(Outcome, Vec<Effect>), String>;
+pub type Ingested = Result<(Outcome, GroupEffects), String>;
 
 enum Job {
     /// A batch of records; the effects are rendered when `effects` is set.
@@ -206,7 +206,7 @@ fn commit(durable: &mut Durable, group: Vec<Waiting>) {
         }
         Err(e) => {
             let message = match e {
-                crate::log::LogError::Halted { .. } => e.to_string(),
+                crate::log::LogError::Halted { .. } | crate::log::LogError::CommitLost(_) => e.to_string(),
                 _ => format!("nothing was stored: {e}"),
             };
             for (_, reply) in rest {
