@@ -3,7 +3,8 @@
 //! A contact moment's path through this crate, one module per step:
 //!
 //! - [`http`]: the HTTP API: routes, keys, limits, one worker thread per organisation.
-//! - [`log`]: the log step: check, append durably (group commit), then score; replay on open.
+//! - [`log`]: the log step: resolve, append durably (group commit) while scoring, answer once
+//!   durable; replay on open.
 //! - [`ruleset`]: the declarative rule-set format, its validation, and the compiled [`Program`].
 //! - [`world`]: one organisation's bevy `World` and the library API ([`OrgWorld`]): resolve a
 //!   batch ([`resolve`]: checks, interning, new stakeholders, windows), run the scoring

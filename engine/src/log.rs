@@ -3,9 +3,10 @@
 //! exactly what the world holds, and a restart rebuilds the world by replaying the log.
 //!
 //! **Owns** [`Durable`]: one organisation's [`OrgWorld`] together with its [`Store`]. Ingestion
-//! goes: [`OrgWorld::check`] every record (nothing refused reaches the log) -> one
-//! [`Store::append`] for the batch (one group commit; moment ids deduplicated durably), on the
-//! organisation's commit thread, while [`OrgWorld::ingest_shared`] scores the same records ->
+//! goes: the world resolves every record (checks, duplicates, ids, sequence numbers: the first
+//! half of [`OrgWorld::ingest`]) -> one [`Store::append`] of exactly the accepted ones (one
+//! group commit; nothing refused reaches the log), on the organisation's commit thread, while
+//! the world scores them ->
 //! once the commit is in, the effects fed and the outcome returned; if it failed, the world is
 //! rebuilt from the log instead. Recovery ([`Durable::open`])
 //! restores the latest snapshot, if there is a good one, and replays the log after it through
@@ -26,7 +27,7 @@
 //! **Must not touch** the passes or the store's encoding; it sequences the two.
 //!
 //! Invariant: the world's sequence numbers are the log's. Every appended record is accepted by
-//! the world (the check said so, batch order included), so both count the same records in the
+//! the world (it accepted them before they were handed to the commit), so both count the same records in the
 //! same order; a mismatch is reported as [`LogError::Diverged`], never papered over. One found
 //! just after an append halts the organisation's writes ([`LogError::Halted`]): nothing more
 //! is recorded that its world did not take.
@@ -44,7 +45,7 @@ use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
 use crate::retroactive::Mode;
 use crate::ruleset::{Format, RuleSetError};
 use crate::store::{Change, LoggedChange, Store, StoreError, module_hash};
-use crate::world::{Earlier, OrgWorld, Outcome, RecordError, Verdict};
+use crate::world::{OrgWorld, Outcome};
 
 /// Records read from the log per replayed batch.
 const REPLAY_BATCH: usize = 4096;
@@ -883,58 +884,80 @@ impl Durable {
     /// `render`, its own effects (numbered and shared as in the feed); on `Err` nothing of any
     /// of them was stored or scored.
     ///
-    /// The steps: every record checked against the world ([`Durable::stage`]); the accepted
-    /// ones handed to the commit thread, which appends them in one durable commit while the
-    /// world scores them ([`Durable::score`]) and renders their effects ([`Durable::render`]);
-    /// then, once the commit is in, the effects fed and the outcomes returned
-    /// ([`Durable::confirm`]). So the world is ahead of the log only inside this call, and
-    /// nothing of the group leaves it (an answer, the feed, a read between two calls) before
-    /// its records are durable. If the commit fails, the world is rebuilt from the log
-    /// ([`Durable::rewind`]).
+    /// The steps: the records resolved by the world ([`Durable::stage`]: checked, duplicates
+    /// dropped, ids and sequence numbers given); the accepted ones handed to the commit thread,
+    /// which appends them in one durable commit while the world scores them
+    /// ([`Durable::score`]) and renders their effects ([`Durable::render`]); then, once the
+    /// commit is in, the effects fed and the outcomes returned ([`Durable::confirm`]). So the
+    /// world is ahead of the log only inside this call, and nothing of the group leaves it (an
+    /// answer, the feed, a read between two calls) before its records are durable. If the
+    /// commit fails, the world is rebuilt from the log ([`Durable::rewind`]).
     pub fn ingest_group(
         &mut self,
         requests: Vec<Vec<Record>>,
         render: bool,
     ) -> Result<(Vec<Outcome>, Vec<GroupEffects>), LogError> {
-        let staged = self.stage(requests)?;
-        if staged.keep.is_empty() {
+        let (staged, keep) = self.stage(requests)?;
+        if keep.is_empty() {
             self.record_steps(staged.took);
             let n = staged.outcomes.len();
             return Ok((staged.outcomes, vec![Vec::new(); n]));
         }
-        let commit = self.start_commit(&staged.keep);
+        let commit = self.start_commit(&keep);
+        drop(keep);
         if let Commit::Done(Err(e)) = commit {
-            return Err(e); // committed in line, before scoring: nothing was scored either
+            self.rewind();
+            return Err(e);
         }
-        let rendered = self.score(staged).map(|scored| self.render(scored, render));
+        let scored = self.score(staged);
+        let rendered = self.render(scored, render);
         let committed = self.finish_commit(commit);
-        self.confirm(rendered?, committed)
+        self.confirm(rendered, committed)
     }
 
-    /// The first step: every record checked against the world as scoring will see it; what is
-    /// accepted is to be stored.
-    fn stage(&mut self, requests: Vec<Vec<Record>>) -> Result<Staged, LogError> {
+    /// The first step: the group's records resolved by the world, in order (see
+    /// [`OrgWorld::resolve`]): what each request got, and the records to store.
+    fn stage(&mut self, requests: Vec<Vec<Record>>) -> Result<(Staged, Arc<Vec<Record>>), LogError> {
         self.writable()?;
         let started = Instant::now();
-        let mut outcomes = vec![Outcome::default(); requests.len()];
-        let mut earlier = Earlier::default();
-        let mut keep = Vec::new();
-        let mut owner = Vec::new();
-        for (r, records) in requests.into_iter().enumerate() {
-            for (index, record) in records.into_iter().enumerate() {
-                match self.world.check(&record, &mut earlier) {
-                    Ok(Verdict::Accept) => {
-                        keep.push(record);
-                        owner.push(r);
-                    }
-                    Ok(Verdict::Duplicate) => outcomes[r].duplicates += 1,
-                    Err((field, message)) => outcomes[r].rejected.push(RecordError { index, field, message }),
-                }
+        // Request r's records are records[starts[r]..starts[r + 1]].
+        let mut starts = Vec::with_capacity(requests.len() + 1);
+        let mut records = Vec::with_capacity(requests.iter().map(Vec::len).sum());
+        for request in requests {
+            starts.push(records.len());
+            records.extend(request);
+        }
+        starts.push(records.len());
+        let records = Arc::new(records);
+        let after = self.world.last_seq();
+        let resolved = self.world.resolve(Arc::clone(&records));
+        let mut outcomes = vec![Outcome::default(); starts.len() - 1];
+        let mut ends = Vec::new();
+        let mut seq = after.0;
+        for (r, outcome) in outcomes.iter_mut().enumerate() {
+            let (from, to) = (starts[r], starts[r + 1]);
+            outcome.accepted = resolved.accepted[from..to].iter().filter(|a| **a).count();
+            outcome.duplicates = to - from - outcome.accepted;
+            seq += outcome.accepted as u64;
+            if outcome.accepted > 0 {
+                ends.push((seq, r));
             }
         }
+        for mut e in resolved.outcome.rejected {
+            let r = starts.partition_point(|&s| s <= e.index) - 1;
+            e.index -= starts[r];
+            outcomes[r].duplicates -= 1;
+            outcomes[r].rejected.push(e);
+        }
+        let keep = if resolved.outcome.accepted == records.len() {
+            records
+        } else {
+            let accepted = records.iter().zip(&resolved.accepted).filter(|(_, a)| **a);
+            Arc::new(accepted.map(|(record, _)| record.clone()).collect())
+        };
         let mut took = [Duration::ZERO; INGEST_STEPS.len()];
         took[0] = started.elapsed();
-        Ok(Staged { outcomes, keep: Arc::new(keep), owner, after: self.world.last_seq(), took })
+        Ok((Staged { outcomes, ends, took }, keep))
     }
 
     /// Hands `records` to the commit thread (started on the first call), or, if it cannot
@@ -976,27 +999,14 @@ impl Durable {
         }
     }
 
-    /// The second step, while the commit is under way: the staged records scored. On `Err`
-    /// the world refused some of them, and is halted.
-    fn score(&mut self, staged: Staged) -> Result<Scored, LogError> {
-        let Staged { mut outcomes, keep, owner, after, mut took } = staged;
+    /// The second step, while the commit is under way: the staged records scored.
+    fn score(&mut self, staged: Staged) -> Scored {
+        let Staged { outcomes, ends, mut took } = staged;
         let started = Instant::now();
-        // The last sequence number of each request's records.
-        let mut ends: Vec<(u64, usize)> = Vec::new();
-        for (seq, &r) in (after.0 + 1..).zip(&owner) {
-            outcomes[r].accepted += 1;
-            match ends.last_mut() {
-                Some(end) if end.1 == r => end.0 = seq,
-                _ => ends.push((seq, r)),
-            }
-        }
-        let n = keep.len();
-        let outcome = self.world.ingest_shared(keep);
-        self.effects += outcome.effects as u64;
-        self.agree(&outcome, n, Seq(after.0 + n as u64)).map_err(|e| self.halt(e))?;
+        self.effects += self.world.score_resolved() as u64;
         let records = self.world.take_effect_records();
         took[2] = started.elapsed();
-        Ok(Scored { outcomes, ends, records, took })
+        Scored { outcomes, ends, records, took }
     }
 
     /// The third step, while the commit may still be under way: the effects of a scored group
@@ -1138,16 +1148,12 @@ impl Durable {
 /// and shares them.
 pub type GroupEffects = Vec<Arc<FeedItem>>;
 
-/// A group of requests checked ([`Durable::stage`]): what each request got so far, and the
-/// records to store.
+/// A group of requests resolved ([`Durable::stage`]): what each request got so far.
 #[derive(Debug)]
 struct Staged {
     outcomes: Vec<Outcome>,
-    keep: Arc<Vec<Record>>,
-    /// The request each kept record came from.
-    owner: Vec<usize>,
-    /// The world's last record when they were checked.
-    after: Seq,
+    /// The last sequence number of each request's accepted records, and the request.
+    ends: Vec<(u64, usize)>,
     /// The time of each of [`INGEST_STEPS`] so far.
     took: [Duration; INGEST_STEPS.len()],
 }

@@ -26,7 +26,7 @@ use crate::intern::Interner;
 use crate::leaderboard::PublishQueue;
 use crate::prefetch::prefetch;
 use crate::ruleset::program::{Program, Window};
-use crate::world::{DirEntry, Directory, Earlier, Outcome, RecordError, RecordFault, Verdict, Vocab};
+use crate::world::{DirEntry, Directory, RecordError, RecordFault, Resolved, Vocab};
 
 /// How many records ahead lookups are prefetched: far enough for a miss to land, near enough
 /// that what it brought is still in cache.
@@ -75,54 +75,6 @@ fn name_length_ok(s: &str) -> bool {
     !s.is_empty() && (s.len() <= 64 || s.chars().count() <= 64)
 }
 
-/// What [`Resolver::run`] would make of `record` after the records checked before it in the
-/// batch, without changing the world: the log step appends only records that will be
-/// accepted. An accepted record is noted in `earlier`, so that the verdicts of a whole batch
-/// are those of scoring it (a profile resent within a batch is a duplicate, as is one that
-/// says only what a moment earlier in the batch created).
-pub fn check(world: &World, record: &Record, earlier: &mut Earlier) -> Result<Verdict, RecordFault> {
-    let history = world.resource::<History>();
-    let dir = world.resource::<Directory>();
-    match record {
-        Record::Moment(m) => {
-            check_moment(m)?;
-            if history.ids.get(&m.id).is_some() || !earlier.moments.insert(m.id.clone()) {
-                return Ok(Verdict::Duplicate);
-            }
-            // Stakeholders seen for the first time are created with the default profile.
-            for id in std::iter::once(&m.stakeholder).chain(&m.counterpart) {
-                if dir.ids.get(id).is_none() && !earlier.profiles.contains_key(id) {
-                    earlier.profiles.insert(id.clone(), Stakeholder::new(id.clone()));
-                }
-            }
-            Ok(Verdict::Accept)
-        }
-        Record::Profile(s) => {
-            check_profile(s)?;
-            let unchanged = match earlier.profiles.get(&s.id) {
-                Some(p) => p == s,
-                None => profile_unchanged(world, dir, world.resource::<Vocab>(), s),
-            };
-            if unchanged {
-                return Ok(Verdict::Duplicate);
-            }
-            earlier.profiles.insert(s.id.clone(), s.clone());
-            Ok(Verdict::Accept)
-        }
-        Record::Retract(r) => {
-            let retracted = match history.ids.get(&r.retract) {
-                Some(moment) => history.retracted(moment),
-                None if earlier.moments.contains(&r.retract) => false,
-                None => return Err(("retract", format!("no moment with id {:?} was accepted", r.retract))),
-            };
-            if retracted || !earlier.retractions.insert(r.retract.clone()) {
-                return Ok(Verdict::Duplicate);
-            }
-            Ok(Verdict::Accept)
-        }
-    }
-}
-
 /// Whether `s` says nothing new about a stakeholder the world knows. Such a profile record is
 /// a duplicate: a client resending a profile changes no sequence number, hence no chance draw.
 fn profile_unchanged(world: &World, dir: &Directory, vocab: &Vocab, s: &Stakeholder) -> bool {
@@ -156,9 +108,10 @@ pub struct Resolver<'a> {
 type Hashes = [u64; 3];
 
 impl Resolver<'_> {
-    /// Resolves `records` into `batch` (cleared first), counting what became of each in
-    /// `outcome`. A moment's [`MomentRec::input`] is its index in `records`.
-    pub fn run(&mut self, records: &[Record], batch: &mut Batch, outcome: &mut Outcome) {
+    /// Resolves `records` into `batch` (cleared first), noting what became of each in
+    /// `resolved`. A moment's [`MomentRec::input`] is its index in `records`.
+    pub(crate) fn run(&mut self, records: &[Record], batch: &mut Batch, resolved: &mut Resolved) {
+        let outcome = &mut resolved.outcome;
         batch.records.clear();
         let hashes: Vec<Hashes> = records
             .iter()
@@ -179,12 +132,13 @@ impl Resolver<'_> {
             if let Some(h) = hashes.get(index + AHEAD / 2) {
                 self.prefetch_entries(h);
             }
-            let resolved = match record {
+            let fate = match record {
                 Record::Moment(m) => self.moment(m, index as u32, &hashes[index], batch),
                 Record::Profile(s) => self.profile(s),
                 Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting),
             };
-            match resolved {
+            resolved.accepted.push(matches!(fate, Ok(true)));
+            match fate {
                 Ok(true) => outcome.accepted += 1,
                 Ok(false) => outcome.duplicates += 1,
                 Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),

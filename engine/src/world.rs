@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
-use plaudit_sdk::{Effect, Record, Stakeholder};
+use plaudit_sdk::{Effect, Record};
 
 use crate::batch::{Awards, Batch, CHUNK, PluginActs, Source};
 use crate::calendar::PeriodCache;
@@ -79,23 +79,13 @@ pub struct Publishing;
 /// A refused record's field and why.
 pub type RecordFault = (&'static str, String);
 
-/// What [`OrgWorld::check`] says a record would be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Accept,
-    /// A moment id already accepted, a retraction of a moment already retracted, or a profile
-    /// that changes nothing.
-    Duplicate,
-}
-
-/// What [`OrgWorld::check`] accepted earlier in a batch, which [`OrgWorld::ingest`] will have
-/// applied by the time it reaches the next record: moment ids, retraction targets, and the
-/// profile of each stakeholder the batch creates or changes, as the batch leaves it.
+/// What [`OrgWorld::resolve`] made of a batch's records.
 #[derive(Debug, Default)]
-pub struct Earlier {
-    pub(crate) moments: rustc_hash::FxHashSet<String>,
-    pub(crate) retractions: rustc_hash::FxHashSet<String>,
-    pub(crate) profiles: rustc_hash::FxHashMap<String, Stakeholder>,
+pub(crate) struct Resolved {
+    /// Accepted, duplicates and refused, counted (no effects yet).
+    pub outcome: Outcome,
+    /// Per record, in order: accepted (to be stored and scored).
+    pub accepted: Vec<bool>,
 }
 
 /// Why a record was refused. Nothing of it was applied.
@@ -311,10 +301,19 @@ impl OrgWorld {
         self.ingest_shared(Arc::new(records.into_iter().collect()))
     }
 
-    /// [`OrgWorld::ingest`] of records someone else reads too (the log step stores them while
-    /// they are scored).
+    /// [`OrgWorld::ingest`] of records someone else reads too.
     pub fn ingest_shared(&mut self, records: Arc<Vec<Record>>) -> Outcome {
-        let mut outcome = Outcome::default();
+        let mut outcome = self.resolve(records).outcome;
+        outcome.effects = self.score_resolved();
+        outcome
+    }
+
+    /// The first half of [`OrgWorld::ingest_shared`]: `records` checked and resolved in order
+    /// (duplicates dropped, ids interned, stakeholders created, profiles applied, sequence
+    /// numbers given), not yet scored; what became of each. The log step hands the accepted
+    /// ones to its commit while [`OrgWorld::score_resolved`] scores them.
+    pub(crate) fn resolve(&mut self, records: Arc<Vec<Record>>) -> Resolved {
+        let mut resolved = Resolved { outcome: Outcome::default(), accepted: Vec::with_capacity(records.len()) };
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
         let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
         let periods = &mut self.periods;
@@ -329,28 +328,27 @@ impl OrgWorld {
                         program: &program,
                         periods,
                     };
-                    resolver.run(&records, &mut batch, &mut outcome);
+                    resolver.run(&records, &mut batch, &mut resolved);
                 })
             })
         });
         batch.source = Source(records);
-        let before = self.world.resource::<Journal>().0.len();
-        let n = batch.records.len();
         self.world.insert_resource(batch);
+        resolved
+    }
+
+    /// The second half of [`OrgWorld::ingest_shared`]: the batch [`OrgWorld::resolve`] just
+    /// resolved, scored (once: call it once per `resolve`). Returns the effects it produced,
+    /// waiting in the journal.
+    pub(crate) fn score_resolved(&mut self) -> usize {
+        let before = self.world.resource::<Journal>().0.len();
+        let n = self.world.resource::<Batch>().records.len();
         // At least one run: an empty batch runs the passes over nothing, as it always did.
         for start in (0..n.max(1)).step_by(CHUNK) {
             self.world.resource_mut::<Batch>().chunk = start..n.min(start + CHUNK);
             self.schedule.run(&mut self.world);
         }
-        outcome.effects = self.world.resource::<Journal>().0.len() - before;
-        outcome
-    }
-
-    /// What [`OrgWorld::ingest`] would make of `record` after the records checked before it in
-    /// the same batch, without changing the world: the log step appends only records that will
-    /// be accepted. An accepted record is noted in `earlier`.
-    pub fn check(&self, record: &Record, earlier: &mut Earlier) -> Result<Verdict, RecordFault> {
-        crate::resolve::check(&self.world, record, earlier)
+        self.world.resource::<Journal>().0.len() - before
     }
 
     /// Takes the effects produced since the last call, compact.
