@@ -26,8 +26,8 @@
 //!
 //! **Must not touch** the passes or the store's encoding; it sequences the two.
 //!
-//! Invariant: the world's sequence numbers are the log's. Every appended record is accepted by
-//! the world (it accepted them before they were handed to the commit), so both count the same records in the
+//! Invariant: the world's sequence numbers are the log's. Every appended record was accepted
+//! by the world before it was handed to the commit, so both count the same records in the
 //! same order; a mismatch is reported as [`LogError::Diverged`], never papered over. One found
 //! just after an append halts the organisation's writes ([`LogError::Halted`]): nothing more
 //! is recorded that its world did not take.
