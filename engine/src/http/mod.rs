@@ -565,8 +565,8 @@ fn parse_records(body: &[u8]) -> Result<Vec<Record>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let at = if array { format!("[{i}]") } else { String::new() };
             crate::input::parse_record(item.get()).map_err(|message| {
+                let at = if array { format!("[{i}]") } else { String::new() };
                 let error = ApiError::bad_request("invalid_record", format!("record{at}: {message}"));
                 match field_of(&message) {
                     Some(field) if at.is_empty() => error.field(field),
