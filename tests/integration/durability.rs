@@ -400,22 +400,22 @@ mod faults {
     use plaudit_sdk::Record;
     use plaudit_tests::{m, repo_root, scratch_dir};
 
-    /// A real store that misbehaves once when armed: a second writer slips one record in
-    /// before the next append (`armed`: the world then disagrees with what the log recorded),
-    /// or the next append fails without storing anything (`failing`).
+    /// A real store that misbehaves once when told to: a second writer slips one record in
+    /// before the next append (`interloper`: the world then disagrees with what the log
+    /// recorded), or the next append fails without storing anything (`failing`).
     #[derive(Debug)]
-    struct Interloper {
+    struct Faulty {
         inner: RedbStore,
-        armed: AtomicBool,
+        interloper: AtomicBool,
         failing: AtomicBool,
     }
 
-    impl Store for Interloper {
+    impl Store for Faulty {
         fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
             if self.failing.swap(false, Ordering::Relaxed) {
                 return Err(StoreError::Backend { op: "append", source: "the disk is full".into() });
             }
-            if self.armed.swap(false, Ordering::Relaxed) {
+            if self.interloper.swap(false, Ordering::Relaxed) {
                 let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
                 self.inner.append(org, &[Record::Moment(foreign)])?;
             }
@@ -450,18 +450,24 @@ mod faults {
         }
     }
 
+    /// Organisation acme, created over a [`Faulty`] store in `dir`; and its rule set.
+    fn acme_over_faulty(dir: &std::path::Path) -> (Durable, Arc<Faulty>, String) {
+        let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
+        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
+        let store = Arc::new(Faulty { inner, interloper: false.into(), failing: false.into() });
+        let org = OrgId::parse("acme").expect("id");
+        let d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        (d, store, text)
+    }
+
     #[test]
     fn a_world_that_disagrees_with_what_the_log_recorded_halts_writes_and_keeps_reads() {
         let dir = scratch_dir("plaudit-halt");
-        let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
-        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
-        let store = Arc::new(Interloper { inner, armed: false.into(), failing: false.into() });
-        let org = OrgId::parse("acme").expect("id");
-        let mut d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        let (mut d, store, text) = acme_over_faulty(&dir);
         let meetup = |id: &str| Record::Moment(m(id, "ann", "meetup", "event", "2026-03-02T08:00:00Z"));
         d.ingest(vec![meetup("a")]).expect("a normal batch");
 
-        store.armed.store(true, Ordering::Relaxed);
+        store.interloper.store(true, Ordering::Relaxed);
         let halted = |e: &LogError| matches!(e, LogError::Halted { .. });
         let e = d.ingest(vec![meetup("b")]).expect_err("the world took one record, the log holds two");
         assert!(halted(&e), "halted, not {e}");
@@ -481,11 +487,7 @@ mod faults {
     #[test]
     fn a_commit_that_fails_after_its_group_was_scored_leaves_the_world_and_the_feed_as_the_log_has_them() {
         let dir = scratch_dir("plaudit-failed-commit");
-        let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
-        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
-        let store = Arc::new(Interloper { inner, armed: false.into(), failing: false.into() });
-        let org = OrgId::parse("acme").expect("id");
-        let mut d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        let (mut d, store, _) = acme_over_faulty(&dir);
         d.start_feed(1000);
         let meetup = |id: &str, who: &str| Record::Moment(m(id, who, "meetup", "event", "2026-03-02T08:00:00Z"));
         d.ingest(vec![meetup("a", "ann")]).expect("a normal batch");
