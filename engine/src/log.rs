@@ -1233,7 +1233,7 @@ impl CommitThread {
         let thread = std::thread::Builder::new().name(format!("commit-{}", committer.org)).spawn(move || {
             for records in inbox {
                 let done = committer.commit(&records);
-                // Freed here rather than on the world's thread, when the world is done with them.
+                // Let go of once stored (the world holds them until its next batch).
                 drop(records);
                 if outbox.send(done).is_err() {
                     return;
