@@ -4,7 +4,9 @@
 //!
 //! Group commit: when moment batches queue up behind one another (many clients, small
 //! requests), the worker takes all that are waiting, up to [`GROUP_RECORDS`] records, and
-//! stores them in one commit, so one fsync acknowledges them all.
+//! stores them in one commit, so one fsync acknowledges them all. The commit runs on the
+//! organisation's commit thread while the worker scores the group; the group is answered, and
+//! the next job taken, once it is in ([`Durable::ingest_group`]).
 //!
 //! Snapshots: once an organisation has accepted `snapshot_every` records since its last
 //! snapshot, the worker copies its world out between two batches ([`Durable::capture`]) and a
