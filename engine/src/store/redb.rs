@@ -133,45 +133,49 @@ impl RedbStore {
         let snapshots_at = snapshots_path(path);
         let snap_err = |e: ::redb::Error| StoreError::Open { path: snapshots_at.clone(), source: Box::new(e) };
         let snapshots = Database::create(&snapshots_at).map_err(|e| snap_err(e.into()))?;
-        let moved = snapshots.begin_write().map_err(|e| snap_err(e.into()))?;
-        {
-            let mut index = moved.open_table(SNAPSHOT_INDEX).map_err(|e| snap_err(e.into()))?;
-            let mut parts = moved.open_table(SNAPSHOT_PARTS).map_err(|e| snap_err(e.into()))?;
-            // Earlier builds kept each snapshot whole, first in the log's file, then in this one:
-            // moved into parts once, the newer of the two kept.
-            let mut old = whole_snapshots(&txn.open_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?)
-                .map_err(|e| open_err(e.into()))?;
-            old.extend(
-                whole_snapshots(&moved.open_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?)
-                    .map_err(|e| snap_err(e.into()))?,
-            );
-            for (org, seq, stored) in old {
-                // Too short to hold a checksum: moved with one that cannot match, so that it is
-                // still refused as corrupt rather than lost without a word.
-                let (sum, bytes) = match stored.split_first_chunk::<CHECKSUM_LEN>() {
-                    Some((sum, bytes)) => (u64::from_le_bytes(*sum), bytes),
-                    None => (u64::MAX, &stored[..]),
-                };
-                let live = index.get(org.as_str()).map_err(|e| snap_err(e.into()))?.map(|g| g.value());
-                if live.is_some_and(|(_, newest, _, _)| newest > seq) {
-                    continue;
-                }
-                let generation = live.map_or(0, |(g, ..)| g) + 1;
-                let mut count = 0u32;
-                for (i, part) in bytes.chunks(PART_BYTES).enumerate() {
-                    parts.insert((org.as_str(), generation, i as u32), part).map_err(|e| snap_err(e.into()))?;
-                    count += 1;
-                }
-                index.insert(org.as_str(), (generation, seq, count, sum)).map_err(|e| snap_err(e.into()))?;
-                keep_only(&mut parts, &org, generation).map_err(|e| snap_err(e.into()))?;
+        let created = snapshots.begin_write().map_err(|e| snap_err(e.into()))?;
+        created.open_table(SNAPSHOT_INDEX).map_err(|e| snap_err(e.into()))?;
+        created.open_table(SNAPSHOT_PARTS).map_err(|e| snap_err(e.into()))?;
+        // Earlier builds kept each snapshot whole, first in the log's file, then in this one.
+        let mut old = whole_snapshots(&txn.open_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?)
+            .map_err(|e| open_err(e.into()))?;
+        old.extend(
+            whole_snapshots(&created.open_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?)
+                .map_err(|e| snap_err(e.into()))?,
+        );
+        if old.is_empty() {
+            created.delete_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?;
+            txn.delete_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?;
+        }
+        created.commit().map_err(|e| snap_err(e.into()))?;
+        txn.commit().map_err(|e| open_err(e.into()))?;
+        let store = RedbStore { db, snapshots, snapshot_writer: std::sync::Mutex::new(()) };
+        if old.is_empty() {
+            return Ok(store);
+        }
+        // Moved into parts the way a snapshot is written (the newer of two kept), each durable
+        // before the whole tables go; a crash between moves them again on the next open.
+        for (org, seq, stored) in old {
+            // Too short to hold a checksum: moved with one that cannot match, so that it is
+            // still refused as corrupt rather than lost without a word.
+            let (sum, bytes) = match stored.split_first_chunk::<CHECKSUM_LEN>() {
+                Some((sum, bytes)) => (u64::from_le_bytes(*sum), bytes),
+                None => (u64::MAX, &stored[..]),
+            };
+            let Ok(org) = OrgId::parse(&org) else { continue };
+            match store.put_snapshot_checked(&org, Seq(seq), sum, bytes) {
+                // Of records the log never held: no restore could use it.
+                Err(StoreError::SnapshotBeyondLog { .. }) => {}
+                done => done?,
             }
         }
-        moved.delete_table(OLD_SNAPSHOTS).map_err(|e| snap_err(e.into()))?;
-        // The copy is durable before the original goes.
-        moved.commit().map_err(|e| snap_err(e.into()))?;
-        txn.delete_table(OLD_SNAPSHOTS).map_err(|e| open_err(e.into()))?;
-        txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(RedbStore { db, snapshots, snapshot_writer: std::sync::Mutex::new(()) })
+        for (db, err) in [(&store.db, &open_err as &dyn Fn(::redb::Error) -> StoreError), (&store.snapshots, &snap_err)]
+        {
+            let txn = db.begin_write().map_err(|e| err(e.into()))?;
+            txn.delete_table(OLD_SNAPSHOTS).map_err(|e| err(e.into()))?;
+            txn.commit().map_err(|e| err(e.into()))?;
+        }
+        Ok(store)
     }
 }
 
