@@ -1,7 +1,9 @@
 -- wrk script: POST batches of BATCH fresh moments (unique ids) to /v1/orgs/acme/moments.
--- Environment: PLAUDIT_KEY (the organisation key), BATCH (moments a request, default 100).
+-- Environment: PLAUDIT_KEY (the organisation key), BATCH (moments a request, default 100),
+-- QUERY (appended to the path, say "?effects=false").
 local key = os.getenv("PLAUDIT_KEY")
 local batch = tonumber(os.getenv("BATCH") or "100")
+local path = "/v1/orgs/acme/moments" .. (os.getenv("QUERY") or "")
 local counter = 0
 -- Ids unique per run and per wrk thread: a fresh Lua state starts the same random sequence.
 local prefix = (os.getenv("RUN") or "r") .. os.time() .. "-" .. tostring({}):sub(8)
@@ -25,7 +27,7 @@ request = function()
       prefix, counter, who, with, kinds[counter % 4 + 1], day, math.floor(counter / 3600) % 24, math.floor(counter / 60) % 60, counter % 60)
   end
   local body = batch == 1 and items[1] or ("[" .. table.concat(items, ",") .. "]")
-  return wrk.format(nil, "/v1/orgs/acme/moments", nil, body)
+  return wrk.format(nil, path, nil, body)
 end
 
 done = function(summary, latency, requests)

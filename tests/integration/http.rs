@@ -155,6 +155,26 @@ fn moments_in_effects_out_profiles_and_leaderboards_read_back_and_survive_a_rest
     assert_eq!(again["currencies"]["xp"], xp);
     let (_, dup) = server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("m1", "ann", "bob").to_string());
     assert_eq!(dup["duplicates"].as_u64(), Some(1), "idempotent across a restart");
+
+    // `effects=false`: the counts alone, and the effects in the feed all the same.
+    let (status, body) = server.request(
+        "POST",
+        "/v1/orgs/acme/moments?effects=false",
+        Some(&key),
+        &moment("m2", "ann", "cy").to_string(),
+    );
+    assert_eq!((status, body["accepted"].as_u64()), (201, Some(1)), "{body}");
+    assert!(body.get("effects").is_none(), "no effects asked for, none answered: {body}");
+    let (status, feed) = server.request("GET", "/v1/orgs/acme/effects?limit=1000", Some(&key), "");
+    let in_feed = feed["effects"].as_array().into_iter().flatten().filter(|e| e["moment"] == "m2").count();
+    assert!(status == 200 && in_feed > 0, "m2's effects are in the feed: {feed}");
+    let (_, body) = server.request(
+        "POST",
+        "/v1/orgs/acme/moments?effects=true",
+        Some(&key),
+        &moment("m3", "ann", "cy").to_string(),
+    );
+    assert!(body["effects"].as_array().is_some_and(|e| !e.is_empty()), "effects=true is the default: {body}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -241,6 +261,18 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     assert_eq!((status, error(&body).0.as_deref()), (404, Some("not_found")), "{body}");
     let (status, body) = server.request("GET", "/v1/orgs/acme/leaderboards/xp?limit=0", Some(&key), "");
     assert_eq!((status, error(&body).1.as_deref()), (400, Some("limit")), "{body}");
+    // A query refused by its type or its name names the parameter.
+    let (status, body) = server.request("GET", "/v1/orgs/acme/leaderboards/xp?limit=ten", Some(&key), "");
+    assert_eq!((status, error(&body)), (400, (Some("invalid_query".into()), Some("limit".into()))), "{body}");
+    for (query, field) in [("effects=maybe", "effects"), ("effect=false", "effect")] {
+        let path = format!("/v1/orgs/acme/moments?{query}");
+        let (status, body) = server.request("POST", &path, Some(&key), &moment("q1", "ann", "bob").to_string());
+        assert_eq!(
+            (status, error(&body)),
+            (400, (Some("invalid_query".into()), Some(field.into()))),
+            "{query}: {body}"
+        );
+    }
     let (status, body) = server.request("GET", "/v1/orgs/acme/stakeholders/nobody", Some(&key), "");
     assert_eq!(status, 404, "{body}");
     let (status, body) = server.request("GET", "/healthz", None, "");

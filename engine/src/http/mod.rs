@@ -586,16 +586,45 @@ fn field_of(message: &str) -> Option<&str> {
     rest.split_once('`').map(|(field, _)| field)
 }
 
+/// A refused query string as a 400 `invalid_query` naming the parameter: axum's message is
+/// `Failed to deserialize query string: limit: invalid digit found in string` for a bad value
+/// and `... unknown field `lmit`, expected ...` for an unknown one.
+pub(crate) fn invalid_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    let message = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+    let named = message
+        .split_once(": ")
+        .map(|(path, _)| path)
+        .filter(|path| !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let error = ApiError::bad_request("invalid_query", message);
+    match named.or_else(|| field_of(message)) {
+        Some(field) => error.field(field),
+        None => error,
+    }
+}
+
+/// The query of `POST .../moments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MomentsParams {
+    /// `false`: answer the counts alone, even for a small batch (the effects still reach the
+    /// feed, its stream and the webhooks). Senders that read effects elsewhere save the
+    /// answer's rendering and bytes.
+    effects: Option<bool>,
+}
+
 async fn post_moments(
     State(state): State<Arc<AppState>>,
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
+    params: Result<Query<MomentsParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Ingested>), ApiError> {
     let org = state.authorise(&org, &headers)?;
+    let Query(params) = params.map_err(invalid_query)?;
     let records = parse_records(&body)?;
-    let n = records.len();
-    let (outcome, effects) = org.worker.ingest(records, n <= EFFECTS_IN_RESPONSE).await?.map_err(ApiError::internal)?;
+    let answer_effects = params.effects != Some(false) && records.len() <= EFFECTS_IN_RESPONSE;
+    let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(ApiError::internal)?;
     state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
     state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = outcome.rejected.first() {
@@ -611,7 +640,7 @@ async fn post_moments(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record", message)
             .field(format!("[{}].{}", e.index, e.field)));
     }
-    let effects = (n <= EFFECTS_IN_RESPONSE).then_some(effects);
+    let effects = answer_effects.then_some(effects);
     let status = if outcome.accepted > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Ingested { accepted: outcome.accepted, duplicates: outcome.duplicates, effects })))
 }
@@ -701,7 +730,7 @@ async fn get_leaderboard(
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<crate::reads::Page>, ApiError> {
     let org = state.authorise(&org, &headers)?;
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params.map_err(invalid_query)?;
     let limit = p.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));

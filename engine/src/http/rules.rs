@@ -131,7 +131,7 @@ pub async fn post_simulate(
     body: Bytes,
 ) -> Result<Json<crate::simulate::Diff>, ApiError> {
     state.authorise(&org, &headers)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(params) = params.map_err(super::invalid_query)?;
     let limit = check_limit(params.limit)?;
     let (text, format) = rules_body(&headers, &body)?;
     Ok(Json(preview(&state, &org, text, format, params.mode.unwrap_or(Mode::Rebase), limit).await?))
