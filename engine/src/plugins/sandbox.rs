@@ -379,6 +379,16 @@ impl PluginHost {
         Ok(module)
     }
 
+    /// Compiles `wasm` into the host's cache, so that a [`PluginHost::compile`] (or `load`) of
+    /// the same bytes after it only checks and links: for callers that compile away from a
+    /// thread others wait on. Checks nothing `compile` does not check again.
+    pub fn precompile(&self, wasm: &[u8], limits: &Limits) -> Result<(), PluginError> {
+        if wasm.len() > limits.module_bytes {
+            return Err(PluginError::ModuleTooLarge { len: wasm.len(), limit: limits.module_bytes });
+        }
+        self.module(wasm).map(drop)
+    }
+
     /// Validates and compiles a module once, checks its imports and exports against the ABI,
     /// and pre-links it so each call only instantiates.
     pub fn compile(&self, name: &str, wasm: &[u8], limits: Limits) -> Result<Plugin, PluginError> {
@@ -987,6 +997,22 @@ mod tests {
         assert!(matches!(err, PluginError::Invalid { .. }), "{err:?}");
         let err = host.compile("text", b"(module)", Limits::default()).expect_err("text is not accepted");
         assert!(matches!(err, PluginError::Invalid { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_precompiled_module_is_compiled_once_and_an_oversized_one_not_at_all() {
+        let host = host();
+        let cached = || host.compiled.lock().map(|c| c.len()).unwrap_or_default();
+        let bytes = wasm(MOODY);
+        let small = Limits { module_bytes: bytes.len() - 1, ..Limits::default() };
+        let err = host.precompile(&bytes, &small).expect_err("over the module limit");
+        assert!(matches!(err, PluginError::ModuleTooLarge { .. }), "{err:?}");
+        assert_eq!(cached(), 0);
+        host.precompile(&bytes, &Limits::default()).expect("moody compiles");
+        assert_eq!(cached(), 1);
+        let plugin = moody(&host);
+        assert_eq!(cached(), 1, "the install took the module from the cache");
+        assert_still_serves(&plugin);
     }
 
     #[test]
