@@ -30,6 +30,15 @@ pub fn split(i: usize) -> (usize, usize) {
 pub trait Block: Clone + Default {
     /// How many it holds.
     fn items(&self) -> usize;
+
+    /// The block to open once this one is full: empty, with room for about what this one
+    /// holds (the next most likely holds as much), so that appends do not grow it step by step.
+    fn next(&self) -> Self {
+        Self::default()
+    }
+
+    /// Gives back spare room, as the block freezes: it holds what it holds for good.
+    fn freeze(&mut self) {}
 }
 
 /// Blocks of [`BLOCK`] items each, all frozen but the last, open one.
@@ -71,7 +80,10 @@ impl<B: Block> Chunked<B> {
     #[inline]
     pub fn open(&mut self) -> &mut B {
         if self.open.items() >= BLOCK {
-            self.frozen.push(Arc::new(std::mem::take(&mut self.open)));
+            let next = self.open.next();
+            let mut full = std::mem::replace(&mut self.open, next);
+            full.freeze();
+            self.frozen.push(Arc::new(full));
         }
         &mut self.open
     }

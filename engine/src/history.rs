@@ -48,6 +48,14 @@ impl Block for Moments {
     fn items(&self) -> usize {
         self.info.len()
     }
+
+    fn next(&self) -> Moments {
+        Moments { info: Vec::with_capacity(BLOCK), ledger: Vec::with_capacity(self.ledger.len()) }
+    }
+
+    fn freeze(&mut self) {
+        self.ledger.shrink_to_fit();
+    }
 }
 
 impl Moments {

@@ -45,6 +45,14 @@ impl Block for Text {
     fn items(&self) -> usize {
         self.ends.len()
     }
+
+    fn next(&self) -> Text {
+        Text { text: String::with_capacity(self.text.len()), ends: Vec::with_capacity(BLOCK) }
+    }
+
+    fn freeze(&mut self) {
+        self.text.shrink_to_fit();
+    }
 }
 
 impl Text {
@@ -206,12 +214,30 @@ impl Interner {
         (id, true)
     }
 
+    /// Makes room for `more` strings beyond those held, so that interning them does not grow
+    /// the table step by step (a replay knows how many records come).
+    pub fn reserve(&mut self, more: usize) {
+        let n = self.len().saturating_add(more);
+        let mut bits = self.bits;
+        while bits < 32 && n * 4 > (1usize << bits) * 3 {
+            bits += 1;
+        }
+        if bits > self.bits {
+            self.rehash(bits);
+        }
+    }
+
     /// Doubles the table. Slots carry the top 32 bits of their hash, which is all the index
     /// needs, so no string is read.
     fn grow(&mut self) {
+        self.rehash(self.bits + 1);
+    }
+
+    /// The table at `2^bits` slots.
+    fn rehash(&mut self, bits: u32) {
+        assert!(bits <= 32, "interner table over 2^32 slots");
         let old = std::mem::take(&mut self.slots);
-        self.bits += 1;
-        assert!(self.bits <= 32, "interner table over 2^32 slots");
+        self.bits = bits;
         self.slots = vec![0; 1 << self.bits];
         let mask = self.slots.len() - 1;
         for slot in old.into_iter().filter(|&s| s != 0) {
@@ -346,6 +372,27 @@ mod tests {
             assert_eq!(i.resolve(n), format!("s{n}"));
         }
         assert_eq!(i.get("s10000"), None);
+    }
+
+    #[test]
+    fn room_reserved_ahead_is_enough_for_what_comes_and_keeps_what_was_there() {
+        let mut i = Interner::new();
+        for n in 0..100 {
+            i.intern(&format!("s{n}"));
+        }
+        i.reserve(40_000);
+        let bits = i.bits;
+        assert!((1usize << bits) * 3 >= 40_100 * 4, "room for 40 100 at three quarters full");
+        for n in 0..100 {
+            assert_eq!(i.get(&format!("s{n}")), Some(n), "kept across the rehash");
+        }
+        for n in 100..40_100 {
+            assert_eq!(i.intern(&format!("s{n}")), (n, true));
+        }
+        assert_eq!(i.bits, bits, "no growth on the way");
+        assert_eq!(i.get("s40099"), Some(40_099));
+        i.reserve(0);
+        assert_eq!(i.bits, bits, "reserving nothing more changes nothing");
     }
 
     #[test]

@@ -351,6 +351,19 @@ impl OrgWorld {
         self.world.resource::<Journal>().0.len() - before
     }
 
+    /// Makes room for `records` more moment ids, so that a replay that knows its length does
+    /// not grow the id table step by step.
+    pub fn reserve_moments(&mut self, records: usize) {
+        self.world.resource_mut::<History>().ids.reserve(records);
+    }
+
+    /// Takes the records of the batch scored last out of the world (the passes are done with
+    /// them), so that the caller can let go of them where it likes: a replay frees them on its
+    /// reader thread, which allocated them, rather than on the scoring one.
+    pub fn release_records(&mut self) -> Arc<Vec<Record>> {
+        std::mem::take(&mut self.world.resource_mut::<Batch>().source).0
+    }
+
     /// Takes the effects produced since the last call, compact.
     pub fn take_effect_records(&mut self) -> Vec<EffectRec> {
         std::mem::take(&mut self.world.resource_mut::<Journal>().0)
