@@ -100,13 +100,13 @@ pub enum LogError {
 pub const COMMIT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
 /// The steps of ingesting a batch or a group, as [`IngestTimes::steps`] counts their time.
-pub const INGEST_STEPS: [&str; 4] = ["check", "commit", "score", "render"];
+pub const INGEST_STEPS: [&str; 4] = ["resolve", "commit", "score", "render"];
 
 /// How long ingestion takes, for the server's metrics: each commit (a durable `Store::append`
 /// of a batch or a group) in a histogram, and the time the world spent in each of
-/// [`INGEST_STEPS`] (checking the records; waiting for their commit, which runs while they are
-/// scored and rendered, once that is done; scoring them; rendering their effects for the
-/// answers and the feed). Shared by every organisation's [`Durable`].
+/// [`INGEST_STEPS`] (resolving the records: checks, duplicates, ids; waiting for their commit,
+/// which runs while they are scored and rendered, once that is done; scoring them; rendering
+/// their effects for the answers and the feed). Shared by every organisation's [`Durable`].
 #[derive(Debug, Default)]
 pub struct IngestTimes {
     /// Per bucket (not cumulative), then over the last bound.

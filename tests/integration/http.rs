@@ -141,7 +141,7 @@ fn moments_in_effects_out_profiles_and_leaderboards_read_back_and_survive_a_rest
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
-    for step in ["check", "commit", "score", "render"] {
+    for step in ["resolve", "commit", "score", "render"] {
         let prefix = format!("plaudit_ingest_seconds_total{{step=\"{step}\"}} ");
         let seconds = metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::parse::<f64>);
         assert!(matches!(seconds, Some(Ok(s)) if s > 0.0), "{step}: some time spent, in\n{metrics}");

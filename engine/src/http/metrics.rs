@@ -115,7 +115,7 @@ impl Metrics {
         let _ = writeln!(out, "plaudit_store_commit_seconds_count {total}");
         out.push_str(
             "# HELP plaudit_ingest_seconds_total Time organisations' workers spent ingesting records, by step \
-             (check: resolving them; commit: waiting for their commit, which runs while they are scored; \
+             (resolve: checks, duplicates, ids; commit: waiting for their commit, which runs while they are scored; \
              score; render).\n",
         );
         out.push_str("# TYPE plaudit_ingest_seconds_total counter\n");
