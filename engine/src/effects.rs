@@ -116,7 +116,7 @@ pub fn apply(
     mut queue: ResMut<PublishQueue>,
     mut q: StateQuery,
 ) {
-    let mut out = Out { p: &program.0, journal: &mut journal.0, history: &mut history, dir: &dir, queue: &mut queue };
+    let mut out = Out { p: &program.0, journal: &mut journal, history: &mut history, dir: &dir, queue: &mut queue };
     let mut completions = Vec::new();
     let mut next_award = 0;
     let mut next_act = 0;
@@ -200,7 +200,7 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
 /// Where the pass writes: the journal, the ledger, the publish queue.
 struct Out<'a> {
     p: &'a Program,
-    journal: &'a mut Vec<EffectRec>,
+    journal: &'a mut Journal,
     history: &'a mut History,
     /// Who a ledger entry's stakeholder is (a retraction reverses what it earned).
     dir: &'a Directory,

@@ -102,8 +102,39 @@ pub struct EffectRec {
 }
 
 /// Effects of the current batch. Drained by the caller after every batch.
-#[derive(Resource, Debug, Default)]
-pub struct Journal(pub Vec<EffectRec>);
+#[derive(Resource, Debug)]
+pub struct Journal {
+    /// The effects kept since the caller last drained them, in order.
+    pub records: Vec<EffectRec>,
+    /// Effects produced so far, kept or not: what a batch produced is the difference.
+    pub produced: u64,
+    /// Whether effects are kept: a replay that only counts them (a restart, a rebuild) does
+    /// not write them out to drop them again.
+    pub keep: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal { records: Vec::new(), produced: 0, keep: true }
+    }
+}
+
+impl Journal {
+    #[inline]
+    pub fn push(&mut self, effect: EffectRec) {
+        self.produced += 1;
+        if self.keep {
+            self.records.push(effect);
+        }
+    }
+
+    pub fn extend(&mut self, effects: Vec<EffectRec>) {
+        self.produced += effects.len() as u64;
+        if self.keep {
+            self.records.extend(effects);
+        }
+    }
+}
 
 /// Everything rendering needs to name things.
 pub struct Names<'a> {

@@ -324,6 +324,14 @@ fn first_world(org: &OrgId, text: &str, format: Format, origin: &str) -> Result<
     Ok(world)
 }
 
+/// What a replay does with the effects it produces.
+enum Effects<'a> {
+    /// Counts them (the feed numbers effects on from there), keeping none.
+    Count,
+    /// Hands each batch's to the closure, which must drain them.
+    Observe(&'a mut dyn FnMut(&mut OrgWorld)),
+}
+
 impl Durable {
     /// Creates organisation `org` with its first rule set, recorded in the log. Fails with
     /// [`LogError::Exists`] if the organisation has a log already, with [`LogError::Rules`] if
@@ -366,12 +374,12 @@ impl Durable {
     /// Opens `org`: its latest snapshot, if it has a good one, then every record and change of
     /// its log after it, in order.
     pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, None, Seq(u64::MAX), true, &mut |_| {}, &mut OrgWorld::clear_effects)
+        Durable::replay(store, org, None, Seq(u64::MAX), true, &mut |_| {}, Effects::Count)
     }
 
     /// [`Durable::open`] ignoring snapshots: every record of the log replayed.
     pub fn open_from_start(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, None, Seq(u64::MAX), false, &mut |_| {}, &mut OrgWorld::clear_effects)
+        Durable::replay(store, org, None, Seq(u64::MAX), false, &mut |_| {}, Effects::Count)
     }
 
     /// [`Durable::open`] with an effects feed keeping the last `capacity` effects: the replay
@@ -388,7 +396,8 @@ impl Durable {
             feed.skip(old as u64);
             feed.push(records[old..].iter().map(|r| (r.seq, w.render(r))));
         };
-        let (mut durable, replayed) = Durable::replay(store, org, None, Seq(u64::MAX), true, &mut start, &mut observe)?;
+        let (mut durable, replayed) =
+            Durable::replay(store, org, None, Seq(u64::MAX), true, &mut start, Effects::Observe(&mut observe))?;
         durable.feed = Some(feed);
         Ok((durable, replayed))
     }
@@ -403,13 +412,19 @@ impl Durable {
         self.ingest_times = Some(times);
     }
 
+    /// Effects produced since the organisation began, counted the same whether or not a
+    /// replay kept them: what the feed numbers effects by.
+    pub fn effects_produced(&self) -> u64 {
+        self.effects
+    }
+
     /// The effects feed, if the organisation has one.
     pub fn feed(&self) -> Option<&Arc<Feed>> {
         self.feed.as_ref()
     }
 
-    /// Rebuilds `org`'s world from its log, up to record `until`, handing each replayed batch's
-    /// effects to `observe` (which must drain them), after telling `start` how many effects
+    /// Rebuilds `org`'s world from its log, up to record `until`, counting its effects or handing
+    /// each replayed batch's to an observer (see [`Effects`]), after telling `start` how many effects
     /// came before the first it will see. With `snapshot`, the latest snapshot (if any, and not
     /// beyond `until`) is restored first. With `candidate`, that rule set is in force from the
     /// start instead of the logged versions (plugin changes still apply where they were
@@ -421,7 +436,7 @@ impl Durable {
         until: Seq,
         snapshot: bool,
         start: &mut dyn FnMut(u64),
-        observe: &mut dyn FnMut(&mut OrgWorld),
+        effects: Effects,
     ) -> Result<(Durable, Replayed), LogError> {
         let started = Instant::now();
         let changes = store.changes(&org)?;
@@ -454,10 +469,19 @@ impl Durable {
                 durable.world.record_plugin_timeouts(name, seqs);
             }
         }
+        let mut clear = OrgWorld::clear_effects;
+        let observe: &mut dyn FnMut(&mut OrgWorld) = match effects {
+            Effects::Count => {
+                durable.world.keep_effects(false);
+                &mut clear
+            }
+            Effects::Observe(observe) => observe,
+        };
         durable.world.set_replaying(true);
         start(durable.effects);
         let records = durable.advance(&changes, until, candidate.is_some(), observe)?;
         durable.world.set_replaying(false);
+        durable.world.keep_effects(true);
         Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
     }
 
@@ -1304,7 +1328,7 @@ impl std::fmt::Debug for Rebuilt {
 pub fn rebuild(plan: RebuildPlan) -> Result<Rebuilt, LogError> {
     let candidate = Some((plan.rules.text.as_str(), plan.rules.format));
     let (scratch, _) =
-        Durable::replay(plan.store, plan.org, candidate, plan.until, false, &mut |_| {}, &mut OrgWorld::clear_effects)?;
+        Durable::replay(plan.store, plan.org, candidate, plan.until, false, &mut |_| {}, Effects::Count)?;
     Ok(Rebuilt { scratch, rules: plan.rules })
 }
 
@@ -1338,8 +1362,15 @@ pub fn what_if(
                 }
             }
         };
-        let (durable, replayed) =
-            Durable::replay(Arc::clone(&store), org.clone(), side, until, false, &mut |_| {}, &mut observe)?;
+        let (durable, replayed) = Durable::replay(
+            Arc::clone(&store),
+            org.clone(),
+            side,
+            until,
+            false,
+            &mut |_| {},
+            Effects::Observe(&mut observe),
+        )?;
         records = replayed.records;
         worlds.push(durable.world);
     }
@@ -1347,15 +1378,8 @@ pub fn what_if(
         // Completions are records of activity: an additive application leaves them.
         completions.values_mut().for_each(|c| c.1 = c.0);
         let rebuilt = worlds.pop().expect("two worlds");
-        let (mut applied, _) = Durable::replay(
-            Arc::clone(&store),
-            org.clone(),
-            None,
-            until,
-            false,
-            &mut |_| {},
-            &mut OrgWorld::clear_effects,
-        )?;
+        let (mut applied, _) =
+            Durable::replay(Arc::clone(&store), org.clone(), None, until, false, &mut |_| {}, Effects::Count)?;
         let doc = crate::ruleset::parse(candidate, format, "candidate rule set")?;
         applied.world.publish_rules(&doc, "candidate rule set")?;
         crate::retroactive::apply(&mut applied.world, rebuilt, mode, applied.rules.version + 1)

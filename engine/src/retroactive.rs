@@ -250,7 +250,7 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
     let mut history = live.resource_mut::<History>();
     insert_into_ledger(&mut history, gains);
     let n = effects.len();
-    live.resource_mut::<Journal>().0.extend(effects);
+    live.resource_mut::<Journal>().extend(effects);
     let mut queue = live.resource_mut::<PublishQueue>();
     for (e, _) in touched {
         queue.push(e);
@@ -393,7 +393,9 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
         }
     }
     let n = effects.len();
-    new.world_mut().resource_mut::<Journal>().0 = effects;
+    let mut journal = new.world_mut().resource_mut::<Journal>();
+    journal.records.clear();
+    journal.extend(effects);
     *live = new;
     n
 }

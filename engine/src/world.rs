@@ -341,20 +341,26 @@ impl OrgWorld {
     /// resolved, scored (once: call it once per `resolve`). Returns the effects it produced,
     /// waiting in the journal.
     pub(crate) fn score_resolved(&mut self) -> usize {
-        let before = self.world.resource::<Journal>().0.len();
+        let before = self.world.resource::<Journal>().produced;
         let n = self.world.resource::<Batch>().records.len();
         // At least one run: an empty batch runs the passes over nothing, as it always did.
         for start in (0..n.max(1)).step_by(CHUNK) {
             self.world.resource_mut::<Batch>().chunk = start..n.min(start + CHUNK);
             self.schedule.run(&mut self.world);
         }
-        self.world.resource::<Journal>().0.len() - before
+        (self.world.resource::<Journal>().produced - before) as usize
     }
 
     /// Makes room for `records` more moment ids, so that a replay that knows its length does
     /// not grow the id table step by step.
     pub fn reserve_moments(&mut self, records: usize) {
         self.world.resource_mut::<History>().ids.reserve(records);
+    }
+
+    /// Whether the effects scoring produces are kept for [`OrgWorld::take_effect_records`] and
+    /// the like (the default), or only counted: for a replay that would drop them unread.
+    pub fn keep_effects(&mut self, keep: bool) {
+        self.world.resource_mut::<Journal>().keep = keep;
     }
 
     /// Takes the records of the batch scored last out of the world (the passes are done with
@@ -366,12 +372,12 @@ impl OrgWorld {
 
     /// Takes the effects produced since the last call, compact.
     pub fn take_effect_records(&mut self) -> Vec<EffectRec> {
-        std::mem::take(&mut self.world.resource_mut::<Journal>().0)
+        std::mem::take(&mut self.world.resource_mut::<Journal>().records)
     }
 
     /// Drops the effects produced since the last call (when only the state matters).
     pub fn clear_effects(&mut self) {
-        self.world.resource_mut::<Journal>().0.clear();
+        self.world.resource_mut::<Journal>().records.clear();
     }
 
     /// Takes the effects produced since the last call, rendered.

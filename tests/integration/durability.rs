@@ -519,7 +519,7 @@ mod faults {
 }
 
 #[test]
-fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state() {
+fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state_and_effect_count() {
     use plaudit_engine::ids::OrgId;
     use plaudit_engine::log::Durable;
     use plaudit_engine::ruleset::Format;
@@ -542,9 +542,18 @@ fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state() {
     }
     let live = serde_json::to_string(&d.world_mut().summary(1000)).expect("summary");
     let logged = d.world().last_seq().0;
+    let effects = d.effects_produced();
+    assert!(effects > logged, "several effects a moment");
     drop(d);
-    let (mut again, replayed) = Durable::open_from_start(store, acme).expect("replays");
+    // Counting the effects (a restart) and keeping them for a feed give the same count.
+    let (mut again, replayed) = Durable::open_from_start(Arc::clone(&store), acme.clone()).expect("replays");
     assert_eq!(replayed.records, logged);
     assert!(serde_json::to_string(&again.world_mut().summary(1000)).expect("summary") == live, "bit for bit");
+    assert_eq!(again.effects_produced(), effects, "counted, not kept");
+    assert!(again.world_mut().take_effect_records().is_empty(), "none kept");
+    drop(again);
+    let (fed, _) = Durable::open_with_feed(store, acme, 100).expect("replays");
+    assert_eq!(fed.effects_produced(), effects);
+    assert_eq!(fed.feed().map(|f| f.latest()), Some(effects), "the feed numbers on from the same count");
     let _ = std::fs::remove_dir_all(&dir);
 }
