@@ -47,7 +47,9 @@ impl Block for Text {
     }
 
     fn next(&self) -> Text {
-        Text { text: String::with_capacity(self.text.len()), ends: Vec::with_capacity(BLOCK) }
+        // An eighth more than the last block's text: ids are mostly of one length.
+        let text = self.text.len() + self.text.len() / 8;
+        Text { text: String::with_capacity(text), ends: Vec::with_capacity(BLOCK) }
     }
 
     fn freeze(&mut self) {
