@@ -105,12 +105,12 @@ pub struct EffectRec {
 #[derive(Resource, Debug)]
 pub struct Journal {
     /// The effects kept since the caller last drained them, in order.
-    pub records: Vec<EffectRec>,
+    pub(crate) records: Vec<EffectRec>,
     /// Effects produced so far, kept or not: what a batch produced is the difference.
-    pub produced: u64,
+    pub(crate) produced: u64,
     /// Whether effects are kept: a replay that only counts them (a restart, a rebuild) does
     /// not write them out to drop them again.
-    pub keep: bool,
+    pub(crate) keep: bool,
 }
 
 impl Default for Journal {

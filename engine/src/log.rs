@@ -423,9 +423,9 @@ impl Durable {
         self.feed.as_ref()
     }
 
-    /// Rebuilds `org`'s world from its log, up to record `until`, counting its effects or handing
-    /// each replayed batch's to an observer (see [`Effects`]), after telling `start` how many effects
-    /// came before the first it will see. With `snapshot`, the latest snapshot (if any, and not
+    /// Rebuilds `org`'s world from its log, up to record `until`, counting its effects or
+    /// handing each replayed batch's to an observer (see [`Effects`]), after telling `start` how
+    /// many effects came before the first it will see. With `snapshot`, the latest snapshot (if any, and not
     /// beyond `until`) is restored first. With `candidate`, that rule set is in force from the
     /// start instead of the logged versions (plugin changes still apply where they were
     /// logged): the what-if of [`what_if`].
