@@ -219,14 +219,19 @@ impl Interner {
     /// Makes room for `more` strings beyond those held, so that interning them does not grow
     /// the table step by step (a replay knows how many records come).
     pub fn reserve(&mut self, more: usize) {
-        let n = self.len().saturating_add(more);
-        let mut bits = self.bits;
-        while bits < 32 && n * 4 > (1usize << bits) * 3 {
-            bits += 1;
-        }
+        let bits = Interner::bits_for(self.len().saturating_add(more));
         if bits > self.bits {
             self.rehash(bits);
         }
+    }
+
+    /// The table size (as a power of two) that holds `n` strings at most three quarters full.
+    fn bits_for(n: usize) -> u32 {
+        let mut bits = 0;
+        while bits < 32 && n.saturating_mul(4) > (1usize << bits) * 3 {
+            bits += 1;
+        }
+        bits
     }
 
     /// Doubles the table. Slots carry the top 32 bits of their hash, which is all the index
@@ -263,10 +268,7 @@ impl Interner {
     pub fn from_blocks(blocks: Vec<Arc<Text>>) -> Option<Interner> {
         let strings = Chunked::from_blocks(blocks)?;
         let mut interner = Interner { strings, ..Interner::default() };
-        let n = interner.len();
-        while (1usize << interner.bits) * 3 < n * 4 {
-            interner.bits += 1;
-        }
+        interner.bits = interner.bits.max(Interner::bits_for(interner.len()));
         interner.slots = vec![0; 1 << interner.bits];
         let mask = interner.slots.len() - 1;
         // In runs: hash a run and prefetch its slots, then fill them, so that the slots'

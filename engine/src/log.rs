@@ -425,8 +425,8 @@ impl Durable {
 
     /// Rebuilds `org`'s world from its log, up to record `until`, counting its effects or
     /// handing each replayed batch's to an observer (see [`Effects`]), after telling `start` how
-    /// many effects came before the first it will see. With `snapshot`, the latest snapshot (if any, and not
-    /// beyond `until`) is restored first. With `candidate`, that rule set is in force from the
+    /// many effects came before the first it will see. With `snapshot`, the latest snapshot (if
+    /// any, and not beyond `until`) is restored first. With `candidate`, that rule set is in force from the
     /// start instead of the logged versions (plugin changes still apply where they were
     /// logged): the what-if of [`what_if`].
     fn replay(
@@ -630,10 +630,11 @@ impl Durable {
     /// [`REPLAY_BATCH`] records at a time. Beyond one page, the pages are read and decoded on a
     /// thread of their own, one or two ahead of the page being scored.
     fn replay_until(&mut self, until: Seq, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
-        // `until` may be past the log's end ("all of it").
+        // `until` may be past the log's end ("all of it"): what comes is up to the end.
         let end = until.min(self.store.last_seq(&self.org)?);
-        self.world.reserve_moments(usize::try_from(end.0.saturating_sub(self.world.last_seq().0)).unwrap_or(0));
-        if until.0.saturating_sub(self.world.last_seq().0) > REPLAY_BATCH as u64
+        let coming = end.0.saturating_sub(self.world.last_seq().0);
+        self.world.reserve_moments(usize::try_from(coming).unwrap_or(0));
+        if coming > REPLAY_BATCH as u64
             && let Some(replayed) = self.replay_reading_ahead(until, observe)
         {
             return replayed;
