@@ -9,16 +9,12 @@ use bevy_ecs::prelude::*;
 
 use crate::batch::{Action, Batch, GuardReason};
 use crate::components::Scorecard;
-use crate::prefetch::{AHEAD, prefetch_cards};
 use crate::world::ProgramRes;
 
 pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut cards: Query<&mut Scorecard>) {
     let Some(guard) = &program.0.guard else { return };
     let batch = &mut *batch;
     for ix in batch.chunk.clone() {
-        if let Some(ahead) = batch.records.get(ix + AHEAD) {
-            prefetch_cards(&cards, ahead);
-        }
         let m = &mut batch.records[ix];
         if m.action != Action::Score {
             continue;

@@ -3,7 +3,8 @@
 //!
 //! A batch goes: [`OrgWorld::ingest`] validates and resolves records (interns ids, creates
 //! stakeholders, computes windows) -> the schedule runs the passes in order
-//! ([`Pass`]: guard -> rules -> plugins -> effects) -> effects wait in the journal for
+//! ([`Pass`]: guard -> rules -> plugins -> effects, after [`prefetch::warm`] has started loading
+//! the chunk's scorecards) -> effects wait in the journal for
 //! [`OrgWorld::drain_effects`]. Leaderboards publish lazily: the reads that need rankings run
 //! the [`Publishing`] schedule first (see [`crate::leaderboard`]). The passes do no IO and never
 //! block; this type is the only place the world is touched.
@@ -26,7 +27,7 @@ use crate::leaderboard::{Boards, PublishQueue};
 use crate::plugins::{Loaded, PluginStatus, Plugins};
 use crate::resolve::Resolver;
 use crate::ruleset::program::Program;
-use crate::{effects, guard, leaderboard, plugins, rules};
+use crate::{effects, guard, leaderboard, plugins, prefetch, rules};
 
 /// The compiled rule set the passes read.
 #[derive(Resource, Debug, Clone)]
@@ -158,6 +159,7 @@ impl OrgWorld {
         schedule.set_executor(SingleThreadedExecutor::new());
         schedule.configure_sets((Pass::Guard, Pass::Rules, Pass::Plugins, Pass::Effects).chain());
         schedule.add_systems((
+            prefetch::warm.before(Pass::Guard),
             guard::screen.in_set(Pass::Guard),
             rules::score.in_set(Pass::Rules),
             plugins::pass::run.in_set(Pass::Plugins),
