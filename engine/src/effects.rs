@@ -21,7 +21,7 @@ use crate::components::{Scorecard, Seen, Standing, Tally, Wallet, seen_tag, tall
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
-use crate::prefetch::{AHEAD, prefetch_cards, prefetch_items};
+use crate::prefetch::{AHEAD, prefetch_items};
 use crate::ruleset::program::{
     BadgeShape, ChallengeWindow, CurrencyIx, Distinct, MetricKind, MetricRef, Program, Reward,
 };
@@ -122,9 +122,6 @@ pub fn apply(
     let mut next_act = 0;
     for ix in batch.chunk.clone() {
         let m = &batch.records[ix];
-        if let Some(ahead) = batch.records.get(ix + 2 * AHEAD) {
-            prefetch_cards(&q, ahead);
-        }
         if let Some(ahead) = batch.records.get(ix + AHEAD) {
             prefetch_ahead(&q, ahead);
         }

@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::batch::{Action, Award, AwardSource, Awards, Batch, Hold, MomentRec, first};
 use crate::components::{Scorecard, Seen, seen_tag};
-use crate::prefetch::{AHEAD, prefetch_cards, prefetch_items};
+use crate::prefetch::{AHEAD, prefetch_items};
 use crate::ruleset::program::{Program, Rule, Target};
 use crate::world::ProgramRes;
 
@@ -25,9 +25,6 @@ pub fn score(
     let batch = &mut *batch;
     awards.0.clear();
     for ix in batch.chunk.clone() {
-        if let Some(ahead) = batch.records.get(ix + 2 * AHEAD) {
-            prefetch_cards(&q, ahead);
-        }
         if let Some(ahead) = batch.records.get(ix + AHEAD).filter(|a| a.action == Action::Score) {
             prefetch_ahead(&q, ahead);
         }
@@ -121,8 +118,7 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
 }
 
 fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut Vec<Award>) {
-    let multiplier: f64 =
-        rule.campaigns.iter().filter(|c| c.from <= m.at && m.at < c.until).map(|c| c.multiplier).product();
+    let multiplier = rule.multiplier(m.at);
     let source = AwardSource::Rule(r);
     for (target, state) in [Target::Actor, Target::Counterpart].into_iter().zip(both.iter_mut()) {
         let to = match (target, m.counterpart) {
@@ -130,28 +126,25 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
             (Target::Counterpart, Some(c)) => c,
             (Target::Counterpart, None) => continue,
         };
-        if !rule.awards.iter().any(|a| a.to == target) {
+        let awards = rule.awards_to(target);
+        if awards.is_empty() {
             continue;
         }
         // Caps count per stakeholder: one firing toward `to`, and its points together.
-        let mut caps = match (rule.cap, state) {
-            (Some(cap), Some(card)) => Some((cap, &mut card.caps)),
+        let mut slot = match (rule.cap, state) {
+            (Some(cap), Some(card)) => Some((cap, card.caps.slot(rule.cap_slot, m.window(cap.per)))),
             _ => None,
         };
-        let (allowed, mut points_left) = match &mut caps {
-            Some((cap, caps)) => {
-                let slot = caps.slot(rule.cap_slot, m.window(cap.per));
-                (
-                    cap.times.is_none_or(|max| slot.times < max),
-                    cap.points.map_or(i64::MAX, |max| (max - slot.points).max(0)),
-                )
-            }
+        let (allowed, mut points_left) = match &slot {
+            Some((cap, slot)) => (
+                cap.times.is_none_or(|max| slot.times < max),
+                cap.points.map_or(i64::MAX, |max| (max - slot.points).max(0)),
+            ),
             None => (true, i64::MAX),
         };
         let mut granted_total = 0;
-        for a in rule.awards.iter().filter(|a| a.to == target) {
-            let base = a.amount as f64 + (m.value.unwrap_or(0.0) * a.value_factor).floor();
-            let amount = (base * multiplier).round() as i64;
+        for a in awards {
+            let amount = a.amount(m.value, multiplier);
             if amount == 0 {
                 continue;
             }
@@ -181,8 +174,7 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
                 });
             }
         }
-        if let (Some((cap, caps)), true) = (&mut caps, allowed) {
-            let slot = caps.slot(rule.cap_slot, m.window(cap.per));
+        if let (Some((_, slot)), true) = (&mut slot, allowed) {
             slot.times += 1;
             slot.points += granted_total;
         }

@@ -304,6 +304,8 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         {
             cx.err(format!("{p}.chance"), "must be above 0 and at most 1");
         }
+        // Actor's awards first, each target's in the order given: the order they are applied in.
+        awards.sort_by_key(|a| a.to == Target::Counterpart);
         rules.push(Rule {
             id: r.id.clone(),
             id_hash: r.id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),

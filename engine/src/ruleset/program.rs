@@ -104,6 +104,39 @@ pub struct AwardDef {
     pub value_factor: f64,
 }
 
+impl AwardDef {
+    /// What the award comes to for a moment of value `value` under a campaign `multiplier`:
+    /// `round((amount + floor(value * value_factor)) * multiplier)`.
+    #[inline]
+    pub fn amount(&self, value: Option<f64>, multiplier: f64) -> i64 {
+        if self.value_factor == 0.0 && multiplier == 1.0 {
+            // The same, without the floating point: `amount` is at most 10^9 in size, exact in
+            // an f64, and a finite value times zero adds nothing.
+            return self.amount;
+        }
+        let base = self.amount as f64 + (value.unwrap_or(0.0) * self.value_factor).floor();
+        (base * multiplier).round() as i64
+    }
+}
+
+impl Rule {
+    /// The awards to `target`.
+    #[inline]
+    pub fn awards_to(&self, target: Target) -> &[AwardDef] {
+        let split = self.awards.partition_point(|a| a.to == Target::Actor);
+        match target {
+            Target::Actor => &self.awards[..split],
+            Target::Counterpart => &self.awards[split..],
+        }
+    }
+
+    /// The product of the multipliers of the rule's campaigns running at `at`.
+    #[inline]
+    pub fn multiplier(&self, at: i64) -> f64 {
+        self.campaigns.iter().filter(|c| c.from <= at && at < c.until).map(|c| c.multiplier).product()
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Cap {
     pub times: Option<u32>,
@@ -125,6 +158,7 @@ pub struct Rule {
     pub id_hash: u64,
     pub description: Option<String>,
     pub matcher: Matcher,
+    /// The actor's awards, then the counterpart's, each in the order the rule set gives them.
     pub awards: Vec<AwardDef>,
     pub cap: Option<Cap>,
     /// Index among the capped rules: the slot in a stakeholder's cap state.
@@ -389,6 +423,8 @@ impl Program {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn kinds(k: &[u32]) -> Matcher {
@@ -404,5 +440,24 @@ mod tests {
         // A kind no matcher names (interned later, say) matches the kind-less items only.
         assert_eq!(index.get(Sym(7)), [1, 3]);
         assert_eq!(index.get(Sym::NONE), [1, 3]);
+    }
+
+    /// `AwardDef::amount` without its integer shortcut.
+    fn by_the_formula(a: &AwardDef, value: Option<f64>, multiplier: f64) -> i64 {
+        let base = a.amount as f64 + (value.unwrap_or(0.0) * a.value_factor).floor();
+        (base * multiplier).round() as i64
+    }
+
+    proptest! {
+        #[test]
+        fn an_award_comes_to_what_the_formula_says_with_or_without_its_shortcut(
+            amount in -1_000_000_000i64..=1_000_000_000,
+            value_factor in prop_oneof![Just(0.0), -1e6f64..1e6],
+            value in proptest::option::of(-1e12f64..1e12),
+            multiplier in prop_oneof![Just(1.0), 0.0f64..10.0],
+        ) {
+            let a = AwardDef { to: Target::Actor, currency: 0, amount, value_factor };
+            prop_assert_eq!(a.amount(value, multiplier), by_the_formula(&a, value, multiplier));
+        }
     }
 }
