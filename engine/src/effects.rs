@@ -277,6 +277,9 @@ impl Out<'_> {
     /// Badge `b` watches a metric that is now `value`.
     fn badge_progress(&mut self, m: &MomentRec, who: &mut Member, b: u16, value: i64, depth: u8) {
         let badge = &self.p.badges[b as usize];
+        if value < badge.shape.first_at() {
+            return; // nothing earned below the first threshold, whatever was earned before
+        }
         let key = tally_key::BADGE | u32::from(b);
         // Most changes earn nothing: a badge's slot is made only when it is first earned, so
         // a stakeholder's tally holds no empty slot for every badge its metrics are watched by.

@@ -121,6 +121,11 @@ pub fn check_external_id(s: &str) -> Result<(), ParseIdError> {
 /// U+007F, and U+0080-U+009F, which UTF-8 writes as `C2 80` to `C2 9F`.
 fn has_control(s: &str) -> bool {
     let b = s.as_bytes();
+    // Nearly every id is printable ASCII: one pass with no early exit, which the compiler turns
+    // into vector code, settles it.
+    if b.iter().fold(true, |printable, &c| printable & (0x20..0x7F).contains(&c)) {
+        return false;
+    }
     b.iter().enumerate().any(|(i, &c)| c < 0x20 || c == 0x7F || (c == 0xC2 && b.get(i + 1).is_some_and(|n| *n <= 0x9F)))
 }
 

@@ -229,6 +229,20 @@ pub enum BadgeShape {
     Granted,
 }
 
+impl BadgeShape {
+    /// The least value of its metric at which the badge can be earned (`i64::MAX`: never, by
+    /// its metric).
+    #[inline]
+    pub fn first_at(&self) -> i64 {
+        match self {
+            BadgeShape::Once(t) => *t,
+            BadgeShape::Tiers(tiers) => tiers.first().map_or(i64::MAX, |t| t.at),
+            BadgeShape::Every(n) => *n,
+            BadgeShape::Granted => i64::MAX,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Badge {
     pub id: String,
