@@ -139,6 +139,14 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, ParseTimeError> {
     Ok(if ts.subsec_nanosecond() < 0 { secs - 1 } else { secs })
 }
 
+thread_local! {
+    /// The date (`YYYY-MM-DD`, as bytes) [`parse_canonical`] checked last, and its day number:
+    /// moments come in time order, so most share their date with the one before. A memo of a
+    /// pure function: it changes what is computed again, never what is answered. The bytes of
+    /// a date start with a digit, so the initial zeros match none.
+    static LAST_DATE: std::cell::Cell<((u64, u16), i64)> = const { std::cell::Cell::new(((0, 0), 0)) };
+}
+
 /// The fast path of [`parse_rfc3339`], for the form nearly every client sends:
 /// `YYYY-MM-DDTHH:MM:SS`, an optional `.` and 1 to 9 digits, then `Z` or `±HH:MM`, with a year
 /// from 0001 to 9998, no leap second and an offset under 24 hours. `None` for anything else,
@@ -158,14 +166,26 @@ fn parse_canonical(b: &[u8]) -> Option<i64> {
     if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
         return None;
     }
-    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let date = (u64::from_le_bytes(b[..8].try_into().ok()?), u16::from_le_bytes([b[8], b[9]]));
+    let (last, last_days) = LAST_DATE.get();
+    let days = if date == last {
+        last_days
+    } else {
+        let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+        if !(1..=9998).contains(&year) || !(1..=12).contains(&month) {
+            return None;
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        if day < 1 || day > month_days[month as usize - 1] {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        LAST_DATE.set((date, days));
+        days
+    };
     let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    if !(1..=9998).contains(&year) || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if day < 1 || day > month_days[month as usize - 1] {
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut i = 19;
@@ -188,7 +208,7 @@ fn parse_canonical(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let local = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
+    let local = days * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
     Some(local - offset)
 }
 
@@ -858,6 +878,22 @@ mod tests {
             }
             if let Some(fast) = parse_canonical(s.as_bytes()) {
                 prop_assert_eq!(Some(fast), jiff_secs(&s), "{}", s);
+            }
+        }
+
+        #[test]
+        fn fast_path_agrees_with_jiff_over_runs_of_the_same_date(
+            dates in proptest::collection::vec((1990i64..2040, 0i64..14, 0i64..33), 1..6),
+            times in proptest::collection::vec((0usize..6, 0i64..26, 0i64..62, 0i64..62, any::<bool>()), 1..40),
+        ) {
+            // Consecutive moments of one date, others in between, invalid dates among them: the
+            // memo of the last date must answer exactly what a fresh parse would.
+            for (date, h, mi, se, zulu) in times {
+                let (y, mo, d) = dates[date % dates.len()];
+                let zone = if zulu { "Z" } else { "+01:00" };
+                let s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}{zone}");
+                let fast = parse_canonical(s.as_bytes());
+                prop_assert!(fast.is_none() || fast == jiff_secs(&s), "{}: {:?} against {:?}", s, fast, jiff_secs(&s));
             }
         }
 
