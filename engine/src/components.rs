@@ -121,7 +121,53 @@ pub enum Seen {
     #[default]
     Empty,
     Small(Vec<u64>),
-    Large(Box<rustc_hash::FxHashSet<u64>>),
+    Large(Box<Large>),
+}
+
+/// A large [`Seen`]: what was met for good in a hash set, and what was met within challenge
+/// windows apart, sorted, so that a window's end clears a few keys instead of scanning
+/// thousands of counterparts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Large {
+    met: rustc_hash::FxHashSet<u64>,
+    /// Keys with a challenge tag (from [`seen_tag::CHALLENGE_TEAMS`] on), sorted.
+    windows: Vec<u64>,
+}
+
+impl Large {
+    fn of(keys: impl IntoIterator<Item = u64>) -> Large {
+        let mut large = Large::default();
+        for key in keys {
+            large.insert(key);
+        }
+        large
+    }
+
+    #[inline]
+    fn is_window_key(key: u64) -> bool {
+        (key >> 32) as u32 >= seen_tag::CHALLENGE_TEAMS
+    }
+
+    fn insert(&mut self, key: u64) -> bool {
+        if !Large::is_window_key(key) {
+            return self.met.insert(key);
+        }
+        match self.windows.binary_search(&key) {
+            Ok(_) => false,
+            Err(i) => {
+                self.windows.insert(i, key);
+                true
+            }
+        }
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        if Large::is_window_key(key) { self.windows.binary_search(&key).is_ok() } else { self.met.contains(&key) }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.met.iter().copied().chain(self.windows.iter().copied())
+    }
 }
 
 /// The tags of [`Seen`] keys.
@@ -151,9 +197,9 @@ impl Seen {
             Seen::Small(v) => match v.binary_search(&key) {
                 Ok(_) => false,
                 Err(_) if v.len() >= Self::SMALL_MAX => {
-                    let mut set: rustc_hash::FxHashSet<u64> = v.iter().copied().collect();
-                    set.insert(key);
-                    *self = Seen::Large(Box::new(set));
+                    let mut large = Large::of(v.iter().copied());
+                    large.insert(key);
+                    *self = Seen::Large(Box::new(large));
                     true
                 }
                 Err(i) => {
@@ -162,7 +208,7 @@ impl Seen {
                     true
                 }
             },
-            Seen::Large(set) => set.insert(key),
+            Seen::Large(large) => large.insert(key),
         }
     }
 
@@ -171,7 +217,7 @@ impl Seen {
         match self {
             Seen::Empty => false,
             Seen::Small(v) => v.binary_search(&key).is_ok(),
-            Seen::Large(set) => set.contains(&key),
+            Seen::Large(large) => large.contains(key),
         }
     }
 
@@ -181,7 +227,8 @@ impl Seen {
         match self {
             Seen::Empty => {}
             Seen::Small(v) => v.retain(keep),
-            Seen::Large(set) => set.retain(keep),
+            Seen::Large(large) if tag >= seen_tag::CHALLENGE_TEAMS => large.windows.retain(keep),
+            Seen::Large(large) => large.met.retain(keep),
         }
     }
 
@@ -191,7 +238,7 @@ impl Seen {
         let keys: Vec<u64> = match self {
             Seen::Empty => return,
             Seen::Small(v) => std::mem::take(v),
-            Seen::Large(set) => set.drain().collect(),
+            Seen::Large(large) => large.keys().collect(),
         };
         *self = Seen::Empty;
         for key in keys {
@@ -206,8 +253,8 @@ impl Seen {
         match self {
             Seen::Empty => Vec::new(),
             Seen::Small(v) => v.clone(),
-            Seen::Large(set) => {
-                let mut keys: Vec<u64> = set.iter().copied().collect();
+            Seen::Large(large) => {
+                let mut keys: Vec<u64> = large.keys().collect();
                 keys.sort_unstable();
                 keys
             }
@@ -221,7 +268,7 @@ impl Seen {
         match keys.len() {
             0 => Seen::Empty,
             n if n <= Self::SMALL_MAX => Seen::Small(keys),
-            _ => Seen::Large(Box::new(keys.into_iter().collect())),
+            _ => Seen::Large(Box::new(Large::of(keys))),
         }
     }
 
@@ -230,7 +277,7 @@ impl Seen {
         match self {
             Seen::Empty => 0,
             Seen::Small(v) => v.capacity() * 8,
-            Seen::Large(set) => set.capacity() * 9 + 32,
+            Seen::Large(large) => size_of::<Large>() + large.met.capacity() * 9 + large.windows.capacity() * 8,
         }
     }
 }
@@ -375,5 +422,62 @@ impl Scorecard {
     /// A new stakeholder's: nothing earned, nothing met.
     pub fn new(identity: Identity) -> Scorecard {
         Scorecard { identity, ..Scorecard::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Seen, seen_tag};
+
+    /// Tags as the passes use them: counterparts, channels, teams, and two challenges' windows.
+    fn tag() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            Just(seen_tag::COUNTERPART),
+            Just(seen_tag::CHANNEL),
+            Just(seen_tag::TEAM),
+            Just(seen_tag::CHALLENGE_TEAMS),
+            Just(seen_tag::CHALLENGE_COUNTERPARTS + 2),
+        ]
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32, u32),
+        Clear(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            9 => (tag(), 0u32..200).prop_map(|(t, id)| Op::Insert(t, id)),
+            1 => tag().prop_map(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// Whatever its representation (a sorted vector, a hash set with the challenge windows
+        /// apart), a `Seen` answers as a plain set of keys does, and its keys survive a snapshot.
+        #[test]
+        fn seen_behaves_as_a_set_of_keys_through_growth_and_window_clears(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut seen = Seen::default();
+            let mut model = std::collections::BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Insert(tag, id) => {
+                        let key = (u64::from(tag) << 32) | u64::from(id);
+                        prop_assert_eq!(seen.insert(tag, id), model.insert(key));
+                        prop_assert!(seen.contains(tag, id));
+                    }
+                    Op::Clear(tag) => {
+                        seen.clear_tag(tag);
+                        model.retain(|k| (k >> 32) as u32 != tag);
+                    }
+                }
+            }
+            let keys: Vec<u64> = model.into_iter().collect();
+            prop_assert_eq!(&seen.keys(), &keys);
+            prop_assert_eq!(Seen::from_keys(keys.clone()).keys(), keys);
+        }
     }
 }
