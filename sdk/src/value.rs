@@ -1,9 +1,10 @@
 //! Attribute values: the small, typed map that moments, stakeholders and custom effects carry.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One attribute value. JSON `true`, `3`, `2.5` and `"text"` map to the four variants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,8 +16,130 @@ pub enum Value {
     Text(String),
 }
 
-/// Attributes, ordered by name so that encodings are deterministic.
-pub type Attrs = BTreeMap<String, Value>;
+/// Attributes: a small map from name to [`Value`], ordered by name so that encodings are
+/// deterministic. It encodes as a map (a JSON object, a MessagePack map), exactly as a
+/// `BTreeMap<String, Value>` would.
+///
+/// A sorted vector rather than a `BTreeMap`: moments carry a few attributes at most (32 are
+/// allowed), and a B-tree spends a node of several hundred bytes on one entry, which every
+/// moment parsed, stored, scored and dropped would pay for.
+#[derive(Clone, Default, PartialEq)]
+pub struct Attrs(Vec<(String, Value)>);
+
+impl Attrs {
+    pub const fn new() -> Attrs {
+        Attrs(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+
+    /// The value of attribute `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match self.find(name) {
+            Ok(i) => Some(&self.0[i].1),
+            Err(_) => None,
+        }
+    }
+
+    /// Sets attribute `name`, returning its value before, if it had one.
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Removes attribute `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        match self.find(name) {
+            Ok(i) => Some(self.0.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// The attributes, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> + '_ {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(String, Value)> for Attrs {
+    /// A later value of a name replaces an earlier one, as in a map.
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(items: I) -> Attrs {
+        let mut attrs = Attrs::new();
+        for (name, value) in items {
+            attrs.insert(name, value);
+        }
+        attrs
+    }
+}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = (&'a String, &'a Value);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a String, &'a Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        fn pair(e: &(String, Value)) -> (&String, &Value) {
+            (&e.0, &e.1)
+        }
+        self.0.iter().map(pair)
+    }
+}
+
+impl Serialize for Attrs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Attrs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Attrs, D::Error> {
+        struct AttrsVisitor;
+
+        impl<'de> Visitor<'de> for AttrsVisitor {
+            type Value = Attrs;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of attribute names to values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attrs, A::Error> {
+                let mut attrs = Attrs(Vec::with_capacity(map.size_hint().unwrap_or(0).min(32)));
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    // As a map: the last value of a name given twice wins.
+                    attrs.insert(name, value);
+                }
+                Ok(attrs)
+            }
+        }
+
+        d.deserialize_map(AttrsVisitor)
+    }
+}
 
 impl Value {
     /// The value as a number, if it is one (integers widen to `f64`).
@@ -45,5 +168,63 @@ impl fmt::Display for Value {
             Value::Float(x) => write!(f, "{}", x),
             Value::Text(s) => f.write_str(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Serialize, Serializer};
+
+    use super::{Attrs, Value};
+
+    fn pairs() -> Vec<(String, Value)> {
+        vec![
+            ("words".to_string(), Value::Int(250)),
+            ("accepted".to_string(), Value::Bool(true)),
+            ("lang".to_string(), Value::Text("nl".to_string())),
+            ("score".to_string(), Value::Float(4.5)),
+        ]
+    }
+
+    #[test]
+    fn attrs_encode_exactly_as_a_btree_map_of_the_same_entries() {
+        let attrs: Attrs = pairs().into_iter().collect();
+        let map: BTreeMap<String, Value> = pairs().into_iter().collect();
+        let bytes = rmp_serde::to_vec_named(&attrs).unwrap();
+        assert_eq!(bytes, rmp_serde::to_vec_named(&map).unwrap());
+        assert_eq!(rmp_serde::from_slice::<Attrs>(&bytes).unwrap(), attrs);
+        let names: Vec<&str> = attrs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["accepted", "lang", "score", "words"]);
+        assert_eq!(attrs.get("words"), Some(&Value::Int(250)));
+        assert_eq!(attrs.get("missing"), None);
+    }
+
+    /// A map that names a key twice, as a client's JSON object or MessagePack map may.
+    struct Twice;
+
+    impl Serialize for Twice {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(3))?;
+            map.serialize_entry("b", &Value::Int(1))?;
+            map.serialize_entry("a", &Value::Int(2))?;
+            map.serialize_entry("b", &Value::Int(3))?;
+            map.end()
+        }
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_its_last_value_as_in_a_map() {
+        let bytes = rmp_serde::to_vec(&Twice).unwrap();
+        let attrs: Attrs = rmp_serde::from_slice(&bytes).unwrap();
+        let map: BTreeMap<String, Value> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(attrs.iter().collect::<Vec<_>>(), map.iter().collect::<Vec<_>>());
+        assert_eq!(attrs.len(), 2);
+        let mut attrs = attrs;
+        assert_eq!(attrs.insert("a".to_string(), Value::Int(7)), Some(Value::Int(2)));
+        assert_eq!(attrs.remove("b"), Some(Value::Int(3)));
+        assert_eq!(format!("{attrs:?}"), format!("{:?}", BTreeMap::from([("a".to_string(), Value::Int(7))])));
     }
 }
