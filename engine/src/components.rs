@@ -130,7 +130,7 @@ pub enum Seen {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Large {
     met: rustc_hash::FxHashSet<u64>,
-    /// Keys with a challenge tag (from [`seen_tag::CHALLENGE_TEAMS`] on), sorted.
+    /// Keys with a challenge window's tag ([`seen_tag::is_window`]), sorted.
     windows: Vec<u64>,
 }
 
@@ -143,13 +143,8 @@ impl Large {
         large
     }
 
-    #[inline]
-    fn is_window_key(key: u64) -> bool {
-        (key >> 32) as u32 >= seen_tag::CHALLENGE_TEAMS
-    }
-
     fn insert(&mut self, key: u64) -> bool {
-        if !Large::is_window_key(key) {
+        if !seen_tag::is_window((key >> 32) as u32) {
             return self.met.insert(key);
         }
         match self.windows.binary_search(&key) {
@@ -162,7 +157,11 @@ impl Large {
     }
 
     fn contains(&self, key: u64) -> bool {
-        if Large::is_window_key(key) { self.windows.binary_search(&key).is_ok() } else { self.met.contains(&key) }
+        if seen_tag::is_window((key >> 32) as u32) {
+            self.windows.binary_search(&key).is_ok()
+        } else {
+            self.met.contains(&key)
+        }
     }
 
     fn keys(&self) -> impl Iterator<Item = u64> + '_ {
@@ -180,6 +179,12 @@ pub mod seen_tag {
     pub const CHALLENGE_TEAMS: u32 = 0x100;
     /// Distinct counterparts within challenge `c`'s window: `CHALLENGE_TEAMS + 2 * c + 1`.
     pub const CHALLENGE_COUNTERPARTS: u32 = 0x101;
+
+    /// Whether `tag` is one of a challenge window's (cleared when the window ends).
+    #[inline]
+    pub fn is_window(tag: u32) -> bool {
+        tag >= CHALLENGE_TEAMS
+    }
 }
 
 impl Seen {
@@ -227,7 +232,7 @@ impl Seen {
         match self {
             Seen::Empty => {}
             Seen::Small(v) => v.retain(keep),
-            Seen::Large(large) if tag >= seen_tag::CHALLENGE_TEAMS => large.windows.retain(keep),
+            Seen::Large(large) if seen_tag::is_window(tag) => large.windows.retain(keep),
             Seen::Large(large) => large.met.retain(keep),
         }
     }

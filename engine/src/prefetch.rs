@@ -5,9 +5,8 @@
 //! machine, while independent reads overlap (about 10 ns each). The batch passes therefore
 //! start loading every scorecard of a chunk before the first of them runs ([`warm`]), then
 //! prefetch the heap blocks of the sorted collections a record will touch, [`AHEAD`] records
-//! ahead, so that its misses overlap the work on the records before it. (The rules and effects
-//! passes also prefetched the scorecards again, twice [`AHEAD`] ahead, until 2026-12-05: after
-//! [`warm`] that only cost instructions, the same throughput in interleaved runs.)
+//! ahead, so that its misses overlap the work on the records before it. (Prefetching the
+//! scorecards again inside the passes, after [`warm`], only cost instructions.)
 //!
 //! This module owns the one `unsafe` call in the crate and the helpers that make it; nothing
 //! else.

@@ -72,7 +72,7 @@ impl Attrs {
 
     /// The attributes, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> + '_ {
-        self.0.iter().map(|(n, v)| (n, v))
+        self.into_iter()
     }
 }
 
