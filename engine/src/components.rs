@@ -26,6 +26,7 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Sym;
+use crate::keyset::KeySet;
 
 /// Who a stakeholder is. `ext` is its id in the directory's interner.
 #[derive(Clone, Copy, Debug, Default)]
@@ -124,12 +125,12 @@ pub enum Seen {
     Large(Box<Large>),
 }
 
-/// A large [`Seen`]: what was met for good in a hash set, and what was met within challenge
-/// windows apart, sorted, so that a window's end clears a few keys instead of scanning
-/// thousands of counterparts.
+/// A large [`Seen`]: what was met for good in a [`KeySet`] (whose lookups the rules pass
+/// prefetches), and what was met within challenge windows apart, sorted, so that a window's end
+/// clears a few keys instead of scanning thousands of counterparts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Large {
-    met: rustc_hash::FxHashSet<u64>,
+    met: KeySet,
     /// Keys with a challenge window's tag ([`seen_tag::is_window`]), sorted.
     windows: Vec<u64>,
 }
@@ -160,12 +161,12 @@ impl Large {
         if seen_tag::is_window((key >> 32) as u32) {
             self.windows.binary_search(&key).is_ok()
         } else {
-            self.met.contains(&key)
+            self.met.contains(key)
         }
     }
 
     fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.met.iter().copied().chain(self.windows.iter().copied())
+        self.met.iter().chain(self.windows.iter().copied())
     }
 }
 
@@ -217,6 +218,19 @@ impl Seen {
         }
     }
 
+    /// Starts loading what looking up `(tag, id)` will read: a small set's first lines, or the
+    /// table line where a large set's probe begins.
+    #[inline]
+    pub fn prefetch(&self, tag: u32, id: u32) {
+        let key = (u64::from(tag) << 32) | u64::from(id);
+        match self {
+            Seen::Empty => {}
+            Seen::Small(v) => crate::prefetch::prefetch_items(v),
+            Seen::Large(large) if seen_tag::is_window(tag) => crate::prefetch::prefetch_items(&large.windows),
+            Seen::Large(large) => large.met.prefetch(key),
+        }
+    }
+
     pub fn contains(&self, tag: u32, id: u32) -> bool {
         let key = (u64::from(tag) << 32) | u64::from(id);
         match self {
@@ -233,7 +247,7 @@ impl Seen {
             Seen::Empty => {}
             Seen::Small(v) => v.retain(keep),
             Seen::Large(large) if seen_tag::is_window(tag) => large.windows.retain(keep),
-            Seen::Large(large) => large.met.retain(keep),
+            Seen::Large(large) => large.met.retain(|k| keep(&k)),
         }
     }
 
@@ -282,7 +296,7 @@ impl Seen {
         match self {
             Seen::Empty => 0,
             Seen::Small(v) => v.capacity() * 8,
-            Seen::Large(large) => size_of::<Large>() + large.met.capacity() * 9 + large.windows.capacity() * 8,
+            Seen::Large(large) => size_of::<Large>() + large.met.capacity() * 8 + large.windows.capacity() * 8,
         }
     }
 }

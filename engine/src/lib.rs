@@ -25,7 +25,7 @@
 //!
 //! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
-//! the organisation's time zone), [`matcher`], [`intern`], [`ids`], [`prefetch`]; [`allocator`]
+//! the organisation's time zone), [`matcher`], [`intern`], [`keyset`], [`ids`], [`prefetch`]; [`allocator`]
 //! (the binaries' allocator).
 
 pub mod allocator;
@@ -43,6 +43,7 @@ pub mod ids;
 pub mod input;
 pub mod intern;
 pub mod journal;
+pub mod keyset;
 pub mod leaderboard;
 pub mod log;
 pub mod matcher;

@@ -54,16 +54,24 @@ pub fn score(
     }
 }
 
-/// Starts loading the cap counters of `m`'s stakeholders, and what its actor has met.
+/// Starts loading the cap counters of `m`'s stakeholders, and where [`mark_firsts`] will look
+/// up what the actor has met.
 fn prefetch_ahead(q: &Query<&mut Scorecard>, m: &MomentRec) {
-    for e in std::iter::once(m.actor).chain(m.counterpart) {
-        if let Ok(card) = q.get(e) {
-            prefetch_items(&card.caps.0);
-            // Only the actor's firsts are looked up.
-            if let (true, Seen::Small(v)) = (e == m.actor, &card.seen) {
-                prefetch_items(v);
-            }
+    if let Ok(actor) = q.get(m.actor) {
+        prefetch_items(&actor.caps.0);
+        let seen = &actor.seen;
+        match m.counterpart_no {
+            Some(cp) => seen.prefetch(seen_tag::COUNTERPART, cp),
+            None => seen.prefetch(seen_tag::CHANNEL, m.channel.0),
         }
+        // A large set's keys are apart from each other: each lookup has a line of its own.
+        if let Seen::Large(_) = seen {
+            seen.prefetch(seen_tag::TEAM, m.counterpart_team.0);
+            seen.prefetch(seen_tag::CHANNEL, m.channel.0);
+        }
+    }
+    if let Some(Ok(counterpart)) = m.counterpart.map(|c| q.get(c)) {
+        prefetch_items(&counterpart.caps.0);
     }
 }
 
