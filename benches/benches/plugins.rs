@@ -27,6 +27,11 @@ use plaudit_engine::plugins::{Limits, PluginHost};
 use plaudit_engine::workload::Workload;
 use plaudit_sdk::plugin::wire::{self, Bytes, Input, MomentIn, Output};
 
+/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that the figures are the
+/// shipped binary's, and this bench's native figure the scoring bench's.
+#[global_allocator]
+static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+
 const PER_CALL: usize = 512;
 
 fn module(crate_name: &str) -> Vec<u8> {
@@ -37,6 +42,7 @@ fn module(crate_name: &str) -> Vec<u8> {
 
 /// Scores batches of fresh moments into a warmed-up acme world, with or without the plugin.
 fn ingest(c: &mut Criterion, host: &PluginHost, name: &str, plugin: Option<&str>) {
+    plaudit_engine::allocator::configure();
     let workload = workload();
     let mut world = acme();
     if let Some(crate_name) = plugin {
@@ -227,6 +233,7 @@ impl Bare {
 }
 
 fn bare(c: &mut Criterion) {
+    plaudit_engine::allocator::configure();
     let mut encoder = Encoder::new();
     let mut bare = Bare::new(&module("bridge_builder"));
     // Warm the plugin's state up like the engine's.

@@ -14,6 +14,11 @@ use plaudit_engine::ids::OrgId;
 use plaudit_engine::store::{RedbStore, Store};
 use plaudit_sdk::{Attrs, Moment, Record};
 
+/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that the figure is the
+/// shipped binary's.
+#[global_allocator]
+static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+
 fn moment(n: usize) -> Record {
     Record::Moment(Moment {
         id: format!("m{n}"),
@@ -28,6 +33,7 @@ fn moment(n: usize) -> Record {
 }
 
 fn store(c: &mut Criterion) {
+    plaudit_engine::allocator::configure();
     let base = std::env::var_os("PLAUDIT_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = base.join(format!("plaudit-store-bench-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {
