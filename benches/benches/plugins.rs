@@ -10,7 +10,8 @@
 //!   out, decode. The plugin path's cost is (1/with - 1/native) a moment; DESIGN wants it
 //!   within 2x of this one.
 //! - `load/*`: compiling each example module (validate, compile, pre-link, read the manifest)
-//!   and instantiating a sandbox (a fresh store and instance, plus the `manifest` call).
+//!   in a fresh host, loading a module the host compiled before (its cache), and instantiating
+//!   a sandbox (a fresh store and instance, plus the `manifest` call).
 //!
 //! Needs `plugins/dist/*.wasm`: run `bash scripts/build-plugins.sh` first.
 
@@ -273,10 +274,21 @@ fn load(c: &mut Criterion) {
     let mut group = c.benchmark_group("plugins/load");
     for crate_name in ["bridge_builder", "story_echo", "burst_guard"] {
         let wasm = module(crate_name);
+        // A host of its own each time: the host keeps what it compiled, and a second load of
+        // the same bytes would measure that cache.
         group.bench_function(format!("compile_{crate_name}"), |b| {
-            b.iter(|| host.load(crate_name, &wasm, Limits::default()).expect("loads"))
+            b.iter_batched(
+                || PluginHost::new(&Limits::default()).expect("sandbox"),
+                |fresh| fresh.load(crate_name, &wasm, Limits::default()).expect("loads"),
+                BatchSize::PerIteration,
+            )
         });
     }
+    let wasm = module("bridge_builder");
+    host.load("bridge_builder", &wasm, Limits::default()).expect("loads");
+    group.bench_function("load_compiled_bridge_builder", |b| {
+        b.iter(|| host.load("bridge_builder", &wasm, Limits::default()).expect("loads"))
+    });
     let loaded = host.load("bridge_builder", &module("bridge_builder"), Limits::default()).expect("loads");
     group.bench_function("instantiate_and_manifest_call", |b| b.iter(|| loaded.plugin().manifest().expect("manifest")));
     group.finish();
