@@ -186,6 +186,12 @@ pub mod seen_tag {
     pub fn is_window(tag: u32) -> bool {
         tag >= CHALLENGE_TEAMS
     }
+
+    /// The key of `id` under `tag`.
+    #[inline]
+    pub fn key(tag: u32, id: u32) -> u64 {
+        (u64::from(tag) << 32) | u64::from(id)
+    }
 }
 
 impl Seen {
@@ -194,7 +200,7 @@ impl Seen {
 
     /// Inserts `(tag, id)`; true if it was new.
     pub fn insert(&mut self, tag: u32, id: u32) -> bool {
-        let key = (u64::from(tag) << 32) | u64::from(id);
+        let key = seen_tag::key(tag, id);
         match self {
             Seen::Empty => {
                 *self = Seen::Small(vec![key]);
@@ -218,21 +224,26 @@ impl Seen {
         }
     }
 
-    /// Starts loading what looking up `(tag, id)` will read: a small set's first lines, or the
-    /// table line where a large set's probe begins.
+    /// Starts loading what looking up each `(tag, id)` of `keys` will read: a small set's first
+    /// lines (once for all), or for a large set the table line where each probe begins.
     #[inline]
-    pub fn prefetch(&self, tag: u32, id: u32) {
-        let key = (u64::from(tag) << 32) | u64::from(id);
+    pub fn prefetch(&self, keys: &[(u32, u32)]) {
         match self {
             Seen::Empty => {}
             Seen::Small(v) => crate::prefetch::prefetch_items(v),
-            Seen::Large(large) if seen_tag::is_window(tag) => crate::prefetch::prefetch_items(&large.windows),
-            Seen::Large(large) => large.met.prefetch(key),
+            Seen::Large(large) => {
+                for &(tag, id) in keys {
+                    match seen_tag::is_window(tag) {
+                        true => crate::prefetch::prefetch_items(&large.windows),
+                        false => large.met.prefetch(seen_tag::key(tag, id)),
+                    }
+                }
+            }
         }
     }
 
     pub fn contains(&self, tag: u32, id: u32) -> bool {
-        let key = (u64::from(tag) << 32) | u64::from(id);
+        let key = seen_tag::key(tag, id);
         match self {
             Seen::Empty => false,
             Seen::Small(v) => v.binary_search(&key).is_ok(),
@@ -484,7 +495,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Insert(tag, id) => {
-                        let key = (u64::from(tag) << 32) | u64::from(id);
+                        let key = seen_tag::key(tag, id);
                         prop_assert_eq!(seen.insert(tag, id), model.insert(key));
                         prop_assert!(seen.contains(tag, id));
                     }

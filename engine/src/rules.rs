@@ -59,15 +59,12 @@ pub fn score(
 fn prefetch_ahead(q: &Query<&mut Scorecard>, m: &MomentRec) {
     if let Ok(actor) = q.get(m.actor) {
         prefetch_items(&actor.caps.0);
-        let seen = &actor.seen;
+        let channel = (seen_tag::CHANNEL, m.channel.0);
         match m.counterpart_no {
-            Some(cp) => seen.prefetch(seen_tag::COUNTERPART, cp),
-            None => seen.prefetch(seen_tag::CHANNEL, m.channel.0),
-        }
-        // A large set's keys are apart from each other: each lookup has a line of its own.
-        if let Seen::Large(_) = seen {
-            seen.prefetch(seen_tag::TEAM, m.counterpart_team.0);
-            seen.prefetch(seen_tag::CHANNEL, m.channel.0);
+            Some(cp) => {
+                actor.seen.prefetch(&[(seen_tag::COUNTERPART, cp), (seen_tag::TEAM, m.counterpart_team.0), channel])
+            }
+            None => actor.seen.prefetch(&[channel]),
         }
     }
     if let Some(Ok(counterpart)) = m.counterpart.map(|c| q.get(c)) {
