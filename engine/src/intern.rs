@@ -247,8 +247,8 @@ impl Interner {
     /// The id of `s` in the table before, while the table grows (a string not moved yet).
     #[inline(never)]
     fn find_old(&self, s: &str, hash: u64) -> Option<u32> {
+        let mut i = self.old_home(hash)?;
         let mask = self.old.len() - 1;
-        let mut i = (hash >> (64 - self.old_bits)) as usize;
         loop {
             let slot = *self.old.get(i)?;
             if slot == 0 {

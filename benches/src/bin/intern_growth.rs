@@ -10,6 +10,7 @@
 #[global_allocator]
 static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
 
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use plaudit_engine::intern::Interner;
@@ -26,7 +27,7 @@ fn main() -> Result<(), String> {
     let started = Instant::now();
     for k in 0..n {
         id.clear();
-        id.push_str(&format!("m{k}"));
+        write!(id, "m{k}").map_err(|e| e.to_string())?;
         let at = Instant::now();
         interner.intern_hashed(&id, Interner::hash(&id));
         let took = at.elapsed();
