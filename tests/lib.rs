@@ -224,3 +224,59 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
 }
+
+/// A plugin module, as WebAssembly text compiled to binary, that speaks the ABI and answers
+/// every call with the same `output` (encoded with the SDK's wire format), after spinning
+/// `spin.1` loop turns when the call's input is over `spin.0` bytes (a call of more than one
+/// moment, say). Its manifest names it `name`. A hostile or odd plugin in a few lines: an
+/// output that awards moment 0 depends on how moments were grouped into calls.
+pub fn fixed_output_plugin(name: &str, output: &plaudit_sdk::plugin::wire::Output, spin: Option<(u32, u32)>) -> Vec<u8> {
+    use plaudit_sdk::plugin::wire::{self, ABI_VERSION, Manifest};
+    let manifest = Manifest { abi: ABI_VERSION, name: name.to_string(), version: "1".to_string(), context: vec![] };
+    let manifest = wire::encode(&manifest).expect("the manifest encodes");
+    let output = wire::encode(output).expect("the output encodes");
+    let escaped = |bytes: &[u8]| bytes.iter().map(|b| format!("\\{b:02x}")).collect::<String>();
+    let (spin_over, turns) = spin.unwrap_or((u32::MAX, 0));
+    let out_at = 64 + manifest.len();
+    let text = format!(
+        r#"(module
+  (import "plaudit" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 64) "{manifest}")
+  (data (i32.const {out_at}) "{output}")
+  (global $heap (mut i32) (i32.const 65536))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $len)))
+    (local.get $p))
+  (func $pack (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+  (func (export "manifest") (result i64) (call $pack (i32.const 64) (i32.const {manifest_len})))
+  (func (export "score") (param $ptr i32) (param $len i32) (result i64)
+    (local $n i32)
+    (if (i32.gt_u (local.get $len) (i32.const {spin_over}))
+      (then
+        (local.set $n (i32.const {turns}))
+        (block $done
+          (loop $spin
+            (br_if $done (i32.eqz (local.get $n)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $spin)))))
+    (call $pack (i32.const {out_at}) (i32.const {output_len})))
+)"#,
+        manifest = escaped(&manifest),
+        output = escaped(&output),
+        manifest_len = manifest.len(),
+        output_len = output.len(),
+    );
+    wat::parse_str(&text).unwrap_or_else(|e| panic!("the fixed-output plugin does not assemble: {e}\n{text}"))
+}
+
+/// An output that awards `amount` of `currency` to the actor of the call's first moment.
+pub fn award_first(currency: &str, amount: i64) -> plaudit_sdk::plugin::wire::Output {
+    use plaudit_sdk::plugin::wire::{EffectOut, OP_AWARD, Output, TO_ACTOR};
+    let effect =
+        EffectOut { moment: 0, to: TO_ACTOR, op: OP_AWARD, name: currency.to_string(), amount, data: Default::default() };
+    Output { effects: vec![effect], ..Output::default() }
+}

@@ -157,6 +157,8 @@ pub enum Hold {
     Cap,
     /// A plugin withheld the moment's native awards; the reason is [`PluginActs::reasons`]'s.
     Plugin(u32),
+    /// The part of an award computed beyond [`crate::bounds::MAX_AWARD`].
+    Bound,
 }
 
 /// An award request from a rule (or a plugin) for the effects pass to apply.

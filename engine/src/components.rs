@@ -53,13 +53,16 @@ impl Wallet {
         self.0.get(c as usize).copied().unwrap_or(0)
     }
 
-    pub fn add(&mut self, currencies: usize, c: u8, amount: i64) -> i64 {
+    /// Adds `amount` to the balance of `c`, within [`crate::bounds::MAX_BALANCE`]: returns the
+    /// part given (all of it unless the bound held some back) and the new balance.
+    pub fn credit(&mut self, currencies: usize, c: u8, amount: i64) -> (i64, i64) {
         if self.0.is_empty() {
             self.0 = vec![0; currencies].into_boxed_slice();
         }
         let b = &mut self.0[c as usize];
-        *b = b.saturating_add(amount);
-        *b
+        let (given, new) = crate::bounds::credit(*b, amount);
+        *b = new;
+        (given, new)
     }
 }
 

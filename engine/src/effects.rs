@@ -17,6 +17,7 @@ use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::batch::{Action, Awards, Batch, Hold, MomentRec, PluginActs, PluginWhat, first};
+use crate::bounds::Bound;
 use crate::components::{Scorecard, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
 use crate::journal::{EffectRec, Journal, Kind, Source};
@@ -150,6 +151,7 @@ pub fn apply(
                     let reason = acts.reasons.get(r as usize).cloned();
                     out.emit(m, who, a.source.into(), Kind::Withheld { currency, amount, reason });
                 }
+                Hold::Bound => out.beyond(m, who, a.source.into(), currency, amount, Bound::Award),
             }
         }
         // Plugins' badges and custom effects come after the moment's points.
@@ -220,13 +222,25 @@ impl Out<'_> {
         depth: u8,
     ) {
         let old = who.wallet.balance(currency);
-        let new = who.wallet.add(self.p.currencies.len(), currency, amount);
-        self.emit(m, who, source, Kind::Points { currency, amount, balance: new });
-        self.history.record(m.moment, who.ext, Earned::Points { currency, amount });
+        let (given, new) = who.wallet.credit(self.p.currencies.len(), currency, amount);
+        if given != amount {
+            self.beyond(m, who, source, currency, amount - given, Bound::Balance);
+            if given == 0 {
+                return;
+            }
+        }
+        self.emit(m, who, source, Kind::Points { currency, amount: given, balance: new });
+        self.history.record(m.moment, who.ext, Earned::Points { currency, amount: given });
         self.changed(m, who, MetricRef::Currency(currency), old, new, depth);
         if self.p.levels.as_ref().is_some_and(|l| l.currency == currency) {
             self.level(m, who, new);
         }
+    }
+
+    /// `amount` of an award held back by `bound` (see [`crate::bounds`]).
+    fn beyond(&mut self, m: &MomentRec, who: &Member, source: Source, currency: CurrencyIx, amount: i64, bound: Bound) {
+        let reason = Some(crate::bounds::withheld_reason(bound).into());
+        self.emit(m, who, source, Kind::Withheld { currency, amount, reason });
     }
 
     /// A measured quantity went from `old` to `new`: update leaderboard entries and badges.
@@ -245,7 +259,7 @@ impl Out<'_> {
                         e.window = w;
                         e.value = 0;
                     }
-                    e.value += new - old;
+                    e.value = crate::bounds::sum(e.value, new.saturating_sub(old));
                 }
             }
             e.seq = m.seq;
@@ -315,8 +329,8 @@ impl Out<'_> {
     /// A challenge grants badge `b` outright.
     fn grant_badge(&mut self, m: &MomentRec, who: &mut Member, b: u16, depth: u8) {
         let slot = who.tally.slot(tally_key::BADGE | u32::from(b));
-        slot.b += 1;
-        let count = slot.b as u32;
+        slot.b = slot.b.saturating_add(1);
+        let count = u32::try_from(slot.b).unwrap_or(u32::MAX);
         self.earned_badge(m, who, b, None, count);
         let reward = &self.p.badges[b as usize].reward;
         self.rewards(m, who, reward, Source::Badge(b), depth);
@@ -342,7 +356,7 @@ impl Out<'_> {
             };
             if counts {
                 let slot = who.tally.slot(tally_key::METRIC | u32::from(i));
-                slot.b += 1;
+                slot.b = slot.b.saturating_add(1);
                 let new = slot.b;
                 self.changed(m, who, MetricRef::Metric(i), new - 1, new, 0);
             }
@@ -423,7 +437,10 @@ impl Out<'_> {
         if slot.b & DONE != 0 {
             return;
         }
-        slot.b += 1;
+        // The count of moments is the low 32 bits: it stops at their maximum.
+        if slot.b & 0xFFFF_FFFF != 0xFFFF_FFFF {
+            slot.b += 1;
+        }
         let moments = (slot.b & 0xFFFF_FFFF) as u32;
         if fresh {
             who.seen.clear_tag(teams_tag);
@@ -479,7 +496,7 @@ impl Out<'_> {
         if t.completed {
             return;
         }
-        t.moments += 1;
+        t.moments = t.moments.saturating_add(1);
         // Each member joins the contributors once per window, marked on the member: O(1).
         let mark = who.tally.slot(tally_key::TEAM_CONTRIBUTION | u32::from(ci));
         if mark.b != t.generation as i64 {
@@ -539,7 +556,9 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
         let Some(mut who) = member(q, entity) else { continue };
         match e.earned {
             Earned::Points { currency, amount } => {
-                let balance = who.wallet.add(n, currency, -amount);
+                // At the balance's bound a retraction stops there (see `crate::bounds`).
+                let (taken, balance) = who.wallet.credit(n, currency, amount.saturating_neg());
+                let amount = taken.saturating_neg();
                 out.emit(m, &who, Source::Retraction, Kind::Revoked { currency, amount, balance });
                 if follow_balance(out.p, who.standing, currency, balance, m.seq) {
                     out.enqueue(&mut who);
@@ -629,5 +648,44 @@ steps = [{ name = "New", at = 0 }, { name = "Known", at = 50 }]
         w.ingest((3..=5).map(|i| post(&i.to_string())).collect::<Vec<_>>());
         // 50 xp: the second level.
         assert_eq!(earned(&mut w), [(xp_20, 1), (level, 2)]);
+    }
+
+    /// Ann's balance of xp, set directly (what 10^6 awards of the largest size would leave).
+    fn set_xp(w: &mut OrgWorld, balance: i64) {
+        let world = w.world_mut();
+        let mut q = world.query::<&mut Scorecard>();
+        let mut card = q.single_mut(world).expect("one stakeholder");
+        card.wallet.0[0] = balance;
+    }
+
+    #[test]
+    fn an_award_that_would_pass_the_balance_bound_gives_what_fits_and_reports_the_rest_as_withheld() {
+        use crate::bounds::MAX_BALANCE;
+        let doc = parse_toml(RULES, "test.toml").expect("valid rules");
+        let mut w = OrgWorld::from_doc(&doc, "test.toml").expect("compiles");
+        w.ingest(vec![post("1")]);
+        w.drain_effects();
+        set_xp(&mut w, MAX_BALANCE - 4);
+        w.ingest(vec![post("2")]);
+        let effects = w.drain_effects();
+        let kinds: Vec<_> = effects.iter().map(|e| e.kind.clone()).collect();
+        use plaudit_sdk::EffectKind::*;
+        assert!(
+            kinds.contains(&PointsAwarded { currency: "xp".into(), amount: 4, balance: MAX_BALANCE }),
+            "{kinds:?}"
+        );
+        assert!(kinds.iter().any(|k| matches!(k, PointsWithheld { amount: 6, reason, .. } if reason.contains("bound"))));
+        // At the bound: nothing more is given, all of it is reported.
+        w.ingest(vec![post("3")]);
+        let kinds: Vec<_> = w.drain_effects().into_iter().map(|e| e.kind).collect();
+        assert!(!kinds.iter().any(|k| matches!(k, PointsAwarded { .. })), "{kinds:?}");
+        assert!(kinds.iter().any(|k| matches!(k, PointsWithheld { amount: 10, .. })), "{kinds:?}");
+        // A retraction takes back what was given, no more.
+        w.ingest(vec![plaudit_sdk::Record::Retract(plaudit_sdk::Retraction { retract: "2".into(), reason: None })]);
+        let kinds: Vec<_> = w.drain_effects().into_iter().map(|e| e.kind).collect();
+        assert!(
+            kinds.contains(&PointsRevoked { currency: "xp".into(), amount: 4, balance: MAX_BALANCE - 4 }),
+            "{kinds:?}"
+        );
     }
 }

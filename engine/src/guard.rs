@@ -46,7 +46,7 @@ pub fn screen(program: Res<ProgramRes>, mut batch: ResMut<Batch>, mut cards: Que
                 continue;
             }
         }
-        g.count += 1;
+        g.count = g.count.saturating_add(1);
         g.last_key = key;
         g.last_at = m.at;
     }

@@ -23,13 +23,15 @@
 //! - [`store`]: the durable store (record log, changes, snapshots) behind a trait;
 //!   [`datadir`]: where a data directory keeps it, and each organisation's files.
 //!
-//! Supporting: [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
+//! Supporting: [`bounds`] (the bounds every number a moment can reach is kept within),
+//! [`components`] (stakeholder state and who owns it), [`batch`] (buffers shared by
 //! the passes), [`history`] (ids and the award ledger), [`calendar`] (days, weeks, months in
 //! the organisation's time zone), [`matcher`], [`intern`], [`keyset`], [`ids`], [`prefetch`]; [`allocator`]
 //! (the binaries' allocator).
 
 pub mod allocator;
 pub mod batch;
+pub mod bounds;
 pub mod calendar;
 pub mod chunks;
 pub mod components;

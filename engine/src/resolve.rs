@@ -47,8 +47,8 @@ pub fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
             return Err((field, "must be 1 to 64 characters".to_string()));
         }
     }
-    if m.value.is_some_and(|v| !v.is_finite()) {
-        return Err(("value", "must be a finite number".to_string()));
+    if m.value.is_some_and(|v| !(v.abs() <= crate::bounds::MAX_VALUE)) {
+        return Err(("value", "must be a finite number of at most 10^12 in size".to_string()));
     }
     if m.attrs.len() > 32 {
         return Err(("attrs", "at most 32 attributes".to_string()));

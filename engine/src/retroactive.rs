@@ -138,7 +138,7 @@ fn points(ledger: &[LedgerEntry], out: &mut Vec<(u32, u8, i64)>) {
         if let Earned::Points { currency, amount } = l.earned {
             let who = l.stakeholder;
             match out.iter_mut().find(|(w, c, _)| *w == who && *c == currency) {
-                Some(slot) => slot.2 += amount,
+                Some(slot) => slot.2 = slot.2.saturating_add(amount),
                 None => out.push((who, currency, amount)),
             }
         }
@@ -163,9 +163,9 @@ fn point_deltas(live: &World, new: &World, pairing: &Pairing) -> Vec<(u32, u32, 
         for (who, c, amount) in was.iter_mut() {
             *who = live_dir_to_new.get(who).copied().unwrap_or(u32::MAX);
             if let Some(n) = now.iter_mut().find(|(w, nc, _)| w == who && nc == c) {
-                n.2 -= *amount;
+                n.2 = n.2.saturating_sub(*amount);
             } else {
-                now.push((*who, *c, -*amount));
+                now.push((*who, *c, amount.saturating_neg()));
             }
         }
         deltas.extend(now.iter().filter(|d| d.2 != 0 && d.0 != u32::MAX).map(|&(w, c, d)| (m as u32, w, c, d)));
@@ -206,7 +206,10 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
                 continue; // additive: nothing is taken back
             }
             let Some(mut card) = live.get_mut::<Scorecard>(entity) else { continue };
-            let balance = card.wallet.add(program.currencies.len(), currency, delta);
+            let (delta, balance) = card.wallet.credit(program.currencies.len(), currency, delta);
+            if delta == 0 {
+                continue; // at the balance's bound
+            }
             gains
                 .entry(lm)
                 .or_default()
@@ -331,7 +334,7 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
     };
     for &(m, who, currency, delta) in &deltas {
         let balance = running.entry((who, currency)).or_insert_with(|| live_balance(who, currency));
-        *balance += delta;
+        *balance = crate::bounds::credit(*balance, delta).1;
         effects.push(EffectRec {
             seq,
             moment: m,
@@ -349,7 +352,7 @@ fn rebase(live: &mut OrgWorld, mut new: OrgWorld, pairing: &Pairing, source: Sou
         for c in 0..currencies as u8 {
             let target = new_wallet.map_or(0, |w| w.balance(c));
             let now = running.get(&(who, c)).copied().unwrap_or_else(|| live_balance(who, c));
-            let delta = target - now;
+            let delta = target.saturating_sub(now);
             if delta != 0 {
                 let kind = compensation(c, delta, target);
                 effects.push(EffectRec { seq, moment: NO_MOMENT, stakeholder: who, source, kind });

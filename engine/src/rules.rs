@@ -149,7 +149,11 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
         };
         let mut granted_total = 0;
         for a in awards {
-            let amount = a.amount(m.value, multiplier);
+            let (amount, beyond) = crate::bounds::split_award(a.amount(m.value, multiplier));
+            if beyond != 0 {
+                let over = Award { record: ix, to, currency: a.currency, amount: beyond, source, withheld: Hold::Bound };
+                out.push(over);
+            }
             if amount == 0 {
                 continue;
             }
@@ -180,8 +184,8 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
             }
         }
         if let (Some((_, slot)), true) = (&mut slot, allowed) {
-            slot.times += 1;
-            slot.points += granted_total;
+            slot.times = slot.times.saturating_add(1);
+            slot.points = slot.points.saturating_add(granted_total);
         }
     }
 }

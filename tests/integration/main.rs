@@ -2,6 +2,7 @@
 //! the library API (and `cli` the real binary).
 
 mod badges;
+mod bounds;
 mod caps_and_guard;
 mod challenges;
 mod cli;

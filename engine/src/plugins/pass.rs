@@ -38,8 +38,8 @@ use crate::world::{ProgramRes, Vocab};
 /// Most moments in one call.
 pub const MAX_MOMENTS_PER_CALL: usize = 512;
 
-/// Largest amount a plugin may award (or take) at once.
-pub const MAX_AMOUNT: i64 = 1_000_000_000;
+/// Largest amount a plugin may award (or take) at once: any award's bound.
+pub const MAX_AMOUNT: i64 = crate::bounds::MAX_AWARD;
 
 /// Longest withhold reason and custom effect name, in bytes.
 const MAX_TEXT: usize = 200;
@@ -269,7 +269,8 @@ fn check_output(p: &Program, all: &[MomentRec], records: &[u32], bytes: &[u8]) -
                     let known: Vec<&str> = p.currencies.iter().map(|c| c.id.as_str()).collect();
                     return Err(format!("award in unknown currency {:?} (the rule set has {known:?})", e.name));
                 };
-                if e.amount.abs() > MAX_AMOUNT {
+                // `unsigned_abs`: `abs` of i64::MIN wraps to itself in a release build.
+                if e.amount.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
                     return Err(format!("award of {} is beyond +/-{MAX_AMOUNT}", e.amount));
                 }
                 if e.amount != 0 {
@@ -431,7 +432,10 @@ threshold = 3
         assert!(err(with(vec![effect(5, TO_ACTOR, OP_AWARD, "xp", 1)])).contains("moment 5 of a call of 2"));
         assert!(err(with(vec![effect(0, 7, OP_AWARD, "xp", 1)])).contains("neither the actor"));
         assert!(err(with(vec![effect(0, TO_ACTOR, 9, "xp", 1)])).contains("unknown effect operation 9"));
-        assert!(err(with(vec![effect(0, TO_ACTOR, OP_AWARD, "xp", MAX_AMOUNT + 1)])).contains("beyond"));
+        // Every amount beyond the bound, `i64::MIN` included (its `abs` wraps in release builds).
+        for amount in [MAX_AMOUNT + 1, -MAX_AMOUNT - 1, i64::MAX, i64::MIN, i64::MIN + 1] {
+            assert!(err(with(vec![effect(0, TO_ACTOR, OP_AWARD, "xp", amount)])).contains("beyond"), "{amount}");
+        }
         assert!(err(with(vec![effect(0, TO_ACTOR, OP_CUSTOM, "", 0)])).contains("name must be 1 to"));
         let stranger = Output { states: vec![(1, Some(Bytes(vec![1])))], ..Output::default() };
         assert!(err(stranger).contains("no actor of this call"));
