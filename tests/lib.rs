@@ -230,7 +230,11 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 /// `spin.1` loop turns when the call's input is over `spin.0` bytes (a call of more than one
 /// moment, say). Its manifest names it `name`. A hostile or odd plugin in a few lines: an
 /// output that awards moment 0 depends on how moments were grouped into calls.
-pub fn fixed_output_plugin(name: &str, output: &plaudit_sdk::plugin::wire::Output, spin: Option<(u32, u32)>) -> Vec<u8> {
+pub fn fixed_output_plugin(
+    name: &str,
+    output: &plaudit_sdk::plugin::wire::Output,
+    spin: Option<(u32, u32)>,
+) -> Vec<u8> {
     use plaudit_sdk::plugin::wire::{self, ABI_VERSION, Manifest};
     let manifest = Manifest { abi: ABI_VERSION, name: name.to_string(), version: "1".to_string(), context: vec![] };
     let manifest = wire::encode(&manifest).expect("the manifest encodes");
@@ -276,7 +280,13 @@ pub fn fixed_output_plugin(name: &str, output: &plaudit_sdk::plugin::wire::Outpu
 /// An output that awards `amount` of `currency` to the actor of the call's first moment.
 pub fn award_first(currency: &str, amount: i64) -> plaudit_sdk::plugin::wire::Output {
     use plaudit_sdk::plugin::wire::{EffectOut, OP_AWARD, Output, TO_ACTOR};
-    let effect =
-        EffectOut { moment: 0, to: TO_ACTOR, op: OP_AWARD, name: currency.to_string(), amount, data: Default::default() };
+    let effect = EffectOut {
+        moment: 0,
+        to: TO_ACTOR,
+        op: OP_AWARD,
+        name: currency.to_string(),
+        amount,
+        data: Default::default(),
+    };
     Output { effects: vec![effect], ..Output::default() }
 }

@@ -59,7 +59,7 @@ fn store(c: &mut Criterion) {
                     next.set(start + batch);
                     (start..start + batch).map(moment).collect::<Vec<_>>()
                 },
-                |records| match store.append(&org, &records) {
+                |records| match store.append(&org, &records, 0) {
                     Ok(last) => last,
                     Err(e) => panic!("{e}"),
                 },

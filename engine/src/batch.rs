@@ -111,9 +111,53 @@ pub struct Batch {
     pub records: Vec<MomentRec>,
     /// The records as received.
     pub source: Source,
+    /// Where each arrival's records begin in `records` ([`crate::world::Arrival`]), in order,
+    /// the first at 0: plugin calls never span two.
+    pub arrivals: Vec<u32>,
+    /// The plugin calls of the batch, as ranges of `records`: each arrival's records, [`CHUNK`]
+    /// at a time from its first ([`Batch::plan_calls`]).
+    pub calls: Vec<std::ops::Range<u32>>,
     /// The records this run of the passes scores: [`crate::world::OrgWorld::ingest`] runs them
-    /// over a batch [`CHUNK`] records at a time.
+    /// over a batch a chunk at a time, whole calls of at most [`CHUNK`] records together.
     pub chunk: std::ops::Range<usize>,
+}
+
+impl Batch {
+    /// Plans the batch's plugin calls ([`Batch::calls`]) and returns the chunks the passes run
+    /// over: consecutive whole calls, at most [`CHUNK`] records each. With one arrival the
+    /// chunks are the calls, [`CHUNK`] records at a time; with many small ones (a replay of
+    /// small group commits) several calls share a chunk, so that the passes still run over
+    /// hundreds of records at once.
+    pub fn plan_calls(&mut self) -> Vec<std::ops::Range<usize>> {
+        let n = self.records.len() as u32;
+        self.calls.clear();
+        let later = self.arrivals.iter().copied().filter(|&s| s > 0 && s < n);
+        let mut starts = std::iter::once(0).chain(later).peekable();
+        while let Some(start) = starts.next() {
+            let end = starts.peek().copied().unwrap_or(n);
+            let mut from = start;
+            while from < end {
+                let to = end.min(from + CHUNK as u32);
+                self.calls.push(from..to);
+                from = to;
+            }
+        }
+        let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
+        for call in &self.calls {
+            let call = call.start as usize..call.end as usize;
+            match chunks.last_mut() {
+                Some(chunk) if call.end - chunk.start <= CHUNK => chunk.end = call.end,
+                _ => chunks.push(call),
+            }
+        }
+        chunks
+    }
+
+    /// The plugin calls within the current chunk.
+    pub fn calls_in_chunk(&self) -> impl Iterator<Item = std::ops::Range<u32>> + '_ {
+        let chunk = self.chunk.start as u32..self.chunk.end as u32;
+        self.calls.iter().filter(move |c| c.start >= chunk.start && c.end <= chunk.end).cloned()
+    }
 }
 
 /// A batch's records as received, shared with the log step, which stores them while they are

@@ -12,6 +12,8 @@
 //! - a balance stays within [`MAX_BALANCE`]: an award that would take it past gives what fits
 //!   and reports the rest as withheld ([`credit`]); a retraction or a correction stops at the
 //!   bound;
+//! - a moment is scored no later than [`FUTURE_SLACK`] after its records were received
+//!   ([`horizon`]), so that no outlier captures windowed state;
 //! - counters (moments in a challenge window, a team's progress, cap firings, badge counts)
 //!   saturate at their type's maximum rather than wrap, and sums of changes (windowed
 //!   leaderboard values) saturate likewise ([`sum`]).
@@ -28,6 +30,21 @@ pub const MAX_AWARD: i64 = 1_000_000_000;
 
 /// Largest size of a balance.
 pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
+
+/// How far ahead of the instant its records were received (the log keeps it) a moment may be
+/// dated for scoring, in seconds. A moment dated later is scored as of that instant plus this
+/// slack: one moment dated 2999-01-01 would otherwise move every windowed state it touches
+/// (weekly boards, streaks, challenge windows, the guard's gaps) to 2999 for good, and every
+/// current moment after it would count as late. The same on every replay, since the log keeps
+/// the instant.
+pub const FUTURE_SLACK: i64 = 300;
+
+/// The latest time (Unix seconds) a moment of records received at `received` (Unix
+/// milliseconds) is scored at; `None` (received at no known instant: the library scoring a
+/// file, a segment of an earlier build) leaves times as they are.
+pub fn horizon(received: Option<i64>) -> Option<i64> {
+    received.map(|ms| ms.div_euclid(1000).saturating_add(FUTURE_SLACK))
+}
 
 /// `amount` cut to [`MAX_AWARD`] in size: the part given and the part beyond the bound (0 when
 /// it is within).

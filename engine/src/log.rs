@@ -41,11 +41,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::feed::{Feed, FeedItem};
 use crate::ids::{OrgId, Seq};
-use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus};
+use crate::plugins::{LoadError, Loaded, PluginError, PluginHost, PluginStatus, TimedOutCalls};
 use crate::retroactive::Mode;
 use crate::ruleset::{Format, RuleSetError};
 use crate::store::{Change, LoggedChange, Store, StoreError, module_hash};
-use crate::world::{OrgWorld, Outcome};
+use crate::world::{Arrival, OrgWorld, Outcome};
 
 /// Records read from the log per replayed batch.
 const REPLAY_BATCH: usize = 4096;
@@ -286,6 +286,9 @@ pub struct Durable {
     /// Set when the world disagreed with what the log had just recorded: writes are refused
     /// from then on (see [`LogError::Halted`]).
     halted: Option<(Seq, String)>,
+    /// The instant records are received at, in Unix milliseconds: the system clock, or another
+    /// one given with [`Durable::set_clock`].
+    clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for Durable {
@@ -322,6 +325,48 @@ fn first_world(org: &OrgId, text: &str, format: Format, origin: &str) -> Result<
         });
     }
     Ok(world)
+}
+
+/// How [`Durable::replay`] rebuilds an organisation.
+#[derive(Clone, Copy, Debug)]
+struct ReplayOptions<'a> {
+    /// This rule set in force from the start instead of the logged versions (plugin changes
+    /// still apply where they were logged): a what-if, or an application to history.
+    candidate: Option<(&'a str, Format)>,
+    /// The last record replayed; `Seq(u64::MAX)`: the whole log.
+    until: Seq,
+    /// The latest snapshot restored first (if there is one, not beyond `until`).
+    snapshot: bool,
+    /// Plugin calls run under the wall-clock backstop, and the calls it stops are collected:
+    /// a replay made to be recorded (an application to history) or thrown away (a what-if).
+    /// Otherwise (a replay of the log) fuel bounds each call, and the calls the log records as
+    /// stopped fail again without running.
+    backstop: bool,
+    /// Calls stopped by the backstop when this very replay was first made, besides those the
+    /// log records for its records: an application to history's, replayed.
+    recorded: &'a TimedOutCalls,
+}
+
+/// No recorded calls (see [`ReplayOptions::recorded`]).
+static NO_TIMEOUTS: TimedOutCalls = Vec::new();
+
+impl ReplayOptions<'_> {
+    /// The whole log as it happened: what opening an organisation replays.
+    fn log(snapshot: bool) -> ReplayOptions<'static> {
+        ReplayOptions { candidate: None, until: Seq(u64::MAX), snapshot, backstop: false, recorded: &NO_TIMEOUTS }
+    }
+}
+
+/// Takes into `world` what the log's `changes` record of the wall-clock backstop: the calls it
+/// stopped when first scored, which a replay fails again without running.
+fn record_timeouts(world: &mut OrgWorld, changes: &[LoggedChange]) {
+    for c in changes {
+        match &c.change {
+            Change::PluginCallsTimedOut { name, calls } => world.record_plugin_timeouts(name, calls),
+            Change::PluginTimeouts { name, seqs } => world.record_timed_out_moments(name, seqs),
+            _ => {}
+        }
+    }
 }
 
 /// What a replay does with the effects it produces.
@@ -363,7 +408,15 @@ impl Durable {
             snapshotted: Seq(0),
             snapshot_due: false,
             halted: None,
+            clock: unix_millis,
         }
+    }
+
+    /// Receives records at the instants `clock` gives (Unix milliseconds) instead of the system
+    /// clock's: for tests, and tools that must date what they receive as of another instant.
+    /// The log keeps the instant with the records either way.
+    pub fn set_clock(&mut self, clock: fn() -> i64) {
+        self.clock = clock;
     }
 
     /// Whether `org` exists in `store` (has a rule set in its log).
@@ -374,12 +427,12 @@ impl Durable {
     /// Opens `org`: its latest snapshot, if it has a good one, then every record and change of
     /// its log after it, in order.
     pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, None, Seq(u64::MAX), true, &mut |_| {}, Effects::Count)
+        Durable::replay(store, org, ReplayOptions::log(true), &mut |_| {}, Effects::Count)
     }
 
     /// [`Durable::open`] ignoring snapshots: every record of the log replayed.
     pub fn open_from_start(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, None, Seq(u64::MAX), false, &mut |_| {}, Effects::Count)
+        Durable::replay(store, org, ReplayOptions::log(false), &mut |_| {}, Effects::Count)
     }
 
     /// [`Durable::open`] with an effects feed keeping the last `capacity` effects: the replay
@@ -397,7 +450,7 @@ impl Durable {
             feed.push(records[old..].iter().map(|r| (r.seq, w.render(r))));
         };
         let (mut durable, replayed) =
-            Durable::replay(store, org, None, Seq(u64::MAX), true, &mut start, Effects::Observe(&mut observe))?;
+            Durable::replay(store, org, ReplayOptions::log(true), &mut start, Effects::Observe(&mut observe))?;
         durable.feed = Some(feed);
         Ok((durable, replayed))
     }
@@ -432,12 +485,11 @@ impl Durable {
     fn replay(
         store: Arc<dyn Store>,
         org: OrgId,
-        candidate: Option<(&str, Format)>,
-        until: Seq,
-        snapshot: bool,
+        options: ReplayOptions,
         start: &mut dyn FnMut(u64),
         effects: Effects,
     ) -> Result<(Durable, Replayed), LogError> {
+        let ReplayOptions { candidate, until, snapshot, backstop, recorded } = options;
         let started = Instant::now();
         let changes = store.changes(&org)?;
         let Some(first) = changes.first() else { return Err(LogError::Missing(org)) };
@@ -464,10 +516,9 @@ impl Durable {
         };
         // What the clock decided when the records were first scored is in the log: replayed,
         // never recomputed.
-        for c in &changes {
-            if let Change::PluginTimeouts { name, seqs } = &c.change {
-                durable.world.record_plugin_timeouts(name, seqs);
-            }
+        record_timeouts(&mut durable.world, &changes);
+        for (name, calls) in recorded {
+            durable.world.record_plugin_timeouts(name, calls);
         }
         let mut clear = OrgWorld::clear_effects;
         let observe: &mut dyn FnMut(&mut OrgWorld) = match effects {
@@ -477,10 +528,13 @@ impl Durable {
             }
             Effects::Observe(observe) => observe,
         };
-        durable.world.set_replaying(true);
+        durable.world.set_backstop(backstop);
         start(durable.effects);
         let records = durable.advance(&changes, until, candidate.is_some(), observe)?;
-        durable.world.set_replaying(false);
+        durable.world.set_backstop(true);
+        if !backstop {
+            durable.world.forget_plugin_timeouts();
+        }
         durable.world.keep_effects(true);
         Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
     }
@@ -627,8 +681,9 @@ impl Durable {
     }
 
     /// Replays the log's records after the world's last one, up to `until` included, a page of
-    /// [`REPLAY_BATCH`] records at a time. Beyond one page, the pages are read and decoded on a
-    /// thread of their own, one or two ahead of the page being scored.
+    /// whole segments of about [`REPLAY_BATCH`] records at a time, each segment as it arrived
+    /// ([`crate::world::Arrival`]). Beyond one page, the pages are read and decoded on a thread
+    /// of their own, one or two ahead of the page being scored.
     fn replay_until(&mut self, until: Seq, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
         // `until` may be past the log's end ("all of it"): what comes is up to the end.
         let end = until.min(self.store.last_seq(&self.org)?);
@@ -668,7 +723,7 @@ impl Durable {
                 while at < until {
                     scored.try_iter().for_each(drop);
                     let page = read_page(store.as_ref(), &org, at, until);
-                    let last = page.as_ref().ok().and_then(|p| p.last().map(|&(last, _)| last));
+                    let last = page.as_ref().ok().and_then(|p| p.last);
                     if pages.send(page).is_err() {
                         break;
                     }
@@ -700,14 +755,10 @@ impl Durable {
     }
 
     /// Scores one page of the log read after the world's last record; returns its records.
-    fn replay_page(
-        &mut self,
-        page: Vec<(Seq, Record)>,
-        observe: &mut dyn FnMut(&mut OrgWorld),
-    ) -> Result<u64, LogError> {
-        let Some(&(last, _)) = page.last() else { return Ok(0) };
-        let n = page.len();
-        let outcome = self.world.ingest(page.into_iter().map(|(_, r)| r));
+    fn replay_page(&mut self, page: Page, observe: &mut dyn FnMut(&mut OrgWorld)) -> Result<u64, LogError> {
+        let Some(last) = page.last else { return Ok(0) };
+        let n = page.records.len();
+        let outcome = self.world.ingest_arrivals(Arc::new(page.records), &page.arrivals);
         self.effects += outcome.effects as u64;
         observe(&mut self.world);
         self.agree(&outcome, n, last)?;
@@ -740,13 +791,14 @@ impl Durable {
                 self.world.remove_plugin(name);
                 self.plugins.remove(name);
             }
-            Change::History { mode } => {
-                let rebuilt = rebuild(self.rebuild_plan())?;
-                let rebuilt = self.caught_up(rebuilt)?;
+            Change::History { mode, timeouts } => {
+                let plan = RebuildPlan { backstop: false, recorded: timeouts.clone(), ..self.rebuild_plan() };
+                let rebuilt = rebuild(plan)?;
+                let (rebuilt, _) = self.caught_up(rebuilt)?;
                 self.apply_rebuilt(rebuilt, *mode)?;
             }
             // Taken into the world before the replay began.
-            Change::PluginTimeouts { .. } => {}
+            Change::PluginTimeouts { .. } | Change::PluginCallsTimedOut { .. } => {}
         }
         self.changes = logged.number;
         Ok(())
@@ -760,27 +812,28 @@ impl Durable {
             org: self.org.clone(),
             rules: self.rules.clone(),
             until: self.world.last_seq(),
+            backstop: true,
+            recorded: Vec::new(),
         }
     }
 
     /// `rebuilt` brought up to the world's last record (see [`Rebuilt`]), rebuilt here if
     /// another rule set came into force since it was planned.
-    fn caught_up(&self, rebuilt: Rebuilt) -> Result<OrgWorld, LogError> {
+    ///
+    /// Returns it with the plugin calls its replay ran that passed the wall-clock backstop, by
+    /// plugin (when it ran under the backstop: an application made now, which records them).
+    fn caught_up(&self, rebuilt: Rebuilt) -> Result<(OrgWorld, TimedOutCalls), LogError> {
         let mut rebuilt = if rebuilt.rules == self.rules { rebuilt } else { rebuild(self.rebuild_plan())? };
         let scratch = &mut rebuilt.scratch;
         let until = self.world.last_seq();
         if scratch.world.last_seq() < until {
             let changes = self.store.changes(&self.org)?;
-            for c in changes.iter().filter(|c| c.number > scratch.changes) {
-                if let Change::PluginTimeouts { name, seqs } = &c.change {
-                    scratch.world.record_plugin_timeouts(name, seqs);
-                }
-            }
-            scratch.world.set_replaying(true);
+            let later: Vec<LoggedChange> = changes.iter().filter(|c| c.number > scratch.changes).cloned().collect();
+            record_timeouts(&mut scratch.world, &later);
             scratch.advance(&changes, until, true, &mut OrgWorld::clear_effects)?;
-            scratch.world.set_replaying(false);
         }
-        Ok(rebuilt.scratch.world)
+        let timeouts = scratch.world.take_plugin_timeouts().into_iter().collect();
+        Ok((rebuilt.scratch.world, timeouts))
     }
 
     /// Merges `rebuilt` (see [`Durable::rebuilt`]) into the world in `mode`; its effects wait
@@ -811,9 +864,9 @@ impl Durable {
     /// `apply_to_history` gives at this point (a replay of the log makes it so).
     pub fn apply_rebuilt_history(&mut self, rebuilt: Rebuilt, mode: Mode) -> Result<Applied, LogError> {
         self.writable()?;
-        let rebuilt = self.caught_up(rebuilt)?;
+        let (rebuilt, timeouts) = self.caught_up(rebuilt)?;
         let after = self.world.last_seq();
-        self.changes = self.store.append_change(&self.org, after, &Change::History { mode }, None)?;
+        self.changes = self.store.append_change(&self.org, after, &Change::History { mode, timeouts }, None)?;
         let effects = self.apply_rebuilt(rebuilt, mode).map_err(|e| self.halt(e))?;
         self.snapshot_due = true;
         let records = self.world.take_effect_records();
@@ -940,7 +993,7 @@ impl Durable {
             let n = staged.outcomes.len();
             return Ok((staged.outcomes, vec![Vec::new(); n]));
         }
-        let commit = self.start_commit(&keep);
+        let commit = self.start_commit(&keep, staged.received);
         drop(keep);
         if let Commit::Done(Err(e)) = commit {
             self.rewind();
@@ -967,7 +1020,10 @@ impl Durable {
         starts.push(records.len());
         let records = Arc::new(records);
         let after = self.world.last_seq();
-        let resolved = self.world.resolve(Arc::clone(&records));
+        // The one reading of the clock that scoring depends on: kept with the records in the
+        // log, so that a replay dates their moments the same way.
+        let received = (self.clock)();
+        let resolved = self.world.resolve(Arc::clone(&records), &[Arrival { start: 0, received: Some(received) }]);
         let mut outcomes = vec![Outcome::default(); starts.len() - 1];
         let mut ends = Vec::new();
         let mut seq = after.0;
@@ -994,12 +1050,12 @@ impl Durable {
         };
         let mut took = [Duration::ZERO; INGEST_STEPS.len()];
         took[0] = started.elapsed();
-        Ok((Staged { outcomes, ends, took }, keep))
+        Ok((Staged { outcomes, ends, received, took }, keep))
     }
 
     /// Hands `records` to the commit thread (started on the first call), or, if it cannot
     /// run, commits them here and now.
-    fn start_commit(&mut self, records: &Arc<Vec<Record>>) -> Commit {
+    fn start_commit(&mut self, records: &Arc<Vec<Record>>, received: i64) -> Commit {
         let committer =
             Committer { store: Arc::clone(&self.store), org: self.org.clone(), times: self.ingest_times.clone() };
         if self.commits.is_none() {
@@ -1011,10 +1067,10 @@ impl Durable {
             }
         }
         match &self.commits {
-            Some(thread) if thread.send(records) => Commit::Running,
+            Some(thread) if thread.send(records, received) => Commit::Running,
             _ => {
                 self.commits = None;
-                Commit::Done(committer.commit(records))
+                Commit::Done(committer.commit(records, received))
             }
         }
     }
@@ -1038,7 +1094,7 @@ impl Durable {
 
     /// The second step, while the commit is under way: the staged records scored.
     fn score(&mut self, staged: Staged) -> Scored {
-        let Staged { outcomes, ends, mut took } = staged;
+        let Staged { outcomes, ends, received: _, mut took } = staged;
         let started = Instant::now();
         self.effects += self.world.score_resolved() as u64;
         let records = self.world.take_effect_records();
@@ -1117,8 +1173,8 @@ impl Durable {
                         feed.skip(missed);
                     }
                 }
-                (fresh.feed, fresh.ingest_times, fresh.commits) =
-                    (self.feed.take(), self.ingest_times.take(), self.commits.take());
+                (fresh.feed, fresh.ingest_times, fresh.commits, fresh.clock) =
+                    (self.feed.take(), self.ingest_times.take(), self.commits.take(), self.clock);
                 *self = fresh;
             }
             Err(e) => {
@@ -1134,12 +1190,14 @@ impl Durable {
     }
 
     /// Records in the log the plugin calls of the batch ending at `last` that passed the
-    /// wall-clock backstop (see [`Change::PluginTimeouts`]). A crash before this lands loses
-    /// only that: the replay then runs those calls again, without the backstop.
+    /// wall-clock backstop (see [`Change::PluginCallsTimedOut`]). A crash before this lands
+    /// loses only that: the replay then runs those calls again, without the backstop (bounded
+    /// by their fuel); the group they belong to was never answered.
     fn record_timeouts(&mut self, last: Seq) -> Result<(), LogError> {
-        for (name, seqs) in self.world.take_plugin_timeouts() {
-            tracing::warn!(org = %self.org, plugin = %name, moments = seqs.len(), "plugin calls passed the wall-clock backstop: recorded in the log");
-            self.changes = self.store.append_change(&self.org, last, &Change::PluginTimeouts { name, seqs }, None)?;
+        for (name, calls) in self.world.take_plugin_timeouts() {
+            tracing::warn!(org = %self.org, plugin = %name, calls = calls.len(), "plugin calls passed the wall-clock backstop: recorded in the log");
+            let change = Change::PluginCallsTimedOut { name, calls };
+            self.changes = self.store.append_change(&self.org, last, &change, None)?;
         }
         Ok(())
     }
@@ -1191,6 +1249,8 @@ struct Staged {
     outcomes: Vec<Outcome>,
     /// The last sequence number of each request's accepted records, and the request.
     ends: Vec<(u64, usize)>,
+    /// When the group was received (Unix milliseconds), stored with it.
+    received: i64,
     /// The time of each of [`INGEST_STEPS`] so far.
     took: [Duration; INGEST_STEPS.len()],
 }
@@ -1243,9 +1303,9 @@ struct Committer {
 
 impl Committer {
     /// `records` appended in one durable commit. On `Err` nothing was stored.
-    fn commit(&self, records: &[Record]) -> Result<Committed, LogError> {
+    fn commit(&self, records: &[Record], received: i64) -> Result<Committed, LogError> {
         let started = Instant::now();
-        let last = self.store.append(&self.org, records)?;
+        let last = self.store.append(&self.org, records, received)?;
         if let Some(times) = &self.times {
             times.record(started.elapsed());
         }
@@ -1258,18 +1318,18 @@ impl Committer {
 /// so that the store is let go of with the [`Durable`].
 #[derive(Debug)]
 struct CommitThread {
-    groups: Option<mpsc::Sender<Arc<Vec<Record>>>>,
+    groups: Option<mpsc::Sender<(Arc<Vec<Record>>, i64)>>,
     committed: mpsc::Receiver<Result<Committed, LogError>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CommitThread {
     fn start(committer: Committer) -> std::io::Result<CommitThread> {
-        let (groups, inbox) = mpsc::channel::<Arc<Vec<Record>>>();
+        let (groups, inbox) = mpsc::channel::<(Arc<Vec<Record>>, i64)>();
         let (outbox, committed) = mpsc::channel();
         let thread = std::thread::Builder::new().name(format!("commit-{}", committer.org)).spawn(move || {
-            for records in inbox {
-                let done = committer.commit(&records);
+            for (records, received) in inbox {
+                let done = committer.commit(&records, received);
                 // Let go of once stored (the world holds them until its next batch).
                 drop(records);
                 if outbox.send(done).is_err() {
@@ -1280,9 +1340,9 @@ impl CommitThread {
         Ok(CommitThread { groups: Some(groups), committed, thread: Some(thread) })
     }
 
-    /// Hands `records` over; false if the thread has stopped.
-    fn send(&self, records: &Arc<Vec<Record>>) -> bool {
-        self.groups.as_ref().is_some_and(|g| g.send(Arc::clone(records)).is_ok())
+    /// Hands `records`, received at `received`, over; false if the thread has stopped.
+    fn send(&self, records: &Arc<Vec<Record>>, received: i64) -> bool {
+        self.groups.as_ref().is_some_and(|g| g.send((Arc::clone(records), received)).is_ok())
     }
 }
 
@@ -1295,9 +1355,41 @@ impl Drop for CommitThread {
     }
 }
 
-/// The page of `org`'s log after record `at`, up to [`REPLAY_BATCH`] records and `until`.
-fn read_page(store: &dyn Store, org: &OrgId, at: Seq, until: Seq) -> Result<Vec<(Seq, Record)>, StoreError> {
-    store.read(org, at, (until.0 - at.0).min(REPLAY_BATCH as u64) as usize)
+/// A page of the log, as a replay scores it: whole segments, each an arrival.
+#[derive(Debug, Default)]
+struct Page {
+    records: Vec<Record>,
+    arrivals: Vec<Arrival>,
+    /// The sequence of its last record; `None` for an empty page (the log's end).
+    last: Option<Seq>,
+}
+
+/// The page of `org`'s log after record `at`: whole segments of about [`REPLAY_BATCH`] records
+/// in all, none beyond record `until` (changes come between segments, so `until`, a change's
+/// position or the log's end, ends one).
+fn read_page(store: &dyn Store, org: &OrgId, at: Seq, until: Seq) -> Result<Page, StoreError> {
+    let mut page = Page::default();
+    if at >= until {
+        return Ok(page);
+    }
+    let limit = (until.0 - at.0).min(REPLAY_BATCH as u64) as usize;
+    for segment in store.read_segments(org, at, limit)? {
+        if segment.first > until {
+            break;
+        }
+        let mut records = segment.records;
+        records.truncate(usize::try_from(until.0 - segment.first.0 + 1).unwrap_or(usize::MAX));
+        page.arrivals.push(Arrival { start: page.records.len(), received: segment.received });
+        page.records.extend(records);
+        page.last = Some(Seq(at.0 + page.records.len() as u64));
+    }
+    Ok(page)
+}
+
+/// Now, in Unix milliseconds.
+fn unix_millis() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// An organisation's history up to a record, as [`Durable::rebuild_plan`] names it.
@@ -1307,6 +1399,10 @@ pub struct RebuildPlan {
     org: OrgId,
     rules: Published,
     until: Seq,
+    /// Plugin calls under the wall-clock backstop (an application made now, whose stopped calls
+    /// its change records), or not (one replayed from the log, which fails `recorded` again).
+    backstop: bool,
+    recorded: TimedOutCalls,
 }
 
 /// The history of an organisation replayed from the start under one rule set, in a scratch
@@ -1327,9 +1423,16 @@ impl std::fmt::Debug for Rebuilt {
 /// Replays the history `plan` names under its rule set, reading only the store: on any
 /// thread, while the organisation goes on.
 pub fn rebuild(plan: RebuildPlan) -> Result<Rebuilt, LogError> {
-    let candidate = Some((plan.rules.text.as_str(), plan.rules.format));
-    let (scratch, _) =
-        Durable::replay(plan.store, plan.org, candidate, plan.until, false, &mut |_| {}, Effects::Count)?;
+    let options = ReplayOptions {
+        candidate: Some((plan.rules.text.as_str(), plan.rules.format)),
+        until: plan.until,
+        snapshot: false,
+        backstop: plan.backstop,
+        recorded: &plan.recorded,
+    };
+    let (mut scratch, _) = Durable::replay(plan.store, plan.org, options, &mut |_| {}, Effects::Count)?;
+    // Kept on until the catch-up ([`Durable::caught_up`]) is done too.
+    scratch.world.set_backstop(plan.backstop);
     Ok(Rebuilt { scratch, rules: plan.rules })
 }
 
@@ -1363,15 +1466,12 @@ pub fn what_if(
                 }
             }
         };
-        let (durable, replayed) = Durable::replay(
-            Arc::clone(&store),
-            org.clone(),
-            side,
-            until,
-            false,
-            &mut |_| {},
-            Effects::Observe(&mut observe),
-        )?;
+        // The history as it happened is a replay of the log (the calls it records as stopped
+        // fail again); the candidate's, a preview, runs under the backstop.
+        let options =
+            ReplayOptions { candidate: side, until, snapshot: false, backstop: side.is_some(), recorded: &NO_TIMEOUTS };
+        let (durable, replayed) =
+            Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_| {}, Effects::Observe(&mut observe))?;
         records = replayed.records;
         worlds.push(durable.world);
     }
@@ -1379,8 +1479,8 @@ pub fn what_if(
         // Completions are records of activity: an additive application leaves them.
         completions.values_mut().for_each(|c| c.1 = c.0);
         let rebuilt = worlds.pop().expect("two worlds");
-        let (mut applied, _) =
-            Durable::replay(Arc::clone(&store), org.clone(), None, until, false, &mut |_| {}, Effects::Count)?;
+        let options = ReplayOptions { until, ..ReplayOptions::log(false) };
+        let (mut applied, _) = Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_| {}, Effects::Count)?;
         let doc = crate::ruleset::parse(candidate, format, "candidate rule set")?;
         applied.world.publish_rules(&doc, "candidate rule set")?;
         crate::retroactive::apply(&mut applied.world, rebuilt, mode, applied.rules.version + 1)

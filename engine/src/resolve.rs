@@ -26,7 +26,7 @@ use crate::intern::Interner;
 use crate::leaderboard::PublishQueue;
 use crate::prefetch::prefetch;
 use crate::ruleset::program::{Program, Window};
-use crate::world::{DirEntry, Directory, RecordError, RecordFault, Resolved, Vocab};
+use crate::world::{Arrival, DirEntry, Directory, RecordError, RecordFault, Resolved, Vocab};
 
 /// How many records ahead lookups are prefetched: far enough for a miss to land, near enough
 /// that what it brought is still in cache.
@@ -47,7 +47,7 @@ pub fn check_moment(m: &Moment) -> Result<i64, RecordFault> {
             return Err((field, "must be 1 to 64 characters".to_string()));
         }
     }
-    if m.value.is_some_and(|v| !(v.abs() <= crate::bounds::MAX_VALUE)) {
+    if m.value.is_some_and(|v| !v.is_finite() || v.abs() > crate::bounds::MAX_VALUE) {
         return Err(("value", "must be a finite number of at most 10^12 in size".to_string()));
     }
     if m.attrs.len() > 32 {
@@ -108,11 +108,15 @@ pub struct Resolver<'a> {
 type Hashes = [u64; 3];
 
 impl Resolver<'_> {
-    /// Resolves `records` into `batch` (cleared first), noting what became of each in
-    /// `resolved`. A moment's [`MomentRec::input`] is its index in `records`.
-    pub(crate) fn run(&mut self, records: &[Record], batch: &mut Batch, resolved: &mut Resolved) {
+    /// Resolves `records`, which came as `arrivals`, into `batch` (cleared first), noting what
+    /// became of each in `resolved`. A moment's [`MomentRec::input`] is its index in `records`;
+    /// its time is at most its arrival's [`crate::bounds::horizon`].
+    pub(crate) fn run(&mut self, records: &[Record], arrivals: &[Arrival], batch: &mut Batch, resolved: &mut Resolved) {
         let outcome = &mut resolved.outcome;
         batch.records.clear();
+        batch.arrivals.clear();
+        let mut arrivals = arrivals.iter().peekable();
+        let mut horizon = None;
         let hashes: Vec<Hashes> = records
             .iter()
             .map(|r| match r {
@@ -132,8 +136,12 @@ impl Resolver<'_> {
             if let Some(h) = hashes.get(index + AHEAD / 2) {
                 self.prefetch_entries(h);
             }
+            while let Some(arrival) = arrivals.next_if(|a| a.start <= index) {
+                batch.arrivals.push(batch.records.len() as u32);
+                horizon = crate::bounds::horizon(arrival.received);
+            }
             let fate = match record {
-                Record::Moment(m) => self.moment(m, index as u32, &hashes[index], batch),
+                Record::Moment(m) => self.moment(m, index as u32, &hashes[index], horizon, batch),
                 Record::Profile(s) => self.profile(s),
                 Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting),
             };
@@ -171,8 +179,16 @@ impl Resolver<'_> {
         }
     }
 
-    fn moment(&mut self, m: &Moment, input: u32, h: &Hashes, batch: &mut Batch) -> Result<bool, RecordFault> {
+    fn moment(
+        &mut self,
+        m: &Moment,
+        input: u32,
+        h: &Hashes,
+        horizon: Option<i64>,
+        batch: &mut Batch,
+    ) -> Result<bool, RecordFault> {
         let at = check_moment(m)?;
+        let at = horizon.map_or(at, |h| at.min(h));
         let Some(moment) = self.history.accept_hashed(&m.id, h[0]) else {
             return Ok(false);
         };

@@ -151,7 +151,8 @@ fn fire(rule: &Rule, r: u16, ix: u32, m: &MomentRec, both: &mut Pair, out: &mut 
         for a in awards {
             let (amount, beyond) = crate::bounds::split_award(a.amount(m.value, multiplier));
             if beyond != 0 {
-                let over = Award { record: ix, to, currency: a.currency, amount: beyond, source, withheld: Hold::Bound };
+                let over =
+                    Award { record: ix, to, currency: a.currency, amount: beyond, source, withheld: Hold::Bound };
                 out.push(over);
             }
             if amount == 0 {

@@ -15,7 +15,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
 use plaudit_sdk::{Effect, Record};
 
-use crate::batch::{Awards, Batch, CHUNK, PluginActs, Source};
+use crate::batch::{Awards, Batch, PluginActs, Source};
 use crate::calendar::PeriodCache;
 use crate::components::Details;
 use crate::effects::TeamChallenges;
@@ -24,7 +24,7 @@ use crate::ids::{Seq, Sym};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::{Boards, PublishQueue};
-use crate::plugins::{Loaded, PluginStatus, Plugins};
+use crate::plugins::{CallId, Loaded, PluginStatus, Plugins};
 use crate::resolve::Resolver;
 use crate::ruleset::program::Program;
 use crate::{effects, guard, leaderboard, plugins, prefetch, rules};
@@ -79,6 +79,20 @@ pub struct Publishing;
 
 /// A refused record's field and why.
 pub type RecordFault = (&'static str, String);
+
+/// Records that arrived together: a live batch (one request, or the group commit of several),
+/// which the log keeps as one segment ([`crate::store::Segment`]). Scoring calls plugins with
+/// moments of one arrival only, in calls of at most [`crate::batch::CHUNK`] records counted from the
+/// arrival's first, so that a replay, which scores several segments as one batch, makes
+/// exactly the calls the live scoring made; and it dates a moment no later than a little after
+/// the arrival was received ([`crate::bounds::horizon`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// Index of its first record in the batch.
+    pub start: usize,
+    /// When it was received (Unix milliseconds), if known.
+    pub received: Option<i64>,
+}
 
 /// What [`OrgWorld::resolve`] made of a batch's records.
 #[derive(Debug, Default)]
@@ -253,21 +267,33 @@ impl OrgWorld {
         self.world.resource_mut::<Plugins>().remove(name)
     }
 
-    /// Replaying the log (or not): plugin calls run without the wall-clock backstop, and those
-    /// the log records as having passed it fail again without running.
-    pub fn set_replaying(&mut self, replaying: bool) {
-        self.world.resource_mut::<Plugins>().set_replaying(replaying);
+    /// Plugin calls run under the wall-clock backstop (the default: live scoring), or not (a
+    /// replay of the log: fuel bounds them, and the calls the log records as having passed it
+    /// fail again without running).
+    pub fn set_backstop(&mut self, backstop: bool) {
+        self.world.resource_mut::<Plugins>().set_backstop(backstop);
     }
 
-    /// Moments (sequence numbers) whose call to plugin `name` passed the wall-clock backstop
-    /// when first scored, as the log records them.
-    pub fn record_plugin_timeouts(&mut self, name: &str, seqs: &[u64]) {
-        self.world.resource_mut::<Plugins>().record_timeouts(name, seqs);
+    /// Calls to plugin `name` that passed the wall-clock backstop when first scored, as the log
+    /// records them: they fail again without running.
+    pub fn record_plugin_timeouts(&mut self, name: &str, calls: &[CallId]) {
+        self.world.resource_mut::<Plugins>().record_timeouts(name, calls);
     }
 
-    /// Takes, by plugin, the moments whose call passed the backstop alone since the last call:
-    /// the log step records them.
-    pub fn take_plugin_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
+    /// Moments whose call to plugin `name` passed the backstop, as earlier builds logged them:
+    /// every call holding one fails again without running.
+    pub fn record_timed_out_moments(&mut self, name: &str, seqs: &[u64]) {
+        self.world.resource_mut::<Plugins>().record_timed_out_moments(name, seqs);
+    }
+
+    /// Forgets the recorded plugin timeouts (a replay is over; live calls come after them all).
+    pub fn forget_plugin_timeouts(&mut self) {
+        self.world.resource_mut::<Plugins>().forget_recorded();
+    }
+
+    /// Takes, by plugin, the calls that passed the backstop since the last call: the log step
+    /// records them.
+    pub fn take_plugin_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<CallId>> {
         self.world.resource_mut::<Plugins>().take_timeouts()
     }
 
@@ -305,7 +331,13 @@ impl OrgWorld {
 
     /// [`OrgWorld::ingest`] of records someone else reads too.
     pub fn ingest_shared(&mut self, records: Arc<Vec<Record>>) -> Outcome {
-        let mut outcome = self.resolve(records).outcome;
+        self.ingest_arrivals(records, &[Arrival::default()])
+    }
+
+    /// [`OrgWorld::ingest`] of records that arrived as `arrivals` (by their first record's
+    /// index, in order, the first at 0): a replay of several segments of the log.
+    pub fn ingest_arrivals(&mut self, records: Arc<Vec<Record>>, arrivals: &[Arrival]) -> Outcome {
+        let mut outcome = self.resolve(records, arrivals).outcome;
         outcome.effects = self.score_resolved();
         outcome
     }
@@ -314,7 +346,7 @@ impl OrgWorld {
     /// (duplicates dropped, ids interned, stakeholders created, profiles applied, sequence
     /// numbers given), not yet scored; what became of each. The log step hands the accepted
     /// ones to its commit while [`OrgWorld::score_resolved`] scores them.
-    pub(crate) fn resolve(&mut self, records: Arc<Vec<Record>>) -> Resolved {
+    pub(crate) fn resolve(&mut self, records: Arc<Vec<Record>>, arrivals: &[Arrival]) -> Resolved {
         let mut resolved = Resolved { outcome: Outcome::default(), accepted: Vec::with_capacity(records.len()) };
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
         let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
@@ -330,7 +362,7 @@ impl OrgWorld {
                         program: &program,
                         periods,
                     };
-                    resolver.run(&records, &mut batch, &mut resolved);
+                    resolver.run(&records, arrivals, &mut batch, &mut resolved);
                 })
             })
         });
@@ -344,10 +376,14 @@ impl OrgWorld {
     /// waiting in the journal.
     pub(crate) fn score_resolved(&mut self) -> usize {
         let before = self.world.resource::<Journal>().produced;
-        let n = self.world.resource::<Batch>().records.len();
+        let chunks = self.world.resource_mut::<Batch>().plan_calls();
         // At least one run: an empty batch runs the passes over nothing, as it always did.
-        for start in (0..n.max(1)).step_by(CHUNK) {
-            self.world.resource_mut::<Batch>().chunk = start..n.min(start + CHUNK);
+        if chunks.is_empty() {
+            self.world.resource_mut::<Batch>().chunk = 0..0;
+            self.schedule.run(&mut self.world);
+        }
+        for chunk in chunks {
+            self.world.resource_mut::<Batch>().chunk = chunk;
             self.schedule.run(&mut self.world);
         }
         (self.world.resource::<Journal>().produced - before) as usize

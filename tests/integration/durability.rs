@@ -260,17 +260,17 @@ fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_
     let live = d.world().plugin("slow").expect("status");
     assert_eq!((live.state, live.failed_calls), (PluginState::Disabled, 3), "{live:?}");
     assert!(live.last_failure.as_ref().is_some_and(|f| f.reason.contains("wall-clock")), "{live:?}");
-    let recorded: Vec<u64> = store
+    let recorded: Vec<(u64, u32)> = store
         .changes(&org)
         .expect("changes")
         .into_iter()
         .filter_map(|c| match c.change {
-            Change::PluginTimeouts { name, seqs } if name == "slow" => Some(seqs),
+            Change::PluginCallsTimedOut { name, calls } if name == "slow" => Some(calls),
             _ => None,
         })
         .flatten()
         .collect();
-    assert_eq!(recorded, vec![1, 2, 3], "each timed-out moment is in the log");
+    assert_eq!(recorded, vec![(1, 1), (2, 1), (3, 1)], "each timed-out call is in the log");
     drop(d);
 
     // Replayed without the backstop, the calls would finish and the plugin stay active: the
@@ -396,7 +396,7 @@ mod faults {
     use plaudit_engine::log::{Durable, LogError};
     use plaudit_engine::retroactive::Mode;
     use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Store, StoreError};
+    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
     use plaudit_sdk::Record;
     use plaudit_tests::{m, repo_root, scratch_dir};
 
@@ -411,18 +411,18 @@ mod faults {
     }
 
     impl Store for Faulty {
-        fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
+        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
             if self.failing.swap(false, Ordering::Relaxed) {
                 return Err(StoreError::Backend { op: "append", source: "the disk is full".into() });
             }
             if self.interloper.swap(false, Ordering::Relaxed) {
                 let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
-                self.inner.append(org, &[Record::Moment(foreign)])?;
+                self.inner.append(org, &[Record::Moment(foreign)], received)?;
             }
-            self.inner.append(org, records)
+            self.inner.append(org, records, received)
         }
-        fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
-            self.inner.read(org, after, limit)
+        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
+            self.inner.read_segments(org, after, limit)
         }
         fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
             self.inner.last_seq(org)

@@ -108,7 +108,7 @@ mod durable {
     use plaudit_engine::ids::{OrgId, Seq};
     use plaudit_engine::log::Durable;
     use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Store, StoreError};
+    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
     use plaudit_sdk::Record;
 
     use super::{acme_text, records};
@@ -227,11 +227,11 @@ mod durable {
     struct Damaged(Arc<dyn Store>);
 
     impl Store for Damaged {
-        fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
-            self.0.append(org, records)
+        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
+            self.0.append(org, records, received)
         }
-        fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
-            self.0.read(org, after, limit)
+        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
+            self.0.read_segments(org, after, limit)
         }
         fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
             self.0.last_seq(org)

@@ -190,20 +190,59 @@ impl Slot {
     }
 }
 
+/// A plugin call, as the log names it: its first moment's sequence number and its number of
+/// moments. Calls are the same on every replay (see [`crate::world::Arrival`]), so this names
+/// one call.
+pub type CallId = (u64, u32);
+
+/// Calls stopped by the wall-clock backstop, by plugin name.
+pub type TimedOutCalls = Vec<(String, Vec<CallId>)>;
+
 /// One organisation's plugins, in install order. Slots are never reused, so a slot number in
 /// an effect's source keeps naming the same plugin.
 #[derive(Resource, Default)]
 pub struct Plugins {
     pub(crate) slots: Vec<Slot>,
-    /// Replaying the log: calls run without the wall-clock backstop, and those of `recorded`
-    /// fail again without running (see [`crate::plugins::sandbox`]'s determinism note).
-    pub(crate) replaying: bool,
-    /// By plugin name: the moments (sequence numbers) whose call passed the wall-clock
-    /// backstop when they were first scored, as the log records them.
-    pub(crate) recorded: FxHashMap<String, rustc_hash::FxHashSet<u64>>,
-    /// Moments of the current batch that passed the backstop alone, to be recorded: (plugin,
-    /// sequence number).
-    pub(crate) timed_out: Vec<(String, u64)>,
+    pub(crate) timeouts: Timeouts,
+}
+
+/// What the wall-clock backstop decided, and whether it runs (see [`crate::plugins::sandbox`]'s
+/// determinism note).
+#[derive(Debug)]
+pub(crate) struct Timeouts {
+    /// Whether calls run under the wall-clock backstop (live scoring, and replays made to be
+    /// recorded: an application to history) or without it (a replay of the log: fuel bounds
+    /// each call, and the calls that passed the backstop when first scored fail again from
+    /// `recorded`).
+    pub(crate) backstop: bool,
+    /// By plugin name: the calls that passed the wall-clock backstop when first scored, as the
+    /// log records them.
+    recorded: FxHashMap<String, rustc_hash::FxHashSet<CallId>>,
+    /// By plugin name: moments whose call passed the backstop, as earlier builds recorded
+    /// them (every call holding one fails).
+    recorded_moments: FxHashMap<String, rustc_hash::FxHashSet<u64>>,
+    /// Calls of the current batch that passed the backstop, to be recorded: (plugin, call).
+    pub(crate) timed_out: Vec<(String, CallId)>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            backstop: true,
+            recorded: FxHashMap::default(),
+            recorded_moments: FxHashMap::default(),
+            timed_out: Vec::new(),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Whether `call` to plugin `name`, of the moments `seqs`, passed the backstop when first
+    /// scored, as recorded.
+    pub(crate) fn before(&self, name: &str, call: CallId, mut seqs: impl Iterator<Item = u64>) -> bool {
+        self.recorded.get(name).is_some_and(|r| r.contains(&call))
+            || self.recorded_moments.get(name).is_some_and(|r| seqs.any(|s| r.contains(&s)))
+    }
 }
 
 impl std::fmt::Debug for Plugins {
@@ -280,21 +319,33 @@ impl Plugins {
         self.slots.iter().map(|s| &s.status)
     }
 
-    /// Replays from now on (see [`Plugins::replaying`]) or not.
-    pub fn set_replaying(&mut self, replaying: bool) {
-        self.replaying = replaying;
+    /// Runs calls under the wall-clock backstop from now on, or not (see [`Timeouts::backstop`]).
+    pub fn set_backstop(&mut self, backstop: bool) {
+        self.timeouts.backstop = backstop;
     }
 
-    /// Adds moments whose call to plugin `name` passed the wall-clock backstop (as logged).
-    pub fn record_timeouts(&mut self, name: &str, seqs: &[u64]) {
-        self.recorded.entry(name.to_string()).or_default().extend(seqs.iter().copied());
+    /// Adds calls to plugin `name` that passed the wall-clock backstop (as logged).
+    pub fn record_timeouts(&mut self, name: &str, calls: &[CallId]) {
+        self.timeouts.recorded.entry(name.to_string()).or_default().extend(calls.iter().copied());
     }
 
-    /// Takes the moments that passed the backstop alone since the last call, by plugin.
-    pub fn take_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
-        let mut by_name: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
-        for (name, seq) in self.timed_out.drain(..) {
-            by_name.entry(name).or_default().push(seq);
+    /// Adds moments whose call to plugin `name` passed the backstop, as earlier builds logged
+    /// them ([`crate::store::Change::PluginTimeouts`]).
+    pub fn record_timed_out_moments(&mut self, name: &str, seqs: &[u64]) {
+        self.timeouts.recorded_moments.entry(name.to_string()).or_default().extend(seqs.iter().copied());
+    }
+
+    /// Forgets the recorded calls (once a replay is done: live calls come after all of them).
+    pub fn forget_recorded(&mut self) {
+        self.timeouts.recorded = FxHashMap::default();
+        self.timeouts.recorded_moments = FxHashMap::default();
+    }
+
+    /// Takes the calls that passed the backstop since the last call, by plugin.
+    pub fn take_timeouts(&mut self) -> std::collections::BTreeMap<String, Vec<CallId>> {
+        let mut by_name: std::collections::BTreeMap<String, Vec<CallId>> = std::collections::BTreeMap::new();
+        for (name, call) in self.timeouts.timed_out.drain(..) {
+            by_name.entry(name).or_default().push(call);
         }
         by_name
     }

@@ -60,22 +60,26 @@ pub fn run(
     if plugins.slots.iter().all(|s| s.active().is_none()) {
         return;
     }
-    let chunk = batch.chunk.start as u32..batch.chunk.end as u32;
-    let scored: Vec<u32> = chunk.filter(|&i| batch.records[i as usize].action == Action::Score).collect();
+    // The chunk's scored moments, and the calls they make: each of the batch's calls in the
+    // chunk (see `Batch::plan_calls`), as a range of `scored`.
+    let mut scored: Vec<u32> = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for call in batch.calls_in_chunk() {
+        let from = scored.len();
+        scored.extend(call.filter(|&i| batch.records[i as usize].action == Action::Score));
+        for s in (from..scored.len()).step_by(MAX_MOMENTS_PER_CALL) {
+            spans.push((s, scored.len().min(s + MAX_MOMENTS_PER_CALL)));
+        }
+    }
     let p = &*program.0;
     let native = awards.0.len();
     let mut extra = Vec::new();
     let mut buffer = Vec::new();
-    let Plugins { slots, replaying, recorded, timed_out } = &mut *plugins;
+    let Plugins { slots, timeouts } = &mut *plugins;
     for (slot_ix, slot) in slots.iter_mut().enumerate() {
-        let recorded = if *replaying { recorded.get(&slot.status.name) } else { None };
         let Some(loaded) = slot.active() else { continue };
         // Ranges of `scored` still to run, the next on top.
-        let mut todo: Vec<(usize, usize)> = (0..scored.len())
-            .step_by(MAX_MOMENTS_PER_CALL)
-            .map(|s| (s, scored.len().min(s + MAX_MOMENTS_PER_CALL)))
-            .collect();
-        todo.reverse();
+        let mut todo: Vec<(usize, usize)> = spans.iter().rev().copied().collect();
         let limit = loaded.plugin().limits().input_bytes;
         while let Some((start, mut end)) = todo.pop() {
             if slot.active().is_none() {
@@ -99,16 +103,12 @@ pub fn run(
             };
             let records = &scored[start..end];
             let seq = |i: usize| batch.records[records[i] as usize].seq;
+            let id = (seq(0), records.len() as u32);
             // Passed the backstop when first scored: fails again, without running.
-            let timed_out_live = recorded.is_some_and(|r| (0..records.len()).any(|i| r.contains(&seq(i))));
-            let call = if timed_out_live {
-                Err(super::CallFailed {
-                    failure: PluginFailure::Timeout,
-                    logs: "(replayed: the log records that this call passed the wall-clock backstop)".to_string(),
-                    fuel_used: 0,
-                })
+            let call = if timeouts.before(&slot.status.name, id, (0..records.len()).map(seq)) {
+                Err(super::CallFailed { failure: PluginFailure::Timeout, logs: String::new(), fuel_used: 0 })
             } else {
-                loaded.plugin().call_with(&buffer, &seeds, !*replaying)
+                loaded.plugin().call_with(&buffer, &seeds, timeouts.backstop)
             };
             let outcome = call.map_err(|f| (f.failure, f.logs)).and_then(|out| {
                 let checked = check_output(p, &batch.records, records, &out.output)
@@ -125,9 +125,16 @@ pub fn run(
                     s.fuel_used += fuel;
                     s.stakeholders_with_state = slot.states.len();
                 }
-                Err((failure, logs)) => {
-                    if failure == PluginFailure::Timeout && records.len() == 1 && !*replaying {
-                        timed_out.push((slot.status.name.clone(), seq(0)));
+                Err((failure, mut logs)) => {
+                    // What a call stopped by the clock logged depends on how far it got: not
+                    // kept, so that its replay, which does not run it, reports the same.
+                    if failure == PluginFailure::Timeout {
+                        logs.clear();
+                    }
+                    // Every call the backstop stopped, also one whose halves then succeed: a
+                    // replay makes the same call and must not run it to its fuel instead.
+                    if failure == PluginFailure::Timeout && timeouts.backstop {
+                        timeouts.timed_out.push((slot.status.name.clone(), id));
                     }
                     slot.failed(FailureReport {
                         first_seq: seq(0),

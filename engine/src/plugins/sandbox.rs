@@ -14,9 +14,10 @@
 //! Determinism: fuel is the CPU bound, so a verdict replays identically. The epoch deadline is
 //! only a wall-clock backstop (a ticker thread owned by the [`PluginHost`]); a failure it causes
 //! is [`PluginFailure::Timeout`] and is recorded, never recomputed: the plugins pass collects
-//! the moments that timed out alone, the log step records them (`Change::PluginTimeouts`), and
-//! a replay fails those calls again without running them and runs every other call without the
-//! backstop ([`Plugin::call_with`]).
+//! every call it stopped, the log step records them (`Change::PluginCallsTimedOut`), and a
+//! replay, which makes exactly the same calls, fails those again without running them and runs
+//! every other call without the backstop ([`Plugin::call_with`]). So a replay never costs more
+//! than the live scoring did.
 
 use std::fmt;
 use std::sync::Arc;

@@ -99,12 +99,24 @@ pub enum Change {
     /// Plugin `name` removed, with its saved state.
     RemovePlugin { name: String },
     /// The rule set in force applied to the history up to here, in `mode` (see
-    /// [`crate::retroactive`]).
-    History { mode: crate::retroactive::Mode },
-    /// Moments (sequence numbers, all up to here) whose call to plugin `name` passed the
-    /// wall-clock backstop when first scored: a replay fails them again instead of running
-    /// them, so that it never depends on the clock.
+    /// [`crate::retroactive`]). `timeouts`: the plugin calls of that application's replay
+    /// that passed the wall-clock backstop (by plugin), which a replay of the change fails
+    /// again instead of running.
+    History {
+        mode: crate::retroactive::Mode,
+        #[serde(default)]
+        timeouts: Vec<(String, Vec<(u64, u32)>)>,
+    },
+    /// Moments (sequence numbers, all up to here) whose single-moment call to plugin `name`
+    /// passed the wall-clock backstop when first scored, as earlier builds recorded it: a replay
+    /// fails every call holding one of them without running it. Read, no longer written.
     PluginTimeouts { name: String, seqs: Vec<u64> },
+    /// Calls to plugin `name` (each its first moment's sequence number and its number of
+    /// moments, all up to here) that passed the wall-clock backstop when first scored, every
+    /// one of them, also those whose halves were then retried: a replay, which makes exactly
+    /// the same calls ([`Segment`]), fails these again instead of running them, so that it
+    /// never depends on the clock and never costs more than the live scoring did.
+    PluginCallsTimedOut { name: String, calls: Vec<(u64, u32)> },
 }
 
 /// A change as logged.
@@ -115,6 +127,28 @@ pub struct LoggedChange {
     /// The sequence of the last record before it (`Seq(0)`: before every record).
     pub after: Seq,
     pub change: Change,
+}
+
+/// The records of one append, as the log holds them: one group commit, which was scored as one
+/// batch when it arrived. A replay scores each segment as such a batch again (several at once,
+/// split where they were), so that plugins are called with exactly the moments they were called
+/// with live, whatever a plugin makes of how moments are grouped into calls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// The sequence of its first record.
+    pub first: Seq,
+    /// When the server received its records (Unix milliseconds), as the append was given it;
+    /// `None` for segments written before it was kept. Scoring dates a moment no later than a
+    /// little after it ([`crate::bounds::FUTURE_SLACK`]), the same on every replay.
+    pub received: Option<i64>,
+    pub records: Vec<Record>,
+}
+
+impl Segment {
+    /// The sequence of its last record.
+    pub fn last(&self) -> Seq {
+        Seq(self.first.0 + self.records.len() as u64 - 1)
+    }
 }
 
 /// The hex SHA-256 of a module: its name in the store.
@@ -129,15 +163,29 @@ pub fn module_hash(bytes: &[u8]) -> String {
 /// anywhere); calls for one organisation are expected to come from its single writer, but an
 /// implementation must stay correct if they do not.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Appends `records` to `org`'s log, in order, with the sequences after its last, and
-    /// returns the last record's sequence (the log's end; unchanged for no records). Returns
-    /// once the records are durable; the whole call is one atomic commit: on any error (a
-    /// record that cannot be encoded, IO) nothing of the call is stored and no sequence is used.
-    fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError>;
+    /// Appends `records` to `org`'s log, in order, with the sequences after its last, as one
+    /// [`Segment`] received at `received` (Unix milliseconds), and returns the last record's
+    /// sequence (the log's end; unchanged for no records). Returns once the records are
+    /// durable; the whole call is one atomic commit: on any error (a record that cannot be
+    /// encoded, IO) nothing of the call is stored and no sequence is used.
+    fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError>;
+
+    /// Whole segments of `org`'s log after record `after`, in order, from the one holding record
+    /// `after + 1` until they hold at least `limit` records (or the log ends): at least one
+    /// segment, however large, unless the log ends at `after`. A segment that record `after + 1`
+    /// is not the first of comes cut to start there.
+    fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError>;
 
     /// Up to `limit` records of `org`'s log with a sequence greater than `after`, in order. Pass
     /// `Seq(0)` to read from the start; page by passing the last sequence returned.
-    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError>;
+    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+        let mut out = Vec::new();
+        for segment in self.read_segments(org, after, limit)? {
+            let first = segment.first.0;
+            out.extend((first..).map(Seq).zip(segment.records).take(limit - out.len()));
+        }
+        Ok(out)
+    }
 
     /// The sequence of `org`'s last record, `Seq(0)` if its log is empty.
     fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError>;

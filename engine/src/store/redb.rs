@@ -13,6 +13,7 @@
 //! | table        | key                 | value                                   |
 //! |--------------|---------------------|-----------------------------------------|
 //! | `segments`   | (org, first seq)    | the records of one append, in order: each a u32 (LE) length, then its MessagePack with names |
+//! | `segment_received` | (org, first seq) | when the server received that append's records (Unix ms) |
 //! | `last_seq`   | org                 | the org's last seq                      |
 //! | `changes`    | (org, number)       | MessagePack of (after, change)          |
 //! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
@@ -49,12 +50,15 @@ use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use plaudit_sdk::Record;
 
 use super::{
-    Change, LoggedChange, Store, StoreError, decode_record, encode_record_into, module_hash, snapshot_checksum,
+    Change, LoggedChange, Segment, Store, StoreError, decode_record, encode_record_into, module_hash, snapshot_checksum,
 };
 use crate::ids::{OrgId, Seq};
 
 /// (org, first seq) -> the records of one append (see the module's layout).
 const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
+/// (org, first seq) -> when the segment's records were received (Unix milliseconds). Segments
+/// of earlier builds have none.
+const SEGMENT_RECEIVED: TableDefinition<(&str, u64), i64> = TableDefinition::new("segment_received");
 /// The records of files written by earlier builds, one per entry: read, never written.
 const OLD_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 /// The moment-id index of files written by earlier builds: dropped on open.
@@ -124,6 +128,7 @@ impl RedbStore {
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {
             txn.open_table(SEGMENTS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(SEGMENT_RECEIVED).map_err(|e| open_err(e.into()))?;
             txn.open_table(OLD_LOG).map_err(|e| open_err(e.into()))?;
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
@@ -180,7 +185,7 @@ impl RedbStore {
 }
 
 impl RedbStore {
-    fn append_unguarded(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
+    fn append_unguarded(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
         const OP: &str = "append";
         let o = org.as_str();
         let txn = self.db.begin_write().ctx(OP)?;
@@ -204,6 +209,7 @@ impl RedbStore {
             let seq = start + records.len() as u64;
             if seq != start {
                 segments.insert((o, start + 1), segment.as_slice()).ctx(OP)?;
+                txn.open_table(SEGMENT_RECEIVED).ctx(OP)?.insert((o, start + 1), received).ctx(OP)?;
                 last.insert(o, seq).ctx(OP)?;
             }
             seq
@@ -217,25 +223,34 @@ impl RedbStore {
         Ok(Seq(seq))
     }
 
-    fn read_unguarded(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
+    fn read_segments_unguarded(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
         const OP: &str = "read";
         let o = org.as_str();
-        let mut out = Vec::new();
-        if limit == 0 || after.0 == u64::MAX {
+        let mut out: Vec<Segment> = Vec::new();
+        if after.0 == u64::MAX {
             return Ok(out);
         }
+        let limit = limit.max(1);
         let txn = self.db.begin_read().ctx(OP)?;
+        // Records of an earlier build's per-record table: their grouping was not kept, so they
+        // come as one segment per read.
         let old = txn.open_table(OLD_LOG).ctx(OP)?;
+        let mut legacy = Segment { first: Seq(after.0 + 1), received: None, records: Vec::new() };
         for entry in old.range((o, after.0 + 1)..=(o, u64::MAX)).ctx(OP)?.take(limit) {
             let (key, value) = entry.ctx(OP)?;
             let seq = Seq(key.value().1);
-            out.push((seq, decode_record(org, seq, value.value())?));
+            legacy.records.push(decode_record(org, seq, value.value())?);
         }
-        let from = out.last().map_or(after.0, |&(seq, _)| seq.0);
-        if out.len() == limit {
+        let from = after.0 + legacy.records.len() as u64;
+        let mut held = legacy.records.len();
+        if held > 0 {
+            out.push(legacy);
+        }
+        if held >= limit {
             return Ok(out);
         }
         let segments = txn.open_table(SEGMENTS).ctx(OP)?;
+        let received = txn.open_table(SEGMENT_RECEIVED).ctx(OP)?;
         // The segment holding record `from + 1`, if it is not the first of one, then those after.
         let first = match segments.range((o, 0)..=(o, from + 1)).ctx(OP)?.next_back() {
             Some(entry) => entry.ctx(OP)?.0.value().1,
@@ -243,24 +258,34 @@ impl RedbStore {
         };
         for entry in segments.range((o, first)..=(o, u64::MAX)).ctx(OP)? {
             let (key, value) = entry.ctx(OP)?;
-            let mut seq = key.value().1;
+            let start = key.value().1;
+            let mut seq = start;
             let mut bytes = value.value();
+            let mut segment = Segment {
+                first: Seq(start.max(from + 1)),
+                received: received.get((o, start)).ctx(OP)?.map(|g| g.value()),
+                records: Vec::new(),
+            };
             while !bytes.is_empty() {
                 let torn = || StoreError::Damaged {
                     op: OP,
-                    message: format!("organisation {org}: segment at {} is cut short", key.value().1),
+                    message: format!("organisation {org}: segment at {start} is cut short"),
                 };
                 let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(torn)?;
                 let len = u32::from_le_bytes(*len) as usize;
                 let record = rest.get(..len).ok_or_else(torn)?;
                 bytes = &rest[len..];
                 if seq > from {
-                    out.push((Seq(seq), decode_record(org, Seq(seq), record)?));
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
+                    segment.records.push(decode_record(org, Seq(seq), record)?);
                 }
                 seq += 1;
+            }
+            held += segment.records.len();
+            if !segment.records.is_empty() {
+                out.push(segment);
+            }
+            if held >= limit {
+                break;
             }
         }
         Ok(out)
@@ -393,12 +418,12 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn append(&self, org: &OrgId, records: &[Record]) -> Result<Seq, StoreError> {
-        contained("append", || self.append_unguarded(org, records))
+    fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
+        contained("append", || self.append_unguarded(org, records, received))
     }
 
-    fn read(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<(Seq, Record)>, StoreError> {
-        contained("read", || self.read_unguarded(org, after, limit))
+    fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
+        contained("read", || self.read_segments_unguarded(org, after, limit))
     }
 
     fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
@@ -600,14 +625,45 @@ mod tests {
         let first = vec![profile("ann"), moment("m1"), moment("m2")];
         let second = vec![retract("m1"), moment("m3")];
 
-        assert_eq!(store.append(&acme, &first).expect("append"), Seq(3));
-        assert_eq!(store.append(&acme, &second).expect("append"), Seq(5));
+        assert_eq!(store.append(&acme, &first, 0).expect("append"), Seq(3));
+        assert_eq!(store.append(&acme, &second, 0).expect("append"), Seq(5));
 
         let read = store.read(&acme, Seq(0), usize::MAX).expect("read");
         let expected: Vec<(Seq, Record)> =
             first.into_iter().chain(second).enumerate().map(|(i, r)| (Seq(i as u64 + 1), r)).collect();
         assert_eq!(read, expected);
         assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(5));
+    }
+
+    #[test]
+    fn segments_read_back_whole_with_when_they_were_received() {
+        let dir = TempDir::new();
+        let acme = org("acme");
+        {
+            let store = open(&dir);
+            store.append(&acme, &[moment("a"), moment("b"), moment("c")], 1_000).expect("append");
+            store.append(&acme, &[moment("d")], 2_000).expect("append");
+            store.append(&acme, &[moment("e"), moment("f")], 3_000).expect("append");
+        }
+        let store = open(&dir);
+        let shape = |segments: Vec<Segment>| -> Vec<(u64, Option<i64>, usize)> {
+            segments.iter().map(|s| (s.first.0, s.received, s.records.len())).collect()
+        };
+        // Whole segments until they hold the limit: never a segment cut at the end.
+        assert_eq!(shape(store.read_segments(&acme, Seq(0), 1).expect("read")), [(1, Some(1_000), 3)]);
+        assert_eq!(
+            shape(store.read_segments(&acme, Seq(0), 4).expect("read")),
+            [(1, Some(1_000), 3), (4, Some(2_000), 1)]
+        );
+        assert_eq!(
+            shape(store.read_segments(&acme, Seq(3), 2).expect("read")),
+            [(4, Some(2_000), 1), (5, Some(3_000), 2)]
+        );
+        // From the middle of one: its tail.
+        assert_eq!(shape(store.read_segments(&acme, Seq(1), 100).expect("read")).first(), Some(&(2, Some(1_000), 2)));
+        assert!(store.read_segments(&acme, Seq(6), 100).expect("read").is_empty());
+        let last = store.read_segments(&acme, Seq(4), 100).expect("read");
+        assert_eq!((last[0].last(), last[0].records[1].clone()), (Seq(6), moment("f")));
     }
 
     #[test]
@@ -618,7 +674,7 @@ mod tests {
         assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(0));
         assert!(store.read(&acme, Seq(0), 10).expect("read").is_empty());
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), None);
-        assert_eq!(store.append(&acme, &[]).expect("append"), Seq(0));
+        assert_eq!(store.append(&acme, &[], 0).expect("append"), Seq(0));
     }
 
     #[test]
@@ -628,7 +684,7 @@ mod tests {
         let acme = org("acme");
         // The same moment id twice, profiles and retractions alike: each gets a sequence.
         let records = [moment("x"), moment("x"), profile("x"), profile("x"), retract("x")];
-        assert_eq!(store.append(&acme, &records).expect("append"), Seq(5));
+        assert_eq!(store.append(&acme, &records, 0).expect("append"), Seq(5));
         assert_eq!(store.read(&acme, Seq(0), 100).expect("read").len(), 5);
     }
 
@@ -638,7 +694,7 @@ mod tests {
         let acme = org("acme");
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a")]).expect("append");
+            store.append(&acme, &[moment("a")], 0).expect("append");
             let txn = store.db.begin_write().expect("write");
             txn.open_table(OLD_MOMENT_IDS).expect("table").insert(("acme", "a"), 1).expect("insert");
             txn.commit().expect("commit");
@@ -671,8 +727,8 @@ mod tests {
             txn.commit().expect("commit");
         }
         let store = open(&dir);
-        assert_eq!(store.append(&acme, &[moment("c"), retract("a")]).expect("append"), Seq(5));
-        assert_eq!(store.append(&acme, &[moment("d")]).expect("append"), Seq(6));
+        assert_eq!(store.append(&acme, &[moment("c"), retract("a")], 0).expect("append"), Seq(5));
+        assert_eq!(store.append(&acme, &[moment("d")], 0).expect("append"), Seq(6));
         let all = store.read(&acme, Seq(0), 100).expect("read");
         let expected: Vec<Record> = old.into_iter().chain([moment("c"), retract("a"), moment("d")]).collect();
         assert_eq!(all.iter().map(|(s, _)| s.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
@@ -712,8 +768,8 @@ mod tests {
         let big: Vec<u8> = (0..2 * PART_BYTES + 5).map(|i| (i % 251) as u8).collect();
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
-            store.append(&beta, &[moment("a")]).expect("append");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
+            store.append(&beta, &[moment("a")], 0).expect("append");
             // Where the build before the last kept it: in the log's file.
             let txn = store.db.begin_write().expect("write");
             txn.open_table(OLD_SNAPSHOTS)
@@ -749,10 +805,10 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        store.append(&acme, &[moment("a")]).expect("append");
+        store.append(&acme, &[moment("a")], 0).expect("append");
         // A snapshot's write transaction open: the log still commits.
         let writing = store.snapshots.begin_write().expect("snapshot write");
-        assert_eq!(store.append(&acme, &[moment("b")]).expect("append meanwhile"), Seq(2));
+        assert_eq!(store.append(&acme, &[moment("b")], 0).expect("append meanwhile"), Seq(2));
         drop(writing);
     }
 
@@ -762,8 +818,8 @@ mod tests {
         let store = open(&dir);
         // "acme" is a prefix of "acme-2": keys must not run into each other.
         let (a, b) = (org("acme"), org("acme-2"));
-        assert_eq!(store.append(&a, &[moment("same"), moment("only-a")]).expect("append"), Seq(2));
-        assert_eq!(store.append(&b, &[moment("same")]).expect("append"), Seq(1));
+        assert_eq!(store.append(&a, &[moment("same"), moment("only-a")], 0).expect("append"), Seq(2));
+        assert_eq!(store.append(&b, &[moment("same")], 0).expect("append"), Seq(1));
 
         assert_eq!(
             store.read(&a, Seq(0), 100).expect("read"),
@@ -784,13 +840,13 @@ mod tests {
         let acme = org("acme");
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
-            store.append(&acme, &[retract("a")]).expect("append");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
+            store.append(&acme, &[retract("a")], 0).expect("append");
         }
         let store = open(&dir);
         assert_eq!(store.last_seq(&acme).expect("last_seq"), Seq(3));
         assert_eq!(store.read(&acme, Seq(2), 10).expect("read"), vec![(Seq(3), retract("a"))]);
-        assert_eq!(store.append(&acme, &[moment("c")]).expect("append"), Seq(4));
+        assert_eq!(store.append(&acme, &[moment("c")], 0).expect("append"), Seq(4));
     }
 
     #[test]
@@ -799,7 +855,7 @@ mod tests {
         let store = open(&dir);
         let acme = org("acme");
         let records: Vec<Record> = (0..10).map(|i| moment(&format!("m{i}"))).collect();
-        store.append(&acme, &records).expect("append");
+        store.append(&acme, &records, 0).expect("append");
 
         let mut after = Seq(0);
         let mut pages = Vec::new();
@@ -826,7 +882,7 @@ mod tests {
         {
             let store = open(&dir);
             let records: Vec<Record> = (0..5).map(|i| moment(&format!("m{i}"))).collect();
-            store.append(&acme, &records).expect("append");
+            store.append(&acme, &records, 0).expect("append");
             store.put_snapshot(&acme, Seq(2), b"at two").expect("snapshot");
             assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(2), b"at two".to_vec())));
             store.put_snapshot(&acme, Seq(5), b"").expect("snapshot");
@@ -845,7 +901,7 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
         let first: Vec<u8> = (0..3 * PART_BYTES).map(|i| (i % 253) as u8).collect();
         store.put_snapshot(&acme, Seq(1), &first).expect("snapshot");
         assert_eq!(part_keys(&store, "acme"), vec![(1, 0), (1, 1), (1, 2)]);
@@ -864,7 +920,7 @@ mod tests {
         let kept: Vec<u8> = (0..PART_BYTES + 10).map(|i| (i % 11) as u8).collect();
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
             store.put_snapshot(&acme, Seq(1), &kept).expect("snapshot");
             // What a crash after two parts of the next one leaves: its parts, not its index entry.
             for part in 0..2 {
@@ -887,7 +943,7 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        store.append(&acme, &[moment("a")]).expect("append");
+        store.append(&acme, &[moment("a")], 0).expect("append");
         let err = store.put_snapshot(&acme, Seq(2), b"future").expect_err("beyond the log");
         assert!(matches!(err, StoreError::SnapshotBeyondLog { seq: Seq(2), last: Seq(1), .. }), "{err}");
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), None);
@@ -898,7 +954,7 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
         store.put_snapshot(&acme, Seq(2), b"a world").expect("snapshot");
 
         let corrupt = |store: &RedbStore| {
@@ -929,7 +985,7 @@ mod tests {
         let acme = org("acme");
         {
             let store = open(&dir);
-            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
             let txn = store.snapshots.begin_write().expect("write");
             txn.open_table(OLD_SNAPSHOTS).expect("table").insert(("acme", 2), &[1u8, 2, 3][..]).expect("insert");
             txn.commit().expect("commit");
@@ -949,7 +1005,7 @@ mod tests {
             let dir = TempDir::new();
             let store = open(&dir);
             for chunk in written.chunks(10) {
-                store.append(&acme, chunk).expect("append");
+                store.append(&acme, chunk, 0).expect("append");
             }
             drop(store);
             std::fs::read(dir.db()).expect("read the file")
@@ -1013,7 +1069,7 @@ mod tests {
     fn store_is_usable_as_a_trait_object() {
         let dir = TempDir::new();
         let store: Box<dyn Store> = Box::new(open(&dir));
-        assert_eq!(store.append(&org("acme"), &[moment("a")]).expect("append"), Seq(1));
+        assert_eq!(store.append(&org("acme"), &[moment("a")], 0).expect("append"), Seq(1));
     }
 
     fn rules(text: &str) -> Change {
@@ -1027,7 +1083,7 @@ mod tests {
         {
             let store = open(&dir);
             assert_eq!(store.append_change(&acme, Seq(0), &rules("v1"), None).expect("v1"), 1);
-            store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
             let install = Change::InstallPlugin { name: "p".into(), module: module_hash(b"wasm") };
             assert_eq!(store.append_change(&acme, Seq(2), &install, Some(b"wasm")).expect("install"), 2);
             assert_eq!(store.append_change(&acme, Seq(2), &rules("v2"), None).expect("v2"), 3);
@@ -1046,7 +1102,7 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         let acme = org("acme");
-        store.append(&acme, &[moment("a"), moment("b")]).expect("append");
+        store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
         let beyond = store.append_change(&acme, Seq(3), &rules("v1"), None).expect_err("beyond the log");
         assert!(matches!(beyond, StoreError::ChangeOutOfOrder { after: Seq(3), .. }), "{beyond}");
         store.append_change(&acme, Seq(2), &rules("v1"), None).expect("v1");
