@@ -14,14 +14,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use plaudit_sdk::Effect;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// Effects kept per organisation when not configured.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// One effect of the feed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeedItem {
     /// Its number in the organisation's feed, from 1: the cursor, and the id webhook receivers
     /// deduplicate on.
@@ -95,8 +95,12 @@ impl Feed {
         self.latest.send_if_modified(|l| std::mem::replace(l, last) != last);
     }
 
-    /// Counts `n` effects that are not kept (older than what a replay renders).
+    /// Counts `n` effects that are not kept (older than what a replay renders): the effects
+    /// kept so far go too, since the ones kept follow each other without a gap.
     pub fn skip(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let mut ring = self.ring();
         ring.next += n;
         ring.items.clear();
@@ -202,5 +206,25 @@ mod tests {
         assert_eq!(*rx.borrow_and_update(), 1);
         feed.push(std::iter::empty());
         assert!(!rx.has_changed().expect("open"), "nothing new, no wake-up");
+    }
+
+    #[test]
+    fn items_round_trip_through_the_snapshot_encoding() {
+        let items: Vec<Arc<FeedItem>> = vec![
+            Arc::new(FeedItem { id: 7, seq: 3, effect: effect(-5) }),
+            Arc::new(FeedItem {
+                id: 8,
+                seq: 3,
+                effect: Effect {
+                    moment: "m".into(),
+                    stakeholder: "ann".into(),
+                    source: "helper".into(),
+                    kind: EffectKind::BadgeEarned { badge: "helper".into(), tier: Some("gold".into()), count: 3 },
+                },
+            }),
+        ];
+        let bytes = crate::snapshot::encode(&items).expect("encodes");
+        let back: Vec<Arc<FeedItem>> = crate::snapshot::decode(&bytes).expect("decodes");
+        assert_eq!(back, items);
     }
 }

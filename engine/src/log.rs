@@ -210,6 +210,11 @@ struct Stored {
     plugins: Vec<(String, String, u64)>,
     /// Effects produced since the first record (the next effect's number is one more).
     effects: u64,
+    /// The effects feed as it was (the last effects, up to its capacity, the last numbered
+    /// `effects`), so that a restart keeps every effect a reader or a webhook may still need:
+    /// the replay of the log after the snapshot adds the rest.
+    #[serde(default)]
+    feed: Vec<Arc<FeedItem>>,
     world: crate::snapshot::WorldSnapshot,
 }
 
@@ -289,6 +294,9 @@ pub struct Durable {
     /// The instant records are received at, in Unix milliseconds: the system clock, or another
     /// one given with [`Durable::set_clock`].
     clock: fn() -> i64,
+    /// The effects feed a restored snapshot held, until the replay that restored it hands them
+    /// on (see [`Durable::open_with_feed`]).
+    restored_feed: Vec<Arc<FeedItem>>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -409,6 +417,7 @@ impl Durable {
             snapshot_due: false,
             halted: None,
             clock: unix_millis,
+            restored_feed: Vec::new(),
         }
     }
 
@@ -427,22 +436,29 @@ impl Durable {
     /// Opens `org`: its latest snapshot, if it has a good one, then every record and change of
     /// its log after it, in order.
     pub fn open(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, ReplayOptions::log(true), &mut |_| {}, Effects::Count)
+        Durable::replay(store, org, ReplayOptions::log(true), &mut |_, _| {}, Effects::Count)
     }
 
     /// [`Durable::open`] ignoring snapshots: every record of the log replayed.
     pub fn open_from_start(store: Arc<dyn Store>, org: OrgId) -> Result<(Durable, Replayed), LogError> {
-        Durable::replay(store, org, ReplayOptions::log(false), &mut |_| {}, Effects::Count)
+        Durable::replay(store, org, ReplayOptions::log(false), &mut |_, _| {}, Effects::Count)
     }
 
-    /// [`Durable::open`] with an effects feed keeping the last `capacity` effects: the replay
-    /// numbers every effect and renders those of the last `capacity` records into the feed, so
-    /// that readers' cursors carry on across a restart. (Effects of records before the snapshot
-    /// restored are counted, not rendered: a cursor before them is answered `gone`.)
+    /// [`Durable::open`] with an effects feed keeping the last `capacity` effects, as they were
+    /// before the restart: the feed the snapshot restored holds, then the effects of the records
+    /// replayed after it (those of the last `capacity` records rendered, older ones only
+    /// counted), numbered as they were first. So readers' cursors and webhooks carry on across
+    /// a restart; a cursor older than the last `capacity` effects is answered `gone`.
     pub fn open_with_feed(store: Arc<dyn Store>, org: OrgId, capacity: usize) -> Result<(Durable, Replayed), LogError> {
         let feed = Arc::new(Feed::new(capacity));
         let tail_from = store.last_seq(&org)?.0.saturating_sub(capacity as u64);
-        let mut start = |effects: u64| feed.skip(effects);
+        let mut start = |effects: u64, kept: Vec<Arc<FeedItem>>| {
+            // The snapshot's feed ends at its last effect, numbered without a gap.
+            let whole = kept.last().is_some_and(|l| l.id == effects) && kept.windows(2).all(|w| w[1].id == w[0].id + 1);
+            let kept = if whole { kept } else { Vec::new() };
+            feed.skip(effects - kept.len() as u64);
+            feed.push_numbered(kept);
+        };
         let mut observe = |w: &mut OrgWorld| {
             let records = w.take_effect_records();
             let old = records.iter().take_while(|r| r.seq <= tail_from).count();
@@ -486,7 +502,7 @@ impl Durable {
         store: Arc<dyn Store>,
         org: OrgId,
         options: ReplayOptions,
-        start: &mut dyn FnMut(u64),
+        start: &mut dyn FnMut(u64, Vec<Arc<FeedItem>>),
         effects: Effects,
     ) -> Result<(Durable, Replayed), LogError> {
         let ReplayOptions { candidate, until, snapshot, backstop, recorded } = options;
@@ -529,7 +545,7 @@ impl Durable {
             Effects::Observe(observe) => observe,
         };
         durable.world.set_backstop(backstop);
-        start(durable.effects);
+        start(durable.effects, std::mem::take(&mut durable.restored_feed));
         let records = durable.advance(&changes, until, candidate.is_some(), observe)?;
         durable.world.set_backstop(true);
         if !backstop {
@@ -638,8 +654,8 @@ impl Durable {
             after: Seq(stored.rules_after),
         };
         let mut durable = Durable::new(org.clone(), world, Arc::clone(store), rules);
-        (durable.changes, durable.effects, durable.plugins, durable.host) =
-            (stored.changes, stored.effects, plugins, host);
+        (durable.changes, durable.effects, durable.plugins, durable.host, durable.restored_feed) =
+            (stored.changes, stored.effects, plugins, host, stored.feed);
         durable.snapshotted = seq;
         Ok(durable)
     }
@@ -661,6 +677,7 @@ impl Durable {
             changes: self.changes,
             plugins: self.plugins.iter().map(|(n, i)| (n.clone(), i.module.clone(), i.after.0)).collect(),
             effects: self.effects,
+            feed: self.feed.as_ref().map(|f| f.after(None, usize::MAX).unwrap_or_default()).unwrap_or_default(),
             world,
         };
         Capture { org: self.org.clone(), stored, took: started.elapsed() }
@@ -1430,7 +1447,7 @@ pub fn rebuild(plan: RebuildPlan) -> Result<Rebuilt, LogError> {
         backstop: plan.backstop,
         recorded: &plan.recorded,
     };
-    let (mut scratch, _) = Durable::replay(plan.store, plan.org, options, &mut |_| {}, Effects::Count)?;
+    let (mut scratch, _) = Durable::replay(plan.store, plan.org, options, &mut |_, _| {}, Effects::Count)?;
     // Kept on until the catch-up ([`Durable::caught_up`]) is done too.
     scratch.world.set_backstop(plan.backstop);
     Ok(Rebuilt { scratch, rules: plan.rules })
@@ -1471,7 +1488,7 @@ pub fn what_if(
         let options =
             ReplayOptions { candidate: side, until, snapshot: false, backstop: side.is_some(), recorded: &NO_TIMEOUTS };
         let (durable, replayed) =
-            Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_| {}, Effects::Observe(&mut observe))?;
+            Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_, _| {}, Effects::Observe(&mut observe))?;
         records = replayed.records;
         worlds.push(durable.world);
     }
@@ -1480,7 +1497,8 @@ pub fn what_if(
         completions.values_mut().for_each(|c| c.1 = c.0);
         let rebuilt = worlds.pop().expect("two worlds");
         let options = ReplayOptions { until, ..ReplayOptions::log(false) };
-        let (mut applied, _) = Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_| {}, Effects::Count)?;
+        let (mut applied, _) =
+            Durable::replay(Arc::clone(&store), org.clone(), options, &mut |_, _| {}, Effects::Count)?;
         let doc = crate::ruleset::parse(candidate, format, "candidate rule set")?;
         applied.world.publish_rules(&doc, "candidate rule set")?;
         crate::retroactive::apply(&mut applied.world, rebuilt, mode, applied.rules.version + 1)

@@ -201,7 +201,7 @@ mod durable {
     }
 
     #[test]
-    fn the_feed_numbers_effects_on_from_where_the_snapshot_left_them() {
+    fn the_feed_keeps_its_effects_across_a_restart_from_a_snapshot_numbered_as_they_were() {
         let dir = Dir::new("feed");
         let all = records(100, 1200);
         let (a, b) = all.split_at(800);
@@ -217,8 +217,15 @@ mod durable {
         assert!(replayed.snapshot.is_some());
         let feed = d.feed().expect("feed");
         assert_eq!(feed.latest(), latest, "the last effect has the same number");
-        assert!(feed.after(Some(0), 10).is_err(), "effects before the snapshot are counted, not kept");
+        let all = feed.after(Some(0), usize::MAX).expect("effects before the snapshot are kept too");
+        assert_eq!(all.len() as u64, latest, "every effect, numbered from 1 without a gap");
+        assert!(all.iter().enumerate().all(|(i, item)| item.id == i as u64 + 1));
         assert_eq!(feed.after(Some(latest - 1), 10).expect("the tail is kept").len(), 1);
+        // Beyond its capacity a feed keeps the newest, across a restart as before it.
+        drop(d);
+        let (d, _) = Durable::open_with_feed(dir.store(), acme(), 1000).expect("opens");
+        let feed = d.feed().expect("feed");
+        assert_eq!((feed.oldest(), feed.latest()), (latest - 999, latest));
     }
 
     /// A store whose snapshot fails its checksum: what a torn or flipped snapshot looks like
