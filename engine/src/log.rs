@@ -390,12 +390,24 @@ impl Durable {
     /// [`LogError::Exists`] if the organisation has a log already, with [`LogError::Rules`] if
     /// the rule set is refused (its `organisation.id` must be `org`).
     pub fn create(store: Arc<dyn Store>, org: OrgId, text: &str, format: Format) -> Result<Durable, LogError> {
+        Durable::create_with_key(store, org, None, text, format)
+    }
+
+    /// [`Durable::create`] with the SHA-256 of the organisation's API key, stored in the same
+    /// commit as its first rule set: an organisation exists whole or not at all.
+    pub fn create_with_key(
+        store: Arc<dyn Store>,
+        org: OrgId,
+        key_hash: Option<[u8; 32]>,
+        text: &str,
+        format: Format,
+    ) -> Result<Durable, LogError> {
         let world = first_world(&org, text, format, "rule set")?;
-        if !store.changes(&org)?.is_empty() || store.last_seq(&org)? != Seq(0) {
-            return Err(LogError::Exists(org));
-        }
         let change = Change::Rules { text: text.to_string(), format };
-        store.append_change(&org, Seq(0), &change, None)?;
+        match store.create_org(&org, key_hash, &change) {
+            Err(StoreError::OrgExists(org)) => return Err(LogError::Exists(org)),
+            created => created?,
+        }
         let rules = Published { version: 1, text: text.to_string(), format, after: Seq(0) };
         Ok(Durable::new(org, world, store, rules))
     }

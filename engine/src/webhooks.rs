@@ -185,6 +185,9 @@ impl Hooks {
     fn save(&self, kept: &Kept) -> Result<(), HookError> {
         let save = |source| HookError::Save { path: self.path.clone(), source };
         let bytes = serde_json::to_vec_pretty(kept).map_err(|e| save(std::io::Error::other(e)))?;
+        if let Some(folder) = self.path.parent() {
+            std::fs::create_dir_all(folder).map_err(save)?;
+        }
         let tmp = self.path.with_extension("json.tmp");
         {
             use std::io::Write;

@@ -436,6 +436,18 @@ mod faults {
         ) -> Result<u64, StoreError> {
             self.inner.append_change(org, after, change, module)
         }
+        fn create_org(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
+            self.inner.create_org(org, key, first)
+        }
+        fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
+            self.inner.org_key(org)
+        }
+        fn set_org_key(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
+            self.inner.set_org_key(org, key)
+        }
+        fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
+            self.inner.organisations()
+        }
         fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
             self.inner.changes(org)
         }

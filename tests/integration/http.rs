@@ -3,100 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use plaudit_tests::{plaudit_bin, repo_root, scratch_dir};
+use plaudit_tests::scratch_dir;
 use serde_json::{Value, json};
 
-/// A running server and what it printed at start.
-struct Server {
-    child: Child,
-    addr: String,
-    keys: Vec<(String, String)>,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        Server::start_with(data, None)
-    }
-
-    /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` (none if `None`).
-    fn start_with(data: &std::path::Path, admin: Option<&str>) -> Server {
-        Server::start_args(data, admin, &["--no-demo-plugins"])
-    }
-
-    /// A server with `admin` as its `PLAUDIT_ADMIN_KEY` and `extra` arguments to `serve`.
-    fn start_args(data: &std::path::Path, admin: Option<&str>, extra: &[&str]) -> Server {
-        let mut command = Command::new(plaudit_bin());
-        match admin {
-            Some(key) => command.env("PLAUDIT_ADMIN_KEY", key),
-            None => command.env_remove("PLAUDIT_ADMIN_KEY"),
-        };
-        let mut child = command
-            .current_dir(repo_root())
-            .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("plaudit serve starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut keys = Vec::new();
-        let addr = loop {
-            let line = lines.next().expect("the server says where it listens").expect("utf-8");
-            if let Some(rest) = line.strip_prefix("demo: organisation ") {
-                let org = rest.split(' ').next().expect("org").to_string();
-                keys.push((org, rest.rsplit(' ').next().expect("key").to_string()));
-            }
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                break rest.split(' ').next().expect("address").to_string();
-            }
-        };
-        Server { child, addr, keys }
-    }
-
-    fn key(&self, org: &str) -> &str {
-        &self.keys.iter().find(|(o, _)| o == org).expect("a demo organisation").1
-    }
-
-    /// Sends a JSON request and returns the status and the body as JSON (or as a string).
-    fn request(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-        let (status, _, body) = self.send(method, path, key, "application/json", body.as_bytes());
-        (status, body)
-    }
-
-    /// Sends `body` as `content_type`; returns the status, the response's head and its body.
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        content_type: &str,
-        body: &[u8],
-    ) -> (u16, String, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connects");
-        let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).expect("sends");
-        stream.write_all(body).expect("sends");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("reads");
-        let status: u16 = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-        let (head, text) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (status, head.to_ascii_lowercase(), serde_json::from_str(text).unwrap_or(Value::String(text.to_string())))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::server::Server;
 
 fn moment(id: &str, who: &str, with: &str) -> Value {
     json!({"id": id, "stakeholder": who, "counterpart": with, "kind": "meetup", "channel": "event", "at": "2026-03-02T10:00:00Z"})
@@ -255,8 +167,10 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     let other = server.key("riverside").to_string();
     let (status, _) = post(&moment("k1", "ann", "bob").to_string(), Some(&other));
     assert_eq!(status, 401, "another organisation's key reaches nothing here");
-    let (status, _) = server.request("GET", "/v1/orgs/nobody/challenges", Some(&key), "");
-    assert_eq!(status, 404);
+    // An unknown organisation looks exactly like a wrong key: names cannot be enumerated.
+    let (status, unknown) = server.request("GET", "/v1/orgs/nobody/challenges", Some(&key), "");
+    let (_, wrong) = server.request("GET", "/v1/orgs/acme/challenges", Some("pk_wrong"), "");
+    assert_eq!((status, &unknown), (401, &wrong));
     let (status, body) = server.request("GET", "/v1/orgs/acme/leaderboards/nope", Some(&key), "");
     assert_eq!((status, error(&body).0.as_deref()), (404, Some("not_found")), "{body}");
     let (status, body) = server.request("GET", "/v1/orgs/acme/leaderboards/xp?limit=0", Some(&key), "");
@@ -276,7 +190,8 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
     let (status, body) = server.request("GET", "/v1/orgs/acme/stakeholders/nobody", Some(&key), "");
     assert_eq!(status, 404, "{body}");
     let (status, body) = server.request("GET", "/healthz", None, "");
-    assert_eq!((status, body.as_str()), (200, Some("ok\n")));
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+    assert!(body.get("detail").is_none(), "names are for the admin only: {body}");
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -17,6 +17,8 @@ mod publish;
 mod retroactive;
 mod rules;
 mod ruleset;
+mod server;
 mod simulate;
 mod snapshots;
 mod streaks;
+mod tenancy;

@@ -246,6 +246,18 @@ mod durable {
         fn append_change(&self, org: &OrgId, after: Seq, c: &Change, m: Option<&[u8]>) -> Result<u64, StoreError> {
             self.0.append_change(org, after, c, m)
         }
+        fn create_org(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
+            self.0.create_org(org, key, first)
+        }
+        fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
+            self.0.org_key(org)
+        }
+        fn set_org_key(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
+            self.0.set_org_key(org, key)
+        }
+        fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
+            self.0.organisations()
+        }
         fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
             self.0.changes(org)
         }

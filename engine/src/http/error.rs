@@ -54,6 +54,32 @@ impl ApiError {
         e
     }
 
+    /// `503`: organisation `org` is still opening (its log is being replayed) after `so_far`.
+    pub fn opening(org: &str, so_far: std::time::Duration) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "opening",
+            format!(
+                "organisation {org} is opening (its log is being replayed, {} ms so far); try again shortly",
+                so_far.as_millis()
+            ),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// `503`: organisation `org` could not be opened, for `why` (the server's log has more);
+    /// the server serves the others.
+    pub fn unavailable(org: &str, why: &str) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("organisation {org} could not be opened: {why}"),
+        );
+        e.retry_after = Some(60);
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

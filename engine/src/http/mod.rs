@@ -26,7 +26,6 @@ pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
@@ -57,10 +56,9 @@ pub const EFFECTS_IN_RESPONSE: usize = 100;
 /// Most leaderboard rows in one page.
 pub const MAX_PAGE: usize = 500;
 
-/// What the server needs to know about an organisation.
+/// An open organisation, as the server serves it.
 #[derive(Debug)]
 pub(crate) struct Org {
-    key_hash: [u8; 32],
     pub(crate) worker: Worker,
     pub(crate) feed: Arc<crate::feed::Feed>,
     /// The key's request rate, if limited.
@@ -70,12 +68,34 @@ pub(crate) struct Org {
     delivering: std::sync::atomic::AtomicBool,
 }
 
+/// Where an organisation the server knows is. Organisations open independently, each on a
+/// thread of its own, so that one slow or damaged organisation never holds the server or
+/// another organisation: the server answers those that are open, `503` (with `Retry-After`)
+/// for one still opening, and `503` for one that could not be opened.
+#[derive(Debug, Clone)]
+pub(crate) enum OrgState {
+    /// Its log is being replayed, since then.
+    Opening(std::time::Instant),
+    Open(Arc<Org>),
+    /// It could not be opened (damaged data, a log this build refuses): why. Reported at start
+    /// and in `/healthz`; the others are served.
+    Failed(Arc<str>),
+}
+
+/// An organisation the server knows: the SHA-256 of its key (none for one created by
+/// `plaudit import`, until `plaudit key` gives it one) and where it is.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgEntry {
+    key_hash: Option<[u8; 32]>,
+    pub(crate) state: OrgState,
+}
+
 /// Shared by every handler.
 #[derive(Debug)]
 pub struct AppState {
     data: DataDir,
     store: Arc<dyn Store>,
-    orgs: RwLock<HashMap<String, Arc<Org>>>,
+    orgs: RwLock<HashMap<String, OrgEntry>>,
     /// SHA-256 of the admin key; `None`: organisations cannot be created over HTTP.
     admin: Option<[u8; 32]>,
     /// Held while an organisation is created, so that two creations of one id cannot race.
@@ -87,14 +107,15 @@ pub struct AppState {
     admin_bucket: Option<limit::Bucket>,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The runtime serving requests, once [`serve`] runs: organisations opened after it start
+    /// their webhook delivery there.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     metrics: metrics::Metrics,
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{path}: {message}")]
-    Data { path: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -118,10 +139,6 @@ pub enum CreateError {
     Random(String),
 }
 
-fn data_error(path: &Path, message: impl Into<String>) -> ServeError {
-    ServeError::Data { path: path.to_path_buf(), message: message.into() }
-}
-
 /// The SHA-256 of a key.
 pub fn key_hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -131,16 +148,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
+/// A fresh API key: `pk_` and 48 hex digits of OS randomness.
+pub fn new_key() -> Result<String, CreateError> {
+    let mut secret = [0u8; 24];
+    getrandom::fill(&mut secret).map_err(|e| CreateError::Random(e.to_string()))?;
+    Ok(format!("pk_{}", hex(&secret)))
 }
 
 /// Equal without an early exit, so the time taken says nothing about where keys differ.
@@ -154,39 +166,25 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     Some(value.strip_prefix("Bearer ")?.trim())
 }
 
-/// Opens every organisation in the configured data directory (replaying its log) and starts
-/// its worker.
+/// The server over the configured data directory: its store opened and every organisation
+/// listed with its key, none opened yet ([`AppState::open_organisations`] opens them, each
+/// on its own). Fails only if the store itself cannot be opened; a damaged organisation is
+/// reported and skipped.
 pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     let data = DataDir::new(&config.data);
     std::fs::create_dir_all(data.orgs())?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
+    for (path, problem) in data.adopt_legacy(&store)? {
+        tracing::warn!(path = %path.display(), problem, "left alone");
+    }
     let mut orgs = HashMap::new();
-    let metrics = metrics::Metrics::default();
-    for org in data.organisations()? {
-        let org = org.map_err(|dir| data_error(&dir, "not an organisation id"))?;
-        let Some((durable, replayed)) = data.open_org(&store, &org, Some(config.effects_kept), false)? else {
-            tracing::warn!(org = %org, "no rule set in the log (a creation that did not finish): skipped");
-            continue;
-        };
-        tracing::info!(
-            org = %org,
-            records = replayed.records,
-            replay_ms = replayed.elapsed.as_millis() as u64,
-            rules_version = durable.rules().version,
-            "organisation opened"
-        );
-        let key_file = data.key_hash(&org);
-        let key_hash = std::fs::read_to_string(&key_file)
-            .ok()
-            .and_then(|t| unhex(&t))
-            .ok_or_else(|| data_error(&key_file, "missing, or not a hex SHA-256"))?;
-        let name = org.as_str().to_string();
-        let hooks =
-            crate::webhooks::Hooks::load(data.webhooks(&org)).map_err(|e| data_error(&data.webhooks(&org), e))?;
-        orgs.insert(
-            name,
-            Arc::new(Org::start(key_hash, durable, config.rate_limit, config.snapshot_every, hooks, &metrics)?),
-        );
+    let now = std::time::Instant::now();
+    for org in store.organisations()? {
+        let key_hash = store.org_key(&org)?;
+        if key_hash.is_none() {
+            tracing::warn!(org = %org, "no API key: give it one with `plaudit key`; its requests are refused meanwhile");
+        }
+        orgs.insert(org.to_string(), OrgEntry { key_hash, state: OrgState::Opening(now) });
     }
     Ok(AppState {
         data,
@@ -199,14 +197,14 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         rate_limit: config.rate_limit,
         admin_bucket: config.rate_limit.map(limit::Bucket::new),
         closing: tokio::sync::watch::Sender::new(false),
-        metrics,
+        runtime: std::sync::OnceLock::new(),
+        metrics: metrics::Metrics::default(),
     })
 }
 
 impl Org {
     /// Starts the worker of an organisation opened with its feed.
     fn start(
-        key_hash: [u8; 32],
         mut durable: crate::log::Durable,
         rate: Option<config::RateLimit>,
         snapshot_every: u64,
@@ -222,7 +220,6 @@ impl Org {
             }
         };
         Ok(Org {
-            key_hash,
             worker: Worker::start(durable, snapshot_every)?,
             feed,
             bucket: rate.map(limit::Bucket::new),
@@ -231,29 +228,117 @@ impl Org {
         })
     }
 
-    /// Starts the organisation's webhook delivery on the current runtime, once.
-    fn deliver(&self, name: &str, closing: tokio::sync::watch::Receiver<bool>) {
+    /// Starts the organisation's webhook delivery on `runtime`, once.
+    fn deliver(&self, name: &str, runtime: &tokio::runtime::Handle, closing: tokio::sync::watch::Receiver<bool>) {
         if self.delivering.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         let task = crate::webhooks::deliver(name.to_string(), Arc::clone(&self.hooks), Arc::clone(&self.feed), closing);
-        tokio::spawn(task);
+        runtime.spawn(task);
     }
 }
 
 impl AppState {
-    /// The organisations served, sorted.
+    /// The organisations served (open ones), sorted.
     pub fn organisations(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.orgs().iter().filter(|(_, e)| matches!(e.state, OrgState::Open(_))).map(|(n, _)| n.clone()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every organisation the server knows (open, opening or unavailable), sorted.
+    pub fn known(&self) -> Vec<String> {
         let mut names: Vec<String> = self.orgs().keys().cloned().collect();
         names.sort_unstable();
         names
     }
 
+    /// How many organisations are open, opening and unavailable.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let orgs = self.orgs();
+        let count = |f: fn(&OrgState) -> bool| orgs.values().filter(|e| f(&e.state)).count();
+        (
+            count(|s| matches!(s, OrgState::Open(_))),
+            count(|s| matches!(s, OrgState::Opening(_))),
+            count(|s| matches!(s, OrgState::Failed(_))),
+        )
+    }
+
+    /// Opens every organisation still to open, each on a thread of its own (its log replayed
+    /// from its latest snapshot), and returns at once. Each is served as soon as it is open; one
+    /// that cannot be opened is reported and marked unavailable.
+    pub fn open_organisations(self: &Arc<Self>) {
+        let opening: Vec<String> = self
+            .orgs()
+            .iter()
+            .filter(|(_, e)| matches!(e.state, OrgState::Opening(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in opening {
+            let state = Arc::clone(self);
+            let spawned = std::thread::Builder::new().name(format!("open-{name}")).spawn(move || state.open_one(&name));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a thread to open an organisation");
+            }
+        }
+    }
+
+    /// Opens `name` here and now: what [`AppState::open_organisations`] runs for each.
+    pub fn open_one(&self, name: &str) {
+        let started = std::time::Instant::now();
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_org(name))).unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("opening it failed unexpectedly: {message}"))
+            });
+        let state = match opened {
+            Ok(org) => {
+                tracing::info!(org = name, ms = started.elapsed().as_millis() as u64, "organisation open");
+                if let Some(runtime) = self.runtime.get() {
+                    org.deliver(name, runtime, self.closing());
+                }
+                OrgState::Open(org)
+            }
+            Err(why) => {
+                tracing::error!(org = name, error = %why, "organisation unavailable: the others are served");
+                OrgState::Failed(why.into())
+            }
+        };
+        if let Some(entry) = self.orgs_mut().get_mut(name) {
+            entry.state = state;
+        }
+    }
+
+    /// Opens organisation `name` from its log and starts its worker.
+    fn start_org(&self, name: &str) -> Result<Arc<Org>, String> {
+        let org = OrgId::parse(name).map_err(|e| e.to_string())?;
+        let (durable, replayed) = self
+            .data
+            .open_org(&self.store, &org, Some(self.effects_kept), false)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "it has no rule set in the log".to_string())?;
+        tracing::debug!(
+            org = %org,
+            records = replayed.records,
+            replay_ms = replayed.elapsed.as_millis() as u64,
+            rules_version = durable.rules().version,
+            "organisation replayed"
+        );
+        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org))?;
+        let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)
+            .map_err(|e| format!("cannot start its worker: {e}"))?;
+        Ok(Arc::new(org))
+    }
+
     /// After the last request: every organisation's snapshot written, and a last one taken of
     /// those that accepted records since theirs, so the next start replays little.
     pub async fn close(&self) {
-        let workers: Vec<(String, Worker)> =
-            self.orgs().iter().map(|(name, org)| (name.clone(), org.worker.clone())).collect();
+        let workers: Vec<(String, Worker)> = self.open_orgs().into_iter().map(|(n, o)| (n, o.worker.clone())).collect();
         for (name, worker) in workers {
             if let Err(e) = worker.close().await {
                 tracing::warn!(org = %name, error = %e.message, "closing the organisation");
@@ -264,69 +349,92 @@ impl AppState {
     /// Installs `wasm` as plugin `name` of organisation `org`, as `PUT .../plugins/{name}` does
     /// (for `plaudit serve --demo`, which has no key to present).
     pub async fn install_plugin(&self, org: &str, name: &str, wasm: Vec<u8>) -> Result<(), ApiError> {
-        let handle =
-            self.orgs().get(org).cloned().ok_or_else(|| ApiError::not_found(&format!("organisation {org:?}")))?;
+        let handle = self.open_org(org).ok_or_else(|| ApiError::not_found(&format!("organisation {org:?}")))?;
         let name = name.to_string();
         handle.worker.run(move |d| d.install_plugin(&name, &wasm).map(|_| ())).await??;
         Ok(())
     }
 
-    fn orgs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Org>>> {
+    fn orgs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, OrgEntry>> {
         // A handler that panicked while holding the lock left the map intact: inserts are whole.
         self.orgs.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn orgs_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, OrgEntry>> {
+        self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Organisation `name`, if it is open.
+    fn open_org(&self, name: &str) -> Option<Arc<Org>> {
+        match &self.orgs().get(name)?.state {
+            OrgState::Open(org) => Some(Arc::clone(org)),
+            _ => None,
+        }
+    }
+
+    /// The open organisations, sorted by name.
+    pub(crate) fn open_orgs(&self) -> Vec<(String, Arc<Org>)> {
+        let mut open: Vec<(String, Arc<Org>)> = self
+            .orgs()
+            .iter()
+            .filter_map(|(n, e)| match &e.state {
+                OrgState::Open(o) => Some((n.clone(), Arc::clone(o))),
+                _ => None,
+            })
+            .collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        open
+    }
+
     /// Creates organisation `id` with its first rule set and a fresh key, which is returned
-    /// (only its hash is kept), and starts serving it. Blocking: it commits to the store.
+    /// (only its hash is kept, in the same commit as the rule set), and starts serving it.
+    /// Blocking: it commits to the store.
     pub fn create_org(&self, id: &str, rules: &str, format: Format) -> Result<String, CreateError> {
         let org = OrgId::parse(id).map_err(|e| CreateError::Id { id: id.to_string(), message: e.to_string() })?;
         let _creating = self.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.orgs().contains_key(id)
-            || crate::log::Durable::exists(self.store.as_ref(), &org).map_err(crate::log::LogError::from)?
-        {
+        if self.orgs().contains_key(id) {
             return Err(CreateError::Exists(id.to_string()));
         }
-        let mut secret = [0u8; 24];
-        getrandom::fill(&mut secret).map_err(|e| CreateError::Random(e.to_string()))?;
-        let key = format!("pk_{}", hex(&secret));
-        let dir = self.data.org(&org);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(self.data.key_hash(&org), hex(&key_hash(&key)) + "\n")?;
-        // The organisation exists once its rule set is in the log: a crash before leaves a
-        // folder that `open` skips and a later creation reuses.
-        let mut durable = match crate::log::Durable::create(Arc::clone(&self.store), org, rules, format) {
-            Ok(durable) => durable,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e.into());
-            }
-        };
+        let key = new_key()?;
+        let hash = key_hash(&key);
+        let mut durable =
+            match crate::log::Durable::create_with_key(Arc::clone(&self.store), org, Some(hash), rules, format) {
+                Err(crate::log::LogError::Exists(_)) => return Err(CreateError::Exists(id.to_string())),
+                created => created?,
+            };
         durable.start_feed(self.effects_kept);
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
-        let entry =
-            Arc::new(Org::start(key_hash(&key), durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            entry.deliver(id, self.closing());
+        let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
+        if let Some(runtime) = self.runtime.get() {
+            entry.deliver(id, runtime, self.closing());
         }
         tracing::info!(org = id, "organisation created");
-        self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), entry);
+        self.orgs_mut().insert(id.to_string(), OrgEntry { key_hash: Some(hash), state: OrgState::Open(entry) });
         Ok(key)
     }
 
-    /// The organisation `org`, if `headers` carry its key. Unknown organisations and wrong keys
-    /// look alike from outside (404 vs 401 would tell which organisations exist).
+    /// The organisation `org`, if `headers` carry its key and it is open. An unknown
+    /// organisation is refused exactly like a wrong key (`401`, after the same work), so that
+    /// organisation names cannot be enumerated; one still opening answers `503` with
+    /// `Retry-After`, one that could not be opened `503`.
     pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Arc<Org>, ApiError> {
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
         let hash = key_hash(given);
-        match self.orgs().get(org) {
-            Some(o) if constant_time_eq(&o.key_hash, &hash) => {
+        let entry = self.orgs().get(org).cloned();
+        let known = entry.as_ref().and_then(|e| e.key_hash).unwrap_or([0xFF; 32]);
+        let matches = constant_time_eq(&known, &hash);
+        let Some(entry) = entry.filter(|e| matches && e.key_hash.is_some()) else {
+            return Err(ApiError::unauthorized());
+        };
+        match entry.state {
+            OrgState::Open(o) => {
                 if let Some(bucket) = &o.bucket {
                     bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests)?;
                 }
-                Ok(Arc::clone(o))
+                Ok(o)
             }
-            Some(_) => Err(ApiError::unauthorized()),
-            None => Err(ApiError::not_found(&format!("organisation {org:?}"))),
+            OrgState::Opening(since) => Err(ApiError::opening(org, since.elapsed())),
+            OrgState::Failed(why) => Err(ApiError::unavailable(org, &why)),
         }
     }
 
@@ -414,9 +522,7 @@ async fn track(
 
 async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderName, &'static str); 1], String) {
     let mut plugins = Vec::new();
-    let mut orgs: Vec<(String, Arc<Org>)> = state.orgs().iter().map(|(n, o)| (n.clone(), Arc::clone(o))).collect();
-    orgs.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, org) in orgs {
+    for (name, org) in state.open_orgs() {
         if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
             for s in statuses {
                 plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
@@ -433,8 +539,9 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    for (name, org) in state.orgs().iter() {
-        org.deliver(name, state.closing());
+    let runtime = state.runtime.get_or_init(tokio::runtime::Handle::current);
+    for (name, org) in state.open_orgs() {
+        org.deliver(&name, runtime, state.closing());
     }
     let closing = state.closing.clone();
     let shutdown = async move {
@@ -454,8 +561,58 @@ pub async fn serve(
         .await
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// The answer to `GET /healthz`.
+#[derive(Debug, Serialize)]
+struct Health {
+    /// `ok` once every organisation is open; `starting` while some are opening; `degraded` if
+    /// some could not be opened (the others are served either way).
+    status: &'static str,
+    organisations: HealthCounts,
+    /// With the admin key only (names are not for everyone): the organisations still opening
+    /// and those that could not be opened, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<HealthDetail>,
+}
+
+#[derive(Debug, Serialize)]
+struct HealthCounts {
+    open: usize,
+    opening: usize,
+    unavailable: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct HealthDetail {
+    /// Name and milliseconds spent opening so far.
+    opening: Vec<(String, u64)>,
+    /// Name and why it could not be opened.
+    unavailable: Vec<(String, String)>,
+}
+
+/// Liveness: the server answers. Its body says how many organisations are open, still
+/// opening, or could not be opened, and, to the admin, which.
+async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json<Health> {
+    let (open, opening, unavailable) = state.counts();
+    let status = match (opening, unavailable) {
+        (0, 0) => "ok",
+        (_, 0) => "starting",
+        _ => "degraded",
+    };
+    let detail = (bearer(&headers).is_some() && state.authorise_admin(&headers).is_ok()).then(|| {
+        let orgs = state.orgs();
+        let mut detail = HealthDetail { opening: Vec::new(), unavailable: Vec::new() };
+        for (name, entry) in orgs.iter() {
+            match &entry.state {
+                OrgState::Opening(since) => detail.opening.push((name.clone(), since.elapsed().as_millis() as u64)),
+                OrgState::Failed(why) => detail.unavailable.push((name.clone(), why.to_string())),
+                OrgState::Open(_) => {}
+            }
+        }
+        detail.opening.sort();
+        detail.unavailable.sort();
+        detail
+    });
+    Json(Health { status, organisations: HealthCounts { open, opening, unavailable }, detail })
 }
 
 /// The OpenAPI description of the routes served (kept beside this file; a test checks it
@@ -799,8 +956,8 @@ mod tests {
         let stored = key_hash("pk_right");
         assert!(constant_time_eq(&stored, &key_hash("pk_right")));
         assert!(!constant_time_eq(&stored, &key_hash("pk_wrong")));
-        assert_eq!(unhex(&hex(&stored)), Some(stored));
-        assert_eq!(unhex("not hex"), None);
+        assert_eq!(crate::datadir::unhex32(&hex(&stored)), Some(stored));
+        assert_eq!(crate::datadir::unhex32("not hex"), None);
     }
 
     #[test]

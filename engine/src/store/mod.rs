@@ -83,6 +83,12 @@ pub enum StoreError {
     /// A change installs a module the store does not hold.
     #[error("organisation {org}: change {number} installs module {module}, which the store does not hold")]
     MissingModule { org: OrgId, number: u64, module: String },
+    /// [`Store::create_org`] for an organisation that exists.
+    #[error("organisation {0} exists already")]
+    OrgExists(OrgId),
+    /// [`Store::set_org_key`] for an organisation that does not exist.
+    #[error("organisation {0} does not exist")]
+    NoSuchOrg(OrgId),
     /// A snapshot was offered for a sequence the log has not reached.
     #[error("cannot store a snapshot of organisation {org} at sequence {seq}: the log ends at {last}")]
     SnapshotBeyondLog { org: OrgId, seq: Seq, last: Seq },
@@ -209,6 +215,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The newest snapshot of `org` and its sequence, checked against its checksum.
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError>;
+
+    /// Creates organisation `org` in one durable commit: its first change (its first rule set)
+    /// and, if given, the SHA-256 of its API key. Either both are stored or neither is, so a
+    /// crash never leaves half an organisation. Fails with [`StoreError::OrgExists`] if `org`
+    /// has a change already.
+    fn create_org(&self, org: &OrgId, key_hash: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError>;
+
+    /// The SHA-256 of `org`'s API key, if it has one.
+    fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Sets the SHA-256 of `org`'s API key (a new key, or one adopted from an earlier build's
+    /// key file), durably. `org` must exist.
+    fn set_org_key(&self, org: &OrgId, key_hash: [u8; 32]) -> Result<(), StoreError>;
+
+    /// Every organisation of the store (those with a change), sorted.
+    fn organisations(&self) -> Result<Vec<OrgId>, StoreError>;
 }
 
 /// The stored encoding of a [`Record`]. `Record` itself only serializes (to its JSON-lines

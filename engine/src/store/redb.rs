@@ -17,6 +17,7 @@
 //! | `last_seq`   | org                 | the org's last seq                      |
 //! | `changes`    | (org, number)       | MessagePack of (after, change)          |
 //! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
+//! | `org_keys`   | org                 | SHA-256 of its API key (32 bytes)       |
 //!
 //! and, in a file of their own beside it ([`snapshots_path`]), so that storing one never holds
 //! the log's one write transaction:
@@ -74,6 +75,8 @@ const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
 const CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changes");
 /// Module SHA-256 (hex) -> module bytes.
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// org -> SHA-256 of its API key.
+const ORG_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("org_keys");
 
 /// Bytes of the checksum in front of a snapshot stored whole by an earlier build.
 const CHECKSUM_LEN: usize = 8;
@@ -133,6 +136,7 @@ impl RedbStore {
             txn.open_table(LAST_SEQ).map_err(|e| open_err(e.into()))?;
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
             txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
+            txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
         }
         txn.delete_table(OLD_MOMENT_IDS).map_err(|e| open_err(e.into()))?;
         let snapshots_at = snapshots_path(path);
@@ -376,6 +380,77 @@ impl RedbStore {
         Ok(out)
     }
 
+    fn create_org_unguarded(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
+        const OP: &str = "create_org";
+        let o = org.as_str();
+        let txn = self.db.begin_write().ctx(OP)?;
+        {
+            let mut changes = txn.open_table(CHANGES).ctx(OP)?;
+            let exists = changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_some()
+                || txn.open_table(LAST_SEQ).ctx(OP)?.get(o).ctx(OP)?.is_some();
+            if exists {
+                return Err(StoreError::OrgExists(org.clone()));
+            }
+            if matches!(first, Change::InstallPlugin { .. }) {
+                return Err(StoreError::ChangeOutOfOrder {
+                    org: org.clone(),
+                    after: Seq(0),
+                    reason: "an organisation begins with a rule set".to_string(),
+                });
+            }
+            let bytes = rmp_serde::to_vec_named(&(0u64, first))
+                .map_err(|source| StoreError::Encode { org: org.clone(), source })?;
+            changes.insert((o, 1), bytes.as_slice()).ctx(OP)?;
+            if let Some(key) = key {
+                txn.open_table(ORG_KEYS).ctx(OP)?.insert(o, &key[..]).ctx(OP)?;
+            }
+        }
+        txn.commit().ctx(OP)
+    }
+
+    fn org_key_unguarded(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
+        const OP: &str = "org_key";
+        let txn = self.db.begin_read().ctx(OP)?;
+        let keys = txn.open_table(ORG_KEYS).ctx(OP)?;
+        let key = keys.get(org.as_str()).ctx(OP)?;
+        Ok(key.and_then(|k| <[u8; 32]>::try_from(k.value()).ok()))
+    }
+
+    fn set_org_key_unguarded(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
+        const OP: &str = "set_org_key";
+        let o = org.as_str();
+        let txn = self.db.begin_write().ctx(OP)?;
+        {
+            if txn.open_table(CHANGES).ctx(OP)?.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_none() {
+                return Err(StoreError::NoSuchOrg(org.clone()));
+            }
+            txn.open_table(ORG_KEYS).ctx(OP)?.insert(o, &key[..]).ctx(OP)?;
+        }
+        txn.commit().ctx(OP)
+    }
+
+    fn organisations_unguarded(&self) -> Result<Vec<OrgId>, StoreError> {
+        const OP: &str = "organisations";
+        let txn = self.db.begin_read().ctx(OP)?;
+        let changes = txn.open_table(CHANGES).ctx(OP)?;
+        let mut out: Vec<OrgId> = Vec::new();
+        // Change 1 of each organisation: one range over the table, skipping from one
+        // organisation's first key to the next organisation.
+        let mut from = String::new();
+        loop {
+            let next = changes.range((from.as_str(), 0)..).ctx(OP)?.next();
+            let Some(entry) = next else { break };
+            let name = entry.ctx(OP)?.0.value().0.to_string();
+            // A name that is no organisation id was never written by Plaudit: skipped.
+            if let Ok(org) = OrgId::parse(&name) {
+                out.push(org);
+            }
+            // The smallest string after every key of `name`: `name` followed by a NUL.
+            from = format!("{name}\0");
+        }
+        Ok(out)
+    }
+
     fn module_unguarded(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         const OP: &str = "module";
         let txn = self.db.begin_read().ctx(OP)?;
@@ -450,6 +525,22 @@ impl Store for RedbStore {
 
     fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
         contained("put_snapshot", || self.put_snapshot_unguarded(org, seq, bytes))
+    }
+
+    fn create_org(&self, org: &OrgId, key_hash: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
+        contained("create_org", || self.create_org_unguarded(org, key_hash, first))
+    }
+
+    fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
+        contained("org_key", || self.org_key_unguarded(org))
+    }
+
+    fn set_org_key(&self, org: &OrgId, key_hash: [u8; 32]) -> Result<(), StoreError> {
+        contained("set_org_key", || self.set_org_key_unguarded(org, key_hash))
+    }
+
+    fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
+        contained("organisations", || self.organisations_unguarded())
     }
 
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
@@ -664,6 +755,30 @@ mod tests {
         assert!(store.read_segments(&acme, Seq(6), 100).expect("read").is_empty());
         let last = store.read_segments(&acme, Seq(4), 100).expect("read");
         assert_eq!((last[0].last(), last[0].records[1].clone()), (Seq(6), moment("f")));
+    }
+
+    #[test]
+    fn an_organisation_is_created_whole_with_its_key_listed_and_never_twice() {
+        let dir = TempDir::new();
+        let (acme, acme2, beta) = (org("acme"), org("acme-2"), org("beta"));
+        {
+            let store = open(&dir);
+            store.create_org(&beta, None, &rules("b")).expect("beta");
+            store.create_org(&acme, Some([7; 32]), &rules("a")).expect("acme");
+            store.create_org(&acme2, Some([9; 32]), &rules("a2")).expect("acme-2");
+            let again = store.create_org(&acme, Some([8; 32]), &rules("x")).expect_err("exists");
+            assert!(matches!(again, StoreError::OrgExists(ref o) if o == &acme), "{again}");
+            let plugin = Change::InstallPlugin { name: "p".into(), module: module_hash(b"w") };
+            assert!(store.create_org(&org("gamma"), None, &plugin).is_err(), "an organisation begins with rules");
+        }
+        let store = open(&dir);
+        assert_eq!(store.organisations().expect("listed"), vec![acme.clone(), acme2.clone(), beta.clone()]);
+        assert_eq!(store.org_key(&acme).expect("key"), Some([7; 32]), "the key of acme, not acme-2's");
+        assert_eq!(store.org_key(&beta).expect("key"), None);
+        assert_eq!(store.changes(&acme).expect("changes")[0].change, rules("a"), "unchanged by the refused creation");
+        store.set_org_key(&beta, [1; 32]).expect("adopted");
+        assert_eq!(store.org_key(&beta).expect("key"), Some([1; 32]));
+        assert!(matches!(store.set_org_key(&org("nobody"), [1; 32]), Err(StoreError::NoSuchOrg(_))));
     }
 
     #[test]

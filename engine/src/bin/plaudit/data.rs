@@ -199,6 +199,18 @@ pub fn what_if(data: &Path, org: &str, text: &str, mode: Mode) -> anyhow::Result
     Ok(plaudit_engine::log::what_if(store, &id, text, Format::Toml, mode)?)
 }
 
+/// `plaudit key`: a new API key for `org`, stored hashed and printed once.
+pub fn key(data: &Path, org: &str) -> anyhow::Result<ExitCode> {
+    let (store, id) = org_store(data, org)?;
+    let key = plaudit_engine::http::new_key()?;
+    store.set_org_key(&id, plaudit_engine::http::key_hash(&key))?;
+    println!("{key}");
+    eprintln!(
+        "{id}: a new API key (shown once; only its SHA-256 is kept). A server running now takes it at its next start."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The store of `data`, holding organisation `org`'s log.
 fn org_store(data: &Path, org: &str) -> anyhow::Result<(Arc<dyn Store>, OrgId)> {
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;

@@ -152,6 +152,14 @@ enum Command {
         #[arg(long)]
         org: String,
     },
+    /// Give an organisation a new API key (one created by `import` has none), printed once;
+    /// only its SHA-256 is kept, and the old key stops working when a server next opens it.
+    Key {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+    },
     /// Serve the HTTP API over a data directory (see `import` for its layout).
     Serve {
         /// A TOML configuration file (data, listen, admin_key, effects_kept, rate_limit); see
@@ -250,6 +258,7 @@ fn main() -> ExitCode {
             let o = data::Options { data, org, rules, from_start: false };
             data::import(&o, &moments, batch.max(1), ack, snapshot_every)
         }
+        Command::Key { data, org } => data::key(&data, &org),
         Command::Snapshot { data, org } => data::snapshot(&data::Options { data, org, rules: None, from_start: false }),
         Command::Serve { config, data, listen, demo, demo_plugins, no_demo_plugins } => {
             let demo_plugins = (!no_demo_plugins).then_some(demo_plugins);

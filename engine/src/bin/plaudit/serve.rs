@@ -39,6 +39,8 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         tracing::info!("no admin key (PLAUDIT_ADMIN_KEY): organisations cannot be created over HTTP");
     }
     let state = Arc::new(state);
+    // Each on a thread of its own; the server answers while they open.
+    state.open_organisations();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         if let (Some(dir), true) = (&o.demo_plugins, created.iter().any(|org| org == DEMO_PLUGINS_ORG)) {
@@ -47,7 +49,7 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let orgs = state.organisations();
+        let orgs = state.known();
         tracing::info!(listen = %listener.local_addr()?, organisations = orgs.len(), "serving");
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
         http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")?;
@@ -95,7 +97,7 @@ async fn demo_plugins(state: &http::AppState, dir: &Path) -> anyhow::Result<()> 
 /// On an empty data directory, an organisation for each rule set in `rules` (a file or a
 /// directory of `.toml` files), with its key printed once. Returns the organisations created.
 fn demo(state: &http::AppState, data: &Path, rules: &Path) -> anyhow::Result<Vec<String>> {
-    if !state.organisations().is_empty() {
+    if !state.known().is_empty() {
         println!("demo: {} has organisations already; their keys were printed when they were created", data.display());
         return Ok(Vec::new());
     }

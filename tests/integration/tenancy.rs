@@ -1,0 +1,158 @@
+//! One tenant never hurts another, at the server's level: organisations open independently
+//! at start (a slow or damaged one holds nobody), a damaged one is reported and skipped, and
+//! an unknown organisation looks exactly like a wrong key.
+
+use std::sync::Arc;
+
+use plaudit_engine::ids::OrgId;
+use plaudit_engine::store::{Change, RedbStore, Store};
+use plaudit_tests::{award_first, fixed_output_plugin, scratch_dir};
+use serde_json::{Value, json};
+
+use crate::server::Server;
+
+const ADMIN: &str = "admin-key-for-the-tenancy-tests";
+
+fn moment(id: &str, who: &str) -> String {
+    json!({"id": id, "stakeholder": who, "kind": "meetup", "channel": "event", "at": "2026-03-02T10:00:00Z"})
+        .to_string()
+}
+
+fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+#[test]
+fn a_damaged_organisation_is_reported_and_skipped_and_the_others_are_served() {
+    let data = scratch_dir("plaudit-tenancy-damaged");
+    let (acme, broken_key) = {
+        let server = Server::start_with(&data, Some(ADMIN));
+        (server.key("acme").to_string(), "pk_broken-but-known")
+    };
+    // A log this build refuses (what damage or a downgrade looks like), and folders under
+    // `orgs/` that name no organisation of the store.
+    {
+        let store = RedbStore::open(data.join("plaudit.redb")).expect("the store opens");
+        let broken = OrgId::parse("broken").expect("id");
+        let key = plaudit_engine::http::key_hash(broken_key);
+        store
+            .create_org(
+                &broken,
+                Some(key),
+                &Change::Rules { text: "[organisation\nid = ".into(), format: plaudit_engine::ruleset::Format::Toml },
+            )
+            .expect("created");
+    }
+    std::fs::create_dir_all(data.join("orgs/Not An Id!")).expect("a stray folder");
+    std::fs::create_dir_all(data.join("orgs/ghost")).expect("a folder of no organisation");
+    std::fs::write(data.join("orgs/ghost/key.sha256"), "").expect("an empty key file");
+
+    let server = Server::start_with(&data, Some(ADMIN));
+    assert_eq!(server.request("POST", "/v1/orgs/acme/moments", Some(&acme), &moment("m1", "ann")).0, 201);
+    let (status, body) = server.request("GET", "/v1/orgs/broken/challenges", Some(broken_key), "");
+    assert_eq!((status, code(&body)), (503, Some("unavailable")), "{body}");
+    let (status, health) = server.request("GET", "/healthz", None, "");
+    assert_eq!((status, health["status"].as_str()), (200, Some("degraded")), "{health}");
+    assert_eq!(health["organisations"]["unavailable"], 1, "{health}");
+    assert!(health.get("detail").is_none(), "{health}");
+    let (_, health) = server.request("GET", "/healthz", Some(ADMIN), "");
+    let unavailable = &health["detail"]["unavailable"];
+    assert_eq!(unavailable[0][0], "broken", "{health}");
+    assert!(unavailable[0][1].as_str().is_some_and(|why| why.contains("rule set")), "{health}");
+    // The unknown organisation and the wrong key look alike; so does a known one's wrong key.
+    let (s1, b1) = server.request("GET", "/v1/orgs/ghost/challenges", Some("pk_x"), "");
+    let (s2, b2) = server.request("GET", "/v1/orgs/broken/challenges", Some("pk_x"), "");
+    assert_eq!((s1, &b1), (401, &b2));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A tenant whose plugin works long on every call (within its fuel, under a generous wall
+/// clock) makes its own replay long, and only its own: at restart the server answers at once,
+/// the other organisations are served while it is still opening (`503` with `Retry-After`),
+/// and it is served once open, with everything it had.
+#[test]
+fn a_server_holding_a_hostile_organisation_restarts_and_serves_the_others_while_it_opens() {
+    let data = scratch_dir("plaudit-tenancy-restart");
+    let (acme, hostile) = {
+        let server = Server::start_with(&data, Some(ADMIN));
+        let (status, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "hostile"}).to_string());
+        assert_eq!(status, 201, "{created}");
+        let key = created["key"].as_str().expect("a key").to_string();
+        let rules = r#"
+[organisation]
+id = "hostile"
+[[currency]]
+id = "points"
+[plugins]
+fuel = 1000000000
+wall_clock_ms = 20000
+"#;
+        let (status, _, body) =
+            server.send("PUT", "/v1/orgs/hostile/rules", Some(&key), "application/toml", rules.as_bytes());
+        assert_eq!(status, 200, "{body}");
+        // About 0.2 s of plugin work a call, on every call.
+        let wasm = fixed_output_plugin("spinner", &award_first("points", 1), Some((0, 40_000_000)));
+        let (status, _, body) =
+            server.send("PUT", "/v1/orgs/hostile/plugins/spinner", Some(&key), "application/wasm", &wasm);
+        assert_eq!(status, 201, "{body}");
+        for i in 0..12 {
+            let (status, body) =
+                server.request("POST", "/v1/orgs/hostile/moments", Some(&key), &moment(&format!("h{i}"), "hal"));
+            assert_eq!(status, 201, "{body}");
+        }
+        let acme = server.key("acme").to_string();
+        assert_eq!(server.request("POST", "/v1/orgs/acme/moments", Some(&acme), &moment("a1", "ann")).0, 201);
+        (acme, key)
+        // Killed here (SIGKILL): no snapshot on the way out, so the restart replays the log.
+    };
+    let server = Server::start_args_unwaited(&data, Some(ADMIN), &[]);
+    // Served while the hostile organisation still opens.
+    let mut served = None;
+    for _ in 0..2000 {
+        let (status, body) = server.request("GET", "/v1/orgs/acme/stakeholders/ann", Some(&acme), "");
+        if status == 200 {
+            served = Some(body);
+            break;
+        }
+        assert_eq!((status, code(&body)), (503, Some("opening")), "{body}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let ann = served.expect("acme is served");
+    assert_eq!(ann["currencies"]["xp"].as_i64().map(|xp| xp > 0), Some(true), "{ann}");
+    let (status, head, body) =
+        server.send("GET", "/v1/orgs/hostile/stakeholders/hal", Some(&hostile), "application/json", b"");
+    assert_eq!((status, code(&body)), (503, Some("opening")), "acme was served first: {body}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let (_, health) = server.request("GET", "/healthz", Some(ADMIN), "");
+    assert_eq!(health["status"], "starting", "{health}");
+    assert_eq!(health["detail"]["opening"][0][0], "hostile", "{health}");
+    server.wait_open();
+    let (status, hal) = server.request("GET", "/v1/orgs/hostile/stakeholders/hal", Some(&hostile), "");
+    assert_eq!((status, hal["currencies"]["points"].as_i64()), (200, Some(12)), "{hal}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Creating an organisation stores its key with its first rule set in one commit: after a
+/// restart it is there whole, and no key file is left beside the store for a crash to tear.
+#[test]
+fn an_organisation_is_created_with_its_key_in_one_commit_and_served_after_a_restart() {
+    let data = scratch_dir("plaudit-tenancy-create");
+    let key = {
+        let server = Server::start_with(&data, Some(ADMIN));
+        let (status, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "globex"}).to_string());
+        assert_eq!(status, 201, "{created}");
+        created["key"].as_str().expect("a key").to_string()
+    };
+    assert!(!data.join("orgs/globex/key.sha256").exists(), "the key is in the store");
+    {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.join("plaudit.redb")).expect("opens"));
+        let globex = OrgId::parse("globex").expect("id");
+        assert_eq!(store.org_key(&globex).expect("read"), Some(plaudit_engine::http::key_hash(&key)));
+    }
+    let server = Server::start_with(&data, None);
+    assert_eq!(server.request("GET", "/v1/orgs/globex/challenges", Some(&key), "").0, 200);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
