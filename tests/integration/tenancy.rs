@@ -62,7 +62,8 @@ fn a_damaged_organisation_is_reported_and_skipped_and_the_others_are_served() {
     // The unknown organisation and the wrong key look alike; so does a known one's wrong key.
     let (s1, b1) = server.request("GET", "/v1/orgs/ghost/challenges", Some("pk_x"), "");
     let (s2, b2) = server.request("GET", "/v1/orgs/broken/challenges", Some("pk_x"), "");
-    assert_eq!((s1, &b1), (401, &b2));
+    assert_eq!((s1, &b1), (s2, &b2));
+    assert_eq!(s1, 401);
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
