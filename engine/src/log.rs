@@ -938,6 +938,10 @@ impl Durable {
     /// On `Err` nothing changed.
     pub fn install_plugin(&mut self, name: &str, wasm: &[u8]) -> Result<PluginStatus, LogError> {
         self.writable()?;
+        let limit = self.world.program().plugin_limits.installed;
+        if self.plugins.len() >= limit && !self.plugins.contains_key(name) {
+            return Err(LogError::Plugin { name: name.to_string(), source: LoadError::TooMany { limit } });
+        }
         let loaded = self.load(name, wasm)?;
         let after = self.world.last_seq();
         let module = module_hash(wasm);

@@ -17,6 +17,18 @@
 //! away longer than the feed keeps effects, the ones it missed are counted in `missed` and the
 //! delivery resumes at the oldest kept.
 //!
+//! # Targets
+//!
+//! A webhook reaches only public addresses ([`Targets`]): a URL whose host is, or resolves to, a
+//! loopback, private, link-local (cloud metadata), shared, reserved or otherwise internal
+//! address is refused, so that the server never becomes a tenant's proxy into its own network.
+//! The check is made on the addresses the delivery actually connects to, at each delivery (the
+//! resolver hands the connection only the addresses that pass), so a name that later resolves
+//! elsewhere (DNS rebinding) does not pass either; an IP literal is refused at subscription
+//! already. Only `http` and `https`, no proxy, and redirects are not followed (a `3xx` is a
+//! failed delivery). The server's `webhook_hosts` setting names hosts allowed anyway, for
+//! development and tests.
+//!
 //! # Signature
 //!
 //! `Plaudit-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the
@@ -73,6 +85,135 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
         return Err("the path, query and fragment may only hold URI characters");
     }
     Ok(())
+}
+
+/// Where webhooks may be delivered: public addresses, and the hosts the server names.
+#[derive(Debug, Default)]
+pub struct Targets {
+    /// Hosts allowed whatever they resolve to, lowercase.
+    allowed: Vec<String>,
+}
+
+impl Targets {
+    pub fn new(allowed: Vec<String>) -> Targets {
+        Targets { allowed: allowed.into_iter().map(|h| h.to_ascii_lowercase()).collect() }
+    }
+
+    /// Whether `host` (as written in a URL) is allowed whatever it resolves to.
+    fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.allowed.contains(&host)
+    }
+
+    /// Why a URL's host is refused before any delivery: an internal IP literal not allowed.
+    fn check_literal(&self, host: &str) -> Result<(), String> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) if internal(ip) && !self.allows_host(host) => Err(format!(
+                "{host} is an internal address (loopback, private, link-local or reserved): webhooks reach public addresses only"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `ip` is an address no webhook may reach by default: loopback, private, link-local,
+/// shared (CGNAT), unspecified, broadcast, multicast, documentation, benchmarking or reserved,
+/// for IPv4, IPv6, and IPv4 addresses written as IPv6.
+pub fn internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..=127).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..=19).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b
+                || first == 0x2002
+        }
+    }
+}
+
+/// What deliveries share across organisations.
+#[derive(Debug, Clone)]
+pub struct Delivering {
+    /// Places to post from: a post runs on a blocking thread, so their number is bounded
+    /// engine-wide; each organisation posts one batch at a time.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub targets: Arc<Targets>,
+}
+
+/// Resolves a delivery's host and keeps only the addresses [`Targets`] allows, so that the
+/// connection can only be made to those.
+#[derive(Debug)]
+struct Guarded {
+    targets: Arc<Targets>,
+    inner: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for Guarded {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let found = self.inner.resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or_default();
+        if self.targets.allows_host(host) {
+            return Ok(found);
+        }
+        let mut kept = self.inner.empty();
+        for addr in found.iter().filter(|a| !internal(a.ip())) {
+            kept.push(*addr);
+        }
+        if kept.is_empty() {
+            let addrs: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refused: {host} resolves to internal addresses only ({}); webhooks reach public addresses only",
+                    addrs.join(", ")
+                ),
+            )));
+        }
+        Ok(kept)
+    }
+}
+
+/// The agent deliveries post with: a global timeout, no proxy, no redirect followed, every
+/// address checked ([`Guarded`]).
+fn agent(targets: Arc<Targets>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .max_redirects(0)
+        .proxy(None)
+        .http_status_as_error(false)
+        .build();
+    let resolver = Guarded { targets, inner: ureq::unversioned::resolver::DefaultResolver::default() };
+    ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::default(), resolver)
 }
 
 /// The effect types a subscription may choose (the `type` of an effect).
@@ -207,6 +348,7 @@ impl Hooks {
         types: Vec<String>,
         secret: Option<String>,
         latest: u64,
+        targets: &Targets,
     ) -> Result<String, HookError> {
         check_name(name)?;
         check_url(url).map_err(|why| invalid("url", format!("{url:?}: {why}")))?;
@@ -214,6 +356,7 @@ impl Hooks {
         if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
             return Err(invalid("url", format!("{url:?}: an absolute http:// or https:// URL")));
         }
+        targets.check_literal(parsed.host().unwrap_or_default()).map_err(|why| invalid("url", why))?;
         for t in &types {
             if !EFFECT_TYPES.contains(&t.as_str()) {
                 return Err(invalid("types", format!("{t:?} is no effect type; one of {}", EFFECT_TYPES.join(", "))));
@@ -345,24 +488,38 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Posts one batch; `Err` says why it was not accepted.
+/// Posts one batch; `Err` says why it was not accepted (anything but a `2xx` answer: a
+/// redirect is not followed).
 fn post(agent: &ureq::Agent, org: &str, job: &Job) -> Result<(), String> {
     let body = Delivery { organisation: org, webhook: &job.name, effects: job.items.iter().map(|i| &**i).collect() };
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let t = unix_now();
-    agent
+    let answer = agent
         .post(&job.hook.url)
         .header("Content-Type", "application/json")
         .header("Plaudit-Signature", signature(&job.hook.secret, t, &body))
         .header("Plaudit-Webhook", &job.name)
         .send(&body[..])
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_redirection() {
+        Err(format!("answered {status}: redirects are not followed"))
+    } else {
+        Err(format!("answered {status}"))
+    }
 }
 
 /// Delivers `org`'s effects to its subscriptions until `closing` turns true.
-pub async fn deliver(org: String, hooks: Arc<Hooks>, feed: Arc<Feed>, mut closing: watch::Receiver<bool>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).build().into();
+pub async fn deliver(
+    org: String,
+    hooks: Arc<Hooks>,
+    feed: Arc<Feed>,
+    delivering: Delivering,
+    mut closing: watch::Receiver<bool>,
+) {
+    let agent = agent(Arc::clone(&delivering.targets));
     let mut wake = feed.subscribe();
     loop {
         wake.borrow_and_update();
@@ -378,6 +535,9 @@ pub async fn deliver(org: String, hooks: Arc<Hooks>, feed: Arc<Feed>, mut closin
                 let (items, through, missed) = next_batch(&feed, hook);
                 if items.is_empty() && through > hook.cursor {
                     // Nothing of its types: move past, saved with the next delivery.
+                    if missed > 0 {
+                        tracing::warn!(org = %org, webhook = %name, missed, "webhook receiver away longer than the feed keeps effects: effects skipped");
+                    }
                     hook.cursor = through;
                     hook.missed += missed;
                 } else if !items.is_empty() {
@@ -387,11 +547,19 @@ pub async fn deliver(org: String, hooks: Arc<Hooks>, feed: Arc<Feed>, mut closin
             jobs
         };
         for job in &jobs {
+            if job.missed > 0 {
+                tracing::warn!(org = %org, webhook = %job.name, missed = job.missed, "webhook receiver away longer than the feed keeps effects: effects skipped");
+            }
             let (name, agent) = (org.clone(), agent.clone());
             let sent = job.clone();
-            let result = tokio::task::spawn_blocking(move || post(&agent, &name, &sent))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let Ok(place) = Arc::clone(&delivering.slots).acquire_owned().await else { return };
+            let result = tokio::task::spawn_blocking(move || {
+                let posted = post(&agent, &name, &sent);
+                drop(place);
+                posted
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             let mut state = hooks.state();
             let health = state.health.entry(job.name.clone()).or_default();
             match result {
@@ -470,16 +638,20 @@ mod tests {
         let path = std::env::temp_dir().join(format!("plaudit-hooks-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let hooks = Hooks::load(path.clone()).expect("loads");
-        let bad = hooks.put("crm", "ftp://x", vec![], None, 0).expect_err("scheme");
+        let open = Targets::new(vec!["127.0.0.1".into()]);
+        let bad = hooks.put("crm", "ftp://x", vec![], None, 0, &open).expect_err("scheme");
         assert!(matches!(bad, HookError::Invalid { field: "url", .. }), "{bad}");
-        let bad = hooks.put("crm", "http://x/", vec!["badge".into()], None, 0).expect_err("type");
+        let bad = hooks.put("crm", "http://x/", vec!["badge".into()], None, 0, &open).expect_err("type");
         assert!(matches!(bad, HookError::Invalid { field: "types", .. }), "{bad}");
-        let bad = hooks.put("Bad Name", "http://x/", vec![], None, 0).expect_err("name");
+        let bad = hooks.put("Bad Name", "http://x/", vec![], None, 0, &open).expect_err("name");
         assert!(matches!(bad, HookError::Invalid { field: "name", .. }), "{bad}");
-        let secret = hooks.put("crm", "http://127.0.0.1:9/hook", vec!["badge_earned".into()], None, 7).expect("put");
+        let secret =
+            hooks.put("crm", "http://127.0.0.1:9/hook", vec!["badge_earned".into()], None, 7, &open).expect("put");
         assert!(secret.starts_with("whsec_") && secret.len() > 20);
         assert_eq!(hooks.views()[0].cursor, 7, "starts after the latest effect");
-        hooks.put("crm", "http://127.0.0.1:9/other", vec![], Some("a-secret-of-16-chars".into()), 99).expect("put");
+        hooks
+            .put("crm", "http://127.0.0.1:9/other", vec![], Some("a-secret-of-16-chars".into()), 99, &open)
+            .expect("put");
         let again = Hooks::load(path.clone()).expect("loads");
         let views = again.views();
         assert_eq!((views[0].url.as_str(), views[0].cursor), ("http://127.0.0.1:9/other", 7));
@@ -487,5 +659,53 @@ mod tests {
         assert!(!again.remove("crm").expect("removes"));
         assert!(Hooks::load(path.clone()).expect("loads").views().is_empty());
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_named_and_public_ones_pass() {
+        let internal_ones = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "ff02::1",
+        ];
+        for ip in internal_ones {
+            assert!(internal(ip.parse().expect(ip)), "{ip} is internal");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "100.128.0.1", "172.32.0.1"] {
+            assert!(!internal(ip.parse().expect(ip)), "{ip} is public");
+        }
+        let none = Targets::default();
+        assert!(none.check_literal("127.0.0.1").is_err());
+        assert!(none.check_literal("[::1]").is_err());
+        assert!(none.check_literal("example.com").is_ok(), "names are checked at each delivery");
+        let named = Targets::new(vec!["LocalHost".into(), "127.0.0.1".into()]);
+        assert!(named.check_literal("127.0.0.1").is_ok() && named.allows_host("localhost"));
+    }
+
+    #[test]
+    fn a_delivery_to_a_name_that_resolves_internally_is_refused_at_the_connection() {
+        let agent = agent(Arc::new(Targets::default()));
+        // `localhost` resolves to loopback: refused by the resolver, before any connection.
+        let err = agent.post("http://localhost:9/hook").send(&b"{}"[..]).expect_err("refused");
+        assert!(err.to_string().contains("internal addresses only"), "{err}");
     }
 }

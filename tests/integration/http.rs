@@ -761,6 +761,94 @@ fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(String, St
     (url, rx)
 }
 
+/// A configuration file beside `data` that lets webhooks reach loopback receivers (refused by
+/// default); returns its path.
+fn allow_loopback_webhooks(data: &std::path::Path) -> String {
+    let path = data.with_extension("toml");
+    std::fs::write(&path, "webhook_hosts = [\"127.0.0.1\", \"localhost\"]\n").expect("the configuration");
+    path.display().to_string()
+}
+
+/// A webhook reaches only public addresses unless the server names the host: an internal
+/// address is refused at subscription (an IP literal) or at the connection (a name, checked on
+/// the addresses it resolves to at each delivery, so DNS rebinding does not pass either).
+#[test]
+fn webhooks_refuse_internal_targets_by_default() {
+    let data = scratch_dir("plaudit-http-hooks-ssrf");
+    let server = Server::start(&data);
+    let key = server.key("acme").to_string();
+    let (url, deliveries) = receiver(0);
+    let put =
+        |url: &str| server.request("PUT", "/v1/orgs/acme/webhooks/crm", Some(&key), &json!({"url": url}).to_string());
+    for internal in [url.as_str(), "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/x", "http://0.0.0.0:9/"]
+    {
+        let (status, body) = put(internal);
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("url")), "{internal}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("internal")), "{body}");
+    }
+    // (IPv6 literals are refused by the URL's pattern already.)
+    assert_eq!(put("http://[::1]:9/x").0, 400);
+    let by_name = url.replace("127.0.0.1", "localhost");
+    assert_eq!(put(&by_name).0, 201, "a name is checked when it is resolved");
+    server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("s1", "ann", "bob").to_string());
+    let mut error = Value::Null;
+    for _ in 0..200 {
+        let (_, views) = server.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "");
+        error = views[0]["last_error"].clone();
+        if !error.is_null() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(error.as_str().is_some_and(|e| e.contains("internal addresses only")), "{error}");
+    assert!(deliveries.try_recv().is_err(), "nothing reached the receiver");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A receiver down across a clean restart misses nothing: the effects it was behind on survive
+/// the restart (the snapshot a clean stop takes keeps the feed), and it gets them after.
+#[test]
+fn a_webhook_behind_across_a_clean_restart_misses_nothing() {
+    let data = scratch_dir("plaudit-http-hooks-restart");
+    let config = allow_loopback_webhooks(&data);
+    let args = ["--no-demo-plugins", "--config", config.as_str()];
+    let server = Server::start_args(&data, None, &args);
+    let key = server.key("acme").to_string();
+    // Down: it refuses the first batches it is sent.
+    let (url, deliveries) = receiver(3);
+    let (status, _) = server.request("PUT", "/v1/orgs/acme/webhooks/crm", Some(&key), &json!({"url": url}).to_string());
+    assert_eq!(status, 201);
+    for i in 0..12 {
+        server.request(
+            "POST",
+            "/v1/orgs/acme/moments",
+            Some(&key),
+            &moment(&format!("r{i}"), "ann", "bob").to_string(),
+        );
+    }
+    let timeout = std::time::Duration::from_secs(10);
+    deliveries.recv_timeout(timeout).expect("a first attempt, refused");
+    let latest = server.request("GET", "/v1/orgs/acme/effects?limit=1", Some(&key), "").1["latest"].as_u64();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let mut server = server;
+    server.child.wait().expect("a clean stop");
+    drop(server);
+    let server = Server::start_args(&data, None, &args);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < latest.unwrap_or(0) as usize {
+        let (_, body) = deliveries.recv_timeout(timeout).expect("deliveries resume after the restart");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        seen.extend(body["effects"].as_array().expect("effects").iter().filter_map(|e| e["id"].as_u64()));
+    }
+    assert_eq!(seen.iter().next(), Some(&1), "from the first effect on");
+    let (_, views) = server.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "");
+    assert_eq!(views[0]["missed"], 0, "{views}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// Checks `head`'s `Plaudit-Signature` over the raw `body` with `secret`.
 fn signed_by(head: &str, body: &str, secret: &str) -> bool {
     use hmac::{Hmac, Mac};
@@ -783,7 +871,8 @@ fn signed_by(head: &str, body: &str, secret: &str) -> bool {
 fn webhooks_deliver_chosen_effects_signed_retry_after_a_failure_and_resume_after_a_restart() {
     let data = std::env::temp_dir().join(format!("plaudit-http-hooks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let server = Server::start(&data);
+    let config = allow_loopback_webhooks(&data);
+    let server = Server::start_args(&data, None, &["--no-demo-plugins", "--config", &config]);
     let key = server.key("acme").to_string();
     let (url, deliveries) = receiver(1);
     let body = json!({"url": url, "types": ["points_awarded"]}).to_string();
@@ -825,7 +914,7 @@ fn webhooks_deliver_chosen_effects_signed_retry_after_a_failure_and_resume_after
     drop(server);
 
     // After a restart delivery carries on from the saved cursor: only new effects come.
-    let server = Server::start(&data);
+    let server = Server::start_args(&data, None, &["--no-demo-plugins", "--config", &config]);
     server.request("POST", "/v1/orgs/acme/moments", Some(&key), &moment("w2", "bob", "carl").to_string());
     let (_, next) = deliveries.recv_timeout(timeout).expect("a delivery after the restart");
     let next: Value = serde_json::from_str(&next).expect("json");

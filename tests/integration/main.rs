@@ -6,6 +6,7 @@ mod bounds;
 mod caps_and_guard;
 mod challenges;
 mod cli;
+mod connections;
 mod determinism;
 mod durability;
 mod grouping;

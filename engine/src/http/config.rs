@@ -13,6 +13,20 @@
 //! [rate_limit]                   # per API key; omit the section for no limit
 //! requests_per_second = 2000
 //! burst = 4000
+//!
+//! webhook_hosts = []             # hosts webhooks may reach although internal (dev, tests); PLAUDIT_WEBHOOK_HOSTS="a,b"
+//!
+//! [limits]                       # what no tenant may take from the others; these are the defaults
+//! connections = 4096             # open connections (also at most the file limit less 128)
+//! header_timeout_ms = 10000      # a new connection's first request head, or one begun, to arrive whole
+//! body_timeout_ms = 30000        # the longest pause while a body arrives
+//! idle_timeout_ms = 60000        # a kept-alive connection waiting for its next request
+//! request_timeout_ms = 60000     # to answer a request, its body included (event streams, what-ifs excepted)
+//! in_flight_per_org = 256        # one organisation's requests being served at once
+//! jobs = 2                       # what-ifs, applications to history and plugin compiles running at once
+//! jobs_waiting_per_org = 4       # one organisation's jobs waiting their turn (one runs at a time)
+//! job_memory_mb = 4096           # memory the running jobs may hold together (estimated)
+//! webhook_deliveries = 64        # webhook posts under way at once, all organisations together
 //! ```
 //!
 //! **Owns** reading and checking the configuration; unknown keys are refused, naming the key.
@@ -27,6 +41,66 @@ use serde::Deserialize;
 pub struct RateLimit {
     pub requests_per_second: f64,
     pub burst: u32,
+}
+
+/// What no tenant may take from the others: connections and their timeouts, requests in flight,
+/// background jobs (what-ifs, applications to history, plugin compiles) and their memory,
+/// webhook deliveries. Each has a default and a ceiling (checked at start), a clear refusal when
+/// reached, and a line in `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub connections: usize,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub in_flight_per_org: usize,
+    pub jobs: usize,
+    pub jobs_waiting_per_org: usize,
+    pub job_memory_mb: usize,
+    pub webhook_deliveries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 4096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 60_000,
+            in_flight_per_org: 256,
+            jobs: 2,
+            jobs_waiting_per_org: 4,
+            job_memory_mb: 4096,
+            webhook_deliveries: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// Each limit within its range (name, value, least, most).
+    fn check(&self) -> Result<(), String> {
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("connections", self.connections as u64, 16, 1_000_000),
+            ("header_timeout_ms", self.header_timeout_ms, 100, 600_000),
+            ("body_timeout_ms", self.body_timeout_ms, 100, 3_600_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 100, 3_600_000),
+            ("request_timeout_ms", self.request_timeout_ms, 100, 3_600_000),
+            ("in_flight_per_org", self.in_flight_per_org as u64, 1, 1_000_000),
+            ("jobs", self.jobs as u64, 1, 256),
+            ("jobs_waiting_per_org", self.jobs_waiting_per_org as u64, 0, 1024),
+            ("job_memory_mb", self.job_memory_mb as u64, 64, 1 << 20),
+            ("webhook_deliveries", self.webhook_deliveries as u64, 1, 400),
+        ];
+        for (name, value, least, most) in ranges {
+            if !(least..=most).contains(&value) {
+                return Err(format!("limits.{name}: must be {least} to {most}, got {value}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Records between snapshots when not configured: at replay speed, a restart then replays at
@@ -44,6 +118,11 @@ pub struct ServerConfig {
     /// Records an organisation accepts between two snapshots of its world; 0 for none.
     pub snapshot_every: u64,
     pub rate_limit: Option<RateLimit>,
+    pub limits: Limits,
+    /// Hosts webhooks may be delivered to although they resolve to a loopback, private,
+    /// link-local or otherwise internal address (refused by default): for development and
+    /// tests, say `["127.0.0.1", "localhost"]`.
+    pub webhook_hosts: Vec<String>,
     /// A `tracing` filter directive.
     pub log: String,
     pub log_format: LogFormat,
@@ -67,6 +146,8 @@ impl Default for ServerConfig {
             effects_kept: crate::feed::DEFAULT_CAPACITY,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rate_limit: None,
+            limits: Limits::default(),
+            webhook_hosts: Vec::new(),
             log: "info".to_string(),
             log_format: LogFormat::Text,
         }
@@ -113,6 +194,9 @@ impl ServerConfig {
         if let Some(log) = var("PLAUDIT_LOG") {
             config.log = log;
         }
+        if let Some(hosts) = var("PLAUDIT_WEBHOOK_HOSTS") {
+            config.webhook_hosts = hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+        }
         config.check().map_err(|message| ConfigError::Invalid { path: origin, message })?;
         Ok(config)
     }
@@ -133,7 +217,7 @@ impl ServerConfig {
         {
             return Err("rate_limit: requests_per_second must be positive and burst at least 1".to_string());
         }
-        Ok(())
+        self.limits.check()
     }
 }
 

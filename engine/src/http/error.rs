@@ -80,6 +80,19 @@ impl ApiError {
         e
     }
 
+    /// `503`: organisation `org` has `limit` requests being served already.
+    pub fn busy(org: &str, limit: usize) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "organisation {org} has {limit} requests being served (limits.in_flight_per_org); try again shortly"
+            ),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

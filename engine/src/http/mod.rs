@@ -14,6 +14,7 @@
 //! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
 pub mod admin;
+pub mod budget;
 pub mod config;
 pub mod effects;
 pub mod error;
@@ -21,11 +22,11 @@ pub mod limit;
 pub mod metrics;
 pub mod plugins;
 pub mod rules;
+pub mod serve;
 pub mod webhooks;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
@@ -39,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::config::ServerConfig;
 use self::error::ApiError;
+pub use self::serve::serve;
 use self::worker::Worker;
 use crate::datadir::DataDir;
 use crate::feed::FeedItem;
@@ -66,6 +68,26 @@ pub(crate) struct Org {
     pub(crate) hooks: Arc<crate::webhooks::Hooks>,
     /// Whether its webhook delivery task runs.
     delivering: std::sync::atomic::AtomicBool,
+    /// Its requests being served.
+    in_flight: budget::InFlight,
+}
+
+/// An open organisation a request was admitted to: counted in its requests in flight until
+/// dropped ([`AppState::authorise`]).
+#[derive(Debug)]
+pub(crate) struct Admitted(Arc<Org>);
+
+impl std::ops::Deref for Admitted {
+    type Target = Org;
+    fn deref(&self) -> &Org {
+        &self.0
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_flight.leave();
+    }
 }
 
 /// Where an organisation the server knows is. Organisations open independently, each on a
@@ -110,6 +132,13 @@ pub struct AppState {
     /// The runtime serving requests, once [`serve`] runs: organisations opened after it start
     /// their webhook delivery there.
     runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    limits: config::Limits,
+    /// The connections open.
+    connections: serve::Connections,
+    /// What-ifs, applications to history, plugin compiles, webhook deliveries.
+    pub(crate) jobs: budget::Jobs,
+    /// Where webhooks may be delivered.
+    pub(crate) webhook_targets: Arc<crate::webhooks::Targets>,
     metrics: metrics::Metrics,
 }
 
@@ -198,6 +227,10 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         admin_bucket: config.rate_limit.map(limit::Bucket::new),
         closing: tokio::sync::watch::Sender::new(false),
         runtime: std::sync::OnceLock::new(),
+        limits: config.limits,
+        connections: serve::Connections::new(config.limits.connections),
+        jobs: budget::Jobs::new(config.limits),
+        webhook_targets: Arc::new(crate::webhooks::Targets::new(config.webhook_hosts.clone())),
         metrics: metrics::Metrics::default(),
     })
 }
@@ -225,15 +258,28 @@ impl Org {
             bucket: rate.map(limit::Bucket::new),
             hooks: Arc::new(hooks),
             delivering: std::sync::atomic::AtomicBool::new(false),
+            in_flight: budget::InFlight::default(),
         })
     }
 
     /// Starts the organisation's webhook delivery on `runtime`, once.
-    fn deliver(&self, name: &str, runtime: &tokio::runtime::Handle, closing: tokio::sync::watch::Receiver<bool>) {
+    fn deliver(
+        &self,
+        name: &str,
+        runtime: &tokio::runtime::Handle,
+        delivering: crate::webhooks::Delivering,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) {
         if self.delivering.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        let task = crate::webhooks::deliver(name.to_string(), Arc::clone(&self.hooks), Arc::clone(&self.feed), closing);
+        let task = crate::webhooks::deliver(
+            name.to_string(),
+            Arc::clone(&self.hooks),
+            Arc::clone(&self.feed),
+            delivering,
+            closing,
+        );
         runtime.spawn(task);
     }
 }
@@ -300,7 +346,7 @@ impl AppState {
             Ok(org) => {
                 tracing::info!(org = name, ms = started.elapsed().as_millis() as u64, "organisation open");
                 if let Some(runtime) = self.runtime.get() {
-                    org.deliver(name, runtime, self.closing());
+                    org.deliver(name, runtime, self.delivering(), self.closing());
                 }
                 OrgState::Open(org)
             }
@@ -406,7 +452,7 @@ impl AppState {
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
         let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
         if let Some(runtime) = self.runtime.get() {
-            entry.deliver(id, runtime, self.closing());
+            entry.deliver(id, runtime, self.delivering(), self.closing());
         }
         tracing::info!(org = id, "organisation created");
         self.orgs_mut().insert(id.to_string(), OrgEntry { key_hash: Some(hash), state: OrgState::Open(entry) });
@@ -417,7 +463,7 @@ impl AppState {
     /// organisation is refused exactly like a wrong key (`401`, after the same work), so that
     /// organisation names cannot be enumerated; one still opening answers `503` with
     /// `Retry-After`, one that could not be opened `503`.
-    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Arc<Org>, ApiError> {
+    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Admitted, ApiError> {
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
         let hash = key_hash(given);
         let entry = self.orgs().get(org).cloned();
@@ -431,7 +477,10 @@ impl AppState {
                 if let Some(bucket) = &o.bucket {
                     bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests)?;
                 }
-                Ok(o)
+                if !o.in_flight.enter(self.limits.in_flight_per_org) {
+                    return Err(ApiError::busy(org, self.limits.in_flight_per_org));
+                }
+                Ok(Admitted(o))
             }
             OrgState::Opening(since) => Err(ApiError::opening(org, since.elapsed())),
             OrgState::Failed(why) => Err(ApiError::unavailable(org, &why)),
@@ -461,6 +510,11 @@ impl AppState {
         &self.store
     }
 
+    /// What webhook deliveries share: places to post from, and where they may post.
+    fn delivering(&self) -> crate::webhooks::Delivering {
+        crate::webhooks::Delivering { slots: self.jobs.delivery_slots(), targets: Arc::clone(&self.webhook_targets) }
+    }
+
     /// A receiver that turns `true` when the server shuts down.
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.closing.subscribe()
@@ -468,20 +522,30 @@ impl AppState {
 }
 
 /// The router over `state`.
+///
+/// Every request is answered within `limits.request_timeout_ms` (`408`, JSON), except those
+/// that run as background jobs (what-ifs, applications to history, plugin uploads), which
+/// take what their replay or compile takes, bounded by the jobs' own limits; a body's pauses
+/// are bounded by `limits.body_timeout_ms`.
 pub fn router(state: Arc<AppState>) -> Router {
+    let jobs = Router::new()
+        .route("/v1/orgs/{org}/rules/simulate", post(rules::post_simulate))
+        .route("/v1/orgs/{org}/rules/apply", post(rules::post_apply))
+        .route(
+            "/v1/orgs/{org}/plugins/{name}",
+            get(plugins::get_plugin)
+                .put(plugins::put_plugin)
+                .layer(DefaultBodyLimit::max(crate::plugins::sandbox::MAX_MODULE_BYTES + (64 << 10)))
+                .delete(plugins::delete_plugin),
+        );
+    let body_timeout = std::time::Duration::from_millis(state.limits.body_timeout_ms);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/orgs", post(admin::post_orgs))
         .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
-        .route("/v1/orgs/{org}/rules/simulate", post(rules::post_simulate))
-        .route("/v1/orgs/{org}/rules/apply", post(rules::post_apply))
         .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
-        .route(
-            "/v1/orgs/{org}/plugins/{name}",
-            get(plugins::get_plugin).put(plugins::put_plugin).delete(plugins::delete_plugin),
-        )
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/effects", get(effects::get_effects))
         .route("/v1/orgs/{org}/webhooks", get(webhooks::list_webhooks))
@@ -492,9 +556,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
+        .merge(jobs)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Answers `408 timeout` for a request not answered within `limits.request_timeout_ms` (its
+/// body included; an event stream's body, sent after its answer began, is not counted).
+async fn request_timeout(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = std::time::Duration::from_millis(state.limits.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request was not answered within {} ms (its body included)", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 /// Counts every request to a known route, with its status and time, for `/metrics`.
@@ -521,44 +608,31 @@ async fn track(
 }
 
 async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderName, &'static str); 1], String) {
-    let mut plugins = Vec::new();
+    let mut gauges = metrics::Gauges {
+        organisations: state.counts(),
+        in_flight_limit: state.limits.in_flight_per_org,
+        jobs: state.jobs.usage(),
+        jobs_refused: (
+            state.jobs.refused_queue_full.load(std::sync::atomic::Ordering::Relaxed),
+            state.jobs.refused_too_large.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        sandbox: crate::plugins::sandbox::usage(),
+        connections: state.connections.usage(),
+        ..metrics::Gauges::default()
+    };
     for (name, org) in state.open_orgs() {
+        let refused = org.in_flight.refused.load(std::sync::atomic::Ordering::Relaxed);
+        gauges.in_flight.push((name.clone(), org.in_flight.now(), refused));
+        for hook in org.hooks.views() {
+            gauges.webhooks_missed.push((name.clone(), hook.name, hook.missed));
+        }
         if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
             for s in statuses {
-                plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
+                gauges.plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
             }
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&plugins))
-}
-
-/// Serves `state` on `listener` until `shutdown` resolves, then ends live streams and finishes
-/// in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let runtime = state.runtime.get_or_init(tokio::runtime::Handle::current);
-    for (name, org) in state.open_orgs() {
-        org.deliver(&name, runtime, state.closing());
-    }
-    let closing = state.closing.clone();
-    let shutdown = async move {
-        shutdown.await;
-        closing.send_replace(true);
-    };
-    // Answers are small and written as they are ready: without TCP_NODELAY, Nagle's algorithm
-    // holds a segment that follows another until the peer acknowledges the first, which a
-    // client delays by up to 40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges))
 }
 
 /// The answer to `GET /healthz`.

@@ -5,9 +5,12 @@
 //! **Owns** the media type and the status view. Installation is the log step's
 //! ([`crate::log::Durable::install_plugin`]: compiled, its manifest checked, recorded in the log
 //! with its module, then hot-swapped between two batches) and runs on the organisation's
-//! worker. The module is compiled first on a blocking thread, into the sandbox host's cache, so
-//! the organisation's other requests do not wait for the compiler: the worker's install then
-//! takes it from the cache.
+//! worker. The module is compiled first as one of the organisation's background jobs
+//! ([`super::budget::Jobs`]), into the sandbox host's cache, so the organisation's other
+//! requests do not wait for the compiler: the worker's install then takes it from the cache.
+//! The route takes bodies up to the largest module any organisation may allow
+//! ([`crate::plugins::sandbox::MAX_MODULE_BYTES`]), the others up to
+//! [`super::MAX_BODY_BYTES`].
 
 use std::sync::Arc;
 
@@ -70,11 +73,11 @@ fn not_found(name: &str) -> ApiError {
 
 pub async fn put_plugin(
     State(state): State<Arc<AppState>>,
-    UrlPath((org, name)): UrlPath<(String, String)>,
+    UrlPath((org_name, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org_name, &headers)?;
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !media.trim().eq_ignore_ascii_case("application/wasm") {
         return Err(ApiError::new(
@@ -88,9 +91,9 @@ pub async fn put_plugin(
     // reports any problem, and compiles it itself should the limits have changed meanwhile.
     let limits = org.worker.run(|d| d.world().program().plugin_limits.clone()).await?;
     let wasm = body.clone();
-    let precompiled =
-        tokio::task::spawn_blocking(move || PluginHost::shared(&limits).and_then(|h| h.precompile(&wasm, &limits)));
-    if let Ok(Err(e)) = precompiled.await {
+    let compile = move || PluginHost::shared(&limits).and_then(|h| h.precompile(&wasm, &limits));
+    let memory = super::budget::compile_mb(body.len());
+    if let Err(e) = state.jobs.run(&org_name, "compiling the module", memory, compile).await? {
         tracing::debug!(plugin = %name, error = %e, "precompiling refused; the install will say why");
     }
     let plugin = name.clone();

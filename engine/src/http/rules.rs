@@ -4,10 +4,11 @@
 //!
 //! **Owns** the media types and the answers. Publishing is the log step's
 //! ([`crate::log::Durable::publish_rules`]), run on the organisation's worker; the what-if
-//! ([`crate::log::what_if`]) runs on a blocking thread over the store, so the organisation keeps
-//! serving moments while it runs. `POST /v1/orgs/{org}/rules/apply` likewise replays the
-//! history under the rule set on a blocking thread ([`crate::log::rebuild`]); the worker only
-//! catches that up and merges it ([`crate::log::Durable::apply_rebuilt_history`]).
+//! ([`crate::log::what_if`]) runs as one of the organisation's background jobs over the store
+//! ([`super::budget::Jobs`]: queued, one at a time, within a memory bound), so the organisation
+//! keeps serving moments while it runs. `POST /v1/orgs/{org}/rules/apply` likewise replays the
+//! history under the rule set as a job ([`crate::log::rebuild`]); the worker only catches that
+//! up and merges it ([`crate::log::Durable::apply_rebuilt_history`]).
 
 use std::sync::Arc;
 
@@ -18,8 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::error::ApiError;
+use super::{Admitted, AppState};
 use crate::ids::OrgId;
 use crate::retroactive::Mode;
 use crate::ruleset::Format;
@@ -105,20 +106,29 @@ fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     Ok(limit)
 }
 
-/// The what-if of `text` over `org`'s log, on a blocking thread.
+/// The size of `handle`'s history: stakeholders and records, for a job's memory estimate.
+async fn history_size(handle: &Admitted) -> Result<(usize, u64), ApiError> {
+    handle.worker.run(|d| (d.world().stakeholders(), d.world().last_seq().0)).await
+}
+
+/// The what-if of `text` over `org`'s log, as a job of the organisation's (see
+/// [`super::budget::Jobs`]): it replays the whole log twice (three times for `additive`).
 async fn preview(
     state: &AppState,
+    handle: &Admitted,
     org: &str,
     text: String,
     format: Format,
     mode: Mode,
     limit: usize,
 ) -> Result<crate::simulate::Diff, ApiError> {
-    let org = OrgId::parse(org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
+    let id = OrgId::parse(org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
     let store = Arc::clone(state.store());
-    let mut diff = tokio::task::spawn_blocking(move || crate::log::what_if(store, &org, &text, format, mode))
-        .await
-        .map_err(|e| ApiError::internal(format!("the simulation failed: {e}")))??;
+    let (stakeholders, records) = history_size(handle).await?;
+    let worlds = if mode == Mode::Additive { 3 } else { 2 };
+    let memory = super::budget::replay_mb(worlds, stakeholders, records);
+    let job = move || crate::log::what_if(store, &id, &text, format, mode);
+    let mut diff = state.jobs.run(org, "the what-if", memory, job).await??;
     diff.details.truncate(limit);
     Ok(diff)
 }
@@ -130,11 +140,11 @@ pub async fn post_simulate(
     params: Result<Query<SimulateParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<Json<crate::simulate::Diff>, ApiError> {
-    state.authorise(&org, &headers)?;
+    let handle = state.authorise(&org, &headers)?;
     let Query(params) = params.map_err(super::invalid_query)?;
     let limit = check_limit(params.limit)?;
     let (text, format) = rules_body(&headers, &body)?;
-    Ok(Json(preview(&state, &org, text, format, params.mode.unwrap_or(Mode::Rebase), limit).await?))
+    Ok(Json(preview(&state, &handle, &org, text, format, params.mode.unwrap_or(Mode::Rebase), limit).await?))
 }
 
 /// `POST /v1/orgs/{org}/rules/apply`: apply the rule set in force to history.
@@ -186,7 +196,7 @@ pub async fn post_apply(
         if rules.version != version {
             return Err(stale(rules.version));
         }
-        let diff = preview(&state, &org, rules.text, rules.format, mode, limit).await?;
+        let diff = preview(&state, &handle, &org, rules.text, rules.format, mode, limit).await?;
         return Ok(Json(ApplyAnswer::Preview(Box::new(diff))));
     }
     // The replay under the rule set runs on a blocking thread while the organisation goes on;
@@ -198,9 +208,10 @@ pub async fn post_apply(
             _ => Ok(d.rebuild_plan()),
         })
         .await??;
-    let rebuilt = tokio::task::spawn_blocking(move || crate::log::rebuild(plan))
-        .await
-        .map_err(|e| ApiError::internal(format!("the replay under the rule set failed: {e}")))??;
+    let (stakeholders, records) = history_size(&handle).await?;
+    let memory = super::budget::replay_mb(1, stakeholders, records);
+    let job = move || crate::log::rebuild(plan);
+    let rebuilt = state.jobs.run(&org, "the replay under the rule set", memory, job).await??;
     let applied = handle
         .worker
         .run(move |d| match d.rules().version {

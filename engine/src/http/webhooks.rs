@@ -57,7 +57,8 @@ pub async fn put_webhook(
     let existed = org.hooks.views().iter().any(|h| h.name == name);
     let (hooks, latest) = (Arc::clone(&org.hooks), org.feed.latest());
     let (hook_name, url, types) = (name.clone(), new.url.clone(), new.types.clone());
-    let secret = tokio::task::spawn_blocking(move || hooks.put(&hook_name, &url, types, new.secret, latest))
+    let targets = Arc::clone(&state.webhook_targets);
+    let secret = tokio::task::spawn_blocking(move || hooks.put(&hook_name, &url, types, new.secret, latest, &targets))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(hook_error)?;

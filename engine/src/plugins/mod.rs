@@ -34,6 +34,26 @@ pub const DISABLE_AFTER: u32 = 3;
 /// Largest per-stakeholder state a plugin may save, in bytes.
 pub const MAX_STATE_BYTES: usize = 4096;
 
+/// Longest failure reason kept of a failed call, in bytes: a plugin's own error text is cut
+/// there (and says so), so that a status stays small whatever the plugin returns.
+pub const MAX_REPORT: usize = 1024;
+
+/// Longest name and version a plugin's manifest may give, in bytes.
+pub const MAX_MANIFEST_TEXT: usize = 64;
+
+/// `text` cut to at most `most` bytes on a character boundary, ending with `…` if it was cut.
+pub fn cut(mut text: String, most: usize) -> String {
+    if text.len() > most {
+        let mut end = most.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// Why a module could not be installed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
@@ -49,6 +69,13 @@ pub enum LoadError {
     Abi { found: u32, expected: u32 },
     #[error("the manifest asks for context `{0}`, which the host does not provide (it knows: teams, awards, state)")]
     UnknownNeed(String),
+    #[error("the manifest's {field} is {len} bytes; give 1 to {MAX_MANIFEST_TEXT} bytes")]
+    ManifestText { field: &'static str, len: usize },
+    #[error(
+        "the organisation has {limit} plugins installed, its limit (`[plugins] installed`, at most {}): remove one first",
+        crate::ruleset::compile::MAX_INSTALLED
+    )]
+    TooMany { limit: usize },
 }
 
 /// The context a plugin declared.
@@ -88,6 +115,11 @@ impl PluginHost {
         let manifest: Manifest = wire::decode(&bytes).map_err(|e| LoadError::BadManifest(e.to_string()))?;
         if manifest.abi != ABI_VERSION {
             return Err(LoadError::Abi { found: manifest.abi, expected: ABI_VERSION });
+        }
+        for (field, text) in [("name", &manifest.name), ("version", &manifest.version)] {
+            if text.is_empty() || text.len() > MAX_MANIFEST_TEXT {
+                return Err(LoadError::ManifestText { field, len: text.len() });
+            }
         }
         let mut needs = Needs::default();
         for name in &manifest.context {
@@ -173,7 +205,9 @@ impl Slot {
 
     /// Records a failed call. Only a call of a single moment counts towards disabling: a longer
     /// one is retried in halves, and may have failed only for being long (output, fuel).
-    pub(crate) fn failed(&mut self, report: FailureReport) {
+    pub(crate) fn failed(&mut self, mut report: FailureReport) {
+        // (The logs are bounded by the rule set's `[plugins] log_bytes` already.)
+        report.reason = cut(report.reason, MAX_REPORT);
         let s = &mut self.status;
         s.calls += 1;
         s.failed_calls += 1;

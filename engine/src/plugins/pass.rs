@@ -254,7 +254,7 @@ struct Checked {
 fn check_output(p: &Program, all: &[MomentRec], records: &[u32], bytes: &[u8]) -> Result<Checked, String> {
     let output: Output = wire::decode(bytes).map_err(|e| format!("the output does not decode: {e}"))?;
     if let Some(message) = output.error {
-        return Err(format!("the plugin reported: {message}"));
+        return Err(format!("the plugin reported: {}", super::cut(message, super::MAX_REPORT)));
     }
     let mut checked = Checked { awards: Vec::new(), withholds: Vec::new(), acts: Vec::new(), states: Vec::new() };
     for e in output.effects {
@@ -328,15 +328,8 @@ fn check_output(p: &Program, all: &[MomentRec], records: &[u32], bytes: &[u8]) -
     Ok(checked)
 }
 
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_TEXT {
-        let mut end = MAX_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+fn truncate(text: String) -> String {
+    super::cut(text, MAX_TEXT)
 }
 
 /// Applies a checked call: saves states, queues awards and acts, holds back withheld moments'

@@ -31,11 +31,24 @@ use wasmtime::{
     PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, ValType,
 };
 
-/// Instance slots in the engine's pool: calls that can run at the same time.
-const POOL_SLOTS: u32 = 256;
+/// Instance slots in the engine's pool: calls that can run at the same time. A call waits for a
+/// free one ([`Gate`]) rather than fail, so that however many organisations call plugins at once
+/// (live scoring, replays at start, what-ifs), none of their calls fails for another's load;
+/// each organisation holds at most three at a time (its worker, its one background job, its
+/// opening), so waiting happens only with more than 85 organisations calling at once.
+pub const POOL_SLOTS: u32 = 256;
+
+/// Modules compiled at once, engine-wide. Compiling holds tens to hundreds of bytes of memory
+/// per byte of wasm for a moment (Cranelift; more for pathological modules): one at a time
+/// bounds it, whatever the number of organisations uploading, replaying or opening.
+pub const COMPILES_AT_ONCE: usize = 1;
 
 /// The largest linear memory any organisation may allow its plugins (see `[plugins]`).
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+
+/// The largest module any organisation may allow (see `[plugins] module_kb`): the upload
+/// route's body limit.
+pub const MAX_MODULE_BYTES: usize = 4 << 20;
 
 /// How often the host's ticker advances the engine epoch.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -46,6 +59,8 @@ pub const HOST_MODULE: &str = "plaudit";
 /// Per-plugin limits. [`Default`] is DESIGN.md's Shopify-derived set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Plugins an organisation may have installed at once (the host itself runs any number).
+    pub installed: usize,
     /// Fuel units a call may consume (instantiation, `alloc` and `score` together).
     pub fuel: u64,
     /// Linear memory cap, in bytes. A `memory.grow` past it traps (rather than returning -1),
@@ -69,6 +84,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            installed: 8,
             fuel: 11_000_000,
             memory_bytes: 10 << 20,
             module_bytes: 256 << 10,
@@ -293,11 +309,83 @@ impl Drop for EpochTicker {
     }
 }
 
+/// A counting gate: at most `capacity` holders at once; others wait for a free place.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    held: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+    capacity: usize,
+}
+
+/// A place held in a [`Gate`], given back when dropped.
+pub(crate) struct Place<'a>(&'a Gate);
+
+impl Gate {
+    fn new(capacity: usize) -> Gate {
+        Gate { held: std::sync::Mutex::new(0), freed: std::sync::Condvar::new(), capacity }
+    }
+
+    /// Waits for a free place and takes it.
+    fn enter(&self) -> Place<'_> {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *held >= self.capacity {
+            held = self.freed.wait(held).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *held += 1;
+        Place(self)
+    }
+
+    /// Places held now, and the capacity.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (*self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner), self.capacity)
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut held = self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held -= 1;
+        drop(held);
+        self.0.freed.notify_one();
+    }
+}
+
+/// What the process's sandboxes hold now: instance slots in use and their capacity, modules
+/// being compiled and how many may be at once (for `/metrics`).
+pub fn usage() -> SandboxUsage {
+    let hosts = HOSTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut usage = SandboxUsage::default();
+    for host in hosts.iter() {
+        let (used, capacity) = host.slots.usage();
+        usage.instances += used;
+        usage.instance_capacity += capacity;
+    }
+    (usage.compiling, usage.compile_capacity) = COMPILES.usage();
+    usage
+}
+
+/// See [`usage`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SandboxUsage {
+    pub instances: usize,
+    pub instance_capacity: usize,
+    pub compiling: usize,
+    pub compile_capacity: usize,
+}
+
+/// The engine-wide compile gate ([`COMPILES_AT_ONCE`]).
+static COMPILES: std::sync::LazyLock<Gate> = std::sync::LazyLock::new(|| Gate::new(COMPILES_AT_ONCE));
+
+/// The process's hosts, one per stack bound ([`PluginHost::shared`]).
+static HOSTS: std::sync::Mutex<Vec<Arc<PluginHost>>> = std::sync::Mutex::new(Vec::new());
+
 /// The sandbox host: one engine and linker shared by every plugin.
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<CallState>,
     max_stack_bytes: usize,
+    /// The engine's instance slots ([`POOL_SLOTS`]): a call holds one while it runs.
+    slots: Arc<Gate>,
     _ticker: EpochTicker,
     /// Modules compiled, by the SHA-256 of their bytes: the same module installed in several
     /// organisations, replayed, restored or run by a what-if is compiled once.
@@ -328,8 +416,8 @@ impl PluginHost {
             .wasm_tail_call(false);
         // A pool of instance slots, reused call after call: a fresh instance then costs no
         // mmap/munmap of its memory (measured: instantiation was 57 us a call without it).
-        // The pool bounds how many calls run at once, engine-wide; past it a call fails with
-        // `PluginFailure::Internal`, so it is sized well over the worker threads that call.
+        // The pool bounds how many calls run at once, engine-wide; a call waits for a free slot
+        // (`Gate`) instead of failing past it.
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(POOL_SLOTS)
             .total_memories(POOL_SLOTS)
@@ -344,6 +432,7 @@ impl PluginHost {
             engine,
             linker,
             max_stack_bytes: limits.max_stack_bytes,
+            slots: Arc::new(Gate::new(POOL_SLOTS as usize)),
             _ticker: ticker,
             compiled: std::sync::Mutex::new(Vec::new()),
         })
@@ -352,7 +441,6 @@ impl PluginHost {
     /// The process's host for `limits.max_stack_bytes` (the one engine-wide setting), started
     /// on first use and shared by every organisation after.
     pub fn shared(limits: &Limits) -> Result<Arc<PluginHost>, PluginError> {
-        static HOSTS: std::sync::Mutex<Vec<Arc<PluginHost>>> = std::sync::Mutex::new(Vec::new());
         let mut hosts = HOSTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(host) = hosts.iter().find(|h| h.max_stack_bytes == limits.max_stack_bytes) {
             return Ok(Arc::clone(host));
@@ -370,8 +458,14 @@ impl PluginHost {
         if let Some((_, module)) = lock().iter().find(|(h, _)| *h == hash) {
             return Ok(module.clone());
         }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| PluginError::Invalid { message: error_message(&e) })?;
+        let module = {
+            let _compiling = COMPILES.enter();
+            // Compiled meanwhile by whoever held the gate before us?
+            if let Some((_, module)) = lock().iter().find(|(h, _)| *h == hash) {
+                return Ok(module.clone());
+            }
+            Module::new(&self.engine, wasm).map_err(|e| PluginError::Invalid { message: error_message(&e) })?
+        };
         let mut compiled = lock();
         if compiled.len() >= COMPILED_KEPT {
             compiled.remove(0);
@@ -403,6 +497,7 @@ impl PluginHost {
         Ok(Plugin {
             name: name.to_owned(),
             engine: self.engine.clone(),
+            slots: Arc::clone(&self.slots),
             pre,
             deadline_ticks: limits.deadline_ticks(),
             max_stack_bytes: self.max_stack_bytes,
@@ -416,6 +511,8 @@ impl PluginHost {
 pub struct Plugin {
     name: String,
     engine: Engine,
+    /// The engine's instance slots: each call holds one.
+    slots: Arc<Gate>,
     pre: InstancePre<CallState>,
     limits: Limits,
     deadline_ticks: u64,
@@ -506,6 +603,7 @@ impl Plugin {
         backstop: bool,
         body: impl FnOnce(&Self, &mut Store<CallState>) -> Result<Vec<u8>, Stop>,
     ) -> Result<CallOutput, CallFailed> {
+        let _slot = self.slots.enter();
         let mut store = Store::new(&self.engine, CallState::new(&self.limits, seeds));
         store.limiter(|state| &mut state.limiter);
         store.set_fuel(self.limits.fuel).map_err(|e| CallFailed {

@@ -594,6 +594,9 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
     })
 }
 
+/// Most plugins an organisation may have installed at once (`[plugins] installed`).
+pub const MAX_INSTALLED: usize = 32;
+
 /// The `[plugins]` limits over DESIGN's defaults, each within a range that keeps the host safe.
 fn plugin_limits(cx: &mut Ctx, doc: Option<&super::format::PluginLimitsDoc>) -> crate::plugins::Limits {
     let mut limits = crate::plugins::Limits::default();
@@ -614,7 +617,12 @@ fn plugin_limits(cx: &mut Ctx, doc: Option<&super::format::PluginLimitsDoc>) -> 
     if let Some(v) = check("memory_mb", doc.memory_mb.map(u64::from), 1..=256, 1 << 20) {
         limits.memory_bytes = size(v);
     }
-    if let Some(v) = check("module_kb", doc.module_kb.map(u64::from), 1..=10_240, 1 << 10) {
+    if let Some(v) = check("installed", doc.installed.map(u64::from), 1..=MAX_INSTALLED as u64, 1) {
+        limits.installed = size(v);
+    }
+    // Compiling takes tens to hundreds of bytes of memory per byte of wasm: 4 MB at most (what
+    // the upload route's body limit lets through).
+    if let Some(v) = check("module_kb", doc.module_kb.map(u64::from), 1..=4096, 1 << 10) {
         limits.module_bytes = size(v);
     }
     if let Some(v) = check("input_kb", doc.input_kb.map(u64::from), 1..=4096, 1 << 10) {

@@ -42,6 +42,9 @@ pub struct RuleSetDoc {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimitsDoc {
+    /// Plugins installed at once.
+    #[serde(default)]
+    pub installed: Option<u32>,
     /// Fuel (about one unit per wasm instruction) a call may use.
     #[serde(default)]
     pub fuel: Option<u64>,
