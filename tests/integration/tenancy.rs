@@ -157,3 +157,141 @@ fn an_organisation_is_created_with_its_key_in_one_commit_and_served_after_a_rest
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// More plugin calls at once than the engine has instance slots: every one succeeds (a call
+/// waits for a free slot instead of failing), so one organisation's what-ifs or load never
+/// makes another's plugin fail.
+#[test]
+fn more_plugin_calls_at_once_than_instance_slots_all_succeed() {
+    use plaudit_engine::plugins::sandbox::POOL_SLOTS;
+    use plaudit_engine::plugins::{Limits, PluginHost};
+    let host = PluginHost::shared(&Limits::default()).expect("the sandbox starts");
+    // A little work on every call, so that the calls overlap.
+    let wasm = fixed_output_plugin("busy", &plaudit_sdk::plugin::wire::Output::default(), Some((0, 200_000)));
+    let plugin = Arc::new(host.load("busy", &wasm, Limits::default()).expect("loads"));
+    let threads: Vec<_> = (0..POOL_SLOTS as usize + 44)
+        .map(|_| {
+            let plugin = Arc::clone(&plugin);
+            std::thread::spawn(move || plugin.plugin().call(&[0x93, 0x90, 0x90, 0x90], &[]).map(|_| ()))
+        })
+        .collect();
+    let failures: Vec<String> =
+        threads.into_iter().filter_map(|t| t.join().expect("joins").err()).map(|e| e.to_string()).collect();
+    assert!(failures.is_empty(), "{} calls failed: {:?}", failures.len(), failures.first());
+}
+
+/// A tenant's what-ifs are queued: one runs, a few wait, the rest are refused `429` with
+/// `Retry-After`; another organisation keeps scoring meanwhile. (Its plugin works about half a
+/// second a call, so that a what-if lasts long enough for the others to arrive while it runs.)
+#[test]
+fn what_ifs_are_queued_per_organisation_and_refused_past_the_queue() {
+    let data = scratch_dir("plaudit-tenancy-what-ifs");
+    let server = Server::start_with(&data, Some(ADMIN));
+    let riverside = server.key("riverside").to_string();
+    let (_, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "slow"}).to_string());
+    let key = created["key"].as_str().expect("a key").to_string();
+    let rules = "[organisation]\nid = \"slow\"\n[[currency]]\nid = \"points\"\n[plugins]\nfuel = 1000000000\nwall_clock_ms = 20000\n";
+    assert_eq!(server.send("PUT", "/v1/orgs/slow/rules", Some(&key), "application/toml", rules.as_bytes()).0, 200);
+    let wasm = fixed_output_plugin("spinner", &award_first("points", 1), Some((0, 100_000_000)));
+    assert_eq!(server.send("PUT", "/v1/orgs/slow/plugins/spinner", Some(&key), "application/wasm", &wasm).0, 201);
+    let batch: Vec<Value> = (0..600)
+        .map(|i| json!({"id": format!("w{i}"), "stakeholder": format!("s{}", i % 97), "kind": "meetup", "channel": "event", "at": "2026-03-02T10:00:00Z"}))
+        .collect();
+    let (status, _) = server.request("POST", "/v1/orgs/slow/moments", Some(&key), &Value::Array(batch).to_string());
+    assert_eq!(status, 201);
+    let addr = server.addr.clone();
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let asks: Vec<_> = (0..12)
+            .map(|_| {
+                let (rules, key, addr) = (rules.to_string(), key.clone(), addr.clone());
+                s.spawn(move || {
+                    let probe = Server {
+                        child: std::process::Command::new("true").spawn().expect("a stand-in"),
+                        addr,
+                        keys: Vec::new(),
+                    };
+                    let (status, head, body) = probe.send(
+                        "POST",
+                        "/v1/orgs/slow/rules/simulate",
+                        Some(&key),
+                        "application/toml",
+                        rules.as_bytes(),
+                    );
+                    (status, format!("{head}\n{body}"))
+                })
+            })
+            .collect();
+        // Meanwhile another organisation scores.
+        let (status, body) =
+            server.request("POST", "/v1/orgs/riverside/moments", Some(&riverside), &moment("r1", "ann"));
+        assert_eq!(status, 201, "{body}");
+        asks.into_iter().map(|a| a.join().expect("joins")).collect()
+    });
+    let refused: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    let done = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(done + refused.len(), 12, "each what-if ran or was refused: {answers:?}");
+    assert!(done >= 5 && !refused.is_empty(), "one ran and four waited; the others were refused: {done} done");
+    for (_, text) in &refused {
+        assert!(text.contains("retry-after: 5") && text.contains("too_many_jobs"), "{text}");
+    }
+    let (_, _, metrics) = server.send("GET", "/metrics", None, "text/plain", b"");
+    let refused_total = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("plaudit_jobs_refused_total{reason=\"queue_full\"} "))
+        .and_then(|v| v.parse::<usize>().ok());
+    assert_eq!(refused_total, Some(refused.len()));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A tenant cannot install more plugins than its limit, nor raise its module limit past the
+/// ceiling; an upload up to the ceiling reaches the module check (not the body limit), and a
+/// plugin's long error text and manifest are cut or refused rather than kept whole.
+#[test]
+fn plugin_counts_sizes_and_texts_are_bounded() {
+    use plaudit_sdk::plugin::wire::Output;
+    let data = scratch_dir("plaudit-tenancy-plugins");
+    let server = Server::start_with(&data, Some(ADMIN));
+    let (_, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "lots"}).to_string());
+    let key = created["key"].as_str().expect("a key").to_string();
+    let put_rules = |plugins: &str| {
+        let rules = format!("[organisation]\nid = \"lots\"\n[[currency]]\nid = \"points\"\n[plugins]\n{plugins}\n");
+        server.send("PUT", "/v1/orgs/lots/rules", Some(&key), "application/toml", rules.as_bytes())
+    };
+    let (status, _, body) = put_rules("module_kb = 5000");
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("plugins.module_kb")), "{body}");
+    let (status, _, body) = put_rules("installed = 33");
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("plugins.installed")), "{body}");
+    assert_eq!(put_rules("installed = 2\nmodule_kb = 4096").0, 200);
+    let put = |name: &str, wasm: &[u8]| {
+        server.send("PUT", &format!("/v1/orgs/lots/plugins/{name}"), Some(&key), "application/wasm", wasm)
+    };
+    let quiet = fixed_output_plugin("quiet", &Output::default(), None);
+    assert_eq!(put("one", &quiet).0, 201);
+    assert_eq!(put("two", &quiet).0, 201);
+    let (status, _, body) = put("three", &quiet);
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_plugin")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("installed")), "{body}");
+    assert_eq!(put("one", &quiet).0, 200, "replacing one is no new install");
+    // A module of 4 MB and a bit is no body-limit 413: the module check refuses it, saying why.
+    let mut big = quiet.clone();
+    big.resize(4 * 1024 * 1024 + 10, 0);
+    let (status, _, body) = put("big", &big);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("limit")), "{body}");
+    // A manifest of 9 kB of name is refused.
+    let long_name = fixed_output_plugin(&"n".repeat(9000), &Output::default(), None);
+    assert_eq!(put("two", &long_name).0, 422);
+    // An error text of 19 kB is kept cut to 1 KiB.
+    let loud = fixed_output_plugin("loud", &Output { error: Some("e".repeat(19_000)), ..Output::default() }, None);
+    assert_eq!(put("two", &loud).0, 200);
+    let (status, _) = server.request("POST", "/v1/orgs/lots/moments", Some(&key), &moment("m1", "ann"));
+    assert_eq!(status, 201);
+    let (_, status) = server.request("GET", "/v1/orgs/lots/plugins/two", Some(&key), "");
+    let reason = status["last_failure"]["reason"].as_str().expect("a failure");
+    assert!(reason.len() <= 1024 && reason.ends_with('…'), "{} bytes", reason.len());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
