@@ -57,8 +57,8 @@ fn a_damaged_organisation_is_reported_and_skipped_and_the_others_are_served() {
     assert!(health.get("detail").is_none(), "{health}");
     let (_, health) = server.request("GET", "/healthz", Some(ADMIN), "");
     let unavailable = &health["detail"]["unavailable"];
-    assert_eq!(unavailable[0][0], "broken", "{health}");
-    assert!(unavailable[0][1].as_str().is_some_and(|why| why.contains("rule set")), "{health}");
+    assert_eq!(unavailable[0]["org"], "broken", "{health}");
+    assert!(unavailable[0]["error"].as_str().is_some_and(|why| why.contains("rule set")), "{health}");
     // The unknown organisation and the wrong key look alike; so does a known one's wrong key.
     let (s1, b1) = server.request("GET", "/v1/orgs/ghost/challenges", Some("pk_x"), "");
     let (s2, b2) = server.request("GET", "/v1/orgs/broken/challenges", Some("pk_x"), "");
@@ -127,7 +127,7 @@ wall_clock_ms = 20000
     assert!(head.contains("retry-after: 1"), "{head}");
     let (_, health) = server.request("GET", "/healthz", Some(ADMIN), "");
     assert_eq!(health["status"], "starting", "{health}");
-    assert_eq!(health["detail"]["opening"][0][0], "hostile", "{health}");
+    assert_eq!(health["detail"]["opening"][0]["org"], "hostile", "{health}");
     server.wait_open();
     let (status, hal) = server.request("GET", "/v1/orgs/hostile/stakeholders/hal", Some(&hostile), "");
     assert_eq!((status, hal["currencies"]["points"].as_i64()), (200, Some(12)), "{hal}");

@@ -657,10 +657,22 @@ struct HealthCounts {
 
 #[derive(Debug, Serialize)]
 struct HealthDetail {
-    /// Name and milliseconds spent opening so far.
-    opening: Vec<(String, u64)>,
-    /// Name and why it could not be opened.
-    unavailable: Vec<(String, String)>,
+    opening: Vec<Opening>,
+    unavailable: Vec<Unavailable>,
+}
+
+/// An organisation still opening, and for how many milliseconds so far.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct Opening {
+    org: String,
+    ms: u64,
+}
+
+/// An organisation that could not be opened, and why.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct Unavailable {
+    org: String,
+    error: String,
 }
 
 /// Liveness: the server answers. Its body says how many organisations are open, still
@@ -677,8 +689,12 @@ async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
         let mut detail = HealthDetail { opening: Vec::new(), unavailable: Vec::new() };
         for (name, entry) in orgs.iter() {
             match &entry.state {
-                OrgState::Opening(since) => detail.opening.push((name.clone(), since.elapsed().as_millis() as u64)),
-                OrgState::Failed(why) => detail.unavailable.push((name.clone(), why.to_string())),
+                OrgState::Opening(since) => {
+                    detail.opening.push(Opening { org: name.clone(), ms: since.elapsed().as_millis() as u64 })
+                }
+                OrgState::Failed(why) => {
+                    detail.unavailable.push(Unavailable { org: name.clone(), error: why.to_string() })
+                }
                 OrgState::Open(_) => {}
             }
         }
