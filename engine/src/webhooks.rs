@@ -708,4 +708,25 @@ mod tests {
         let err = agent.post("http://localhost:9/hook").send(&b"{}"[..]).expect_err("refused");
         assert!(err.to_string().contains("internal addresses only"), "{err}");
     }
+
+    #[test]
+    fn a_redirect_is_not_followed_it_fails_the_delivery() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("a connection");
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let moved = "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            stream.write_all(moved.as_bytes()).expect("answers");
+        });
+        let agent = agent(Arc::new(Targets::new(vec!["127.0.0.1".into()])));
+        let hook =
+            Hook { url: format!("http://{addr}/hook"), types: vec![], secret: "s".repeat(16), cursor: 0, missed: 0 };
+        let job = Job { name: "crm".into(), hook, through: 1, items: Vec::new(), missed: 0 };
+        let err = post(&agent, "acme", &job).expect_err("not delivered");
+        assert!(err.contains("302") && err.contains("redirects are not followed"), "{err}");
+        server.join().expect("the receiver ends");
+    }
 }
