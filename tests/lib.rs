@@ -1,9 +1,9 @@
 //! Helpers for the integration tests: build a world from a rule-set snippet, make moments
 //! tersely, run records and pick effects apart.
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::intern::Interner;
-use plaudit_engine::ruleset::{compile::compile, parse_toml};
+use plaudit_core::OrgWorld;
+use plaudit_core::intern::Interner;
+use plaudit_core::ruleset::{compile::compile, parse_toml};
 use plaudit_sdk::{Effect, EffectKind, Moment, Record, Retraction, Stakeholder, Value};
 
 /// The `[organisation]` and currencies every snippet starts from: Amsterdam time, so that
@@ -150,45 +150,6 @@ pub fn of_type<'a>(effects: &'a [Effect], ty: &str) -> Vec<&'a Effect> {
         .iter()
         .filter(|e| serde_json::to_value(&e.kind).ok().and_then(|v| v.get("type").cloned()) == Some(ty.into()))
         .collect()
-}
-
-/// The path of the `plaudit` binary, built once (with the cargo running the tests) into the
-/// same target directory as the tests.
-pub fn plaudit_bin() -> std::path::PathBuf {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/integration-<hash> -> target/<profile>/plaudit
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut build = std::process::Command::new(cargo);
-        build.args(["build", "-q", "-p", "plaudit-engine", "--bin", "plaudit"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let target_dir = profile_dir.parent().expect("target dir");
-        // Without the variables cargo sets for the test run: build scripts that track them
-        // (ring's does) would otherwise rebuild, here and again in the next plain build.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let per_run = [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_BIN_",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ];
-            if per_run.iter().any(|p| name.starts_with(p)) {
-                build.env_remove(&*name);
-            }
-        }
-        let status = build.env("CARGO_TARGET_DIR", target_dir).status().expect("cargo runs");
-        assert!(status.success(), "building the plaudit binary failed");
-        profile_dir.join(format!("plaudit{}", std::env::consts::EXE_SUFFIX))
-    })
-    .clone()
 }
 
 /// The repository's root directory.

@@ -23,15 +23,15 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use plaudit_benches::{BATCH, STAKEHOLDERS, WARMUP_MOMENTS, acme, bench_batches, root, warm_up, workload};
-use plaudit_engine::calendar::parse_rfc3339;
-use plaudit_engine::plugins::{Limits, PluginHost};
-use plaudit_engine::workload::Workload;
+use plaudit_core::calendar::parse_rfc3339;
+use plaudit_core::plugins::{Limits, PluginHost};
+use plaudit_core::workload::Workload;
 use plaudit_sdk::plugin::wire::{self, Bytes, Input, MomentIn, Output};
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that the figures are the
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that the figures are the
 /// shipped binary's, and this bench's native figure the scoring bench's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 const PER_CALL: usize = 512;
 
@@ -43,11 +43,12 @@ fn module(crate_name: &str) -> Vec<u8> {
 
 /// Scores batches of fresh moments into a warmed-up acme world, with or without the plugin.
 fn ingest(c: &mut Criterion, host: &PluginHost, name: &str, plugin: Option<&str>) {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let workload = workload();
     let mut world = acme();
     if let Some(crate_name) = plugin {
-        let loaded = host.load(crate_name, &module(crate_name), Limits::default()).expect("the module loads");
+        let loaded = plaudit_core::plugins::load(host, crate_name, &module(crate_name), Limits::default())
+            .expect("the module loads");
         world.install_plugin(crate_name, Arc::new(loaded));
     }
     warm_up(&mut world, &workload);
@@ -234,7 +235,7 @@ impl Bare {
 }
 
 fn bare(c: &mut Criterion) {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let mut encoder = Encoder::new();
     let mut bare = Bare::new(&module("bridge_builder"));
     // Warm the plugin's state up like the engine's.
@@ -279,17 +280,18 @@ fn load(c: &mut Criterion) {
         group.bench_function(format!("compile_{crate_name}"), |b| {
             b.iter_batched(
                 || PluginHost::new(&Limits::default()).expect("sandbox"),
-                |fresh| fresh.load(crate_name, &wasm, Limits::default()).expect("loads"),
+                |fresh| plaudit_core::plugins::load(&fresh, crate_name, &wasm, Limits::default()).expect("loads"),
                 BatchSize::PerIteration,
             )
         });
     }
     let wasm = module("bridge_builder");
-    host.load("bridge_builder", &wasm, Limits::default()).expect("loads");
+    plaudit_core::plugins::load(&host, "bridge_builder", &wasm, Limits::default()).expect("loads");
     group.bench_function("load_compiled_bridge_builder", |b| {
-        b.iter(|| host.load("bridge_builder", &wasm, Limits::default()).expect("loads"))
+        b.iter(|| plaudit_core::plugins::load(&host, "bridge_builder", &wasm, Limits::default()).expect("loads"))
     });
-    let loaded = host.load("bridge_builder", &module("bridge_builder"), Limits::default()).expect("loads");
+    let loaded = plaudit_core::plugins::load(&host, "bridge_builder", &module("bridge_builder"), Limits::default())
+        .expect("loads");
     group.bench_function("instantiate_and_manifest_call", |b| b.iter(|| loaded.plugin().manifest().expect("manifest")));
     group.finish();
 }

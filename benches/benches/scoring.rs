@@ -9,13 +9,13 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use plaudit_benches::{acme, bench_batches, bench_batches_then, read_leaderboards, warm_up, workload};
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that the figure is the
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that the figure is the
 /// shipped binary's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 fn scoring(c: &mut Criterion) {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let workload = workload();
     let mut world = acme();
     warm_up(&mut world, &workload);

@@ -1,4 +1,4 @@
-//! Durable appends to the embedded store ([`RedbStore`]): one fsync'd commit per call, for
+//! Organisation appends to the embedded store ([`RedbStore`]): one fsync'd commit per call, for
 //! batches of 100 moments (group commit) and of 1 moment (a commit per moment). Throughput is
 //! reported in moments per second.
 //!
@@ -10,14 +10,14 @@ use std::cell::Cell;
 use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use plaudit_engine::ids::OrgId;
-use plaudit_engine::store::{RedbStore, Store};
+use plaudit_core::ids::OrgId;
 use plaudit_sdk::{Attrs, Moment, Record};
+use plaudit_store::{RedbStore, Store};
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that the figure is the
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that the figure is the
 /// shipped binary's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 fn moment(n: usize) -> Record {
     Record::Moment(Moment {
@@ -33,7 +33,7 @@ fn moment(n: usize) -> Record {
 }
 
 fn store(c: &mut Criterion) {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let base = std::env::var_os("PLAUDIT_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = base.join(format!("plaudit-store-bench-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&dir) {

@@ -5,9 +5,9 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use criterion::{BatchSize, Criterion, Throughput};
-use plaudit_engine::OrgWorld;
-use plaudit_engine::reads::PageQuery;
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::OrgWorld;
+use plaudit_core::reads::PageQuery;
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::Record;
 
 pub const STAKEHOLDERS: usize = 100_000;

@@ -1,13 +1,13 @@
-//! No number a moment can reach overflows (see `plaudit_engine::bounds`): values, awards of
+//! No number a moment can reach overflows (see `plaudit_core::bounds`): values, awards of
 //! rules and plugins, campaign multipliers, balances, windowed leaderboards. Each case is one
 //! an integrator or a hostile tenant can send; in a release build an `i64` past its range
 //! wraps silently, so these run the real scoring path and read back every sum.
 
 use std::sync::Arc;
 
-use plaudit_engine::bounds::{MAX_AWARD, MAX_BALANCE};
-use plaudit_engine::plugins::{Limits, PluginHost};
-use plaudit_engine::reads::PageQuery;
+use plaudit_core::bounds::{MAX_AWARD, MAX_BALANCE};
+use plaudit_core::plugins::{Limits, PluginHost};
+use plaudit_core::reads::PageQuery;
 use plaudit_sdk::{EffectKind, Record};
 use plaudit_tests::*;
 
@@ -55,7 +55,7 @@ metric = "xp"
 
 const AT: &str = "2026-03-02T10:00:00Z";
 
-fn board_value(w: &mut plaudit_engine::OrgWorld, board: &str, who: &str) -> Option<i64> {
+fn board_value(w: &mut plaudit_core::OrgWorld, board: &str, who: &str) -> Option<i64> {
     let q = PageQuery { team: None, around: None, offset: 0, limit: 10 };
     let page = w.leaderboard(board, &q).expect("a board");
     page.rows.iter().find(|r| r.stakeholder == who).map(|r| r.value)
@@ -126,7 +126,7 @@ fn many_awards_of_the_largest_size_never_wrap_a_balance_or_a_windowed_board() {
     assert_eq!(balance(&mut w, "ann", "xp"), expected);
     assert_eq!(board_value(&mut w, "weekly", "ann"), Some(expected));
     assert_eq!(board_value(&mut w, "all", "ann"), Some(expected));
-    assert_eq!(plaudit_engine::bounds::credit(MAX_BALANCE - 5, MAX_AWARD), (5, MAX_BALANCE));
+    assert_eq!(plaudit_core::bounds::credit(MAX_BALANCE - 5, MAX_AWARD), (5, MAX_BALANCE));
 }
 
 fn host() -> Arc<PluginHost> {
@@ -138,7 +138,7 @@ fn a_plugin_awarding_beyond_the_bound_fails_its_call_and_changes_no_balance_what
     for amount in [i64::MIN, i64::MIN + 1, i64::MAX, MAX_AWARD + 1, -MAX_AWARD - 1] {
         let mut w = world(RULES);
         let wasm = fixed_output_plugin("greedy", &award_first("xp", amount), None);
-        let loaded = host().load("greedy", &wasm, Limits::default()).expect("loads");
+        let loaded = plaudit_core::plugins::load(&host(), "greedy", &wasm, Limits::default()).expect("loads");
         w.install_plugin("greedy", Arc::new(loaded));
         let effects = score(&mut w, vec![m("s1", "ann", "sale", "shop", AT).value(1.0)]);
         assert_eq!(points(&effects, "ann", "xp"), 1_000_000, "{amount}: only the native award");
@@ -151,9 +151,13 @@ fn a_plugin_awarding_beyond_the_bound_fails_its_call_and_changes_no_balance_what
     }
     // At the bound it is taken.
     let mut w = world(RULES);
-    let loaded = host()
-        .load("generous", &fixed_output_plugin("generous", &award_first("xp", -MAX_AWARD), None), Limits::default())
-        .expect("loads");
+    let loaded = plaudit_core::plugins::load(
+        &host(),
+        "generous",
+        &fixed_output_plugin("generous", &award_first("xp", -MAX_AWARD), None),
+        Limits::default(),
+    )
+    .expect("loads");
     w.install_plugin("generous", Arc::new(loaded));
     score(&mut w, vec![m("s1", "ann", "sale", "shop", AT).value(1.0)]);
     assert_eq!(balance(&mut w, "ann", "xp"), 1_000_000 - MAX_AWARD);

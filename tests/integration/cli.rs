@@ -3,12 +3,15 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// The binary, run from the repository's root (the paths below are relative to it).
 fn plaudit() -> Command {
-    Command::new(plaudit_tests::plaudit_bin())
+    let mut command = Command::new(crate::plaudit_bin());
+    command.current_dir(plaudit_tests::repo_root());
+    command
 }
 
 fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    plaudit_tests::repo_root()
 }
 
 fn score_stdin(args: &[&str], input: &str) -> std::process::Output {

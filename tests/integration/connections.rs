@@ -9,7 +9,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use plaudit_tests::{plaudit_bin, repo_root, scratch_dir};
+use plaudit_tests::{repo_root, scratch_dir};
+
+use crate::plaudit_bin;
 
 use crate::server::Server;
 

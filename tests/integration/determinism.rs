@@ -1,12 +1,12 @@
 //! Determinism: the same rule set and the same ordered records give the same effects and the
 //! same state, bit for bit, whatever the batch boundaries.
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::OrgWorld;
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::Record;
 
 fn acme() -> OrgWorld {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/acme.toml");
+    let path = plaudit_tests::repo_root().join("rules/acme.toml");
     OrgWorld::from_rules_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 

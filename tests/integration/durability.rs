@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use plaudit_tests::{example_plugin, plaudit_bin, repo_root, scratch_dir};
+use plaudit_tests::{example_plugin, repo_root, scratch_dir};
+
+use crate::plaudit_bin;
 
 fn plaudit() -> Command {
     let mut c = Command::new(plaudit_bin());
@@ -135,11 +137,11 @@ fn acknowledged_moments_survive_sigkill_and_count_exactly_once() {
 
 #[test]
 fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
-    use plaudit_engine::ids::OrgId;
-    use plaudit_engine::log::Durable;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{RedbStore, Store};
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::Organisation;
+    use plaudit_store::{RedbStore, Store};
     use plaudit_tests::{m, retract};
     use std::sync::Arc;
 
@@ -148,17 +150,18 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
     let text = std::fs::read_to_string(&rules).expect("rules");
     let acme = OrgId::parse("acme").expect("org id");
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-    Durable::create(store, acme.clone(), &text, Format::Toml).expect("created");
+    Organisation::create(store, acme.clone(), &text, Format::Toml).expect("created");
     let open = || {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-        Durable::open(store, acme.clone()).expect("replays")
+        Organisation::open(store, acme.clone()).expect("replays")
     };
     // Meetups an hour apart: past the guard's minimum gap; the rule's cap is 3 a day.
     let meetup = |id: &str| {
         let hour = 8 + id.bytes().next().map_or(0, |b| b - b'a');
         Record::Moment(m(id, "ann", "meetup", "event", &format!("2026-03-02T{hour:02}:00:00Z")))
     };
-    let xp = |d: &mut Durable| d.world_mut().profile("ann").and_then(|p| p.currencies.get("xp").copied()).unwrap_or(0);
+    let xp =
+        |d: &mut Organisation| d.world_mut().profile("ann").and_then(|p| p.currencies.get("xp").copied()).unwrap_or(0);
 
     let (mut d, _) = open();
     let first = d.ingest(vec![meetup("a"), meetup("a"), meetup("b")]).expect("ingest");
@@ -181,13 +184,13 @@ fn duplicates_within_a_batch_across_batches_and_across_a_restart_score_once() {
 
 #[test]
 fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_same_records() {
-    use plaudit_engine::ids::OrgId;
-    use plaudit_engine::log::{Durable, what_if};
-    use plaudit_engine::retroactive::Mode;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{RedbStore, Store};
-    use plaudit_engine::workload::{Spec, Workload};
+    use plaudit_core::application::Mode;
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::ruleset::Format;
+    use plaudit_core::workload::{Spec, Workload};
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::{Organisation, what_if};
+    use plaudit_store::{RedbStore, Store};
     use std::sync::Arc;
 
     let dir = scratch_dir("plaudit-versions");
@@ -197,11 +200,11 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
     let records: Vec<Record> =
         Workload::new(Spec { stakeholders: 150, moments: 1200, days: 30, ..Spec::default() }).records().collect();
     let acme = OrgId::parse("acme").expect("org id");
-    let summary = |d: &mut Durable| serde_json::to_string(&d.world_mut().summary(1000)).expect("summary");
+    let summary = |d: &mut Organisation| serde_json::to_string(&d.world_mut().summary(1000)).expect("summary");
 
     let live = {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-        let mut d = Durable::create(store, acme.clone(), &v1, Format::Toml).expect("created");
+        let mut d = Organisation::create(store, acme.clone(), &v1, Format::Toml).expect("created");
         let (a, rest) = records.split_at(400);
         let (b, c) = rest.split_at(400);
         d.ingest(a.to_vec()).expect("ingest");
@@ -216,7 +219,7 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
         summary(&mut d)
     };
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-    let (mut d, replayed) = Durable::open(Arc::clone(&store), acme.clone()).expect("replays");
+    let (mut d, replayed) = Organisation::open(Arc::clone(&store), acme.clone()).expect("replays");
     assert_eq!(replayed.records as usize, d.world().last_seq().0 as usize);
     assert_eq!((d.rules().version, d.rules().text.as_str()), (2, v2.as_str()));
     assert!(d.installed().is_empty(), "the removal was replayed");
@@ -235,12 +238,12 @@ fn a_replay_lives_through_the_same_rule_set_versions_and_plugin_changes_at_the_s
 
 #[test]
 fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_same() {
-    use plaudit_engine::ids::OrgId;
-    use plaudit_engine::log::Durable;
-    use plaudit_engine::plugins::PluginState;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{Change, RedbStore, Store};
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::plugins::PluginState;
+    use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::Organisation;
+    use plaudit_store::{Change, RedbStore, Store};
     use std::sync::Arc;
 
     let dir = scratch_dir("plaudit-timeouts");
@@ -251,7 +254,7 @@ fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_
         "{}\n[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n\n[[rule]]\nid = \"answer\"\nmatch = {{ kind = [\"answer\"] }}\naward = [{{ to = \"actor\", currency = \"xp\", amount = 10 }}]\n",
         plaudit_tests::HEADER
     );
-    let mut d = Durable::create(Arc::clone(&store), org.clone(), &rules, Format::Toml).expect("created");
+    let mut d = Organisation::create(Arc::clone(&store), org.clone(), &rules, Format::Toml).expect("created");
     d.install_plugin("slow", &plaudit_tests::hostile_fixture("slow")).expect("installs");
     for i in 0..3 {
         let moment = plaudit_tests::m(&format!("m{i}"), "ann", "answer", "forum", "2026-03-02T10:00:00Z");
@@ -275,7 +278,7 @@ fn plugin_calls_that_passed_the_wall_clock_backstop_are_recorded_and_replay_the_
 
     // Replayed without the backstop, the calls would finish and the plugin stay active: the
     // record makes them fail again, without running.
-    let (mut d, _) = Durable::open_from_start(Arc::clone(&store), org).expect("replays");
+    let (mut d, _) = Organisation::open_from_start(Arc::clone(&store), org).expect("replays");
     let replayed = d.world().plugin("slow").expect("status");
     assert_eq!((replayed.state, replayed.failed_calls), (PluginState::Disabled, 3), "{replayed:?}");
     assert_eq!(plaudit_tests::balance(d.world_mut(), "ann", "xp"), 30, "the native rules scored all the same");
@@ -291,22 +294,22 @@ mod the_log_holds_what_the_world_accepted {
 
     use std::sync::Arc;
 
-    use plaudit_engine::ids::OrgId;
-    use plaudit_engine::log::Durable;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{RedbStore, Store};
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::ruleset::Format;
     use plaudit_sdk::{Record, Stakeholder};
+    use plaudit_server::organisation::Organisation;
+    use plaudit_store::{RedbStore, Store};
     use plaudit_tests::{m, repo_root, retract, scratch_dir};
     use proptest::prelude::*;
 
-    fn durable(dir: &std::path::Path) -> (Durable, Arc<dyn Store>) {
+    fn durable(dir: &std::path::Path) -> (Organisation, Arc<dyn Store>) {
         let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
         let acme = OrgId::parse("acme").expect("id");
-        (Durable::create(Arc::clone(&store), acme, &text, Format::Toml).expect("created"), store)
+        (Organisation::create(Arc::clone(&store), acme, &text, Format::Toml).expect("created"), store)
     }
 
-    fn summary(d: &mut Durable) -> String {
+    fn summary(d: &mut Organisation) -> String {
         serde_json::to_string(&d.world_mut().summary(100)).expect("summary")
     }
 
@@ -327,7 +330,8 @@ mod the_log_holds_what_the_world_accepted {
         let (live, logged) = (summary(&mut d), d.world().last_seq());
         assert!(live == summary(&mut one_by_one), "the same state both ways");
         drop(d);
-        let (mut replayed, _) = Durable::open_from_start(store, OrgId::parse("acme").expect("id")).expect("replays");
+        let (mut replayed, _) =
+            Organisation::open_from_start(store, OrgId::parse("acme").expect("id")).expect("replays");
         assert_eq!(replayed.world().last_seq(), logged, "the log holds what the world accepted");
         assert!(summary(&mut replayed) == live, "and replays to the live world");
         let _ = (std::fs::remove_dir_all(grouped), std::fs::remove_dir_all(apart));
@@ -392,12 +396,12 @@ mod faults {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use plaudit_engine::ids::{OrgId, Seq};
-    use plaudit_engine::log::{Durable, LogError};
-    use plaudit_engine::retroactive::Mode;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
+    use plaudit_core::application::Mode;
+    use plaudit_core::ids::{OrgId, Seq};
+    use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::{OrgError, Organisation};
+    use plaudit_store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
     use plaudit_tests::{m, repo_root, scratch_dir};
 
     /// A real store that misbehaves once when told to: a second writer slips one record in
@@ -463,12 +467,12 @@ mod faults {
     }
 
     /// Organisation acme, created over a [`Faulty`] store in `dir`; and its rule set.
-    fn acme_over_faulty(dir: &std::path::Path) -> (Durable, Arc<Faulty>, String) {
+    fn acme_over_faulty(dir: &std::path::Path) -> (Organisation, Arc<Faulty>, String) {
         let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
         let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
         let store = Arc::new(Faulty { inner, interloper: false.into(), failing: false.into() });
         let org = OrgId::parse("acme").expect("id");
-        let d = Durable::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
+        let d = Organisation::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
         (d, store, text)
     }
 
@@ -480,7 +484,7 @@ mod faults {
         d.ingest(vec![meetup("a")]).expect("a normal batch");
 
         store.interloper.store(true, Ordering::Relaxed);
-        let halted = |e: &LogError| matches!(e, LogError::Halted { .. });
+        let halted = |e: &OrgError| matches!(e, OrgError::Halted { .. });
         let e = d.ingest(vec![meetup("b")]).expect_err("the world took one record, the log holds two");
         assert!(halted(&e), "halted, not {e}");
         assert!(e.to_string().contains("takes no more writes"), "{e}");
@@ -510,7 +514,7 @@ mod faults {
         store.failing.store(true, Ordering::Relaxed);
         let group = vec![vec![meetup("b", "ann")], vec![meetup("c", "bob")]];
         let e = d.ingest_group(group.clone(), true).expect_err("the commit fails");
-        assert!(matches!(e, LogError::Store(StoreError::Backend { .. })), "the store's error, not {e}");
+        assert!(matches!(e, OrgError::Store(StoreError::Backend { .. })), "the store's error, not {e}");
         assert_eq!(store.last_seq(d.org()).expect("last seq"), Seq(1), "nothing of the group was stored");
         assert_eq!(d.world().last_seq(), Seq(1), "nor is anything of it in the world");
         assert!(d.world_mut().profile("bob").is_none(), "bob came only with the failed group");
@@ -524,7 +528,8 @@ mod faults {
         assert_eq!(d.feed().expect("feed").latest(), fed + numbered, "its effects are numbered after the first's");
         let live = serde_json::to_string(&d.world_mut().summary(100)).expect("summary");
         drop(d);
-        let (mut replayed, _) = Durable::open_from_start(store, OrgId::parse("acme").expect("id")).expect("replays");
+        let (mut replayed, _) =
+            Organisation::open_from_start(store, OrgId::parse("acme").expect("id")).expect("replays");
         assert!(serde_json::to_string(&replayed.world_mut().summary(100)).expect("summary") == live, "bit for bit");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -532,12 +537,12 @@ mod faults {
 
 #[test]
 fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state_and_effect_count() {
-    use plaudit_engine::ids::OrgId;
-    use plaudit_engine::log::Durable;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{RedbStore, Store};
-    use plaudit_engine::workload::{Spec, Workload};
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::ruleset::Format;
+    use plaudit_core::workload::{Spec, Workload};
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::Organisation;
+    use plaudit_store::{RedbStore, Store};
     use std::sync::Arc;
 
     let dir = scratch_dir("plaudit-pages");
@@ -548,7 +553,7 @@ fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state_and_
     assert!(records.len() > 3 * 4096);
     let acme = OrgId::parse("acme").expect("org id");
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
-    let mut d = Durable::create(Arc::clone(&store), acme.clone(), &text, Format::Toml).expect("created");
+    let mut d = Organisation::create(Arc::clone(&store), acme.clone(), &text, Format::Toml).expect("created");
     for chunk in records.chunks(1000) {
         d.ingest(chunk.to_vec()).expect("ingest");
     }
@@ -558,13 +563,13 @@ fn a_replay_of_many_pages_read_ahead_on_another_thread_gives_the_live_state_and_
     assert!(effects > logged, "several effects a moment");
     drop(d);
     // Counting the effects (a restart) and keeping them for a feed give the same count.
-    let (mut again, replayed) = Durable::open_from_start(Arc::clone(&store), acme.clone()).expect("replays");
+    let (mut again, replayed) = Organisation::open_from_start(Arc::clone(&store), acme.clone()).expect("replays");
     assert_eq!(replayed.records, logged);
     assert!(serde_json::to_string(&again.world_mut().summary(1000)).expect("summary") == live, "bit for bit");
     assert_eq!(again.effects_produced(), effects, "counted, not kept");
     assert!(again.world_mut().take_effect_records().is_empty(), "none kept");
     drop(again);
-    let (fed, _) = Durable::open_with_feed(store, acme, 100).expect("replays");
+    let (fed, _) = Organisation::open_with_feed(store, acme, 100).expect("replays");
     assert_eq!(fed.effects_produced(), effects);
     assert_eq!(fed.feed().map(|f| f.latest()), Some(effects), "the feed numbers on from the same count");
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,11 +10,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use plaudit_engine::ids::OrgId;
-use plaudit_engine::log::Durable;
-use plaudit_engine::ruleset::Format;
-use plaudit_engine::store::{Change, RedbStore, Store};
+use plaudit_core::ids::OrgId;
+use plaudit_core::ruleset::Format;
 use plaudit_sdk::Record;
+use plaudit_server::organisation::Organisation;
+use plaudit_store::{Change, RedbStore, Store};
 use plaudit_tests::*;
 use proptest::prelude::*;
 
@@ -75,14 +75,14 @@ fn moments(n: usize) -> Vec<Record> {
 
 /// The state a reader can see: profiles (balances, badges...), boards, challenges, and each
 /// plugin's status (calls, failures, state, fuel).
-fn state(d: &mut Durable) -> String {
+fn state(d: &mut Organisation) -> String {
     let summary = serde_json::to_string(&d.world_mut().summary(100)).expect("a summary");
     format!("{summary}\n{:?}", d.world().plugins())
 }
 
 /// `records` ingested live in batches of the given sizes (cycled), a snapshot taken after
 /// batch `snapshot_after`; returns the live state.
-fn live(d: &mut Durable, records: &[Record], sizes: &[usize], snapshot_after: usize) -> String {
+fn live(d: &mut Organisation, records: &[Record], sizes: &[usize], snapshot_after: usize) -> String {
     let mut rest = records;
     let mut batch = 0;
     while !rest.is_empty() {
@@ -123,16 +123,16 @@ proptest! {
         let dir = Dir::new("property");
         let store = dir.store();
         let text = rules("[plugins]\nfuel = 1000000\n");
-        let mut d = Durable::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
+        let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
         d.install_plugin("first-of-call", &first_of_each_call()).expect("installs");
         d.install_plugin("costly", &costly_when_grouped()).expect("installs");
         let records = moments(count);
         let live = live(&mut d, &records, &sizes, snapshot_after);
         drop(d);
-        let (mut replayed, _) = Durable::open_from_start(Arc::clone(&store), org()).expect("replays");
+        let (mut replayed, _) = Organisation::open_from_start(Arc::clone(&store), org()).expect("replays");
         prop_assert_eq!(&state(&mut replayed), &live, "a replay from the start");
         drop(replayed);
-        let (mut restored, _) = Durable::open(Arc::clone(&store), org()).expect("restores");
+        let (mut restored, _) = Organisation::open(Arc::clone(&store), org()).expect("restores");
         prop_assert_eq!(&state(&mut restored), &live, "the snapshot and the log after it");
     }
 }
@@ -142,14 +142,14 @@ fn the_grouping_decides_what_such_a_plugin_gives_so_a_replay_must_keep_it() {
     // The same moments in batches of 1 and in one batch: 6 awards against 1, live.
     let coins = |size: usize| {
         let dir = Dir::new(&format!("sizes-{size}"));
-        let mut d = Durable::create(dir.store(), org(), &rules(""), Format::Toml).expect("created");
+        let mut d = Organisation::create(dir.store(), org(), &rules(""), Format::Toml).expect("created");
         d.install_plugin("first-of-call", &first_of_each_call()).expect("installs");
         for batch in moments(6).chunks(size) {
             d.ingest(batch.to_vec()).expect("ingests");
         }
         let total: i64 = ["ann", "bob", "cy", "dee", "eve"].iter().map(|w| balance(d.world_mut(), w, "coins")).sum();
         drop(d);
-        let (mut replayed, _) = Durable::open_from_start(dir.store(), org()).expect("replays");
+        let (mut replayed, _) = Organisation::open_from_start(dir.store(), org()).expect("replays");
         let again: i64 =
             ["ann", "bob", "cy", "dee", "eve"].iter().map(|w| balance(replayed.world_mut(), w, "coins")).sum();
         (total, again)
@@ -168,7 +168,7 @@ fn every_call_the_backstop_stopped_is_recorded_and_a_replay_never_runs_it() {
     let dir = Dir::new("backstop");
     let store = dir.store();
     let text = rules("[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n");
-    let mut d = Durable::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
+    let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
     // About 0.4 billion fuel a grouped call: far past 10 ms, within the fuel.
     let spinning = fixed_output_plugin("spinner", &award_first("coins", 3), Some((40, 80_000_000)));
     d.install_plugin("spinner", &spinning).expect("installs");
@@ -195,7 +195,7 @@ fn every_call_the_backstop_stopped_is_recorded_and_a_replay_never_runs_it() {
     assert!(recorded.iter().all(|&(_, n)| n > 1), "the single moments were not stopped: {recorded:?}");
     // Had the replay run a recorded call, it would have finished (its fuel allows it) and
     // counted as a successful call with its award: the statuses and balances would differ.
-    let (mut replayed, _) = Durable::open_from_start(Arc::clone(&store), org()).expect("replays");
+    let (mut replayed, _) = Organisation::open_from_start(Arc::clone(&store), org()).expect("replays");
     assert_eq!(state(&mut replayed), live);
 }
 
@@ -207,7 +207,7 @@ fn an_application_to_history_records_the_calls_its_replay_had_stopped_and_a_repl
     let dir = Dir::new("history");
     let store = dir.store();
     let text = rules("[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n");
-    let mut d = Durable::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
+    let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
     let spinning = fixed_output_plugin("spinner", &award_first("coins", 3), Some((40, 80_000_000)));
     d.install_plugin("spinner", &spinning).expect("installs");
     for batch in moments(6).chunks(3) {
@@ -215,7 +215,7 @@ fn an_application_to_history_records_the_calls_its_replay_had_stopped_and_a_repl
     }
     let v2 = text.replace("amount = 10", "amount = 12");
     d.publish_rules(&v2, Format::Toml).expect("publishes");
-    d.apply_to_history(plaudit_engine::retroactive::Mode::Rebase).expect("applies");
+    d.apply_to_history(plaudit_core::application::Mode::Rebase).expect("applies");
     let live = state(&mut d);
     drop(d);
     let timeouts: Vec<(String, Vec<(u64, u32)>)> = store
@@ -232,6 +232,6 @@ fn an_application_to_history_records_the_calls_its_replay_had_stopped_and_a_repl
         timeouts.iter().any(|(name, calls)| name == "spinner" && calls.contains(&(1, 3))),
         "the application's own stopped calls are in its change: {timeouts:?}"
     );
-    let (mut replayed, _) = Durable::open_from_start(Arc::clone(&store), org()).expect("replays");
+    let (mut replayed, _) = Organisation::open_from_start(Arc::clone(&store), org()).expect("replays");
     assert_eq!(state(&mut replayed), live);
 }

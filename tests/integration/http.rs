@@ -112,7 +112,7 @@ fn a_profile_is_put_durably_created_then_updated_and_bad_ones_name_their_field()
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("kind")), "{body}");
     let (status, _) = server.request("PUT", path, Some("pk_wrong"), r#"{"kind": "employee"}"#);
     assert_eq!(status, 401);
-    // Durable: the profile is there after a restart.
+    // Organisation: the profile is there after a restart.
     drop(server);
     let server = Server::start(&data);
     let (status, body) = server.request("GET", path, Some(&key), "");

@@ -1,8 +1,8 @@
 //! Leaderboards: tie policies, per-team rankings, around-me, windows, and the incrementally
 //! maintained ranking against a full sort.
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::reads::PageQuery;
+use plaudit_core::OrgWorld;
+use plaudit_core::reads::PageQuery;
 use plaudit_tests::*;
 use proptest::prelude::*;
 
@@ -224,8 +224,8 @@ proptest! {
     /// are the same, on every board (all-time, weekly, each tie policy) and in every team.
     #[test]
     fn rankings_do_not_depend_on_when_they_are_read(seed in 0u64..1000, batch in 1usize..400) {
-        use plaudit_engine::workload::{Spec, Workload};
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/acme.toml");
+        use plaudit_core::workload::{Spec, Workload};
+        let path = plaudit_tests::repo_root().join("rules/acme.toml");
         let workload = Workload::new(Spec { stakeholders: 120, moments: 3000, seed, days: 20, ..Spec::default() });
         let records: Vec<plaudit_sdk::Record> = workload.records().collect();
         let teams: Vec<String> = workload.profiles().filter_map(|p| p.team).collect::<std::collections::BTreeSet<_>>().into_iter().collect();

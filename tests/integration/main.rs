@@ -1,5 +1,6 @@
-//! Integration tests of the engine, one module per feature; each drives a real world through
-//! the library API (and `cli` the real binary).
+//! Integration tests of the engine, one module per feature: a real world through the library
+//! API, the real server in process through its router (`app`), or the real binary (`cli`,
+//! `server` and what needs a socket: restarts, SIGTERM, streams, connections, load).
 
 mod badges;
 mod bounds;
@@ -23,3 +24,8 @@ mod simulate;
 mod snapshots;
 mod streaks;
 mod tenancy;
+
+/// The `plaudit` binary cargo built for these tests.
+pub fn plaudit_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_plaudit"))
+}

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use plaudit_engine::ids::OrgId;
-use plaudit_engine::log::Durable;
-use plaudit_engine::reads::PageQuery;
-use plaudit_engine::ruleset::Format;
-use plaudit_engine::store::{RedbStore, Store};
+use plaudit_core::ids::OrgId;
+use plaudit_core::reads::PageQuery;
+use plaudit_core::ruleset::Format;
 use plaudit_sdk::Record;
+use plaudit_server::organisation::Organisation;
+use plaudit_store::{RedbStore, Store};
 use plaudit_tests::*;
 
 const RULES: &str = r#"
@@ -36,7 +36,7 @@ fn wednesday_noon() -> i64 {
     1_772_625_600_000
 }
 
-fn weekly(d: &mut Durable) -> Vec<(String, i64)> {
+fn weekly(d: &mut Organisation) -> Vec<(String, i64)> {
     let q = PageQuery { team: None, around: None, offset: 0, limit: 10 };
     let page = d.world_mut().leaderboard("weekly", &q).expect("the board");
     page.rows.into_iter().map(|r| (r.stakeholder, r.value)).collect()
@@ -47,8 +47,8 @@ fn a_moment_dated_in_2999_counts_as_of_now_and_current_moments_still_show_on_the
     let dir = scratch_dir("plaudit-outliers");
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store"));
     let org = OrgId::parse("test").expect("id");
-    let mut d =
-        Durable::create(Arc::clone(&store), org.clone(), &format!("{HEADER}\n{RULES}"), Format::Toml).expect("created");
+    let mut d = Organisation::create(Arc::clone(&store), org.clone(), &format!("{HEADER}\n{RULES}"), Format::Toml)
+        .expect("created");
     d.set_clock(wednesday_noon);
     let outlier = m("far", "zed", "meetup", "event", "2999-01-01T00:00:00Z");
     d.ingest(vec![Record::Moment(outlier)]).expect("ingests");
@@ -66,7 +66,7 @@ fn a_moment_dated_in_2999_counts_as_of_now_and_current_moments_still_show_on_the
     assert!(weekly(&mut d).contains(&("zed".to_string(), 20)), "the late-looking moment counted: {:?}", weekly(&mut d));
     let live = serde_json::to_string(&d.world_mut().summary(10)).expect("summary");
     drop(d);
-    let (mut replayed, _) = Durable::open_from_start(store, org).expect("replays");
+    let (mut replayed, _) = Organisation::open_from_start(store, org).expect("replays");
     assert_eq!(serde_json::to_string(&replayed.world_mut().summary(10)).expect("summary"), live, "dated the same");
     drop(replayed);
     let _ = std::fs::remove_dir_all(&dir);

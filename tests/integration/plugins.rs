@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use plaudit_engine::plugins::{DISABLE_AFTER, Limits, LoadError, Loaded, PluginError, PluginHost, PluginState};
-use plaudit_engine::reads::PageQuery;
+use plaudit_core::plugins::{DISABLE_AFTER, Limits, LoadError, Loaded, PluginError, PluginHost, PluginState};
+use plaudit_core::reads::PageQuery;
 use plaudit_sdk::{Effect, EffectKind, Moment, Record};
 use plaudit_tests::*;
 
@@ -18,7 +18,9 @@ fn host() -> &'static PluginHost {
 }
 
 fn load(name: &str, wasm: &[u8]) -> Arc<Loaded> {
-    Arc::new(host().load(name, wasm, Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}")))
+    Arc::new(
+        plaudit_core::plugins::load(host(), name, wasm, Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}")),
+    )
 }
 
 /// An example module, compiled once per test binary (compiling is the slow part in a debug
@@ -295,7 +297,9 @@ fn every_hostile_plugin_is_contained_while_another_organisation_keeps_scoring() 
 
 #[test]
 fn modules_that_break_the_abi_are_refused_at_install_with_a_reason() {
-    let refused = |name: &str| host().load(name, &hostile_fixture(name), Limits::default()).expect_err(name);
+    let refused = |name: &str| {
+        plaudit_core::plugins::load(host(), name, &hostile_fixture(name), Limits::default()).expect_err(name)
+    };
     assert_eq!(
         refused("unknown-import"),
         LoadError::Module(PluginError::UnknownImport { module: "env".into(), name: "clock".into() })
@@ -306,8 +310,11 @@ fn modules_that_break_the_abi_are_refused_at_install_with_a_reason() {
     assert!(matches!(refused("malformed"), LoadError::Module(PluginError::Invalid { .. })));
     let big = example_plugin("bridge_builder");
     let small = Limits { module_bytes: 1024, ..Limits::default() };
-    assert!(matches!(host().load("big", &big, small), Err(LoadError::Module(PluginError::ModuleTooLarge { .. }))));
-    let err = host().load("../etc", &big, Limits::default()).expect_err("bad name");
+    assert!(matches!(
+        plaudit_core::plugins::load(host(), "big", &big, small),
+        Err(LoadError::Module(PluginError::ModuleTooLarge { .. }))
+    ));
+    let err = plaudit_core::plugins::load(host(), "../etc", &big, Limits::default()).expect_err("bad name");
     assert!(matches!(err, LoadError::Name(_)), "{err}");
 }
 
@@ -361,7 +368,8 @@ fn the_rule_set_sets_the_organisations_plugin_limits_within_safe_ranges() {
     // A tight fuel budget fails the call (the moments still score natively) and says so.
     let mut tight = world(&format!("[plugins]\nfuel = 20000\n{RULES}"));
     let limits = tight.program().plugin_limits.clone();
-    let loaded = host().load("story-echo", &example_plugin("story_echo"), limits).expect("loads");
+    let loaded =
+        plaudit_core::plugins::load(host(), "story-echo", &example_plugin("story_echo"), limits).expect("loads");
     tight.install_plugin("story-echo", Arc::new(loaded));
     let moments: Vec<Moment> = (0..50).map(|i| m(&format!("s{i}"), "ann", "share", "social", &at(i))).collect();
     let effects = score(&mut tight, moments);
@@ -379,7 +387,8 @@ fn a_call_too_big_for_the_output_limit_is_split_and_no_moment_loses_its_effects(
         .collect();
     let mut split = world(&text);
     let limits = split.program().plugin_limits.clone();
-    let loaded = host().load("story-echo", &example_plugin("story_echo"), limits).expect("loads");
+    let loaded =
+        plaudit_core::plugins::load(host(), "story-echo", &example_plugin("story_echo"), limits).expect("loads");
     split.install_plugin("story-echo", Arc::new(loaded));
     let effects = run(&mut split, shares.clone());
     let status = split.plugin("story-echo").expect("installed");

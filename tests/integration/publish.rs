@@ -1,10 +1,10 @@
 //! Publishing a new rule-set version going forward: what stakeholders have carries over by id,
 //! the next moments score under the new rules.
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::reads::PageQuery;
-use plaudit_engine::ruleset::{RuleSetDoc, parse_toml};
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::OrgWorld;
+use plaudit_core::reads::PageQuery;
+use plaudit_core::ruleset::{RuleSetDoc, parse_toml};
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::{Effect, Record};
 use plaudit_tests::*;
 

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use plaudit_engine::ids::OrgId;
-use plaudit_engine::log::{Durable, what_if};
-use plaudit_engine::retroactive::Mode;
-use plaudit_engine::ruleset::Format;
-use plaudit_engine::store::{RedbStore, Store};
+use plaudit_core::application::Mode;
+use plaudit_core::ids::OrgId;
+use plaudit_core::ruleset::Format;
 use plaudit_sdk::{Effect, EffectKind, Record};
+use plaudit_server::organisation::{Organisation, what_if};
+use plaudit_store::{RedbStore, Store};
 use plaudit_tests::*;
 
 fn rules(answer: i64, referral: i64) -> String {
@@ -67,21 +67,22 @@ struct Org {
 impl Org {
     /// An organisation created with v1 (answer 10, referral 30) that scored the history, then
     /// published v2 (answer 15, referral 20): nothing of the history changed yet.
-    fn new(name: &str) -> (Org, Durable) {
+    fn new(name: &str) -> (Org, Organisation) {
         let dir = std::env::temp_dir().join(format!("plaudit-retro-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
         let id = OrgId::parse("retro").expect("org id");
-        let mut d = Durable::create(Arc::clone(&store), id.clone(), &rules(10, 30), Format::Toml).expect("created");
+        let mut d =
+            Organisation::create(Arc::clone(&store), id.clone(), &rules(10, 30), Format::Toml).expect("created");
         d.start_feed(10_000);
         d.ingest(history()).expect("ingest");
         assert_eq!(d.publish_rules(&rules(15, 20), Format::Toml).expect("v2").version, 2);
         (Org { dir, store, id }, d)
     }
 
-    fn reopen(&self) -> Durable {
-        Durable::open(Arc::clone(&self.store), self.id.clone()).expect("replays").0
+    fn reopen(&self) -> Organisation {
+        Organisation::open(Arc::clone(&self.store), self.id.clone()).expect("replays").0
     }
 }
 
@@ -91,20 +92,20 @@ impl Drop for Org {
     }
 }
 
-fn xp(d: &mut Durable, who: &str) -> i64 {
+fn xp(d: &mut Organisation, who: &str) -> i64 {
     balance(d.world_mut(), who, "xp")
 }
 
-fn has_badge(d: &mut Durable, who: &str, badge: &str) -> bool {
+fn has_badge(d: &mut Organisation, who: &str, badge: &str) -> bool {
     d.world_mut().profile(who).is_some_and(|p| p.badges.iter().any(|b| b.badge == badge))
 }
 
 /// Every effect in the organisation's feed after `after`.
-fn fed(d: &Durable, after: u64) -> Vec<Effect> {
+fn fed(d: &Organisation, after: u64) -> Vec<Effect> {
     d.feed().expect("a feed").after(Some(after), 10_000).expect("kept").iter().map(|i| i.effect.clone()).collect()
 }
 
-fn summary(d: &mut Durable) -> String {
+fn summary(d: &mut Organisation) -> String {
     serde_json::to_string(&d.world_mut().summary(100)).expect("summary")
 }
 
@@ -138,7 +139,7 @@ fn additive_awards_only_what_the_rules_in_force_would_have_given_and_was_not() {
     assert_eq!((badge.moment.as_str(), badge.stakeholder.as_str()), ("b3", "bob"), "at the moment it would have been");
     assert!(effects.iter().all(|e| e.source == "history:v2:additive"), "each names the application");
     assert!(!effects.iter().any(|e| matches!(e.kind, EffectKind::PointsRevoked { .. })), "nothing taken back");
-    let q = plaudit_engine::reads::PageQuery { limit: 10, ..Default::default() };
+    let q = plaudit_core::reads::PageQuery { limit: 10, ..Default::default() };
     let board = d.world_mut().leaderboard("xp", &q).expect("board");
     assert_eq!(board.rows[0].stakeholder, "ann", "the all-time board follows the balances");
     assert_eq!(board.rows[0].value, 60);
@@ -197,13 +198,13 @@ fn a_rebase_ends_exactly_as_a_replay_under_the_rules_in_force_would() {
     d.snapshot().expect("snapshot");
     drop(d);
     assert!(summary(&mut org.reopen()) == live, "from the snapshot");
-    let (mut again, _) = Durable::open_from_start(Arc::clone(&org.store), org.id.clone()).expect("replays");
+    let (mut again, _) = Organisation::open_from_start(Arc::clone(&org.store), org.id.clone()).expect("replays");
     assert!(summary(&mut again) == live, "from the start");
 }
 
 #[test]
 fn a_rebase_replayed_beside_the_organisation_is_caught_up_with_what_came_meanwhile() {
-    use plaudit_engine::log::rebuild;
+    use plaudit_server::organisation::rebuild;
     let (org, mut d) = Org::new("beside");
     let plan = d.rebuild_plan();
     let beside = std::thread::spawn(move || rebuild(plan).expect("replays under v2"));
@@ -218,13 +219,13 @@ fn a_rebase_replayed_beside_the_organisation_is_caught_up_with_what_came_meanwhi
     assert!(summary(&mut d) == serde_json::to_string(&fresh.summary(100)).expect("summary"), "state, bit for bit");
     let live = summary(&mut d);
     drop(d);
-    let (mut again, _) = Durable::open_from_start(Arc::clone(&org.store), org.id.clone()).expect("replays");
+    let (mut again, _) = Organisation::open_from_start(Arc::clone(&org.store), org.id.clone()).expect("replays");
     assert!(summary(&mut again) == live, "a replay of the log makes the same application");
 }
 
 #[test]
 fn a_replay_planned_before_another_rule_set_came_into_force_is_made_again_under_it() {
-    use plaudit_engine::log::rebuild;
+    use plaudit_server::organisation::rebuild;
     let (_org, mut d) = Org::new("republished");
     let rebuilt = rebuild(d.rebuild_plan()).expect("replays under v2");
     assert_eq!(d.publish_rules(&rules(12, 20), Format::Toml).expect("v3").version, 3);
@@ -237,7 +238,7 @@ fn a_replay_planned_before_another_rule_set_came_into_force_is_made_again_under_
 
 #[test]
 fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_takes_nothing() {
-    use plaudit_engine::workload::{Spec, Workload};
+    use plaudit_core::workload::{Spec, Workload};
     let v1 = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
     let v2 = v1.replace("amount = 20 }]", "amount = 45 }]").replace("amount = 10 }", "amount = 4 }");
     assert_ne!(v1, v2);
@@ -249,13 +250,13 @@ fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_t
         std::fs::create_dir_all(&dir).expect("dir");
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
         let acme = OrgId::parse("acme").expect("org id");
-        let mut d = Durable::create(Arc::clone(&store), acme.clone(), &v1, Format::Toml).expect("created");
+        let mut d = Organisation::create(Arc::clone(&store), acme.clone(), &v1, Format::Toml).expect("created");
         for chunk in records.chunks(200) {
             d.ingest(chunk.to_vec()).expect("ingest");
         }
         d.publish_rules(&v2, Format::Toml).expect("v2");
         let ids: Vec<String> = d.world().stakeholder_ids();
-        let wallets = |d: &mut Durable| -> Vec<_> {
+        let wallets = |d: &mut Organisation| -> Vec<_> {
             ids.iter().map(|id| d.world_mut().profile(id).map(|p| p.currencies).unwrap_or_default()).collect()
         };
         let before = wallets(&mut d);
@@ -279,7 +280,7 @@ fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_t
         }
         let live = summary(&mut d);
         drop(d);
-        let (mut again, _) = Durable::open(Arc::clone(&store), acme.clone()).expect("replays");
+        let (mut again, _) = Organisation::open(Arc::clone(&store), acme.clone()).expect("replays");
         assert!(summary(&mut again) == live, "{mode}: replayed, the same state");
         drop((again, store));
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,13 +1,13 @@
 //! The rule-set format: the shipped samples compile, and bad rule sets are refused with the
 //! file, the field path and what is wrong.
 
-use plaudit_engine::intern::Interner;
-use plaudit_engine::ruleset::load;
+use plaudit_core::intern::Interner;
+use plaudit_core::ruleset::load;
 use plaudit_tests::*;
 
 #[test]
 fn shipped_rule_sets_compile() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let dir = plaudit_tests::repo_root().join("rules");
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("rules/ exists") {
         let path = entry.expect("entry").path();
@@ -21,7 +21,7 @@ fn shipped_rule_sets_compile() {
 
 #[test]
 fn acme_uses_the_design_workload_shape() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/acme.toml");
+    let path = plaudit_tests::repo_root().join("rules/acme.toml");
     let (_, p) = load(&path, &mut Interner::new()).expect("acme compiles");
     assert_eq!((p.rules.len(), p.badges.len(), p.challenges.len(), p.leaderboards.len()), (20, 10, 5, 3));
 }
@@ -103,10 +103,9 @@ metric = "xp"
 #[test]
 fn bad_time_zone_and_timestamps_are_named() {
     let text = HEADER.replace("Europe/Amsterdam", "Mars/Olympus");
-    let doc = plaudit_engine::ruleset::parse_toml(&text, "t.toml").expect("parses");
-    let e = plaudit_engine::ruleset::compile::compile(&doc, &mut Interner::new(), "t.toml")
-        .expect_err("refused")
-        .to_string();
+    let doc = plaudit_core::ruleset::parse_toml(&text, "t.toml").expect("parses");
+    let e =
+        plaudit_core::ruleset::compile::compile(&doc, &mut Interner::new(), "t.toml").expect_err("refused").to_string();
     assert!(e.contains("organisation.timezone") && e.contains("Mars/Olympus"), "{e}");
     let e =
         rules_error("[[campaign]]\nid = \"c\"\nfrom = \"March\"\nuntil = \"2026-04-01T00:00:00Z\"\nmultiplier = 2.0\n");
@@ -117,10 +116,10 @@ fn bad_time_zone_and_timestamps_are_named() {
 fn json_form_is_accepted_and_errors_name_the_path() {
     let ok = r#"{"organisation": {"id": "j", "timezone": "UTC"}, "currency": [{"id": "xp"}],
         "rule": [{"id": "r", "award": [{"to": "actor", "currency": "xp", "amount": 1}]}]}"#;
-    let doc = plaudit_engine::ruleset::parse_json(ok, "body").expect("parses");
-    assert!(plaudit_engine::ruleset::compile::compile(&doc, &mut Interner::new(), "body").is_ok());
+    let doc = plaudit_core::ruleset::parse_json(ok, "body").expect("parses");
+    assert!(plaudit_core::ruleset::compile::compile(&doc, &mut Interner::new(), "body").is_ok());
     let bad = ok.replace("\"amount\": 1", "\"amount\": \"one\"");
-    let e = plaudit_engine::ruleset::parse_json(&bad, "body").expect_err("refused").to_string();
+    let e = plaudit_core::ruleset::parse_json(&bad, "body").expect_err("refused").to_string();
     assert!(e.contains("rule[0].award[0].amount"), "{e}");
 }
 

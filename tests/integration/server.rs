@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use plaudit_tests::{plaudit_bin, repo_root};
+use plaudit_tests::repo_root;
+
+use crate::plaudit_bin;
 use serde_json::Value;
 
 /// A running server and what it printed at start.

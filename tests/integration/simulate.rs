@@ -1,6 +1,6 @@
 //! What-if: the same records under the current and a candidate rule set, compared.
 
-use plaudit_engine::simulate::simulate;
+use plaudit_core::simulate::simulate;
 use plaudit_sdk::Record;
 use plaudit_tests::*;
 

@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::plugins::{Limits, Loaded, PluginHost};
-use plaudit_engine::snapshot::{self, WorldSnapshot};
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::OrgWorld;
+use plaudit_core::plugins::{Limits, Loaded, PluginHost};
+use plaudit_core::snapshot::WorldSnapshot;
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::{Record, Retraction};
 use plaudit_tests::*;
 
@@ -17,7 +17,10 @@ fn acme_text() -> String {
 fn bridge_builder() -> Arc<Loaded> {
     static HOST: OnceLock<PluginHost> = OnceLock::new();
     let host = HOST.get_or_init(|| PluginHost::new(&Limits::default()).expect("the plugin engine starts"));
-    Arc::new(host.load("bridge", &example_plugin("bridge_builder"), Limits::default()).expect("bridge_builder loads"))
+    Arc::new(
+        plaudit_core::plugins::load(host, "bridge", &example_plugin("bridge_builder"), Limits::default())
+            .expect("bridge_builder loads"),
+    )
 }
 
 /// The workload's records with a retraction every 97 moments (of the moment 40 before).
@@ -51,16 +54,30 @@ fn state(w: &mut OrgWorld) -> String {
     serde_json::to_string(&w.summary(100)).expect("summary serializes")
 }
 
-/// Through the bytes, as the log step stores it.
-fn round_trip(s: &WorldSnapshot) -> WorldSnapshot {
-    let bytes = snapshot::encode(s).expect("encodes");
-    snapshot::decode(&bytes).expect("decodes")
+/// Through the bytes, as the store keeps it.
+fn round_trip(s: WorldSnapshot) -> WorldSnapshot {
+    use plaudit_store::format::{SNAPSHOT_VERSION, Snapshot, decode_snapshot, encode_snapshot};
+    let snapshot = Snapshot {
+        version: SNAPSHOT_VERSION,
+        org: "test".into(),
+        rules_version: 1,
+        rules_text: String::new(),
+        rules_format: plaudit_core::ruleset::Format::Toml,
+        rules_after: 0,
+        changes: 1,
+        plugins: Vec::new(),
+        effects: 0,
+        feed: Vec::new(),
+        world: s,
+    };
+    let bytes = encode_snapshot(&snapshot).expect("encodes");
+    decode_snapshot(&bytes).expect("decodes").world
 }
 
 #[test]
 fn a_restored_world_is_the_world_it_was_taken_from_and_scores_on_the_same() {
     let text = acme_text();
-    let doc = plaudit_engine::ruleset::parse_toml(&text, "acme.toml").expect("acme parses");
+    let doc = plaudit_core::ruleset::parse_toml(&text, "acme.toml").expect("acme parses");
     let all = records(300, 4000);
     let (before, after) = all.split_at(all.len() / 2);
     let mut live = OrgWorld::from_doc(&doc, "acme.toml").expect("acme compiles");
@@ -68,7 +85,7 @@ fn a_restored_world_is_the_world_it_was_taken_from_and_scores_on_the_same() {
     score_all(&mut live, before);
 
     let taken = live.snapshot();
-    let decoded = round_trip(&taken);
+    let decoded = round_trip(taken.clone());
     assert_eq!(decoded, taken, "the snapshot survives its encoding");
     let mut restored = OrgWorld::restore(decoded, &doc, &mut |name| (name == "bridge").then(bridge_builder))
         .expect("the snapshot restores");
@@ -88,7 +105,7 @@ fn a_restored_world_is_the_world_it_was_taken_from_and_scores_on_the_same() {
 
 #[test]
 fn a_snapshot_of_another_format_is_refused_not_misread() {
-    let doc = plaudit_engine::ruleset::parse_toml(&acme_text(), "acme.toml").expect("acme parses");
+    let doc = plaudit_core::ruleset::parse_toml(&acme_text(), "acme.toml").expect("acme parses");
     let mut w = OrgWorld::from_doc(&doc, "acme.toml").expect("acme compiles");
     score_all(&mut w, &records(20, 100));
     let mut s = w.snapshot();
@@ -105,11 +122,11 @@ mod durable {
     use std::path::PathBuf;
     use std::sync::Arc;
 
-    use plaudit_engine::ids::{OrgId, Seq};
-    use plaudit_engine::log::Durable;
-    use plaudit_engine::ruleset::Format;
-    use plaudit_engine::store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
+    use plaudit_core::ids::{OrgId, Seq};
+    use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
+    use plaudit_server::organisation::Organisation;
+    use plaudit_store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
 
     use super::{acme_text, records};
     use plaudit_tests::example_plugin;
@@ -138,11 +155,11 @@ mod durable {
         OrgId::parse("acme").expect("org id")
     }
 
-    fn summary(d: &mut Durable) -> String {
+    fn summary(d: &mut Organisation) -> String {
         serde_json::to_string(&d.world_mut().summary(1000)).expect("summary")
     }
 
-    fn ingest(d: &mut Durable, records: &[Record]) {
+    fn ingest(d: &mut Organisation, records: &[Record]) {
         for chunk in records.chunks(300) {
             let outcome = d.ingest(chunk.to_vec()).expect("ingest");
             assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
@@ -157,7 +174,7 @@ mod durable {
         let all = records(100, 1200);
         let (a, rest) = all.split_at(600);
         let (b, c) = rest.split_at(300);
-        let mut d = Durable::create(dir.store(), acme(), &v1, Format::Toml).expect("created");
+        let mut d = Organisation::create(dir.store(), acme(), &v1, Format::Toml).expect("created");
         d.install_plugin("bridge", &example_plugin("bridge_builder")).expect("installs");
         ingest(&mut d, a);
         let taken = d.snapshot().expect("snapshot stored");
@@ -174,27 +191,27 @@ mod durable {
     fn open_restores_the_snapshot_and_replays_only_the_log_after_it() {
         let dir = Dir::new("tail");
         let (live, more, at) = history(&dir);
-        let (mut restored, replayed) = Durable::open(dir.store(), acme()).expect("opens");
+        let (mut restored, replayed) = Organisation::open(dir.store(), acme()).expect("opens");
         assert_eq!(replayed.snapshot.map(|s| s.0), Some(at), "the snapshot was restored");
         assert_eq!(replayed.records, restored.world().last_seq().0 - at.0, "only the tail was replayed");
         assert_eq!(restored.rules().version, 2);
         assert!(restored.installed().contains_key("bridge"));
         assert!(summary(&mut restored) == live, "the same state as the live world, bit for bit");
         drop(restored);
-        let (mut full, replayed) = Durable::open_from_start(dir.store(), acme()).expect("replays");
+        let (mut full, replayed) = Organisation::open_from_start(dir.store(), acme()).expect("replays");
         assert!(replayed.snapshot.is_none());
         assert!(summary(&mut full) == live, "the same state as a replay of the whole log");
         drop(full);
 
         // And scores on the same: the same history in a second log, replayed from the start.
-        let effects = |d: &mut Durable| {
+        let effects = |d: &mut Organisation| {
             let (_, effects) = d.ingest_group(vec![more.clone()], true).expect("ingest");
             (serde_json::to_string(&effects).expect("effects"), summary(d))
         };
-        let (mut restored, _) = Durable::open(dir.store(), acme()).expect("opens");
+        let (mut restored, _) = Organisation::open(dir.store(), acme()).expect("opens");
         let other = Dir::new("tail-full");
         assert!(history(&other).0 == live);
-        let (mut full, _) = Durable::open_from_start(other.store(), acme()).expect("replays");
+        let (mut full, _) = Organisation::open_from_start(other.store(), acme()).expect("replays");
         let (expected, got) = (effects(&mut full), effects(&mut restored));
         assert!(!expected.0.is_empty());
         assert!(got == expected, "the same effects and state after a restore as after a replay");
@@ -206,14 +223,14 @@ mod durable {
         let all = records(100, 1200);
         let (a, b) = all.split_at(800);
         let latest = {
-            let mut d = Durable::create(dir.store(), acme(), &acme_text(), Format::Toml).expect("created");
+            let mut d = Organisation::create(dir.store(), acme(), &acme_text(), Format::Toml).expect("created");
             d.start_feed(100_000);
             ingest(&mut d, a);
             d.snapshot().expect("snapshot");
             ingest(&mut d, b);
             d.feed().expect("feed").latest()
         };
-        let (d, replayed) = Durable::open_with_feed(dir.store(), acme(), 100_000).expect("opens");
+        let (d, replayed) = Organisation::open_with_feed(dir.store(), acme(), 100_000).expect("opens");
         assert!(replayed.snapshot.is_some());
         let feed = d.feed().expect("feed");
         assert_eq!(feed.latest(), latest, "the last effect has the same number");
@@ -223,7 +240,7 @@ mod durable {
         assert_eq!(feed.after(Some(latest - 1), 10).expect("the tail is kept").len(), 1);
         // Beyond its capacity a feed keeps the newest, across a restart as before it.
         drop(d);
-        let (d, _) = Durable::open_with_feed(dir.store(), acme(), 1000).expect("opens");
+        let (d, _) = Organisation::open_with_feed(dir.store(), acme(), 1000).expect("opens");
         let feed = d.feed().expect("feed");
         assert_eq!((feed.oldest(), feed.latest()), (latest - 999, latest));
     }
@@ -277,14 +294,14 @@ mod durable {
     fn a_damaged_or_unreadable_snapshot_is_not_used_the_whole_log_is_replayed() {
         let dir = Dir::new("damaged");
         let (live, _, at) = history(&dir);
-        let (mut d, replayed) = Durable::open(Arc::new(Damaged(dir.store())), acme()).expect("opens from the log");
+        let (mut d, replayed) = Organisation::open(Arc::new(Damaged(dir.store())), acme()).expect("opens from the log");
         assert!(replayed.snapshot.is_none(), "the damaged snapshot was not restored");
         assert_eq!(replayed.records, d.world().last_seq().0);
         assert!(summary(&mut d) == live, "recovered, never silently wrong");
         drop(d);
         // Checksummed but not a snapshot this version reads: replayed too.
         dir.store().put_snapshot(&acme(), at, b"\x93not a snapshot").expect("stored");
-        let (mut d, replayed) = Durable::open(dir.store(), acme()).expect("opens from the log");
+        let (mut d, replayed) = Organisation::open(dir.store(), acme()).expect("opens from the log");
         assert!(replayed.snapshot.is_none());
         assert!(summary(&mut d) == live);
     }

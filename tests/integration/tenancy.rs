@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use plaudit_engine::ids::OrgId;
-use plaudit_engine::store::{Change, RedbStore, Store};
+use plaudit_core::ids::OrgId;
+use plaudit_store::{Change, RedbStore, Store};
 use plaudit_tests::{award_first, fixed_output_plugin, scratch_dir};
 use serde_json::{Value, json};
 
@@ -34,12 +34,12 @@ fn a_damaged_organisation_is_reported_and_skipped_and_the_others_are_served() {
     {
         let store = RedbStore::open(data.join("plaudit.redb")).expect("the store opens");
         let broken = OrgId::parse("broken").expect("id");
-        let key = plaudit_engine::http::key_hash(broken_key);
+        let key = plaudit_server::http::key_hash(broken_key);
         store
             .create_org(
                 &broken,
                 Some(key),
-                &Change::Rules { text: "[organisation\nid = ".into(), format: plaudit_engine::ruleset::Format::Toml },
+                &Change::Rules { text: "[organisation\nid = ".into(), format: plaudit_core::ruleset::Format::Toml },
             )
             .expect("created");
     }
@@ -150,7 +150,7 @@ fn an_organisation_is_created_with_its_key_in_one_commit_and_served_after_a_rest
     {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.join("plaudit.redb")).expect("opens"));
         let globex = OrgId::parse("globex").expect("id");
-        assert_eq!(store.org_key(&globex).expect("read"), Some(plaudit_engine::http::key_hash(&key)));
+        assert_eq!(store.org_key(&globex).expect("read"), Some(plaudit_server::http::key_hash(&key)));
     }
     let server = Server::start_with(&data, None);
     assert_eq!(server.request("GET", "/v1/orgs/globex/challenges", Some(&key), "").0, 200);
@@ -163,12 +163,12 @@ fn an_organisation_is_created_with_its_key_in_one_commit_and_served_after_a_rest
 /// makes another's plugin fail.
 #[test]
 fn more_plugin_calls_at_once_than_instance_slots_all_succeed() {
-    use plaudit_engine::plugins::sandbox::POOL_SLOTS;
-    use plaudit_engine::plugins::{Limits, PluginHost};
+    use plaudit_core::plugins::{Limits, PluginHost};
+    use plaudit_sandbox::POOL_SLOTS;
     let host = PluginHost::shared(&Limits::default()).expect("the sandbox starts");
     // A little work on every call, so that the calls overlap.
     let wasm = fixed_output_plugin("busy", &plaudit_sdk::plugin::wire::Output::default(), Some((0, 200_000)));
-    let plugin = Arc::new(host.load("busy", &wasm, Limits::default()).expect("loads"));
+    let plugin = Arc::new(plaudit_core::plugins::load(&host, "busy", &wasm, Limits::default()).expect("loads"));
     let threads: Vec<_> = (0..POOL_SLOTS as usize + 44)
         .map(|_| {
             let plugin = Arc::clone(&plugin);

@@ -5,20 +5,20 @@
 //! `cargo run --release -p plaudit-benches --bin hot_loop -- [BATCHES] [--reads] [--stakeholders N]`
 //! (`--reads`: read the top 10 of each leaderboard after every batch).
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that these figures are
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that these figures are
 /// the shipped binary's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 use std::time::Instant;
 
 use plaudit_benches::{BATCH, WARMUP_MOMENTS, acme, warm_up};
-use plaudit_engine::reads::PageQuery;
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::reads::PageQuery;
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::Record;
 
 fn main() -> Result<(), String> {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let mut batches = 100;
     let mut reads = false;
     let mut stakeholders = plaudit_benches::STAKEHOLDERS;

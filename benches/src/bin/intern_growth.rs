@@ -5,18 +5,18 @@
 //!
 //! `cargo run --release -p plaudit-benches --bin intern_growth -- [N]`
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that these figures are
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that these figures are
 /// the shipped binary's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use plaudit_engine::intern::Interner;
+use plaudit_core::intern::Interner;
 
 fn main() -> Result<(), String> {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     let n: u64 = match std::env::args().nth(1) {
         Some(a) => a.parse().map_err(|e| format!("{a:?}: {e}"))?,
         None => 26_000_000,

@@ -16,17 +16,17 @@
 //! The workload generator's tables are built before the first reading, so they are not
 //! charged to the world.
 
-/// The `plaudit` binary's allocator (`plaudit_engine::allocator`), so that these figures are
+/// The `plaudit` binary's allocator (`plaudit_allocator`), so that these figures are
 /// the shipped binary's.
 #[global_allocator]
-static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;
+static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use plaudit_engine::OrgWorld;
-use plaudit_engine::workload::{Spec, Workload};
+use plaudit_core::OrgWorld;
+use plaudit_core::workload::{Spec, Workload};
 use plaudit_sdk::Record;
 
 const BATCH: usize = 4096;
@@ -177,7 +177,7 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    plaudit_engine::allocator::configure();
+    plaudit_allocator::configure();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

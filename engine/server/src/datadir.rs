@@ -1,0 +1,170 @@
+//! A data directory's layout, in one place for the server and the CLI:
+//!
+//! ```text
+//! DIR/plaudit.redb            every organisation's log (records, rule-set versions, plugin
+//!                             changes and modules) and the SHA-256 of its API key (redb)
+//! DIR/plaudit.snapshots.redb  their latest snapshots: a cache of the log (redb)
+//! DIR/orgs/ORG/webhooks.json  an organisation's webhook subscriptions, with their cursors
+//! ```
+//!
+//! The organisations are those of the store: an organisation is created in one commit, its
+//! first rule set with its key, so none exists by halves. Data directories of earlier builds
+//! kept the key in `orgs/ORG/key.sha256` (written without an fsync, before the log's commit)
+//! and, earlier still, the rule set in `orgs/ORG/rules.toml`; [`DataDir::adopt_legacy`] moves
+//! both into the store. A folder under `orgs/` that names no organisation of the store is
+//! reported and left alone.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::organisation::{OrgError, Organisation, Replayed};
+use plaudit_core::ids::OrgId;
+use plaudit_store::{Change, Store};
+
+/// Paths inside a data directory. Creates nothing.
+#[derive(Debug, Clone)]
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir(root.into())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    /// The store file shared by the organisations.
+    pub fn store(&self) -> PathBuf {
+        self.0.join("plaudit.redb")
+    }
+
+    /// The folder holding one folder per organisation.
+    pub fn orgs(&self) -> PathBuf {
+        self.0.join("orgs")
+    }
+
+    pub fn org(&self, org: &OrgId) -> PathBuf {
+        self.orgs().join(org.as_str())
+    }
+
+    /// Where a data directory of an earlier version kept the rule set.
+    pub fn legacy_rules(&self, org: &OrgId) -> PathBuf {
+        self.org(org).join("rules.toml")
+    }
+
+    /// Opens `org` from its log, `None` if it has no rule set there (it was never created),
+    /// with an effects feed of `feed` effects if given. A legacy `rules.toml` is first recorded
+    /// as the log's first rule set (see [`DataDir::adopt_legacy`]). The latest snapshot is
+    /// restored first, unless `from_start`.
+    pub fn open_org(
+        &self,
+        store: &Arc<dyn Store>,
+        org: &OrgId,
+        feed: Option<usize>,
+        from_start: bool,
+    ) -> Result<Option<(Organisation, Replayed)>, OrgError> {
+        if !Organisation::exists(store.as_ref(), org)? {
+            let legacy = self.legacy_rules(org);
+            let Ok(text) = std::fs::read_to_string(&legacy) else { return Ok(None) };
+            store.create_org(org, None, &Change::Rules { text, format: plaudit_core::ruleset::Format::Toml })?;
+            let _ = std::fs::remove_file(&legacy);
+        }
+        let opened = match (feed, from_start) {
+            (Some(capacity), _) => Organisation::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
+            (None, false) => Organisation::open(Arc::clone(store), org.clone())?,
+            (None, true) => Organisation::open_from_start(Arc::clone(store), org.clone())?,
+        };
+        Ok(Some(opened))
+    }
+
+    /// Moves what earlier builds kept beside the store into it: a `rules.toml` of an
+    /// organisation whose log has no rule set becomes its first (in force from the start), and
+    /// a `key.sha256` of an organisation the store holds no key for becomes its key. Returns
+    /// the problems met (a folder that names no organisation, a key file that is empty or not
+    /// hex, damage after a power loss): each is the folder's alone, never fatal to the others.
+    pub fn adopt_legacy(&self, store: &Arc<dyn Store>) -> Result<Vec<(PathBuf, String)>, OrgError> {
+        let mut problems = Vec::new();
+        let folders = match self.folders() {
+            Ok(folders) => folders,
+            Err(e) => return Ok(vec![(self.orgs(), format!("cannot list: {e}"))]),
+        };
+        for found in folders {
+            let org = match found {
+                Ok(org) => org,
+                Err(dir) => {
+                    problems.push((dir, "not an organisation id: left alone".to_string()));
+                    continue;
+                }
+            };
+            let legacy = self.legacy_rules(&org);
+            if !Organisation::exists(store.as_ref(), &org)?
+                && let Ok(text) = std::fs::read_to_string(&legacy)
+            {
+                let change = Change::Rules { text, format: plaudit_core::ruleset::Format::Toml };
+                store.create_org(&org, None, &change)?;
+            }
+            if legacy.exists() && Organisation::exists(store.as_ref(), &org)? {
+                // Recorded in the log: the file would only go stale.
+                let _ = std::fs::remove_file(&legacy);
+            }
+            if !Organisation::exists(store.as_ref(), &org)? {
+                problems.push((
+                    self.org(&org),
+                    "no organisation of the store (a creation that did not finish?): left alone".to_string(),
+                ));
+                continue;
+            }
+            let key_file = self.org(&org).join("key.sha256");
+            if store.org_key(&org)?.is_some() || !key_file.exists() {
+                continue;
+            }
+            match std::fs::read_to_string(&key_file).ok().and_then(|t| unhex32(&t)) {
+                Some(hash) => {
+                    store.set_org_key(&org, hash)?;
+                    let _ = std::fs::remove_file(&key_file);
+                }
+                None => {
+                    problems.push((key_file, "empty or not a hex SHA-256: the organisation has no key".to_string()))
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The organisation's webhook subscriptions and their delivery cursors.
+    pub fn webhooks(&self, org: &OrgId) -> PathBuf {
+        self.org(org).join("webhooks.json")
+    }
+
+    /// The folders under `orgs/`, sorted; those whose name is no organisation id are returned
+    /// as errors, by path.
+    fn folders(&self) -> std::io::Result<Vec<Result<OrgId, PathBuf>>> {
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(self.orgs()) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        dirs.sort();
+        Ok(dirs
+            .into_iter()
+            .map(|dir| {
+                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                OrgId::parse(&name).map_err(|_| dir)
+            })
+            .collect())
+    }
+}
+
+/// The 32 bytes a 64-digit hex text (whitespace around it aside) spells, if it does.
+pub fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,261 @@
+//! The server's configuration: a TOML file (`plaudit serve --config FILE`), environment
+//! variables over it, command-line flags over both.
+//!
+//! ```toml
+//! data = "data"                  # the data directory (PLAUDIT_DATA)
+//! listen = "127.0.0.1:8080"      # the address to serve on (PLAUDIT_LISTEN)
+//! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
+//! effects_kept = 100000          # effects kept per organisation for the feed and its stream
+//! snapshot_every = 1000000       # records between snapshots of an organisation (0: never)
+//! log = "info"                   # what to log, as a tracing filter: "info", "plaudit_engine=debug" (PLAUDIT_LOG)
+//! log_format = "text"            # or "json": one JSON object a line, on stderr
+//!
+//! [rate_limit]                   # per API key; omit the section for no limit
+//! requests_per_second = 2000
+//! burst = 4000
+//!
+//! webhook_hosts = []             # hosts webhooks may reach although internal (dev, tests); PLAUDIT_WEBHOOK_HOSTS="a,b"
+//!
+//! [limits]                       # what no tenant may take from the others; these are the defaults
+//! connections = 4096             # open connections (also at most the file limit less 128)
+//! header_timeout_ms = 10000      # a new connection's first request head, or one begun, to arrive whole
+//! body_timeout_ms = 30000        # the longest pause while a body arrives
+//! idle_timeout_ms = 60000        # a kept-alive connection waiting for its next request
+//! request_timeout_ms = 60000     # to answer a request, its body included (event streams, what-ifs excepted)
+//! in_flight_per_org = 256        # one organisation's requests being served at once
+//! jobs = 2                       # what-ifs, applications to history and plugin compiles running at once
+//! jobs_waiting_per_org = 4       # one organisation's jobs waiting their turn (one runs at a time)
+//! job_memory_mb = 4096           # memory the running jobs may hold together (estimated)
+//! webhook_deliveries = 64        # webhook posts under way at once, all organisations together
+//! ```
+//!
+//! **Owns** reading and checking the configuration; unknown keys are refused, naming the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Per-key request rate: a token bucket refilled at `requests_per_second`, holding `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+/// What no tenant may take from the others: connections and their timeouts, requests in flight,
+/// background jobs (what-ifs, applications to history, plugin compiles) and their memory,
+/// webhook deliveries. Each has a default and a ceiling (checked at start), a clear refusal when
+/// reached, and a line in `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub connections: usize,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub in_flight_per_org: usize,
+    pub jobs: usize,
+    pub jobs_waiting_per_org: usize,
+    pub job_memory_mb: usize,
+    pub webhook_deliveries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 4096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 60_000,
+            in_flight_per_org: 256,
+            jobs: 2,
+            jobs_waiting_per_org: 4,
+            job_memory_mb: 4096,
+            webhook_deliveries: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// Each limit within its range (name, value, least, most).
+    fn check(&self) -> Result<(), String> {
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("connections", self.connections as u64, 16, 1_000_000),
+            ("header_timeout_ms", self.header_timeout_ms, 100, 600_000),
+            ("body_timeout_ms", self.body_timeout_ms, 100, 3_600_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 100, 3_600_000),
+            ("request_timeout_ms", self.request_timeout_ms, 100, 3_600_000),
+            ("in_flight_per_org", self.in_flight_per_org as u64, 1, 1_000_000),
+            ("jobs", self.jobs as u64, 1, 256),
+            ("jobs_waiting_per_org", self.jobs_waiting_per_org as u64, 0, 1024),
+            ("job_memory_mb", self.job_memory_mb as u64, 64, 1 << 20),
+            ("webhook_deliveries", self.webhook_deliveries as u64, 1, 400),
+        ];
+        for (name, value, least, most) in ranges {
+            if !(least..=most).contains(&value) {
+                return Err(format!("limits.{name}: must be {least} to {most}, got {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records between snapshots when not configured: at replay speed, a restart then replays at
+/// most a few seconds of log.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
+
+/// Everything `plaudit serve` needs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub data: PathBuf,
+    pub listen: String,
+    pub admin_key: Option<String>,
+    pub effects_kept: usize,
+    /// Records an organisation accepts between two snapshots of its world; 0 for none.
+    pub snapshot_every: u64,
+    pub rate_limit: Option<RateLimit>,
+    pub limits: Limits,
+    /// Hosts webhooks may be delivered to although they resolve to a loopback, private,
+    /// link-local or otherwise internal address (refused by default): for development and
+    /// tests, say `["127.0.0.1", "localhost"]`.
+    pub webhook_hosts: Vec<String>,
+    /// A `tracing` filter directive (the binary, which sets up the logs, checks it).
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data: PathBuf::from("data"),
+            listen: "127.0.0.1:8080".to_string(),
+            admin_key: None,
+            effects_kept: crate::feed::DEFAULT_CAPACITY,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            rate_limit: None,
+            limits: Limits::default(),
+            webhook_hosts: Vec::new(),
+            log: "info".to_string(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ServerConfig {
+    /// The file at `path` (defaults if `None`), then the environment (`env` looks a variable
+    /// up: `std::env::var` in the binary), checked.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+        let origin = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf);
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let de = toml::Deserializer::parse(&text)
+                    .map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+                serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("{}: {}", e.path(), e.inner().message()),
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(data) = var("PLAUDIT_DATA") {
+            config.data = PathBuf::from(data);
+        }
+        if let Some(listen) = var("PLAUDIT_LISTEN") {
+            config.listen = listen;
+        }
+        if let Some(key) = var("PLAUDIT_ADMIN_KEY") {
+            config.admin_key = Some(key);
+        }
+        if let Some(log) = var("PLAUDIT_LOG") {
+            config.log = log;
+        }
+        if let Some(hosts) = var("PLAUDIT_WEBHOOK_HOSTS") {
+            config.webhook_hosts = hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+        }
+        config.check().map_err(|message| ConfigError::Invalid { path: origin, message })?;
+        Ok(config)
+    }
+
+    /// The values no server can run with.
+    pub fn check(&self) -> Result<(), String> {
+        if self.admin_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
+            return Err("admin_key: at least 16 characters".to_string());
+        }
+        if self.effects_kept == 0 {
+            return Err("effects_kept: at least 1".to_string());
+        }
+        if let Some(r) = self.rate_limit
+            && (!(r.requests_per_second > 0.0 && r.requests_per_second.is_finite()) || r.burst == 0)
+        {
+            return Err("rate_limit: requests_per_second must be positive and burst at least 1".to_string());
+        }
+        self.limits.check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("plaudit-config-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn the_file_sets_values_and_the_environment_overrides_them() {
+        let path = file(
+            "listen = \"0.0.0.0:9000\"\nadmin_key = \"from-the-file-0123\"\n[rate_limit]\nrequests_per_second = 5.0\nburst = 10\n",
+        );
+        let config =
+            ServerConfig::load(Some(&path), |v| (v == "PLAUDIT_ADMIN_KEY").then(|| "from-the-env-0123".into()))
+                .expect("loads");
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.admin_key.as_deref(), Some("from-the-env-0123"));
+        assert_eq!(config.rate_limit, Some(RateLimit { requests_per_second: 5.0, burst: 10 }));
+        assert_eq!(config.effects_kept, crate::feed::DEFAULT_CAPACITY);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_naming_them() {
+        let path = file("listn = \"x\"\n");
+        let err = ServerConfig::load(Some(&path), |_| None).expect_err("unknown key").to_string();
+        assert!(err.contains("listn"), "{err}");
+        let _ = std::fs::remove_file(path);
+        let path = file("admin_key = \"short\"\n");
+        let err = ServerConfig::load(Some(&path), |_| None).expect_err("short key").to_string();
+        assert!(err.contains("admin_key"), "{err}");
+        let _ = std::fs::remove_file(path);
+        let err = ServerConfig::load(None, |v| (v == "PLAUDIT_ADMIN_KEY").then(|| "short".into()))
+            .expect_err("short key from the environment")
+            .to_string();
+        assert!(err.contains("admin_key"), "{err}");
+    }
+}

@@ -1,0 +1,134 @@
+//! `GET /v1/orgs/{org}/effects`: the effects feed, paged by cursor (`?after=N&limit=`), or,
+//! with `Accept: text/event-stream`, followed live as Server-Sent Events (each event's `id` is
+//! the effect's number, so a client that reconnects with `Last-Event-ID` misses nothing the
+//! feed still keeps).
+//!
+//! **Owns** the page and the stream. Reads go straight to the organisation's
+//! [`Feed`](crate::feed::Feed), never through its worker: following the feed costs scoring
+//! nothing.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::feed::{Feed, Gone};
+use plaudit_core::journal::FeedItem;
+
+/// Effects in a page when the request does not say.
+pub const DEFAULT_PAGE: usize = 100;
+/// Most effects in a page.
+pub const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedParams {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A page of the feed.
+#[derive(Debug, Serialize)]
+pub struct FeedPage {
+    pub effects: Vec<Arc<FeedItem>>,
+    /// The cursor for the next page: the last effect's number here (or the one asked for).
+    pub next: u64,
+    /// The number of the last effect produced so far.
+    pub latest: u64,
+}
+
+fn gone(g: Gone) -> ApiError {
+    ApiError::new(StatusCode::GONE, "gone", g.to_string()).field("after")
+}
+
+pub async fn get_effects(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let Query(p) = params.map_err(super::invalid_query)?;
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
+    }
+    let feed = Arc::clone(&org.feed);
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/event-stream")));
+    if streaming {
+        let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let after = match p.after.or(resume) {
+            Some(after) => after,
+            // A new follower starts with what comes next.
+            None => feed.latest(),
+        };
+        feed.after(Some(after), 1).map_err(gone)?;
+        return Ok(follow(feed, after, state.closing()).into_response());
+    }
+    let effects = feed.after(p.after, limit).map_err(gone)?;
+    let next = effects.last().map_or_else(|| p.after.unwrap_or(feed.oldest().saturating_sub(1)), |e| e.id);
+    Ok(Json(FeedPage { effects, next, latest: feed.latest() }).into_response())
+}
+
+/// Where a follower is.
+struct Follower {
+    feed: Arc<Feed>,
+    wake: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    last: u64,
+    pending: VecDeque<Arc<FeedItem>>,
+    done: bool,
+}
+
+/// The live stream of effects after `after`, until the client leaves, the feed drops effects
+/// it has not sent (a `gone` event, then the end) or the server shuts down.
+fn follow(
+    feed: Arc<Feed>,
+    after: u64,
+    closing: watch::Receiver<bool>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let wake = feed.subscribe();
+    let start = Follower { feed, wake, closing, last: after, pending: VecDeque::new(), done: false };
+    let stream = futures_util::stream::unfold(start, |mut f| async move {
+        loop {
+            if f.done {
+                return None;
+            }
+            if let Some(item) = f.pending.pop_front() {
+                f.last = item.id;
+                let event =
+                    Event::default().id(item.id.to_string()).event("effect").json_data(&*item).unwrap_or_else(|e| {
+                        Event::default().comment(format!("effect {} not serialisable: {e}", item.id))
+                    });
+                return Some((Ok(event), f));
+            }
+            match f.feed.after(Some(f.last), MAX_PAGE) {
+                Ok(items) if !items.is_empty() => f.pending.extend(items),
+                Ok(_) => {
+                    f.wake.borrow_and_update();
+                    tokio::select! {
+                        changed = f.wake.changed() => if changed.is_err() { return None },
+                        _ = f.closing.changed() => return None,
+                    }
+                }
+                Err(g) => {
+                    f.done = true;
+                    return Some((Ok(Event::default().event("gone").data(g.to_string())), f));
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

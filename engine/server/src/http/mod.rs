@@ -1,0 +1,1091 @@
+//! The HTTP API (DESIGN section 6) on axum: product teams send moments and read profiles,
+//! leaderboards and challenges.
+//!
+//! **Owns** the routes, authentication (per-organisation keys, stored as SHA-256 hashes and
+//! compared in constant time), request limits and the JSON error body ([`error`]). Each
+//! organisation's world lives on its own thread ([`worker`]); handlers only parse, check keys,
+//! and hand jobs over. **Must not touch** a `World` directly or block the async runtime.
+//!
+//! The data directory's layout (shared with `plaudit import`) is [`crate::datadir`]'s.
+//!
+//! Served: `POST /v1/orgs` ([`admin`]), rule sets and the what-if ([`rules`]), plugins
+//! ([`plugins`]), `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
+//! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
+//! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
+
+pub mod admin;
+pub mod budget;
+pub mod config;
+pub mod effects;
+pub mod error;
+pub mod limit;
+pub mod metrics;
+pub mod plugins;
+pub mod rules;
+pub mod serve;
+pub mod webhooks;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plaudit_sdk::Record;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use self::config::ServerConfig;
+use self::error::ApiError;
+pub use self::serve::serve;
+use self::worker::Worker;
+use crate::datadir::DataDir;
+use plaudit_core::ids::OrgId;
+use plaudit_core::journal::FeedItem;
+use plaudit_core::reads::{PageQuery, ReadError};
+use plaudit_core::ruleset::Format;
+use plaudit_store::{RedbStore, Store};
+
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+/// Most records in one `POST .../moments`.
+pub const MAX_BATCH: usize = 1000;
+/// Batches up to this size get their effects in the response.
+pub const EFFECTS_IN_RESPONSE: usize = 100;
+/// Most leaderboard rows in one page.
+pub const MAX_PAGE: usize = 500;
+
+/// An open organisation, as the server serves it.
+#[derive(Debug)]
+pub(crate) struct Org {
+    pub(crate) worker: Worker,
+    pub(crate) feed: Arc<crate::feed::Feed>,
+    /// The key's request rate, if limited.
+    bucket: Option<limit::Bucket>,
+    pub(crate) hooks: Arc<crate::webhooks::Hooks>,
+    /// Whether its webhook delivery task runs.
+    delivering: std::sync::atomic::AtomicBool,
+    /// Its requests being served.
+    in_flight: budget::InFlight,
+}
+
+/// An open organisation a request was admitted to: counted in its requests in flight until
+/// dropped ([`AppState::authorise`]).
+#[derive(Debug)]
+pub(crate) struct Admitted(Arc<Org>);
+
+impl std::ops::Deref for Admitted {
+    type Target = Org;
+    fn deref(&self) -> &Org {
+        &self.0
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_flight.leave();
+    }
+}
+
+/// Where an organisation the server knows is. Organisations open independently, each on a
+/// thread of its own, so that one slow or damaged organisation never holds the server or
+/// another organisation: the server answers those that are open, `503` (with `Retry-After`)
+/// for one still opening, and `503` for one that could not be opened.
+#[derive(Debug, Clone)]
+pub(crate) enum OrgState {
+    /// Its log is being replayed, since then.
+    Opening(std::time::Instant),
+    Open(Arc<Org>),
+    /// It could not be opened (damaged data, a log this build refuses): why. Reported at start
+    /// and in `/healthz`; the others are served.
+    Failed(Arc<str>),
+}
+
+/// An organisation the server knows: the SHA-256 of its key (none for one created by
+/// `plaudit import`, until `plaudit key` gives it one) and where it is.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgEntry {
+    key_hash: Option<[u8; 32]>,
+    pub(crate) state: OrgState,
+}
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    data: DataDir,
+    store: Arc<dyn Store>,
+    orgs: RwLock<HashMap<String, OrgEntry>>,
+    /// SHA-256 of the admin key; `None`: organisations cannot be created over HTTP.
+    admin: Option<[u8; 32]>,
+    /// Held while an organisation is created, so that two creations of one id cannot race.
+    creating: Mutex<()>,
+    /// Effects kept per organisation for the feed.
+    effects_kept: usize,
+    snapshot_every: u64,
+    rate_limit: Option<config::RateLimit>,
+    admin_bucket: Option<limit::Bucket>,
+    /// Set when the server shuts down: live streams end.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// The runtime serving requests, once [`serve`] runs: organisations opened after it start
+    /// their webhook delivery there.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    limits: config::Limits,
+    /// The connections open.
+    connections: serve::Connections,
+    /// What-ifs, applications to history, plugin compiles, webhook deliveries.
+    pub(crate) jobs: budget::Jobs,
+    /// Where webhooks may be delivered.
+    pub(crate) webhook_targets: Arc<crate::webhooks::Targets>,
+    metrics: metrics::Metrics,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] plaudit_store::StoreError),
+    #[error(transparent)]
+    Log(#[from] crate::organisation::OrgError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why an organisation could not be created. Nothing of it was kept.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("organisation id {id:?}: {message}")]
+    Id { id: String, message: String },
+    #[error("organisation {0} exists already")]
+    Exists(String),
+    #[error(transparent)]
+    Log(#[from] crate::organisation::OrgError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("no randomness for a key: {0}")]
+    Random(String),
+}
+
+/// The SHA-256 of a key.
+pub fn key_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh API key: `pk_` and 48 hex digits of OS randomness.
+pub fn new_key() -> Result<String, CreateError> {
+    let mut secret = [0u8; 24];
+    getrandom::fill(&mut secret).map_err(|e| CreateError::Random(e.to_string()))?;
+    Ok(format!("pk_{}", hex(&secret)))
+}
+
+/// Equal without an early exit, so the time taken says nothing about where keys differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
+}
+
+/// The server over the configured data directory: its store opened and every organisation
+/// listed with its key, none opened yet ([`AppState::open_organisations`] opens them, each
+/// on its own). Fails only if the store itself cannot be opened; a damaged organisation is
+/// reported and skipped.
+pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
+    let data = DataDir::new(&config.data);
+    std::fs::create_dir_all(data.orgs())?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
+    for (path, problem) in data.adopt_legacy(&store)? {
+        tracing::warn!(path = %path.display(), problem, "left alone");
+    }
+    let mut orgs = HashMap::new();
+    let now = std::time::Instant::now();
+    for org in store.organisations()? {
+        let key_hash = store.org_key(&org)?;
+        if key_hash.is_none() {
+            tracing::warn!(org = %org, "no API key: give it one with `plaudit key`; its requests are refused meanwhile");
+        }
+        orgs.insert(org.to_string(), OrgEntry { key_hash, state: OrgState::Opening(now) });
+    }
+    Ok(AppState {
+        data,
+        store,
+        orgs: RwLock::new(orgs),
+        admin: config.admin_key.as_deref().map(key_hash),
+        creating: Mutex::new(()),
+        effects_kept: config.effects_kept,
+        snapshot_every: config.snapshot_every,
+        rate_limit: config.rate_limit,
+        admin_bucket: config.rate_limit.map(limit::Bucket::new),
+        closing: tokio::sync::watch::Sender::new(false),
+        runtime: std::sync::OnceLock::new(),
+        limits: config.limits,
+        connections: serve::Connections::new(config.limits.connections),
+        jobs: budget::Jobs::new(config.limits),
+        webhook_targets: Arc::new(crate::webhooks::Targets::new(config.webhook_hosts.clone())),
+        metrics: metrics::Metrics::default(),
+    })
+}
+
+impl Org {
+    /// Starts the worker of an organisation opened with its feed.
+    fn start(
+        mut durable: crate::organisation::Organisation,
+        rate: Option<config::RateLimit>,
+        snapshot_every: u64,
+        hooks: crate::webhooks::Hooks,
+        metrics: &metrics::Metrics,
+    ) -> std::io::Result<Org> {
+        durable.time_ingest(Arc::clone(&metrics.ingest));
+        let feed = match durable.feed() {
+            Some(feed) => Arc::clone(feed),
+            None => {
+                durable.start_feed(crate::feed::DEFAULT_CAPACITY);
+                durable.feed().map(Arc::clone).unwrap_or_else(|| Arc::new(crate::feed::Feed::new(1)))
+            }
+        };
+        Ok(Org {
+            worker: Worker::start(durable, snapshot_every)?,
+            feed,
+            bucket: rate.map(limit::Bucket::new),
+            hooks: Arc::new(hooks),
+            delivering: std::sync::atomic::AtomicBool::new(false),
+            in_flight: budget::InFlight::default(),
+        })
+    }
+
+    /// Starts the organisation's webhook delivery on `runtime`, once.
+    fn deliver(
+        &self,
+        name: &str,
+        runtime: &tokio::runtime::Handle,
+        delivering: crate::webhooks::Delivering,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if self.delivering.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let task = crate::webhooks::deliver(
+            name.to_string(),
+            Arc::clone(&self.hooks),
+            Arc::clone(&self.feed),
+            delivering,
+            closing,
+        );
+        runtime.spawn(task);
+    }
+}
+
+impl AppState {
+    /// The organisations served (open ones), sorted.
+    pub fn organisations(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.orgs().iter().filter(|(_, e)| matches!(e.state, OrgState::Open(_))).map(|(n, _)| n.clone()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every organisation the server knows (open, opening or unavailable), sorted.
+    pub fn known(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.orgs().keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// How many organisations are open, opening and unavailable.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let orgs = self.orgs();
+        let count = |f: fn(&OrgState) -> bool| orgs.values().filter(|e| f(&e.state)).count();
+        (
+            count(|s| matches!(s, OrgState::Open(_))),
+            count(|s| matches!(s, OrgState::Opening(_))),
+            count(|s| matches!(s, OrgState::Failed(_))),
+        )
+    }
+
+    /// Opens every organisation still to open, each on a thread of its own (its log replayed
+    /// from its latest snapshot), and returns at once. Each is served as soon as it is open; one
+    /// that cannot be opened is reported and marked unavailable.
+    pub fn open_organisations(self: &Arc<Self>) {
+        let opening: Vec<String> = self
+            .orgs()
+            .iter()
+            .filter(|(_, e)| matches!(e.state, OrgState::Opening(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in opening {
+            let state = Arc::clone(self);
+            let spawned = std::thread::Builder::new().name(format!("open-{name}")).spawn(move || state.open_one(&name));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a thread to open an organisation");
+            }
+        }
+    }
+
+    /// Opens `name` here and now: what [`AppState::open_organisations`] runs for each.
+    pub fn open_one(&self, name: &str) {
+        let started = std::time::Instant::now();
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_org(name))).unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("opening it failed unexpectedly: {message}"))
+            });
+        let state = match opened {
+            Ok(org) => {
+                tracing::info!(org = name, ms = started.elapsed().as_millis() as u64, "organisation open");
+                if let Some(runtime) = self.runtime.get() {
+                    org.deliver(name, runtime, self.delivering(), self.closing());
+                }
+                OrgState::Open(org)
+            }
+            Err(why) => {
+                tracing::error!(org = name, error = %why, "organisation unavailable: the others are served");
+                OrgState::Failed(why.into())
+            }
+        };
+        if let Some(entry) = self.orgs_mut().get_mut(name) {
+            entry.state = state;
+        }
+    }
+
+    /// Opens organisation `name` from its log and starts its worker.
+    fn start_org(&self, name: &str) -> Result<Arc<Org>, String> {
+        let org = OrgId::parse(name).map_err(|e| e.to_string())?;
+        let (durable, replayed) = self
+            .data
+            .open_org(&self.store, &org, Some(self.effects_kept), false)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "it has no rule set in the log".to_string())?;
+        tracing::debug!(
+            org = %org,
+            records = replayed.records,
+            replay_ms = replayed.elapsed.as_millis() as u64,
+            rules_version = durable.rules().version,
+            "organisation replayed"
+        );
+        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org))?;
+        let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)
+            .map_err(|e| format!("cannot start its worker: {e}"))?;
+        Ok(Arc::new(org))
+    }
+
+    /// After the last request: every organisation's snapshot written, and a last one taken of
+    /// those that accepted records since theirs, so the next start replays little.
+    pub async fn close(&self) {
+        let workers: Vec<(String, Worker)> = self.open_orgs().into_iter().map(|(n, o)| (n, o.worker.clone())).collect();
+        for (name, worker) in workers {
+            if let Err(e) = worker.close().await {
+                tracing::warn!(org = %name, error = %e.message, "closing the organisation");
+            }
+        }
+    }
+
+    /// Installs `wasm` as plugin `name` of organisation `org`, as `PUT .../plugins/{name}` does
+    /// (for `plaudit serve --demo`, which has no key to present).
+    pub async fn install_plugin(&self, org: &str, name: &str, wasm: Vec<u8>) -> Result<(), ApiError> {
+        let handle = self.open_org(org).ok_or_else(|| ApiError::not_found(&format!("organisation {org:?}")))?;
+        let name = name.to_string();
+        handle.worker.run(move |d| d.install_plugin(&name, &wasm).map(|_| ())).await??;
+        Ok(())
+    }
+
+    fn orgs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, OrgEntry>> {
+        // A handler that panicked while holding the lock left the map intact: inserts are whole.
+        self.orgs.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn orgs_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, OrgEntry>> {
+        self.orgs.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Organisation `name`, if it is open.
+    fn open_org(&self, name: &str) -> Option<Arc<Org>> {
+        match &self.orgs().get(name)?.state {
+            OrgState::Open(org) => Some(Arc::clone(org)),
+            _ => None,
+        }
+    }
+
+    /// The open organisations, sorted by name.
+    pub(crate) fn open_orgs(&self) -> Vec<(String, Arc<Org>)> {
+        let mut open: Vec<(String, Arc<Org>)> = self
+            .orgs()
+            .iter()
+            .filter_map(|(n, e)| match &e.state {
+                OrgState::Open(o) => Some((n.clone(), Arc::clone(o))),
+                _ => None,
+            })
+            .collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        open
+    }
+
+    /// Creates organisation `id` with its first rule set and a fresh key, which is returned
+    /// (only its hash is kept, in the same commit as the rule set), and starts serving it.
+    /// Blocking: it commits to the store.
+    pub fn create_org(&self, id: &str, rules: &str, format: Format) -> Result<String, CreateError> {
+        let org = OrgId::parse(id).map_err(|e| CreateError::Id { id: id.to_string(), message: e.to_string() })?;
+        let _creating = self.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.orgs().contains_key(id) {
+            return Err(CreateError::Exists(id.to_string()));
+        }
+        let key = new_key()?;
+        let hash = key_hash(&key);
+        let mut durable = match crate::organisation::Organisation::create_with_key(
+            Arc::clone(&self.store),
+            org,
+            Some(hash),
+            rules,
+            format,
+        ) {
+            Err(crate::organisation::OrgError::Exists(_)) => return Err(CreateError::Exists(id.to_string())),
+            created => created?,
+        };
+        durable.start_feed(self.effects_kept);
+        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
+        let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
+        if let Some(runtime) = self.runtime.get() {
+            entry.deliver(id, runtime, self.delivering(), self.closing());
+        }
+        tracing::info!(org = id, "organisation created");
+        self.orgs_mut().insert(id.to_string(), OrgEntry { key_hash: Some(hash), state: OrgState::Open(entry) });
+        Ok(key)
+    }
+
+    /// The organisation `org`, if `headers` carry its key and it is open. An unknown
+    /// organisation is refused exactly like a wrong key (`401`, after the same work), so that
+    /// organisation names cannot be enumerated; one still opening answers `503` with
+    /// `Retry-After`, one that could not be opened `503`.
+    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+        let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        let hash = key_hash(given);
+        let entry = self.orgs().get(org).cloned();
+        let known = entry.as_ref().and_then(|e| e.key_hash).unwrap_or([0xFF; 32]);
+        let matches = constant_time_eq(&known, &hash);
+        let Some(entry) = entry.filter(|e| matches && e.key_hash.is_some()) else {
+            return Err(ApiError::unauthorized());
+        };
+        match entry.state {
+            OrgState::Open(o) => {
+                if let Some(bucket) = &o.bucket {
+                    bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests)?;
+                }
+                if !o.in_flight.enter(self.limits.in_flight_per_org) {
+                    return Err(ApiError::busy(org, self.limits.in_flight_per_org));
+                }
+                Ok(Admitted(o))
+            }
+            OrgState::Opening(since) => Err(ApiError::opening(org, since.elapsed())),
+            OrgState::Failed(why) => Err(ApiError::unavailable(org, &why)),
+        }
+    }
+
+    /// Whether `headers` carry the admin key.
+    fn authorise_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(admin) = &self.admin else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "this server has no admin key: start it with PLAUDIT_ADMIN_KEY set",
+            ));
+        };
+        let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        if !constant_time_eq(admin, &key_hash(given)) {
+            return Err(ApiError::unauthorized());
+        }
+        match &self.admin_bucket {
+            Some(bucket) => bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// What webhook deliveries share: places to post from, and where they may post.
+    fn delivering(&self) -> crate::webhooks::Delivering {
+        crate::webhooks::Delivering { slots: self.jobs.delivery_slots(), targets: Arc::clone(&self.webhook_targets) }
+    }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+}
+
+/// The router over `state`.
+///
+/// Every request is answered within `limits.request_timeout_ms` (`408`, JSON), except those
+/// that run as background jobs (what-ifs, applications to history, plugin uploads), which
+/// take what their replay or compile takes, bounded by the jobs' own limits; a body's pauses
+/// are bounded by `limits.body_timeout_ms`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let jobs = Router::new()
+        .route("/v1/orgs/{org}/rules/simulate", post(rules::post_simulate))
+        .route("/v1/orgs/{org}/rules/apply", post(rules::post_apply))
+        .route(
+            "/v1/orgs/{org}/plugins/{name}",
+            get(plugins::get_plugin)
+                .put(plugins::put_plugin)
+                .layer(DefaultBodyLimit::max(plaudit_sandbox::MAX_MODULE_BYTES + (64 << 10)))
+                .delete(plugins::delete_plugin),
+        );
+    let body_timeout = std::time::Duration::from_millis(state.limits.body_timeout_ms);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(get_metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/orgs", post(admin::post_orgs))
+        .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
+        .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
+        .route("/v1/orgs/{org}/moments", post(post_moments))
+        .route("/v1/orgs/{org}/effects", get(effects::get_effects))
+        .route("/v1/orgs/{org}/webhooks", get(webhooks::list_webhooks))
+        .route(
+            "/v1/orgs/{org}/webhooks/{name}",
+            axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
+        )
+        .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
+        .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
+        .route("/v1/orgs/{org}/challenges", get(get_challenges))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
+        .merge(jobs)
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Answers `408 timeout` for a request not answered within `limits.request_timeout_ms` (its
+/// body included; an event stream's body, sent after its answer began, is not counted).
+async fn request_timeout(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = std::time::Duration::from_millis(state.limits.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request was not answered within {} ms (its body included)", limit.as_millis()),
+        )
+        .into_response(),
+    }
+}
+
+/// Counts every request to a known route, with its status and time, for `/metrics`.
+async fn track(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unknown".to_string(), |p| p.as_str().to_string());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    state.metrics.request(&route, status, took);
+    if status >= 500 {
+        tracing::warn!(%method, route, status, micros = took.as_micros() as u64, "request failed");
+    } else {
+        tracing::debug!(%method, route, status, micros = took.as_micros() as u64, "request");
+    }
+    response
+}
+
+async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderName, &'static str); 1], String) {
+    let mut gauges = metrics::Gauges {
+        organisations: state.counts(),
+        in_flight_limit: state.limits.in_flight_per_org,
+        jobs: state.jobs.usage(),
+        jobs_refused: (
+            state.jobs.refused_queue_full.load(std::sync::atomic::Ordering::Relaxed),
+            state.jobs.refused_too_large.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        sandbox: plaudit_sandbox::usage(),
+        connections: state.connections.usage(),
+        ..metrics::Gauges::default()
+    };
+    for (name, org) in state.open_orgs() {
+        let refused = org.in_flight.refused.load(std::sync::atomic::Ordering::Relaxed);
+        gauges.in_flight.push((name.clone(), org.in_flight.now(), refused));
+        for hook in org.hooks.views() {
+            gauges.webhooks_missed.push((name.clone(), hook.name, hook.missed));
+        }
+        if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
+            for s in statuses {
+                gauges.plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges))
+}
+
+/// The answer to `GET /healthz`.
+#[derive(Debug, Serialize)]
+struct Health {
+    /// `ok` once every organisation is open; `starting` while some are opening; `degraded` if
+    /// some could not be opened (the others are served either way).
+    status: &'static str,
+    organisations: HealthCounts,
+    /// With the admin key only (names are not for everyone): the organisations still opening
+    /// and those that could not be opened, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<HealthDetail>,
+}
+
+#[derive(Debug, Serialize)]
+struct HealthCounts {
+    open: usize,
+    opening: usize,
+    unavailable: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct HealthDetail {
+    opening: Vec<Opening>,
+    unavailable: Vec<Unavailable>,
+}
+
+/// An organisation still opening, and for how many milliseconds so far.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct Opening {
+    org: String,
+    ms: u64,
+}
+
+/// An organisation that could not be opened, and why.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+struct Unavailable {
+    org: String,
+    error: String,
+}
+
+/// Liveness: the server answers. Its body says how many organisations are open, still
+/// opening, or could not be opened, and, to the admin, which.
+async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json<Health> {
+    let (open, opening, unavailable) = state.counts();
+    let status = match (opening, unavailable) {
+        (0, 0) => "ok",
+        (_, 0) => "starting",
+        _ => "degraded",
+    };
+    let detail = (bearer(&headers).is_some() && state.authorise_admin(&headers).is_ok()).then(|| {
+        let orgs = state.orgs();
+        let mut detail = HealthDetail { opening: Vec::new(), unavailable: Vec::new() };
+        for (name, entry) in orgs.iter() {
+            match &entry.state {
+                OrgState::Opening(since) => {
+                    detail.opening.push(Opening { org: name.clone(), ms: since.elapsed().as_millis() as u64 })
+                }
+                OrgState::Failed(why) => {
+                    detail.unavailable.push(Unavailable { org: name.clone(), error: why.to_string() })
+                }
+                OrgState::Open(_) => {}
+            }
+        }
+        detail.opening.sort();
+        detail.unavailable.sort();
+        detail
+    });
+    Json(Health { status, organisations: HealthCounts { open, opening, unavailable }, detail })
+}
+
+/// The OpenAPI description of the routes served (kept beside this file; a test checks it
+/// against the running server).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The answer to `POST .../moments`.
+#[derive(Debug, Serialize)]
+pub struct Ingested {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// The effects of the batch, when it had at most [`EFFECTS_IN_RESPONSE`] records: the
+    /// feed's items, shared with it, written as effects.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "effects_only")]
+    pub effects: Option<Vec<Arc<FeedItem>>>,
+}
+
+/// Feed items written as their effects alone (the moments route's answer names no feed number).
+fn effects_only<S: serde::Serializer>(items: &Option<Vec<Arc<FeedItem>>>, s: S) -> Result<S::Ok, S::Error> {
+    let effects = items.iter().flatten().map(|item| &item.effect);
+    s.collect_seq(effects)
+}
+
+/// For whole-number fields of JSON bodies: a JSON integer, also written with no fraction
+/// (`3.0`: JSON Schema's `integer`, which the API description promises, allows it).
+pub(crate) fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number of 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<u64, E> {
+            // `u64::MAX as f64` is 2^64, one past the largest u64: excluded.
+            if f.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&f) {
+                Ok(f as u64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(f), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
+/// [`whole`], or `null` / absent.
+pub(crate) fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] u64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}
+
+/// A JSON body of type `T`; a refusal names the field (`timezone`, `seed`).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde would take an array for a struct, field by field: only an object is one.
+    match body.trim_ascii_start().first() {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+            return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+        }
+        _ => {}
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let code = if inner.is_syntax() || inner.is_eof() { "malformed_json" } else { "invalid_body" };
+        let error = ApiError::bad_request(code, inner.to_string());
+        let field = if path == "." { field_of(&inner.to_string()).map(str::to_string) } else { Some(path) };
+        match field {
+            Some(f) => error.field(f),
+            None => error,
+        }
+    })
+}
+
+/// One record or an array of them, each a JSON object as in a moments file. The body is
+/// scanned once for its items, which are then read straight into records: no JSON tree is
+/// built on the way.
+fn parse_records(body: &[u8]) -> Result<Vec<Record>, ApiError> {
+    use serde_json::value::RawValue;
+    let malformed =
+        |e: serde_json::Error| ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"));
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let items: Vec<&RawValue> = if array {
+        serde_json::from_slice(body).map_err(malformed)?
+    } else {
+        vec![serde_json::from_slice(body).map_err(malformed)?]
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} records; at most {MAX_BATCH} a request", items.len()),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            plaudit_core::input::parse_record(item.get()).map_err(|message| {
+                let at = if array { format!("[{i}]") } else { String::new() };
+                let error = ApiError::bad_request("invalid_record", format!("record{at}: {message}"));
+                match field_of(&message) {
+                    Some(field) if at.is_empty() => error.field(field),
+                    Some(field) => error.field(format!("{at}.{field}")),
+                    None if at.is_empty() => error,
+                    None => error.field(at),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The field a record's parse error is about: serde names it in backquotes (`unknown field
+/// `chanel``, `missing field `at``).
+fn field_of(message: &str) -> Option<&str> {
+    let rest = message.split_once("field `")?.1;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+/// A refused query string as a 400 `invalid_query` naming the parameter: axum's message is
+/// `Failed to deserialize query string: limit: invalid digit found in string` for a bad value
+/// and `... unknown field `lmit`, expected ...` for an unknown one.
+pub(crate) fn invalid_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    let message = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+    let named = message
+        .split_once(": ")
+        .map(|(path, _)| path)
+        .filter(|path| !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let error = ApiError::bad_request("invalid_query", message);
+    match named.or_else(|| field_of(message)) {
+        Some(field) => error.field(field),
+        None => error,
+    }
+}
+
+/// The query of `POST .../moments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MomentsParams {
+    /// `false`: answer the counts alone, even for a small batch (the effects still reach the
+    /// feed, its stream and the webhooks). Senders that read effects elsewhere save the
+    /// answer's rendering and bytes.
+    effects: Option<bool>,
+}
+
+async fn post_moments(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    params: Result<Query<MomentsParams>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Ingested>), ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let Query(params) = params.map_err(invalid_query)?;
+    let records = parse_records(&body)?;
+    let answer_effects = params.effects != Some(false) && records.len() <= EFFECTS_IN_RESPONSE;
+    let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(ApiError::internal)?;
+    state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
+    if let Some(e) = outcome.rejected.first() {
+        // A refused record is refused alone; the rest is durable. Say which and why.
+        let message = format!(
+            "record [{}]: {}: {} ({} accepted, {} refused)",
+            e.index,
+            e.field,
+            e.message,
+            outcome.accepted,
+            outcome.rejected.len()
+        );
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record", message)
+            .field(format!("[{}].{}", e.index, e.field)));
+    }
+    let effects = answer_effects.then_some(effects);
+    let status = if outcome.accepted > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Ingested { accepted: outcome.accepted, duplicates: outcome.duplicates, effects })))
+}
+
+/// The body of `PUT .../stakeholders/{id}`: a profile without its id (the path has it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    #[serde(default = "default_kind")]
+    kind: String,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    attrs: plaudit_sdk::Attrs,
+}
+
+fn default_kind() -> String {
+    plaudit_sdk::stakeholder::DEFAULT_KIND.to_string()
+}
+
+/// Creates or updates a stakeholder's profile: a `profile` record, durable like any other, in
+/// force from the next moment. Answers the profile, `201` if the stakeholder is new.
+async fn put_profile(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<plaudit_core::reads::Profile>), ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let b: ProfileBody = json_body(&body)?;
+    let record = Record::Profile(plaudit_sdk::Stakeholder {
+        id: id.clone(),
+        kind: b.kind,
+        team: b.team,
+        name: b.name,
+        attrs: b.attrs,
+    });
+    let wanted = id.clone();
+    let (existed, ingested) = org
+        .worker
+        .run(move |d| {
+            let existed = d.world().has_stakeholder(&wanted);
+            let ingested = d.ingest(vec![record]).map(|outcome| (outcome, d.world_mut().profile(&wanted)));
+            (existed, ingested)
+        })
+        .await?;
+    let (outcome, profile) = ingested?;
+    if let Some(e) = outcome.rejected.first() {
+        let field = if e.field == "id" { "id".to_string() } else { e.field.to_string() };
+        return Err(ApiError::bad_request("invalid_profile", format!("{}: {}", e.field, e.message)).field(field));
+    }
+    let profile =
+        profile.ok_or_else(|| ApiError::internal(format!("stakeholder {id:?} was stored but is not in the world")))?;
+    Ok((if existed { StatusCode::OK } else { StatusCode::CREATED }, Json(profile)))
+}
+
+async fn get_profile(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<plaudit_core::reads::Profile>, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let wanted = id.clone();
+    org.worker
+        .run(move |d| d.world_mut().profile(&wanted))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(&format!("stakeholder {id:?}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageParams {
+    team: Option<String>,
+    around: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn get_leaderboard(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, board)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<plaudit_core::reads::Page>, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let Query(p) = params.map_err(invalid_query)?;
+    let limit = p.limit.unwrap_or(10);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
+    }
+    // As the description says: 1 to 64 characters for a team, 1 to 128 for a stakeholder id,
+    // no control characters in the id.
+    let within = |s: &str, most: usize| !s.is_empty() && s.chars().count() <= most;
+    if p.team.as_deref().is_some_and(|t| !within(t, 64)) {
+        return Err(ApiError::bad_request("invalid_query", "team must be 1 to 64 characters").field("team"));
+    }
+    if p.around.as_deref().is_some_and(|a| !within(a, 128) || a.chars().any(|c| c.is_control())) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "around must be a stakeholder id: 1 to 128 characters, no control characters",
+        )
+        .field("around"));
+    }
+    let q = PageQuery { team: p.team, around: p.around, offset: p.offset, limit };
+    let page = org.worker.run(move |d| d.world_mut().leaderboard(&board, &q)).await?;
+    page.map(Json).map_err(|e| {
+        let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string());
+        match e {
+            ReadError::UnknownBoard(_) => error,
+            ReadError::UnknownStakeholder(_) | ReadError::NotRanked(_) => error.field("around"),
+        }
+    })
+}
+
+async fn get_challenges(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<plaudit_core::reads::ChallengeView>>, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    Ok(Json(org.worker.run(|d| d.world().challenges()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A server state over an empty data directory, and that directory (to remove after).
+    fn empty() -> (Arc<AppState>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("plaudit-http-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = ServerConfig { data: dir.clone(), ..ServerConfig::default() };
+        (Arc::new(open(&config).expect("an empty data directory opens")), dir)
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_with_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        let request = Request::post("/v1/orgs/acme/moments").body(Body::from(body)).expect("a request");
+        let (state, dir) = empty();
+        let response = router(state).oneshot(request).await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_compare_by_hash_in_constant_time() {
+        let stored = key_hash("pk_right");
+        assert!(constant_time_eq(&stored, &key_hash("pk_right")));
+        assert!(!constant_time_eq(&stored, &key_hash("pk_wrong")));
+        assert_eq!(crate::datadir::unhex32(&hex(&stored)), Some(stored));
+        assert_eq!(crate::datadir::unhex32("not hex"), None);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_no_fraction_and_nothing_else() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[serde(deserialize_with = "whole")]
+            n: u64,
+            #[serde(default, deserialize_with = "whole_or_null")]
+            m: Option<u64>,
+        }
+        let n = |json: &str| json_body::<Body>(json.as_bytes()).map(|b| (b.n, b.m)).map_err(|e| (e.message, e.field));
+        assert_eq!(n(r#"{"n": 3}"#), Ok((3, None)));
+        assert_eq!(n(r#"{"n": 3.0, "m": 5.0}"#), Ok((3, Some(5))));
+        assert_eq!(n(r#"{"n": 3, "m": null}"#), Ok((3, None)));
+        for bad in [
+            r#"{"n": 3.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": "3"}"#,
+            r#"{"n": 1, "m": -2.0}"#,
+            r#"{"n": 18446744073709551616}"#,
+            r#"{"n": 1e30}"#,
+        ] {
+            let (message, field) = n(bad).expect_err(bad);
+            assert!(message.contains("a whole number of 0 or more"), "{bad}: {message}");
+            assert!(field.is_some(), "{bad}: the field is named");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        assert_eq!(field_of("unknown field `chanel`, expected one of"), Some("chanel"));
+        assert_eq!(field_of("missing field `at` at line 1"), Some("at"));
+        assert_eq!(field_of("expected value at line 1 column 1"), None);
+    }
+}

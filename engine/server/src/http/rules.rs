@@ -1,0 +1,223 @@
+//! `PUT /v1/orgs/{org}/rules`, `GET /v1/orgs/{org}/rules` and
+//! `POST /v1/orgs/{org}/rules/simulate`: community managers publish a rule set (TOML, or its
+//! JSON equivalent), read the one in force, and preview a candidate against history.
+//!
+//! **Owns** the media types and the answers. Publishing is the log step's
+//! ([`crate::organisation::Organisation::publish_rules`]), run on the organisation's worker; the what-if
+//! ([`crate::organisation::what_if`]) runs as one of the organisation's background jobs over the store
+//! ([`super::budget::Jobs`]: queued, one at a time, within a memory bound), so the organisation
+//! keeps serving moments while it runs. `POST /v1/orgs/{org}/rules/apply` likewise replays the
+//! history under the rule set as a job ([`crate::organisation::rebuild`]); the worker only catches that
+//! up and merges it ([`crate::organisation::Organisation::apply_rebuilt_history`]).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::{Admitted, AppState};
+use plaudit_core::application::Mode;
+use plaudit_core::ids::OrgId;
+use plaudit_core::ruleset::Format;
+
+/// Most stakeholders listed in a what-if's `details` when the request does not say.
+pub const SIMULATE_DETAILS: usize = 100;
+/// Most stakeholders a what-if lists.
+pub const MAX_SIMULATE_DETAILS: usize = 10_000;
+
+/// A rule-set body: its format from `Content-Type`, its text UTF-8.
+fn rules_body(headers: &HeaderMap, body: &Bytes) -> Result<(String, Format), ApiError> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let format = match essence.as_str() {
+        "application/toml" | "text/toml" | "text/x-toml" => Format::Toml,
+        "application/json" => Format::Json,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {media:?}: send a rule set as application/toml or application/json"),
+            ));
+        }
+    };
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request("invalid_rules", format!("the rule set is not UTF-8: {e}")))?;
+    Ok((text.to_string(), format))
+}
+
+/// The answer to a publication.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Published {
+    pub version: u64,
+    /// The rule set is in force for records after this sequence number.
+    pub after: u64,
+}
+
+pub async fn put_rules(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Published>, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let (text, format) = rules_body(&headers, &body)?;
+    let published = org
+        .worker
+        .run(move |d| d.publish_rules(&text, format).map(|p| Published { version: p.version, after: p.after.0 }))
+        .await??;
+    Ok(Json(published))
+}
+
+pub async fn get_rules(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = state.authorise(&org, &headers)?;
+    let rules = org.worker.run(|d| d.rules().clone()).await?;
+    let mut response = rules.text.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rules.format.media_type()));
+    h.insert("plaudit-rules-version", HeaderValue::from(rules.version));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateParams {
+    /// Most stakeholders to list in `details` (largest change first).
+    limit: Option<usize>,
+    /// What applying the candidate to history would do: `rebase` (the default: the candidate
+    /// in force from the start) or `additive`.
+    mode: Option<Mode>,
+}
+
+fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(SIMULATE_DETAILS);
+    if limit > MAX_SIMULATE_DETAILS {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be at most {MAX_SIMULATE_DETAILS}"))
+            .field("limit"));
+    }
+    Ok(limit)
+}
+
+/// The size of `handle`'s history: stakeholders and records, for a job's memory estimate.
+async fn history_size(handle: &Admitted) -> Result<(usize, u64), ApiError> {
+    handle.worker.run(|d| (d.world().stakeholders(), d.world().last_seq().0)).await
+}
+
+/// The what-if of `text` over `org`'s log, as a job of the organisation's (see
+/// [`super::budget::Jobs`]): it replays the whole log twice (three times for `additive`).
+async fn preview(
+    state: &AppState,
+    handle: &Admitted,
+    org: &str,
+    text: String,
+    format: Format,
+    mode: Mode,
+    limit: usize,
+) -> Result<plaudit_core::simulate::Diff, ApiError> {
+    let id = OrgId::parse(org).map_err(|e| ApiError::not_found(&format!("organisation: {e}")))?;
+    let store = Arc::clone(state.store());
+    let (stakeholders, records) = history_size(handle).await?;
+    let worlds = if mode == Mode::Additive { 3 } else { 2 };
+    let memory = super::budget::replay_mb(worlds, stakeholders, records);
+    let job = move || crate::organisation::what_if(store, &id, &text, format, mode);
+    let mut diff = state.jobs.run(org, "the what-if", memory, job).await??;
+    diff.details.truncate(limit);
+    Ok(diff)
+}
+
+pub async fn post_simulate(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    params: Result<Query<SimulateParams>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<Json<plaudit_core::simulate::Diff>, ApiError> {
+    let handle = state.authorise(&org, &headers)?;
+    let Query(params) = params.map_err(super::invalid_query)?;
+    let limit = check_limit(params.limit)?;
+    let (text, format) = rules_body(&headers, &body)?;
+    Ok(Json(preview(&state, &handle, &org, text, format, params.mode.unwrap_or(Mode::Rebase), limit).await?))
+}
+
+/// `POST /v1/orgs/{org}/rules/apply`: apply the rule set in force to history.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    pub mode: Mode,
+    /// The version in force, as the caller previewed it: a newer one is refused (409).
+    #[serde(deserialize_with = "super::whole")]
+    pub version: u64,
+    /// Only answer what the application would do (the what-if diff), changing nothing.
+    #[serde(default)]
+    pub preview: bool,
+    /// With `preview`: most stakeholders to list in `details`.
+    #[serde(default, deserialize_with = "super::whole_or_null")]
+    pub limit: Option<u64>,
+}
+
+/// The answer to an application (or, with `preview`, the diff).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ApplyAnswer {
+    Applied(crate::organisation::Applied),
+    Preview(Box<plaudit_core::simulate::Diff>),
+}
+
+pub async fn post_apply(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ApplyAnswer>, ApiError> {
+    let handle = state.authorise(&org, &headers)?;
+    let body: ApplyBody = super::json_body(&body)?;
+    let limit =
+        check_limit(body.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX))).map_err(|e| e.field("limit"))?;
+    let mode = body.mode;
+    let version = body.version;
+    let stale = move |now: u64| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "version_mismatch",
+            format!("version {version} is not the rule set in force: version {now} is; preview it and apply that"),
+        )
+        .field("version")
+    };
+    if body.preview {
+        let rules = handle.worker.run(|d| d.rules().clone()).await?;
+        if rules.version != version {
+            return Err(stale(rules.version));
+        }
+        let diff = preview(&state, &handle, &org, rules.text, rules.format, mode, limit).await?;
+        return Ok(Json(ApplyAnswer::Preview(Box::new(diff))));
+    }
+    // The replay under the rule set runs on a blocking thread while the organisation goes on;
+    // its worker then catches it up with what came meanwhile and merges it.
+    let plan = handle
+        .worker
+        .run(move |d| match d.rules().version {
+            now if now != version => Err(stale(now)),
+            _ => Ok(d.rebuild_plan()),
+        })
+        .await??;
+    let (stakeholders, records) = history_size(&handle).await?;
+    let memory = super::budget::replay_mb(1, stakeholders, records);
+    let job = move || crate::organisation::rebuild(plan);
+    let rebuilt = state.jobs.run(&org, "the replay under the rule set", memory, job).await??;
+    let applied = handle
+        .worker
+        .run(move |d| match d.rules().version {
+            now if now != version => Err(stale(now)),
+            _ => d.apply_rebuilt_history(rebuilt, mode).map_err(ApiError::from),
+        })
+        .await??;
+    Ok(Json(ApplyAnswer::Applied(applied)))
+}

@@ -1,0 +1,221 @@
+//! One thread per organisation owns its [`Organisation`] world; request handlers send it jobs and
+//! await the answers. The async runtime never touches a `World` and never blocks on scoring or
+//! on an fsync; an organisation's requests are served in arrival order.
+//!
+//! Group commit: when moment batches queue up behind one another (many clients, small
+//! requests), the worker takes all that are waiting, up to [`GROUP_RECORDS`] records, and
+//! stores them in one commit, so one fsync acknowledges them all. The commit runs on the
+//! organisation's commit thread while the worker scores the group; the group is answered, and
+//! the next job taken, once it is in ([`Organisation::ingest_group`]).
+//!
+//! Snapshots: once an organisation has accepted `snapshot_every` records since its last
+//! snapshot, the worker copies its world out between two batches ([`Organisation::capture`]) and a
+//! thread of its own encodes and stores it while the worker goes on scoring; one such write at
+//! a time. [`Worker::close`] waits for it and takes a last snapshot, so a clean stop restarts
+//! without replaying.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use plaudit_sdk::Record;
+use tokio::sync::oneshot;
+
+use super::error::ApiError;
+use crate::organisation::{GroupEffects, Organisation};
+use plaudit_core::Outcome;
+
+/// Most records stored in one group commit.
+pub const GROUP_RECORDS: usize = 10_000;
+
+/// What a moments request gets back.
+pub type Ingested = Result<(Outcome, GroupEffects), String>;
+
+enum Job {
+    /// A batch of records; the effects are rendered when `effects` is set.
+    Ingest {
+        records: Vec<Record>,
+        effects: bool,
+        reply: oneshot::Sender<Ingested>,
+    },
+    Run(Box<dyn FnOnce(&mut Organisation) + Send>),
+    /// Finish the snapshot being written, take a last one, then answer.
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle on an organisation's worker thread.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    /// Starts the thread that owns `durable` until every handle is dropped, snapshotting it
+    /// every `snapshot_every` records (0: never).
+    pub fn start(durable: Organisation, snapshot_every: u64) -> std::io::Result<Worker> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let name = format!("org-{}", durable.org());
+        let snapshots = Snapshots { every: snapshot_every, writing: None };
+        std::thread::Builder::new().name(name).spawn(move || work(durable, &queue, snapshots))?;
+        Ok(Worker { jobs })
+    }
+
+    /// Waits for the snapshot being written, if any, and takes a last one if records came
+    /// since (when snapshots are on). For a clean stop.
+    pub async fn close(&self) -> Result<(), ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Close(reply), rx).await
+    }
+
+    /// Runs `f` on the organisation's thread and returns its answer.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Organisation) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Run(Box::new(move |durable| {
+            let _ = tx.send(f(durable));
+        }));
+        self.send(job, rx).await
+    }
+
+    /// Stores and scores `records` (in a group commit with whatever else is waiting).
+    pub async fn ingest(&self, records: Vec<Record>, effects: bool) -> Result<Ingested, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Ingest { records, effects, reply }, rx).await
+    }
+
+    async fn send<R>(&self, job: Job, rx: oneshot::Receiver<R>) -> Result<R, ApiError> {
+        self.jobs.send(job).map_err(|_| ApiError::internal("the organisation's worker has stopped"))?;
+        rx.await.map_err(|_| ApiError::internal("the organisation's worker failed on this request"))
+    }
+}
+
+/// The worker's snapshot policy and the write in flight.
+struct Snapshots {
+    every: u64,
+    writing: Option<JoinHandle<()>>,
+}
+
+impl Snapshots {
+    /// Starts a snapshot if `every` records came since the last and none is being written.
+    fn maybe(&mut self, durable: &mut Organisation) {
+        if self.every == 0 || durable.since_snapshot() < self.every {
+            return;
+        }
+        if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        self.wait();
+        let capture = durable.capture();
+        let store = std::sync::Arc::clone(durable.store());
+        let spawned = std::thread::Builder::new()
+            .name(format!("snapshot-{}", durable.org()))
+            .spawn(move || log_snapshot(capture.store(store.as_ref())));
+        match spawned {
+            Ok(handle) => self.writing = Some(handle),
+            Err(e) => tracing::warn!(org = %durable.org(), error = %e, "cannot start a snapshot thread"),
+        }
+    }
+
+    fn wait(&mut self) {
+        if let Some(handle) = self.writing.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// The stop: the write in flight finished, then a last snapshot if anything is new.
+    fn close(&mut self, durable: &mut Organisation) {
+        self.wait();
+        if self.every > 0 && durable.since_snapshot() > 0 {
+            log_snapshot(durable.snapshot());
+        }
+    }
+}
+
+fn log_snapshot(stored: Result<crate::organisation::Snapshotted, crate::organisation::OrgError>) {
+    match stored {
+        Ok(s) => tracing::info!(
+            seq = s.seq.0,
+            stakeholders = s.stakeholders,
+            bytes = s.bytes,
+            capture_ms = s.capture.as_millis() as u64,
+            write_ms = s.write.as_millis() as u64,
+            "snapshot stored"
+        ),
+        Err(e) => tracing::warn!(error = %e, "snapshot failed; the log still holds everything"),
+    }
+}
+
+fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: Snapshots) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => {
+                    snapshots.wait();
+                    return;
+                }
+            },
+        };
+        match job {
+            Job::Run(f) => f(&mut durable),
+            Job::Close(reply) => {
+                snapshots.close(&mut durable);
+                let _ = reply.send(());
+            }
+            Job::Ingest { records, effects, reply } => {
+                let mut total = records.len();
+                let mut group: Vec<Waiting> = vec![(records, effects, reply)];
+                while total < GROUP_RECORDS {
+                    match queue.try_recv() {
+                        Ok(Job::Ingest { records, effects, reply }) => {
+                            total += records.len();
+                            group.push((records, effects, reply));
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit(&mut durable, group);
+                snapshots.maybe(&mut durable);
+            }
+        }
+    }
+}
+
+/// A waiting moments request: its records, whether it wants its effects, where to answer.
+type Waiting = (Vec<Record>, bool, oneshot::Sender<Ingested>);
+
+fn commit(durable: &mut Organisation, group: Vec<Waiting>) {
+    let render = group.iter().any(|(_, effects, _)| *effects);
+    let mut requests = Vec::with_capacity(group.len());
+    let mut rest = Vec::with_capacity(group.len());
+    for (records, effects, reply) in group {
+        requests.push(records);
+        rest.push((effects, reply));
+    }
+    match durable.ingest_group(requests, render) {
+        Ok((outcomes, effects)) => {
+            for ((outcome, effects), (wanted, reply)) in outcomes.into_iter().zip(effects).zip(rest) {
+                let effects = if wanted { effects } else { Vec::new() };
+                let _ = reply.send(Ok((outcome, effects)));
+            }
+        }
+        Err(e) => {
+            let message = match e {
+                crate::organisation::OrgError::Halted { .. } | crate::organisation::OrgError::CommitLost(_) => {
+                    e.to_string()
+                }
+                _ => format!("nothing was stored: {e}"),
+            };
+            for (_, reply) in rest {
+                let _ = reply.send(Err(message.clone()));
+            }
+        }
+    }
+}

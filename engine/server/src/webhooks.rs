@@ -1,0 +1,733 @@
+//! Webhooks: an organisation's effects delivered to the URLs its product team registered, for
+//! the effect types each chose, at least once, signed.
+//!
+//! **Owns** the subscriptions ([`Hooks`], kept in `orgs/ORG/webhooks.json` with each
+//! subscription's delivery cursor), the signature, and the delivery loop ([`deliver`]), one
+//! async task per organisation that reads the organisation's [`Feed`] and posts on a blocking
+//! thread. **Must not touch** the world or the log: a webhook sees exactly what the feed holds.
+//!
+//! # Delivery
+//!
+//! Effects go out in order, in batches of up to [`BATCH`], as
+//! `{"organisation", "webhook", "effects": [{"id", "seq", ...effect}]}`. A subscription's cursor
+//! (the number of the last effect it has dealt with) moves only after a `2xx` answer, and is
+//! saved before the next batch; a restart resends at most the batch in flight, so receivers
+//! deduplicate on the effects' `id`. A failed delivery (no answer within [`TIMEOUT`], or not
+//! `2xx`) is retried with exponential backoff, from 1 s to [`MAX_BACKOFF`]. If a receiver stays
+//! away longer than the feed keeps effects, the ones it missed are counted in `missed` and the
+//! delivery resumes at the oldest kept.
+//!
+//! # Targets
+//!
+//! A webhook reaches only public addresses ([`Targets`]): a URL whose host is, or resolves to, a
+//! loopback, private, link-local (cloud metadata), shared, reserved or otherwise internal
+//! address is refused, so that the server never becomes a tenant's proxy into its own network.
+//! The check is made on the addresses the delivery actually connects to, at each delivery (the
+//! resolver hands the connection only the addresses that pass), so a name that later resolves
+//! elsewhere (DNS rebinding) does not pass either; an IP literal is refused at subscription
+//! already. Only `http` and `https`, no proxy, and redirects are not followed (a `3xx` is a
+//! failed delivery). The server's `webhook_hosts` setting names hosts allowed anyway, for
+//! development and tests.
+//!
+//! # Signature
+//!
+//! `Plaudit-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the
+//! receiver recomputes it over the raw body with the subscription's secret and refuses a
+//! timestamp too far from its clock (replays).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::{Notify, watch};
+
+use crate::feed::Feed;
+use plaudit_core::journal::FeedItem;
+
+/// Effects in one delivery.
+pub const BATCH: usize = 100;
+/// How long a receiver has to answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most subscriptions per organisation.
+pub const MAX_HOOKS: usize = 32;
+
+/// A webhook URL as the API description's pattern has it: `http://` or `https://`, a host of
+/// letters, digits, dots and dashes, an optional port (1 to 65535), then a path, query or
+/// fragment of URI characters.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return Err("the host may only hold letters, digits, `.` and `-`");
+    }
+    if let Some(port) = port
+        && (port.is_empty()
+            || port.len() > 5
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u32>().map_or(true, |p| !(1..=65535).contains(&p)))
+    {
+        return Err("the port must be 1 to 65535");
+    }
+    if !tail.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~:/?#@!$&'()*+,;=%-".contains(&b)) {
+        return Err("the path, query and fragment may only hold URI characters");
+    }
+    Ok(())
+}
+
+/// Where webhooks may be delivered: public addresses, and the hosts the server names.
+#[derive(Debug, Default)]
+pub struct Targets {
+    /// Hosts allowed whatever they resolve to, lowercase.
+    allowed: Vec<String>,
+}
+
+impl Targets {
+    pub fn new(allowed: Vec<String>) -> Targets {
+        Targets { allowed: allowed.into_iter().map(|h| h.to_ascii_lowercase()).collect() }
+    }
+
+    /// Whether `host` (as written in a URL) is allowed whatever it resolves to.
+    fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.allowed.contains(&host)
+    }
+
+    /// Why a URL's host is refused before any delivery: an internal IP literal not allowed.
+    fn check_literal(&self, host: &str) -> Result<(), String> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) if internal(ip) && !self.allows_host(host) => Err(format!(
+                "{host} is an internal address (loopback, private, link-local or reserved): webhooks reach public addresses only"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `ip` is an address no webhook may reach by default: loopback, private, link-local,
+/// shared (CGNAT), unspecified, broadcast, multicast, documentation, benchmarking or reserved,
+/// for IPv4, IPv6, and IPv4 addresses written as IPv6.
+pub fn internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..=127).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..=19).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b
+                || first == 0x2002
+        }
+    }
+}
+
+/// What deliveries share across organisations.
+#[derive(Debug, Clone)]
+pub struct Delivering {
+    /// Places to post from: a post runs on a blocking thread, so their number is bounded
+    /// engine-wide; each organisation posts one batch at a time.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub targets: Arc<Targets>,
+}
+
+/// Resolves a delivery's host and keeps only the addresses [`Targets`] allows, so that the
+/// connection can only be made to those.
+#[derive(Debug)]
+struct Guarded {
+    targets: Arc<Targets>,
+    inner: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for Guarded {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let found = self.inner.resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or_default();
+        if self.targets.allows_host(host) {
+            return Ok(found);
+        }
+        let mut kept = self.inner.empty();
+        for addr in found.iter().filter(|a| !internal(a.ip())) {
+            kept.push(*addr);
+        }
+        if kept.is_empty() {
+            let addrs: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refused: {host} resolves to internal addresses only ({}); webhooks reach public addresses only",
+                    addrs.join(", ")
+                ),
+            )));
+        }
+        Ok(kept)
+    }
+}
+
+/// The agent deliveries post with: a global timeout, no proxy, no redirect followed, every
+/// address checked ([`Guarded`]).
+fn agent(targets: Arc<Targets>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .max_redirects(0)
+        .proxy(None)
+        .http_status_as_error(false)
+        .build();
+    let resolver = Guarded { targets, inner: ureq::unversioned::resolver::DefaultResolver::default() };
+    ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::default(), resolver)
+}
+
+/// The effect types a subscription may choose (the `type` of an effect).
+pub const EFFECT_TYPES: [&str; 12] = [
+    "points_awarded",
+    "points_withheld",
+    "points_revoked",
+    "badge_earned",
+    "badge_revoked",
+    "level_reached",
+    "streak_extended",
+    "streak_broken",
+    "challenge_progressed",
+    "challenge_completed",
+    "guarded",
+    "custom",
+];
+
+/// One subscription, as kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hook {
+    pub url: String,
+    /// Effect types delivered; empty: all.
+    pub types: Vec<String>,
+    pub secret: String,
+    /// The number of the last effect dealt with (delivered, or not of a chosen type).
+    pub cursor: u64,
+    /// Effects the feed dropped before they could be delivered.
+    #[serde(default)]
+    pub missed: u64,
+}
+
+/// How a subscription's delivery goes (not kept across restarts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Health {
+    pub delivered_batches: u64,
+    pub failed_attempts: u64,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    /// Unix seconds of the next attempt, while backing off.
+    pub retry_at: Option<u64>,
+}
+
+/// A subscription as shown (without its secret).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HookView {
+    pub name: String,
+    pub url: String,
+    pub types: Vec<String>,
+    pub cursor: u64,
+    pub missed: u64,
+    #[serde(flatten)]
+    pub health: Health,
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The organisation has as many webhooks as it may.
+    #[error("at most {MAX_HOOKS} webhooks an organisation: remove one first")]
+    Full,
+    #[error("cannot save the webhooks in {path}: {source}")]
+    Save { path: PathBuf, source: std::io::Error },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> HookError {
+    HookError::Invalid { field, message: message.into() }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Kept {
+    hooks: BTreeMap<String, Hook>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    kept: Kept,
+    health: BTreeMap<String, Health>,
+    /// When each backing-off subscription may try again.
+    due: BTreeMap<String, tokio::time::Instant>,
+}
+
+/// An organisation's subscriptions, shared by the routes and the delivery task.
+#[derive(Debug)]
+pub struct Hooks {
+    path: PathBuf,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Hooks {
+    /// The subscriptions kept at `path` (none if the file does not exist).
+    pub fn load(path: PathBuf) -> Result<Hooks, String> {
+        let kept = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Hooks { path, state: Mutex::new(State { kept, ..State::default() }), changed: Notify::new() })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the subscriptions: a temporary file, fsync'd, renamed over the old one.
+    fn save(&self, kept: &Kept) -> Result<(), HookError> {
+        let save = |source| HookError::Save { path: self.path.clone(), source };
+        let bytes = serde_json::to_vec_pretty(kept).map_err(|e| save(std::io::Error::other(e)))?;
+        if let Some(folder) = self.path.parent() {
+            std::fs::create_dir_all(folder).map_err(save)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp).map_err(save)?;
+            file.write_all(&bytes).map_err(save)?;
+            file.sync_all().map_err(save)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(save)
+    }
+
+    /// Creates or replaces subscription `name`; a new one starts after `latest` (effects from
+    /// now on), a replaced one keeps its cursor. Returns the secret.
+    pub fn put(
+        &self,
+        name: &str,
+        url: &str,
+        types: Vec<String>,
+        secret: Option<String>,
+        latest: u64,
+        targets: &Targets,
+    ) -> Result<String, HookError> {
+        check_name(name)?;
+        check_url(url).map_err(|why| invalid("url", format!("{url:?}: {why}")))?;
+        let parsed: ureq::http::Uri = url.parse().map_err(|e| invalid("url", format!("{url:?}: {e}")))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(invalid("url", format!("{url:?}: an absolute http:// or https:// URL")));
+        }
+        targets.check_literal(parsed.host().unwrap_or_default()).map_err(|why| invalid("url", why))?;
+        for t in &types {
+            if !EFFECT_TYPES.contains(&t.as_str()) {
+                return Err(invalid("types", format!("{t:?} is no effect type; one of {}", EFFECT_TYPES.join(", "))));
+            }
+        }
+        let secret = match secret {
+            Some(s) if s.chars().count() < 16 => return Err(invalid("secret", "at least 16 characters")),
+            Some(s) => s,
+            None => {
+                let mut bytes = [0u8; 24];
+                getrandom::fill(&mut bytes).map_err(|e| invalid("secret", format!("no randomness: {e}")))?;
+                format!("whsec_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            }
+        };
+        let mut state = self.state();
+        if !state.kept.hooks.contains_key(name) && state.kept.hooks.len() >= MAX_HOOKS {
+            return Err(HookError::Full);
+        }
+        let (cursor, missed) = state.kept.hooks.get(name).map_or((latest, 0), |h| (h.cursor, h.missed));
+        let hook = Hook { url: url.to_string(), types, secret: secret.clone(), cursor, missed };
+        let mut kept = Kept { hooks: state.kept.hooks.clone() };
+        kept.hooks.insert(name.to_string(), hook);
+        self.save(&kept)?;
+        state.kept = kept;
+        state.health.remove(name);
+        state.due.remove(name);
+        drop(state);
+        self.changed.notify_one();
+        Ok(secret)
+    }
+
+    /// Removes subscription `name`; false if there is none.
+    pub fn remove(&self, name: &str) -> Result<bool, HookError> {
+        let mut state = self.state();
+        if !state.kept.hooks.contains_key(name) {
+            return Ok(false);
+        }
+        let mut kept = Kept { hooks: state.kept.hooks.clone() };
+        kept.hooks.remove(name);
+        self.save(&kept)?;
+        state.kept = kept;
+        state.health.remove(name);
+        state.due.remove(name);
+        Ok(true)
+    }
+
+    /// The subscriptions, by name.
+    pub fn views(&self) -> Vec<HookView> {
+        let state = self.state();
+        state
+            .kept
+            .hooks
+            .iter()
+            .map(|(name, h)| HookView {
+                name: name.clone(),
+                url: h.url.clone(),
+                types: h.types.clone(),
+                cursor: h.cursor,
+                missed: h.missed,
+                health: state.health.get(name).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// A webhook name: 1 to 64 lowercase letters, digits, `-` and `_`.
+fn check_name(name: &str) -> Result<(), HookError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(invalid("name", format!("{name:?}: 1 to 64 lowercase letters, digits, `-` and `_`"))) }
+}
+
+/// The `Plaudit-Signature` of `body` sent at `timestamp` (Unix seconds).
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(e) => unreachable!("HMAC accepts every key length: {e}"),
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+#[derive(Serialize)]
+struct Delivery<'a> {
+    organisation: &'a str,
+    webhook: &'a str,
+    effects: Vec<&'a FeedItem>,
+}
+
+/// What one round found to do for a subscription.
+#[derive(Clone)]
+struct Job {
+    name: String,
+    hook: Hook,
+    /// The cursor once this batch is dealt with.
+    through: u64,
+    items: Vec<Arc<FeedItem>>,
+    missed: u64,
+}
+
+/// The next batch of `hook`, if any: effects after its cursor of its types.
+fn next_batch(feed: &Feed, hook: &Hook) -> (Vec<Arc<FeedItem>>, u64, u64) {
+    let (page, missed) = match feed.after(Some(hook.cursor), 10 * BATCH) {
+        Ok(page) => (page, 0),
+        Err(gone) => (feed.after(None, 10 * BATCH).unwrap_or_default(), gone.oldest - 1 - hook.cursor),
+    };
+    let mut through = hook.cursor + missed;
+    let mut items = Vec::new();
+    for item in page {
+        let ty = serde_json::to_value(&item.effect.kind).ok().and_then(|v| v.get("type").cloned());
+        let wanted = hook.types.is_empty()
+            || ty.as_ref().and_then(|t| t.as_str()).is_some_and(|t| hook.types.iter().any(|x| x == t));
+        if wanted {
+            if items.len() == BATCH {
+                break;
+            }
+            items.push(item.clone());
+        }
+        through = item.id;
+    }
+    (items, through, missed)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Posts one batch; `Err` says why it was not accepted (anything but a `2xx` answer: a
+/// redirect is not followed).
+fn post(agent: &ureq::Agent, org: &str, job: &Job) -> Result<(), String> {
+    let body = Delivery { organisation: org, webhook: &job.name, effects: job.items.iter().map(|i| &**i).collect() };
+    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let t = unix_now();
+    let answer = agent
+        .post(&job.hook.url)
+        .header("Content-Type", "application/json")
+        .header("Plaudit-Signature", signature(&job.hook.secret, t, &body))
+        .header("Plaudit-Webhook", &job.name)
+        .send(&body[..])
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_redirection() {
+        Err(format!("answered {status}: redirects are not followed"))
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+/// Delivers `org`'s effects to its subscriptions until `closing` turns true.
+pub async fn deliver(
+    org: String,
+    hooks: Arc<Hooks>,
+    feed: Arc<Feed>,
+    delivering: Delivering,
+    mut closing: watch::Receiver<bool>,
+) {
+    let agent = agent(Arc::clone(&delivering.targets));
+    let mut wake = feed.subscribe();
+    loop {
+        wake.borrow_and_update();
+        let now = tokio::time::Instant::now();
+        let jobs: Vec<Job> = {
+            let mut state = hooks.state();
+            let due = state.due.clone();
+            let mut jobs = Vec::new();
+            for (name, hook) in &mut state.kept.hooks {
+                if due.get(name).is_some_and(|at| *at > now) {
+                    continue;
+                }
+                let (items, through, missed) = next_batch(&feed, hook);
+                if items.is_empty() && through > hook.cursor {
+                    // Nothing of its types: move past, saved with the next delivery.
+                    if missed > 0 {
+                        tracing::warn!(org = %org, webhook = %name, missed, "webhook receiver away longer than the feed keeps effects: effects skipped");
+                    }
+                    hook.cursor = through;
+                    hook.missed += missed;
+                } else if !items.is_empty() {
+                    jobs.push(Job { name: name.clone(), hook: hook.clone(), through, items, missed });
+                }
+            }
+            jobs
+        };
+        for job in &jobs {
+            if job.missed > 0 {
+                tracing::warn!(org = %org, webhook = %job.name, missed = job.missed, "webhook receiver away longer than the feed keeps effects: effects skipped");
+            }
+            let (name, agent) = (org.clone(), agent.clone());
+            let sent = job.clone();
+            let Ok(place) = Arc::clone(&delivering.slots).acquire_owned().await else { return };
+            let result = tokio::task::spawn_blocking(move || {
+                let posted = post(&agent, &name, &sent);
+                drop(place);
+                posted
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let mut state = hooks.state();
+            let health = state.health.entry(job.name.clone()).or_default();
+            match result {
+                Ok(()) => {
+                    health.delivered_batches += 1;
+                    health.consecutive_failures = 0;
+                    health.retry_at = None;
+                    state.due.remove(&job.name);
+                    let mut kept = Kept { hooks: state.kept.hooks.clone() };
+                    // The subscription may have been replaced or removed meanwhile.
+                    if let Some(h) = kept.hooks.get_mut(&job.name).filter(|h| h.url == job.hook.url) {
+                        h.cursor = h.cursor.max(job.through);
+                        h.missed += job.missed;
+                        if let Err(e) = hooks.save(&kept) {
+                            state.health.entry(job.name.clone()).or_default().last_error = Some(e.to_string());
+                        }
+                        state.kept = kept;
+                    }
+                }
+                Err(e) => {
+                    health.failed_attempts += 1;
+                    health.consecutive_failures += 1;
+                    // 1 s, 2 s, 4 s... up to MAX_BACKOFF.
+                    let backoff =
+                        Duration::from_secs(1u64 << (health.consecutive_failures - 1).min(16)).min(MAX_BACKOFF);
+                    tracing::warn!(org = %org, webhook = %job.name, error = %e, retry_in_s = backoff.as_secs(), "webhook delivery failed");
+                    health.last_error = Some(e);
+                    health.retry_at = Some(unix_now() + backoff.as_secs());
+                    state.due.insert(job.name.clone(), tokio::time::Instant::now() + backoff);
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            continue;
+        }
+        let next_due = hooks.state().due.values().min().copied();
+        let sleep = async {
+            match next_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return },
+            () = hooks.changed.notified() => {}
+            () = sleep => {}
+            _ = closing.changed() => return,
+        }
+        if *closing.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // RFC 4231 test case 2 framing: key "Jefe", data "what do ya want for nothing?".
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").expect("key");
+        mac.update(b"what do ya want for nothing?");
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        // Ours signs "<t>.<body>".
+        let sig = signature("Jefe", 12, b"body");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").expect("key");
+        mac.update(b"12.body");
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sig, format!("t=12,v1={hex}"));
+    }
+
+    #[test]
+    fn subscriptions_are_checked_kept_on_disk_and_keep_their_cursor_when_replaced() {
+        let path = std::env::temp_dir().join(format!("plaudit-hooks-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let hooks = Hooks::load(path.clone()).expect("loads");
+        let open = Targets::new(vec!["127.0.0.1".into()]);
+        let bad = hooks.put("crm", "ftp://x", vec![], None, 0, &open).expect_err("scheme");
+        assert!(matches!(bad, HookError::Invalid { field: "url", .. }), "{bad}");
+        let bad = hooks.put("crm", "http://x/", vec!["badge".into()], None, 0, &open).expect_err("type");
+        assert!(matches!(bad, HookError::Invalid { field: "types", .. }), "{bad}");
+        let bad = hooks.put("Bad Name", "http://x/", vec![], None, 0, &open).expect_err("name");
+        assert!(matches!(bad, HookError::Invalid { field: "name", .. }), "{bad}");
+        let secret =
+            hooks.put("crm", "http://127.0.0.1:9/hook", vec!["badge_earned".into()], None, 7, &open).expect("put");
+        assert!(secret.starts_with("whsec_") && secret.len() > 20);
+        assert_eq!(hooks.views()[0].cursor, 7, "starts after the latest effect");
+        hooks
+            .put("crm", "http://127.0.0.1:9/other", vec![], Some("a-secret-of-16-chars".into()), 99, &open)
+            .expect("put");
+        let again = Hooks::load(path.clone()).expect("loads");
+        let views = again.views();
+        assert_eq!((views[0].url.as_str(), views[0].cursor), ("http://127.0.0.1:9/other", 7));
+        assert!(again.remove("crm").expect("removes"));
+        assert!(!again.remove("crm").expect("removes"));
+        assert!(Hooks::load(path.clone()).expect("loads").views().is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_named_and_public_ones_pass() {
+        let internal_ones = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "ff02::1",
+        ];
+        for ip in internal_ones {
+            assert!(internal(ip.parse().expect(ip)), "{ip} is internal");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "100.128.0.1", "172.32.0.1"] {
+            assert!(!internal(ip.parse().expect(ip)), "{ip} is public");
+        }
+        let none = Targets::default();
+        assert!(none.check_literal("127.0.0.1").is_err());
+        assert!(none.check_literal("[::1]").is_err());
+        assert!(none.check_literal("example.com").is_ok(), "names are checked at each delivery");
+        let named = Targets::new(vec!["LocalHost".into(), "127.0.0.1".into()]);
+        assert!(named.check_literal("127.0.0.1").is_ok() && named.allows_host("localhost"));
+    }
+
+    #[test]
+    fn a_delivery_to_a_name_that_resolves_internally_is_refused_at_the_connection() {
+        let agent = agent(Arc::new(Targets::default()));
+        // `localhost` resolves to loopback: refused by the resolver, before any connection.
+        let err = agent.post("http://localhost:9/hook").send(&b"{}"[..]).expect_err("refused");
+        assert!(err.to_string().contains("internal addresses only"), "{err}");
+    }
+
+    #[test]
+    fn a_redirect_is_not_followed_it_fails_the_delivery() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("a connection");
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let moved = "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            stream.write_all(moved.as_bytes()).expect("answers");
+        });
+        let agent = agent(Arc::new(Targets::new(vec!["127.0.0.1".into()])));
+        let hook =
+            Hook { url: format!("http://{addr}/hook"), types: vec![], secret: "s".repeat(16), cursor: 0, missed: 0 };
+        let job = Job { name: "crm".into(), hook, through: 1, items: Vec::new(), missed: 0 };
+        let err = post(&agent, "acme", &job).expect_err("not delivered");
+        assert!(err.contains("302") && err.contains("redirects are not followed"), "{err}");
+        server.join().expect("the receiver ends");
+    }
+}
