@@ -1,5 +1,6 @@
-//! The HTTP API end to end: the real `plaudit serve` on a free loopback port, driven over TCP
-//! with plain HTTP/1.1 requests.
+//! The HTTP API end to end: the server in process through its router where no socket is needed
+//! (`App`), the real `plaudit serve` on a free loopback port where one is (restarts, SIGTERM,
+//! streams: `Server`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,6 +9,9 @@ use std::process::Command;
 use plaudit_tests::scratch_dir;
 use serde_json::{Value, json};
 
+use plaudit_server::http::ServerConfig;
+
+use crate::app::App;
 use crate::server::Server;
 
 fn moment(id: &str, who: &str, with: &str) -> Value {
@@ -124,7 +128,7 @@ fn a_profile_is_put_durably_created_then_updated_and_bad_ones_name_their_field()
 fn bad_requests_get_a_clear_error_naming_the_field() {
     let data = std::env::temp_dir().join(format!("plaudit-http-errors-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let server = Server::start(&data);
+    let server = App::start(&data);
     let key = server.key("acme").to_string();
     let post = |body: &str, key: Option<&str>| server.request("POST", "/v1/orgs/acme/moments", key, body);
     let error =
@@ -199,7 +203,7 @@ fn bad_requests_get_a_clear_error_naming_the_field() {
 fn concurrent_requests_share_commits_but_each_gets_its_own_answer() {
     let data = std::env::temp_dir().join(format!("plaudit-http-group-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let server = Server::start(&data);
+    let server = App::start(&data);
     let key = server.key("acme").to_string();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..40)
@@ -234,7 +238,7 @@ fn concurrent_requests_share_commits_but_each_gets_its_own_answer() {
 fn the_served_openapi_description_matches_the_routes() {
     let data = std::env::temp_dir().join(format!("plaudit-http-openapi-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let server = Server::start(&data);
+    let server = App::start(&data);
     let key = server.key("acme").to_string();
     let (status, spec) = server.request("GET", "/openapi.json", None, "");
     assert_eq!(status, 200);
@@ -644,10 +648,11 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
     .expect("sends");
 
     // Clients sending batches until the server stops answering; each remembers what was
-    // acknowledged.
+    // acknowledged, and tells how many batches were.
+    let (acks, acked_batches) = std::sync::mpsc::channel::<()>();
     let clients: Vec<_> = (0..4)
         .map(|c| {
-            let (addr, key) = (addr.clone(), key.clone());
+            let (addr, key, acks) = (addr.clone(), key.clone(), acks.clone());
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for b in 0.. {
@@ -667,12 +672,16 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
                         break;
                     }
                     acked.extend(ids);
+                    let _ = acks.send(());
                 }
                 acked
             })
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Under load: the signal comes once a few batches were acknowledged, while more are sent.
+    for _ in 0..8 {
+        acked_batches.recv_timeout(std::time::Duration::from_secs(10)).expect("batches are acknowledged");
+    }
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
     let started = std::time::Instant::now();
@@ -705,10 +714,8 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
 #[test]
 fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_notice() {
     let data = scratch_dir("plaudit-http-rate");
-    let config = data.join("plaudit.toml");
-    std::fs::write(&config, "[rate_limit]\nrequests_per_second = 0.2\nburst = 3\n").expect("config");
-    let server =
-        Server::start_args(&data, None, &["--no-demo-plugins", "--config", config.to_str().expect("utf-8 path")]);
+    let rate_limit = Some(plaudit_server::http::config::RateLimit { requests_per_second: 0.2, burst: 3 });
+    let server = App::start_with(ServerConfig { data: data.clone(), rate_limit, ..ServerConfig::default() });
     let (acme, riverside) = (server.key("acme").to_string(), server.key("riverside").to_string());
     for _ in 0..3 {
         assert_eq!(server.request("GET", "/v1/orgs/acme/wrong-key-does-not-count", Some("pk_wrong"), "").0, 404);
@@ -775,7 +782,7 @@ fn allow_loopback_webhooks(data: &std::path::Path) -> String {
 #[test]
 fn webhooks_refuse_internal_targets_by_default() {
     let data = scratch_dir("plaudit-http-hooks-ssrf");
-    let server = Server::start(&data);
+    let server = App::start(&data);
     let key = server.key("acme").to_string();
     let (url, deliveries) = receiver(0);
     let put =

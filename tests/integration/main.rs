@@ -2,6 +2,7 @@
 //! API, the real server in process through its router (`app`), or the real binary (`cli`,
 //! `server` and what needs a socket: restarts, SIGTERM, streams, connections, load).
 
+mod app;
 mod badges;
 mod bounds;
 mod caps_and_guard;

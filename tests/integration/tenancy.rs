@@ -9,6 +9,9 @@ use plaudit_store::{Change, RedbStore, Store};
 use plaudit_tests::{award_first, fixed_output_plugin, scratch_dir};
 use serde_json::{Value, json};
 
+use plaudit_server::http::ServerConfig;
+
+use crate::app::App;
 use crate::server::Server;
 
 const ADMIN: &str = "admin-key-for-the-tenancy-tests";
@@ -186,7 +189,8 @@ fn more_plugin_calls_at_once_than_instance_slots_all_succeed() {
 #[test]
 fn what_ifs_are_queued_per_organisation_and_refused_past_the_queue() {
     let data = scratch_dir("plaudit-tenancy-what-ifs");
-    let server = Server::start_with(&data, Some(ADMIN));
+    let server =
+        App::start_with(ServerConfig { data: data.clone(), admin_key: Some(ADMIN.into()), ..ServerConfig::default() });
     let riverside = server.key("riverside").to_string();
     let (_, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "slow"}).to_string());
     let key = created["key"].as_str().expect("a key").to_string();
@@ -199,24 +203,14 @@ fn what_ifs_are_queued_per_organisation_and_refused_past_the_queue() {
         .collect();
     let (status, _) = server.request("POST", "/v1/orgs/slow/moments", Some(&key), &Value::Array(batch).to_string());
     assert_eq!(status, 201);
-    let addr = server.addr.clone();
     let answers: Vec<(u16, String)> = std::thread::scope(|s| {
         let asks: Vec<_> = (0..12)
             .map(|_| {
-                let (rules, key, addr) = (rules.to_string(), key.clone(), addr.clone());
+                let (server, key) = (&server, &key);
                 s.spawn(move || {
-                    let probe = Server {
-                        child: std::process::Command::new("true").spawn().expect("a stand-in"),
-                        addr,
-                        keys: Vec::new(),
-                    };
-                    let (status, head, body) = probe.send(
-                        "POST",
-                        "/v1/orgs/slow/rules/simulate",
-                        Some(&key),
-                        "application/toml",
-                        rules.as_bytes(),
-                    );
+                    let toml = "application/toml";
+                    let (status, head, body) =
+                        server.send("POST", "/v1/orgs/slow/rules/simulate", Some(key), toml, rules.as_bytes());
                     (status, format!("{head}\n{body}"))
                 })
             })
@@ -253,7 +247,8 @@ fn what_ifs_are_queued_per_organisation_and_refused_past_the_queue() {
 fn plugin_counts_sizes_and_texts_are_bounded() {
     use plaudit_sdk::plugin::wire::Output;
     let data = scratch_dir("plaudit-tenancy-plugins");
-    let server = Server::start_with(&data, Some(ADMIN));
+    let server =
+        App::start_with(ServerConfig { data: data.clone(), admin_key: Some(ADMIN.into()), ..ServerConfig::default() });
     let (_, created) = server.request("POST", "/v1/orgs", Some(ADMIN), &json!({"id": "lots"}).to_string());
     let key = created["key"].as_str().expect("a key").to_string();
     let put_rules = |plugins: &str| {

@@ -9,8 +9,12 @@ use plaudit_sdk::{Moment, Record};
 /// A line that is not a record.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadRecordError {
-    #[error("line {line}: {message}")]
-    Parse { line: usize, message: String },
+    #[error("line {line}: {source}")]
+    Parse {
+        line: usize,
+        #[source]
+        source: ParseRecordError,
+    },
     #[error("line {line}: cannot read: {source}")]
     Io {
         line: usize,
@@ -19,30 +23,67 @@ pub enum ReadRecordError {
     },
 }
 
+/// Why a line (or a request's item) is not a record: the field it is about, if any, as a path
+/// (`at`, `profile.team`), and serde's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseRecordError {
+    pub field: Option<String>,
+    pub message: String,
+    /// Not JSON at all (rather than JSON that is no record).
+    pub syntax: bool,
+}
+
+/// The field serde names in backquotes in a message about a field (`unknown field `chanel``,
+/// `missing field `at``), if it names one.
+pub fn named_field(message: &str) -> Option<&str> {
+    let rest = message.split_once("field `")?.1;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+/// `line` as a `T`, or the field it fails at.
+fn parse<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ParseRecordError> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let syntax = inner.is_syntax() || inner.is_eof();
+        // A missing field is named in the message, under the path of its object; the path of
+        // anything else (an unknown field too) ends at it.
+        let named = named_field(&message).filter(|_| message.contains("missing field"));
+        let field = match (path.as_str(), named) {
+            _ if syntax => None,
+            (".", None) => None,
+            (".", Some(name)) => Some(name.to_string()),
+            (path, Some(name)) => Some(format!("{path}.{name}")),
+            (path, None) => Some(path.to_string()),
+        };
+        ParseRecordError { field, message, syntax }
+    })?;
+    // Nothing but whitespace after the record.
+    de.end().map_err(|e| ParseRecordError { field: None, message: e.to_string(), syntax: true })?;
+    Ok(value)
+}
+
 /// Parses one line. Which record it is follows from its keys: `profile`, `retract`, or a moment.
-pub fn parse_record(line: &str) -> Result<Record, String> {
+pub fn parse_record(line: &str) -> Result<Record, ParseRecordError> {
     // The first key tells the record apart (whitespace allowed): `{ "profile": ...}`.
     let first_key = line.trim_start().strip_prefix('{').map_or("", str::trim_start);
     if first_key.starts_with("\"profile\"") {
-        return serde_json::from_str::<ProfileRecord>(line)
-            .map(|p| Record::Profile(p.profile))
-            .map_err(|e| e.to_string());
+        return parse::<ProfileRecord>(line).map(|p| Record::Profile(p.profile));
     }
     if first_key.starts_with("\"retract\"") {
-        return serde_json::from_str::<Retraction>(line).map(Record::Retract).map_err(|e| e.to_string());
+        return parse::<Retraction>(line).map(Record::Retract);
     }
     // Not the usual key order: a moment, unless the object has a `retract` or `profile` key
     // (JSON objects are unordered, so the first key is only a fast path).
-    serde_json::from_str::<Moment>(line).map(Record::Moment).or_else(|moment_error| {
+    parse::<Moment>(line).map(Record::Moment).or_else(|moment_error| {
         let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).ok();
         match keys {
-            Some(k) if k.contains_key("retract") => {
-                serde_json::from_str::<Retraction>(line).map(Record::Retract).map_err(|e| e.to_string())
-            }
-            Some(k) if k.contains_key("profile") => serde_json::from_str::<ProfileRecord>(line)
-                .map(|p| Record::Profile(p.profile))
-                .map_err(|e| e.to_string()),
-            _ => Err(moment_error.to_string()),
+            Some(k) if k.contains_key("retract") => parse::<Retraction>(line).map(Record::Retract),
+            Some(k) if k.contains_key("profile") => parse::<ProfileRecord>(line).map(|p| Record::Profile(p.profile)),
+            _ => Err(moment_error),
         }
     })
 }
@@ -58,7 +99,7 @@ pub fn records<R: BufRead>(reader: R) -> impl Iterator<Item = Result<(usize, Rec
             Ok(l) => Some(
                 parse_record(&l)
                     .map(|r| (line_no, r))
-                    .map_err(|message| ReadRecordError::Parse { line: line_no, message }),
+                    .map_err(|source| ReadRecordError::Parse { line: line_no, source }),
             ),
         }
     })
@@ -78,7 +119,8 @@ mod tests {
         // Whatever the key order.
         assert!(matches!(parse_record(r#"{"reason":"spam","retract":"m1"}"#), Ok(Record::Retract(_))));
         let e = parse_record(r#"{"reason":"spam","retract":"m1","x":1}"#);
-        assert!(e.is_err_and(|e| e.contains("unknown field `x`")), "a retraction's own error");
+        let e = e.expect_err("a retraction's own error");
+        assert_eq!((e.field.as_deref(), e.message.contains("unknown field `x`")), (Some("x"), true));
     }
 
     #[test]
@@ -86,9 +128,15 @@ mod tests {
         let e = parse_record(
             r#"{"id":"m1","stakeholder":"ann","kind":"x","channel":"y","at":"2026-03-02T10:00:00Z","colour":1}"#,
         );
-        assert!(e.is_err_and(|e| e.contains("unknown field `colour`")));
+        assert_eq!(e.expect_err("unknown").field.as_deref(), Some("colour"));
         let e = parse_record(r#"{"id":"m1","kind":"x","channel":"y","at":"2026-03-02T10:00:00Z"}"#);
-        assert!(e.is_err_and(|e| e.contains("missing field `stakeholder`")));
+        assert_eq!(e.expect_err("missing").field.as_deref(), Some("stakeholder"));
+        let e = parse_record(r#"{"profile":{"id":"ann","team":7}}"#).expect_err("a number for a team");
+        assert_eq!(e.field.as_deref(), Some("profile.team"), "{e}");
+        let e = parse_record(r#"{"id":"m1","stakeholder":"ann","kind":"x","channel":"y","at":"t","value":"big"}"#);
+        assert_eq!(e.expect_err("a text for a value").field.as_deref(), Some("value"));
+        let e = parse_record("{not json").expect_err("not json");
+        assert!(e.syntax && e.field.is_none(), "{e:?}");
     }
 
     #[test]

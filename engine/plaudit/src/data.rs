@@ -107,9 +107,12 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool, snapshot_eve
                     flush(&mut pending, &mut lines, &mut durable)?;
                 }
             }
-            Err(ReadRecordError::Parse { line, message }) => {
+            Err(ReadRecordError::Parse { line, source }) => {
                 unparsable += 1;
-                eprintln!("{name}:{line}: {message}");
+                match &source.field {
+                    Some(field) => eprintln!("{name}:{line}: {field}: {}", source.message),
+                    None => eprintln!("{name}:{line}: {}", source.message),
+                }
             }
             Err(e @ ReadRecordError::Io { .. }) => return Err(e).with_context(|| format!("reading {name}")),
         }

@@ -46,9 +46,12 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
                     return stopped(&progress);
                 }
             }
-            Err(ReadRecordError::Parse { line, message }) => {
+            Err(ReadRecordError::Parse { line, source }) => {
                 run.bad += 1;
-                eprintln!("{name}:{line}: {message}");
+                match &source.field {
+                    Some(field) => eprintln!("{name}:{line}: {field}: {}", source.message),
+                    None => eprintln!("{name}:{line}: {}", source.message),
+                }
                 if !o.skip_bad {
                     run.flush()?;
                     run.out.flush()?;

@@ -8,18 +8,17 @@
 //! ```
 //!
 //! The organisations are those of the store: an organisation is created in one commit, its
-//! first rule set with its key, so none exists by halves. Data directories of earlier builds
-//! kept the key in `orgs/ORG/key.sha256` (written without an fsync, before the log's commit)
-//! and, earlier still, the rule set in `orgs/ORG/rules.toml`; [`DataDir::adopt_legacy`] moves
-//! both into the store. A folder under `orgs/` that names no organisation of the store is
-//! reported and left alone.
+//! first rule set with its key, so none exists by halves. The first released build kept the key
+//! in `orgs/ORG/key.sha256` (written without an fsync, before the log's commit);
+//! [`DataDir::adopt_legacy`] moves it into the store. A folder under `orgs/` that names no
+//! organisation of the store is reported and left alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::organisation::{OrgError, Organisation, Replayed};
 use plaudit_core::ids::OrgId;
-use plaudit_store::{Change, Store};
+use plaudit_store::Store;
 
 /// Paths inside a data directory. Creates nothing.
 #[derive(Debug, Clone)]
@@ -48,15 +47,9 @@ impl DataDir {
         self.orgs().join(org.as_str())
     }
 
-    /// Where a data directory of an earlier version kept the rule set.
-    pub fn legacy_rules(&self, org: &OrgId) -> PathBuf {
-        self.org(org).join("rules.toml")
-    }
-
     /// Opens `org` from its log, `None` if it has no rule set there (it was never created),
-    /// with an effects feed of `feed` effects if given. A legacy `rules.toml` is first recorded
-    /// as the log's first rule set (see [`DataDir::adopt_legacy`]). The latest snapshot is
-    /// restored first, unless `from_start`.
+    /// with an effects feed of `feed` effects if given. The latest snapshot is restored first,
+    /// unless `from_start`.
     pub fn open_org(
         &self,
         store: &Arc<dyn Store>,
@@ -65,10 +58,7 @@ impl DataDir {
         from_start: bool,
     ) -> Result<Option<(Organisation, Replayed)>, OrgError> {
         if !Organisation::exists(store.as_ref(), org)? {
-            let legacy = self.legacy_rules(org);
-            let Ok(text) = std::fs::read_to_string(&legacy) else { return Ok(None) };
-            store.create_org(org, None, &Change::Rules { text, format: plaudit_core::ruleset::Format::Toml })?;
-            let _ = std::fs::remove_file(&legacy);
+            return Ok(None);
         }
         let opened = match (feed, from_start) {
             (Some(capacity), _) => Organisation::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
@@ -78,11 +68,10 @@ impl DataDir {
         Ok(Some(opened))
     }
 
-    /// Moves what earlier builds kept beside the store into it: a `rules.toml` of an
-    /// organisation whose log has no rule set becomes its first (in force from the start), and
-    /// a `key.sha256` of an organisation the store holds no key for becomes its key. Returns
-    /// the problems met (a folder that names no organisation, a key file that is empty or not
-    /// hex, damage after a power loss): each is the folder's alone, never fatal to the others.
+    /// Moves what the first released build kept beside the store into it: a `key.sha256` of an
+    /// organisation the store holds no key for becomes its key. Returns the problems met (a
+    /// folder that names no organisation, a key file that is empty or not hex, damage after a
+    /// power loss): each is the folder's alone, never fatal to the others.
     pub fn adopt_legacy(&self, store: &Arc<dyn Store>) -> Result<Vec<(PathBuf, String)>, OrgError> {
         let mut problems = Vec::new();
         let folders = match self.folders() {
@@ -97,17 +86,6 @@ impl DataDir {
                     continue;
                 }
             };
-            let legacy = self.legacy_rules(&org);
-            if !Organisation::exists(store.as_ref(), &org)?
-                && let Ok(text) = std::fs::read_to_string(&legacy)
-            {
-                let change = Change::Rules { text, format: plaudit_core::ruleset::Format::Toml };
-                store.create_org(&org, None, &change)?;
-            }
-            if legacy.exists() && Organisation::exists(store.as_ref(), &org)? {
-                // Recorded in the log: the file would only go stale.
-                let _ = std::fs::remove_file(&legacy);
-            }
             if !Organisation::exists(store.as_ref(), &org)? {
                 problems.push((
                     self.org(&org),

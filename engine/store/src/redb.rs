@@ -44,7 +44,7 @@
 
 use std::path::Path;
 
-use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use ::redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use plaudit_sdk::Record;
 
 use plaudit_core::ids::{OrgId, Seq};
@@ -73,8 +73,9 @@ const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 const ORG_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("org_keys");
 /// "format" -> the store's format version ([`FORMAT_VERSION`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Tables of pre-release layouts: a file that has one is refused.
-const PRE_RELEASE: [&str; 3] = ["log", "moment_ids", "snapshots"];
+/// Tables of pre-release layouts: a file with records in one is refused; the first released
+/// build still created `log` empty, which opening drops.
+const PRE_RELEASE_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 
 /// The size of a snapshot's parts, each written and fsync'd in a commit of its own: small
 /// enough that a log commit waiting on the disk behind one takes a few milliseconds more at
@@ -127,10 +128,26 @@ impl RedbStore {
         {
             let tables: Vec<String> =
                 txn.list_tables().map_err(|e| open_err(e.into()))?.map(|t| t.name().to_string()).collect();
-            if let Some(old) = PRE_RELEASE.iter().find(|t| tables.iter().any(|name| name == *t)) {
-                return Err(refused(format!(
-                    "it has a `{old}` table, of a pre-release store layout this build does not read"
-                )));
+            let has = |name: &str| tables.iter().any(|t| t == name);
+            let pre_release = |name: &str| {
+                refused(format!("it holds a `{name}` table, of a pre-release store layout this build does not read"))
+            };
+            if has("log") {
+                if !txn
+                    .open_table(PRE_RELEASE_LOG)
+                    .map_err(|e| open_err(e.into()))?
+                    .is_empty()
+                    .map_err(|e| open_err(e.into()))?
+                {
+                    return Err(pre_release("log"));
+                }
+                txn.delete_table(PRE_RELEASE_LOG).map_err(|e| open_err(e.into()))?;
+            }
+            if has("moment_ids") {
+                return Err(pre_release("moment_ids"));
+            }
+            if has("snapshots") {
+                return Err(pre_release("snapshots"));
             }
             // Create the tables up front, so that readers never meet a missing table.
             txn.open_table(SEGMENTS).map_err(|e| open_err(e.into()))?;
@@ -713,12 +730,23 @@ mod tests {
         {
             let db = Database::create(old.db()).expect("creates");
             let txn = db.begin_write().expect("writes");
-            let log: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
-            txn.open_table(log).expect("table").insert(("acme", 1), &[0u8][..]).expect("insert");
+            txn.open_table(PRE_RELEASE_LOG).expect("table").insert(("acme", 1), &[0u8][..]).expect("insert");
             txn.commit().expect("commit");
         }
         let err = RedbStore::open(old.db()).expect_err("a pre-release layout");
         assert!(err.to_string().contains("pre-release"), "{err}");
+        // As the first released build left it: an empty `log` table, dropped.
+        let first = TempDir::new();
+        {
+            let db = Database::create(first.db()).expect("creates");
+            let txn = db.begin_write().expect("writes");
+            txn.open_table(PRE_RELEASE_LOG).expect("table");
+            txn.commit().expect("commit");
+        }
+        drop(open(&first));
+        let db = Database::create(first.db()).expect("opens");
+        let txn = db.begin_read().expect("reads");
+        assert!(txn.list_tables().expect("tables").all(|t| t.name() != "log"), "dropped");
     }
 
     #[test]

@@ -124,8 +124,16 @@ impl IntoResponse for ApiError {
 
 impl From<crate::organisation::OrgError> for ApiError {
     fn from(e: crate::organisation::OrgError) -> ApiError {
+        ApiError::from(&e)
+    }
+}
+
+/// The one conversion of an organisation's error to the API's: what the client is told, with
+/// the status that fits (a store that failed is the server's fault; nothing was changed).
+impl From<&crate::organisation::OrgError> for ApiError {
+    fn from(e: &crate::organisation::OrgError) -> ApiError {
         use crate::organisation::OrgError;
-        match &e {
+        match e {
             OrgError::Rules(rules) => {
                 let problems = rules.problems();
                 let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", e.to_string());

@@ -381,6 +381,16 @@ impl AppState {
         Ok(Arc::new(org))
     }
 
+    /// Starts, on the current runtime, what runs beside the requests: each open organisation's
+    /// webhook delivery (and, as they open, the others'). [`serve`] calls it; a test driving
+    /// the router in process calls it too.
+    pub async fn start_background(self: &Arc<Self>) {
+        let runtime = self.runtime.get_or_init(tokio::runtime::Handle::current);
+        for (name, org) in self.open_orgs() {
+            org.deliver(&name, runtime, self.delivering(), self.closing());
+        }
+    }
+
     /// After the last request: every organisation's snapshot written, and a last one taken of
     /// those that accepted records since theirs, so the next start replays little.
     pub async fn close(&self) {
@@ -785,7 +795,11 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
         let inner = e.into_inner();
         let code = if inner.is_syntax() || inner.is_eof() { "malformed_json" } else { "invalid_body" };
         let error = ApiError::bad_request(code, inner.to_string());
-        let field = if path == "." { field_of(&inner.to_string()).map(str::to_string) } else { Some(path) };
+        let field = if path == "." {
+            plaudit_core::input::named_field(&inner.to_string()).map(str::to_string)
+        } else {
+            Some(path)
+        };
         match field {
             Some(f) => error.field(f),
             None => error,
@@ -817,25 +831,18 @@ fn parse_records(body: &[u8]) -> Result<Vec<Record>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            plaudit_core::input::parse_record(item.get()).map_err(|message| {
+            plaudit_core::input::parse_record(item.get()).map_err(|e| {
                 let at = if array { format!("[{i}]") } else { String::new() };
-                let error = ApiError::bad_request("invalid_record", format!("record{at}: {message}"));
-                match field_of(&message) {
-                    Some(field) if at.is_empty() => error.field(field),
-                    Some(field) => error.field(format!("{at}.{field}")),
-                    None if at.is_empty() => error,
-                    None => error.field(at),
+                let error = ApiError::bad_request("invalid_record", format!("record{at}: {}", e.message));
+                match (e.field, at.is_empty()) {
+                    (Some(field), true) => error.field(field),
+                    (Some(field), false) => error.field(format!("{at}.{field}")),
+                    (None, true) => error,
+                    (None, false) => error.field(at),
                 }
             })
         })
         .collect()
-}
-
-/// The field a record's parse error is about: serde names it in backquotes (`unknown field
-/// `chanel``, `missing field `at``).
-fn field_of(message: &str) -> Option<&str> {
-    let rest = message.split_once("field `")?.1;
-    rest.split_once('`').map(|(field, _)| field)
 }
 
 /// A refused query string as a 400 `invalid_query` naming the parameter: axum's message is
@@ -849,7 +856,7 @@ pub(crate) fn invalid_query(rejection: axum::extract::rejection::QueryRejection)
         .map(|(path, _)| path)
         .filter(|path| !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     let error = ApiError::bad_request("invalid_query", message);
-    match named.or_else(|| field_of(message)) {
+    match named.or_else(|| plaudit_core::input::named_field(message)) {
         Some(field) => error.field(field),
         None => error,
     }
@@ -876,7 +883,7 @@ async fn post_moments(
     let Query(params) = params.map_err(invalid_query)?;
     let records = parse_records(&body)?;
     let answer_effects = params.effects != Some(false) && records.len() <= EFFECTS_IN_RESPONSE;
-    let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(ApiError::internal)?;
+    let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(|e| ApiError::from(&*e))?;
     state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
     state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = outcome.rejected.first() {
@@ -1084,8 +1091,8 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_field() {
-        assert_eq!(field_of("unknown field `chanel`, expected one of"), Some("chanel"));
-        assert_eq!(field_of("missing field `at` at line 1"), Some("at"));
-        assert_eq!(field_of("expected value at line 1 column 1"), None);
+        assert_eq!(plaudit_core::input::named_field("unknown field `chanel`, expected one of"), Some("chanel"));
+        assert_eq!(plaudit_core::input::named_field("missing field `at` at line 1"), Some("at"));
+        assert_eq!(plaudit_core::input::named_field("expected value at line 1 column 1"), None);
     }
 }

@@ -232,10 +232,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let runtime = state.runtime.get_or_init(tokio::runtime::Handle::current);
-    for (name, org) in state.open_orgs() {
-        org.deliver(&name, runtime, state.delivering(), state.closing());
-    }
+    state.start_background().await;
     let limits = state.limits;
     let (header, idle) =
         (Duration::from_millis(limits.header_timeout_ms), Duration::from_millis(limits.idle_timeout_ms));

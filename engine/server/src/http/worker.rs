@@ -28,7 +28,9 @@ use plaudit_core::Outcome;
 pub const GROUP_RECORDS: usize = 10_000;
 
 /// What a moments request gets back.
-pub type Ingested = Result<(Outcome, GroupEffects), String>;
+/// What a moments request gets back: its outcome and effects, or why nothing of its group was
+/// stored (shared by every request of the group).
+pub type Ingested = Result<(Outcome, GroupEffects), std::sync::Arc<crate::organisation::OrgError>>;
 
 enum Job {
     /// A batch of records; the effects are rendered when `effects` is set.
@@ -207,14 +209,9 @@ fn commit(durable: &mut Organisation, group: Vec<Waiting>) {
             }
         }
         Err(e) => {
-            let message = match e {
-                crate::organisation::OrgError::Halted { .. } | crate::organisation::OrgError::CommitLost(_) => {
-                    e.to_string()
-                }
-                _ => format!("nothing was stored: {e}"),
-            };
+            let e = std::sync::Arc::new(e);
             for (_, reply) in rest {
-                let _ = reply.send(Err(message.clone()));
+                let _ = reply.send(Err(std::sync::Arc::clone(&e)));
             }
         }
     }

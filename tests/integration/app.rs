@@ -1,0 +1,114 @@
+//! The server in process: its real state over a real data directory, and its router driven with
+//! `oneshot`, for the HTTP tests that need no socket (restarts, SIGTERM, streams and
+//! connections need the binary: `server`). The same calls as [`crate::server::Server`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use plaudit_core::ruleset::Format;
+use plaudit_server::http::{AppState, ServerConfig};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A server in process: its state, its router, and the demo organisations' keys.
+pub struct App {
+    runtime: tokio::runtime::Runtime,
+    pub state: Arc<AppState>,
+    router: axum::Router,
+    pub keys: Vec<(String, String)>,
+}
+
+impl App {
+    /// A server over `data` with the demo organisations (one per `rules/*.toml`) created, as
+    /// `plaudit serve --demo --no-demo-plugins` makes them.
+    pub fn start(data: &Path) -> App {
+        App::start_with(ServerConfig { data: data.to_path_buf(), ..ServerConfig::default() })
+    }
+
+    /// [`App::start`] with a configuration of the test's own.
+    pub fn start_with(config: ServerConfig) -> App {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let state = Arc::new(plaudit_server::http::open(&config).expect("the data directory opens"));
+        let mut keys = Vec::new();
+        if state.known().is_empty() {
+            let mut files: Vec<_> = std::fs::read_dir(plaudit_tests::repo_root().join("rules"))
+                .expect("rules/")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("a rule set");
+                let doc = plaudit_core::ruleset::parse_toml(&text, "demo").expect("parses");
+                let org = doc.organisation.id;
+                let key = state.create_org(&org, &text, Format::Toml).expect("created");
+                keys.push((org, key));
+            }
+        }
+        state.open_organisations();
+        runtime.block_on(state.start_background());
+        let app = App { router: plaudit_server::http::router(Arc::clone(&state)), runtime, state, keys };
+        app.wait_open();
+        app
+    }
+
+    /// Waits until every organisation is open.
+    pub fn wait_open(&self) {
+        for _ in 0..600 {
+            if self.state.counts().1 == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the organisations did not open within 6 s");
+    }
+
+    pub fn key(&self, org: &str) -> &str {
+        &self.keys.iter().find(|(o, _)| o == org).expect("a demo organisation").1
+    }
+
+    /// Sends a JSON request; returns the status and the body as JSON (or as a string).
+    pub fn request(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+        let (status, _, body) = self.send(method, path, key, "application/json", body.as_bytes());
+        (status, body)
+    }
+
+    /// Sends `body` as `content_type`; returns the status, the answer's head (lowercase
+    /// `name: value` lines) and its body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String, Value) {
+        let mut request = Request::builder().method(method).uri(path).header("content-type", content_type);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = request.body(Body::from(body.to_vec())).expect("a request");
+        let router = self.router.clone();
+        self.runtime.block_on(async move {
+            let response = router.oneshot(request).await.expect("an answer");
+            let status = response.status().as_u16();
+            let head: String = response
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{}: {}\r\n", name, value.to_str().unwrap_or("")).to_ascii_lowercase())
+                .collect();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            (status, head, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        })
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let state = Arc::clone(&self.state);
+        self.runtime.block_on(async move { state.close().await });
+    }
+}
