@@ -28,7 +28,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build -q --locked -p plaudit-engine --bin plaudit
+cargo build -q --locked -p plaudit --bin plaudit
 BIN="$TARGET/debug/plaudit"
 DATA=$(mktemp -d)
 LOG="$DATA/server.log"

@@ -9,7 +9,7 @@
 #   2. Debian's cargo builds offline over plugins/vendor (it cannot read the crates.io index
 #      here, and the modern cargo cannot drive rustc 1.63). The source replacement is passed
 #      with --config, so no .cargo/config.toml is committed that would break path A.
-# See /work/shared/notes/wasm-toolchain.md and DESIGN.md section 5.
+# See DEVELOPERS.md (why and how) and docs/design.md (the plugin ABI).
 #
 # Safe non-interactively (CI=true, no stdin).
 set -euo pipefail

@@ -2,7 +2,8 @@
 """Checks that no module of a crate imports, directly or through others, a module that imports
 it back: the compiler keeps the crates' layering, this keeps each crate's modules in layers too.
 
-Usage: python3 scripts/check-imports.py CRATE_SRC_DIR [...]   (exit 1 and the circles if any)
+Usage: python3 scripts/check-imports.py [CRATE_SRC_DIR ...]   (exit 1 and the circles if any)
+With no argument: every crate of the workspace (engine/*/src, sdk/src, benches/src).
 
 A module's imports are the paths it names with `crate::` or `super::` outside comments and
 `#[cfg(test)]` modules (tests may reach anywhere). A module's submodules count as part of it
@@ -139,7 +140,14 @@ def circles(graph):
 
 def main():
     failed = False
-    for src in sys.argv[1:]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    crates = sys.argv[1:] or sorted(
+        os.path.join(root, d)
+        for d in [os.path.join("engine", c, "src") for c in os.listdir(os.path.join(root, "engine"))]
+        + ["sdk/src", "benches/src"]
+        if os.path.isdir(os.path.join(root, d))
+    )
+    for src in crates:
         graph = edges(src)
         for circle in circles(graph):
             failed = True
@@ -149,7 +157,7 @@ def main():
                 print(f"  {m} -> {', '.join(targets)}")
     if failed:
         sys.exit(1)
-    print(f"check-imports: no import circle in {len(sys.argv) - 1} crate(s)")
+    print(f"check-imports: no import circle in {len(crates)} crate(s)")
 
 
 if __name__ == "__main__":

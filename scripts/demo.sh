@@ -15,7 +15,7 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 # The example plugins, which the demo installs into acme.
 "$ROOT/scripts/build-plugins.sh"
-cargo build --release --locked -p plaudit-engine --bin plaudit
+cargo build --release --locked -p plaudit --bin plaudit
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/demo
 DATA=$OUT/data
 PLAUDIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/plaudit

@@ -17,7 +17,7 @@ BATCHES=${1:-4}
 if [[ -n ${PLAUDIT_BIN_DIR:-} ]]; then
     BIN=$PLAUDIT_BIN_DIR/plaudit
 else
-    cargo build --release -q --locked -p plaudit-engine --bin plaudit
+    cargo build --release -q --locked -p plaudit --bin plaudit
     BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/plaudit
 fi
 command -v wat2wasm >/dev/null || "$ROOT/scripts/setup.sh"

@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "load: installing wrk"; apt-get install -y -
 if [[ -n ${PLAUDIT_BIN_DIR:-} ]]; then
     BIN=$PLAUDIT_BIN_DIR
 else
-    cargo build --release -q -p plaudit-engine -p plaudit-benches --bin plaudit --bin load
+    cargo build --release -q -p plaudit -p plaudit-benches --bin plaudit --bin load
     BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 fi
 DATA=$(mktemp -d)

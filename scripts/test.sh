@@ -8,6 +8,8 @@ cd "$ROOT"
 
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build-plugins.sh"
+echo "test: no import circle (crates and modules)"
+python3 "$ROOT/scripts/check-imports.py"
 echo "test: cargo fmt --check"
 cargo fmt --all --check
 echo "test: cargo clippy"

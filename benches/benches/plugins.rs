@@ -1,4 +1,4 @@
-//! Plugins on the DESIGN section 7 workload (100k stakeholders, Zipf-skewed actors, the `acme`
+//! Plugins on the reference workload of docs/design.md's figures (100k stakeholders, Zipf-skewed actors, the `acme`
 //! rule set, batches of 4096), with the `bridge_builder` example plugin on every moment:
 //!
 //! - `native_acme_100k`: the engine without plugins, as a reference in the same run;
@@ -7,7 +7,7 @@
 //! - `bare_wasmtime_round_trip`: the same moments, encoded the same way (teams and the
 //!   plugin's state, 512 moments a call), through a bare wasmtime instance of the same module
 //!   (default config: no fuel, no epochs, one instance reused): encode, copy in, call, copy
-//!   out, decode. The plugin path's cost is (1/with - 1/native) a moment; DESIGN wants it
+//!   out, decode. The plugin path's cost is (1/with - 1/native) a moment; docs/design.md wants it
 //!   within 2x of this one.
 //! - `load/*`: compiling each example module (validate, compile, pre-link, read the manifest)
 //!   in a fresh host, loading a module the host compiled before (its cache), and instantiating

@@ -1,4 +1,4 @@
-//! The hot scoring loop on the DESIGN section 7 workload: 100k stakeholders, Zipf-skewed actors,
+//! The hot scoring loop on the reference workload (docs/design.md, the figures): 100k stakeholders, Zipf-skewed actors,
 //! the `acme` rule set (20 rules, 10 badges, 5 challenges, 3 leaderboards), batches of 4096.
 //!
 //! Each iteration scores a batch of fresh moments (new ids, later times), generated outside the

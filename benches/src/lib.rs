@@ -1,4 +1,4 @@
-//! What the criterion benches share: DESIGN section 7's workload (100k stakeholders, Zipf-skewed
+//! What the criterion benches share: the reference workload of docs/design.md's figures (100k stakeholders, Zipf-skewed
 //! actors, the `acme` rule set) and the timed loop that scores batches of fresh moments.
 
 use std::cell::Cell;

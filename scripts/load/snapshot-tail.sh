@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 EVERY=${1:-20000}
 command -v wrk >/dev/null || { echo "snapshot-tail: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p plaudit-engine -p plaudit-benches --bin plaudit --bin load
+cargo build --release -q -p plaudit -p plaudit-benches --bin plaudit --bin load
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 PLAUDIT=${2:-$BIN/plaudit}
 DATA=$(mktemp -d)

@@ -1,30 +1,26 @@
 //! The allocator the binaries (`plaudit`, the benches' programs) install: mimalloc, with freed
 //! memory returned to the OS after 100 ms and no transparent huge pages.
 //!
-//! Why: the server renders effects and JSON on several threads, and glibc's malloc took about a
-//! third of its time under load (`perf`); mimalloc's thread-local heaps made durable batches
-//! of 100 about 25 % faster and halved the single-moment p99, and the scoring loop 15-20 %
-//! faster (README, performance). With mimalloc's default purge delay (10 ms) the resident set
-//! holds freed pages longer: 517 B a stakeholder at 1 M instead of 491 B; purging at once
-//! brought it to 507 B at no measured cost in speed, then.
+//! Why mimalloc: the server renders effects and JSON on several threads, and glibc's malloc
+//! spent a large share of its time under load on contended arenas; mimalloc's thread-local
+//! heaps made durable ingestion and the scoring loop faster and the single-moment tail shorter.
 //!
 //! Why no transparent huge pages: mimalloc (v3) advises its arenas `MADV_HUGEPAGE`, so once a
 //! purge has returned 64 KiB of an arena, the next allocation there faults in and zeroes a
-//! whole 2 MiB page. Under durable load that zeroing (`clear_page_erms` under
-//! `do_huge_pmd_anonymous_page`) was 7 % of the organisation worker's time. Without it, in
-//! interleaved A/B runs (README, performance): durable batches of 100 from 16 connections
-//! 237-288 k -> 288-319 k moments/s, replay 451-513 k -> 594-661 k records/s, a snapshot load
-//! at 1 M stakeholders 2.3-2.6 s -> 1.56 s, the scoring loop a few percent faster.
+//! whole 2 MiB page (`clear_page_erms` under `do_huge_pmd_anonymous_page` in a profile of the
+//! organisation worker under durable load).
 //!
-//! Why purge after 100 ms: without huge pages, holding freed pages that long costs 5 B a
-//! stakeholder at 1 M (392 -> 397 B), and a page freed and used again within a batch (the
-//! records of a replay page, an answer's effects) is no longer returned and faulted in again
-//! each time. Interleaved A/B against purging at once: replay 628-666 k -> 699-716 k
-//! records/s, durable batches of 100 from 16 connections 218-274 k -> 280-292 k moments/s.
+//! Why purge after 100 ms rather than mimalloc's 10 ms or at once: without huge pages, holding
+//! freed pages that long costs a few bytes a stakeholder, and a page freed and used again within
+//! a batch (the records of a replay page, an answer's effects) is no longer returned and faulted
+//! in again each time.
+//!
+//! Each choice was measured in interleaved A/B runs; the figures are in docs/performance.md
+//! (allocator).
 //!
 //! **Owns** only that choice; the library allocates through the global allocator like any
 //! crate and works under any. Each binary declares
-//! `#[global_allocator] static ALLOCATOR: plaudit_engine::allocator::Allocator = plaudit_engine::allocator::Allocator;`
+//! `#[global_allocator] static ALLOCATOR: plaudit_allocator::Allocator = plaudit_allocator::Allocator;`
 //! and calls [`configure`] first thing in `main`.
 
 /// The global allocator of the binaries.

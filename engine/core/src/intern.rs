@@ -14,11 +14,11 @@
 //! table grows without rehashing a single string.
 //!
 //! It grows a step at a time: a full table moves into one twice its size `MOVE_STEP` slots
-//! every `MOVE_EVERY` calls of [`Interner::intern_hashed`], while lookups read both. The
-//! moment ids' table only ever grows, and moving it at once stalled the organisation's worker
-//! for 62 ms at 3 M moments, 246 ms at 12.6 M and 472 ms at 25 M; now the longest insert is a
-//! step (about 2 ms) or, when a move ends, freeing the table before (4-7 ms at 13 M)
-//! (`intern_growth` in the benches measures it).
+//! every `MOVE_EVERY` calls of [`Interner::intern_hashed`], while lookups read both.
+//! **Invariant:** no insert does more than one step of a move (or frees the old table when a
+//! move ends), so the moment ids' table, which only ever grows, never stalls the organisation's
+//! worker for a whole rehash. `intern_growth` in the benches measures the longest insert; the
+//! figures are in docs/performance.md.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! WebAssembly rule plugins (DESIGN.md section 5): the per-organisation registry, loading a
+//! WebAssembly rule plugins (docs/design.md, the plugin ABI): the per-organisation registry, loading a
 //! module, and the plugins pass.
 //!
 //! - [`sandbox`] owns wasmtime: the shared engine, compiling and pre-linking a module, and

@@ -56,7 +56,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The module name of the host imports.
 pub const HOST_MODULE: &str = "plaudit";
 
-/// Per-plugin limits. [`Default`] is DESIGN.md's Shopify-derived set.
+/// Per-plugin limits. [`Default`] is the set docs/design.md gives (derived from Shopify Functions' published limits).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Plugins an organisation may have installed at once (the host itself runs any number).

@@ -16,7 +16,7 @@
 //! is in effect per moment, and only the moments that fail on their own lose their plugin
 //! effects, whatever the batch boundaries. A plugin that fails on [`crate::plugins::DISABLE_AFTER`]
 //! single moments in a row is disabled (an always-failing plugin gets there in about
-//! log2(1024) + 3 calls).
+//! log2(512) + 3 calls).
 //!
 //! **Owns** the encoding of moments for the guest (`Call::encode`) and the checking of its
 //! output (`check_output`). Reads the batch and the native awards; writes only [`Awards`],

@@ -597,7 +597,7 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
 /// Most plugins an organisation may have installed at once (`[plugins] installed`).
 pub const MAX_INSTALLED: usize = 32;
 
-/// The `[plugins]` limits over DESIGN's defaults, each within a range that keeps the host safe.
+/// The `[plugins]` limits over the sandbox's defaults, each within a range that keeps the host safe.
 fn plugin_limits(cx: &mut Ctx, doc: Option<&super::format::PluginLimitsDoc>) -> plaudit_sandbox::Limits {
     let mut limits = plaudit_sandbox::Limits::default();
     let Some(doc) = doc else { return limits };

@@ -34,7 +34,7 @@ pub struct RuleSetDoc {
     pub challenges: Vec<ChallengeDoc>,
     #[serde(default, rename = "leaderboard")]
     pub leaderboards: Vec<LeaderboardDoc>,
-    /// Sandbox limits for the organisation's rule plugins; DESIGN's defaults where omitted.
+    /// Sandbox limits for the organisation's rule plugins; the sandbox's defaults where omitted.
     #[serde(default)]
     pub plugins: Option<PluginLimitsDoc>,
 }

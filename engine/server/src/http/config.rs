@@ -7,7 +7,7 @@
 //! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
 //! effects_kept = 100000          # effects kept per organisation for the feed and its stream
 //! snapshot_every = 1000000       # records between snapshots of an organisation (0: never)
-//! log = "info"                   # what to log, as a tracing filter: "info", "plaudit_engine=debug" (PLAUDIT_LOG)
+//! log = "info"                   # what to log, as a tracing filter: "info", "plaudit_server=debug" (PLAUDIT_LOG)
 //! log_format = "text"            # or "json": one JSON object a line, on stderr
 //!
 //! [rate_limit]                   # per API key; omit the section for no limit

@@ -1,5 +1,5 @@
 //! The API's error body: `{"error": {"code": "...", "message": "...", "field": "..."}}` with
-//! the right status (DESIGN section 6).
+//! the right status (docs/design.md, the HTTP contract).
 
 use axum::Json;
 use axum::http::StatusCode;

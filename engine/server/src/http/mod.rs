@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN section 6) on axum: product teams send moments and read profiles,
+//! The HTTP API (docs/design.md, the HTTP contract) on axum: product teams send moments and read profiles,
 //! leaderboards and challenges.
 //!
 //! **Owns** the routes, authentication (per-organisation keys, stored as SHA-256 hashes and
