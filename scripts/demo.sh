@@ -57,7 +57,7 @@ KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT/keys.txt")
 LISTEN=${LISTEN:-127.0.0.1:8080}
 cat <<TRY
 
-Try it (the acme key is in $OUT/keys.txt, the admin key in $OUT/admin.key; the README's
+Try it (the acme key is in $OUT/keys.txt, the admin key in $OUT/admin.key; docs/guide.md's
 "HTTP API" section walks through tuning a challenge, plugins and creating an organisation):
   curl -s http://$LISTEN/v1/orgs/acme/leaderboards/xp?limit=5 -H "Authorization: Bearer $KEY"
   curl -s http://$LISTEN/v1/orgs/acme/stakeholders/s0 -H "Authorization: Bearer $KEY"

@@ -16,7 +16,7 @@
 //!
 //! Everything that grows is sparse and sorted, empty (and unallocated) until used: most
 //! stakeholders in a skewed population have few moments, and memory per stakeholder is a
-//! budgeted figure (see the README). The collections keep their length inline, so that a pass
+//! budgeted figure (docs/design.md, the figures). The collections keep their length inline, so that a pass
 //! can prefetch their elements, and a binary search start, without first loading a heap header
 //! (which measured 15 % of scoring throughput): `Wallet`, `Caps`, `Tally` and `Standing` are
 //! boxed slices grown by exactly one (16 bytes inline; most hold a few entries), `Seen` a

@@ -163,8 +163,8 @@ enum Command {
     },
     /// Serve the HTTP API over a data directory (see `import` for its layout).
     Serve {
-        /// A TOML configuration file (data, listen, admin_key, effects_kept, rate_limit); see
-        /// the README. Environment variables (PLAUDIT_DATA, PLAUDIT_LISTEN, PLAUDIT_ADMIN_KEY)
+        /// A TOML configuration file (data, listen, admin_key, limits...); see
+        /// docs/guide.md (configuration). Environment variables (PLAUDIT_DATA, PLAUDIT_LISTEN, PLAUDIT_ADMIN_KEY)
         /// override it, and flags override both.
         #[arg(long)]
         config: Option<PathBuf>,
