@@ -88,20 +88,19 @@ impl Metrics {
             let _ = writeln!(out, "plaudit_http_request_seconds_count{{route=\"{route}\"}} {total}");
         }
         drop(routes);
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
-        };
-        counter(
+        family(
             &mut out,
             "plaudit_records_accepted_total",
+            "counter",
             "Records stored and scored.",
-            self.accepted.load(Ordering::Relaxed),
+            one(self.accepted.load(Ordering::Relaxed)),
         );
-        counter(
+        family(
             &mut out,
             "plaudit_records_duplicate_total",
+            "counter",
             "Records that were duplicates (moment ids seen before, unchanged profiles).",
-            self.duplicates.load(Ordering::Relaxed),
+            one(self.duplicates.load(Ordering::Relaxed)),
         );
         out.push_str(
             "# HELP plaudit_store_commit_seconds Time of each durable commit of records to the log (fsync included).\n",
@@ -167,110 +166,159 @@ pub struct Gauges {
 
 impl Gauges {
     fn render_limits(&self, out: &mut String) {
-        let gauge = |out: &mut String, name: &str, help: &str, lines: &[(String, String)]| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
-            for (labels, value) in lines {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |value: usize| vec![(String::new(), value.to_string())];
         let (open, opening, unavailable) = self.organisations;
-        gauge(
+        family(
             out,
             "plaudit_organisations",
+            "gauge",
             "Organisations by state: open, opening (their log being replayed), unavailable (could not be opened).",
-            &[
-                ("{state=\"open\"}".into(), open.to_string()),
-                ("{state=\"opening\"}".into(), opening.to_string()),
-                ("{state=\"unavailable\"}".into(), unavailable.to_string()),
-            ],
+            [("open", open), ("opening", opening), ("unavailable", unavailable)]
+                .map(|(state, n)| (format!("{{state=\"{state}\"}}"), n)),
         );
         let (connections, limit, refused) = self.connections;
-        gauge(out, "plaudit_connections_open", "HTTP connections open.", &one(connections));
-        gauge(
+        family(out, "plaudit_connections_open", "gauge", "HTTP connections open.", one(connections));
+        family(
             out,
             "plaudit_connections_limit",
+            "gauge",
             "Most HTTP connections open at once (limits.connections).",
-            &one(limit),
+            one(limit),
         );
-        let _ = write!(
+        family(
             out,
-            "# HELP plaudit_connections_refused_total Connections closed at once for the limit.\n# TYPE plaudit_connections_refused_total counter\nplaudit_connections_refused_total {refused}\n"
+            "plaudit_connections_refused_total",
+            "counter",
+            "Connections closed at once for the limit.",
+            one(refused),
         );
-        let by_org =
-            |rows: &[(String, usize, u64)], pick: fn(&(String, usize, u64)) -> String| -> Vec<(String, String)> {
-                rows.iter().map(|r| (format!("{{org=\"{}\"}}", r.0), pick(r))).collect()
-            };
-        gauge(
+        family(
             out,
             "plaudit_requests_in_flight",
+            "gauge",
             "Requests being served, by organisation.",
-            &by_org(&self.in_flight, |r| r.1.to_string()),
+            self.in_flight.iter().map(|(org, n, _)| (by_org(org), n)),
         );
-        gauge(
+        family(
             out,
             "plaudit_requests_in_flight_limit",
+            "gauge",
             "Most requests of one organisation served at once (limits.in_flight_per_org).",
-            &one(self.in_flight_limit),
+            one(self.in_flight_limit),
         );
-        let _ = write!(
+        family(
             out,
-            "# HELP plaudit_requests_busy_total Requests refused 503 busy, by organisation.\n# TYPE plaudit_requests_busy_total counter\n"
+            "plaudit_requests_busy_total",
+            "counter",
+            "Requests refused 503 busy, by organisation.",
+            self.in_flight.iter().map(|(org, _, refused)| (by_org(org), refused)),
         );
-        for (org, _, refused) in &self.in_flight {
-            let _ = writeln!(out, "plaudit_requests_busy_total{{org=\"{org}\"}} {refused}");
-        }
         let j = &self.jobs;
-        gauge(
+        family(
             out,
             "plaudit_jobs_running",
+            "gauge",
             "Background jobs running (what-ifs, applications to history, plugin compiles).",
-            &one(j.running),
+            one(j.running),
         );
-        gauge(out, "plaudit_jobs_limit", "Most background jobs running at once (limits.jobs).", &one(j.running_limit));
-        gauge(out, "plaudit_jobs_memory_mib", "Memory the running jobs hold, as estimated.", &one(j.memory_mb));
-        gauge(
+        family(
+            out,
+            "plaudit_jobs_limit",
+            "gauge",
+            "Most background jobs running at once (limits.jobs).",
+            one(j.running_limit),
+        );
+        family(
+            out,
+            "plaudit_jobs_memory_mib",
+            "gauge",
+            "Memory the running jobs hold, as estimated.",
+            one(j.memory_mb),
+        );
+        family(
             out,
             "plaudit_jobs_memory_limit_mib",
+            "gauge",
             "Memory the running jobs may hold together (limits.job_memory_mb).",
-            &one(j.memory_limit_mb),
+            one(j.memory_limit_mb),
         );
-        let waiting: Vec<(String, String)> =
-            j.waiting.iter().map(|(org, n)| (format!("{{org=\"{org}\"}}"), n.to_string())).collect();
-        gauge(out, "plaudit_jobs_waiting", "Background jobs waiting their organisation's turn.", &waiting);
-        let (full, large) = self.jobs_refused;
-        let _ = write!(
+        family(
             out,
-            "# HELP plaudit_jobs_refused_total Background jobs refused: a full queue (429), larger than the memory bound (503).\n# TYPE plaudit_jobs_refused_total counter\nplaudit_jobs_refused_total{{reason=\"queue_full\"}} {full}\nplaudit_jobs_refused_total{{reason=\"too_large\"}} {large}\n"
+            "plaudit_jobs_waiting",
+            "gauge",
+            "Background jobs waiting their organisation's turn.",
+            j.waiting.iter().map(|(org, n)| (by_org(org), n)),
         );
-        gauge(out, "plaudit_webhook_deliveries", "Webhook batches being posted.", &one(j.deliveries));
-        gauge(
+        let (full, large) = self.jobs_refused;
+        family(
+            out,
+            "plaudit_jobs_refused_total",
+            "counter",
+            "Background jobs refused: a full queue (429), larger than the memory bound (503).",
+            [("queue_full", full), ("too_large", large)].map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n)),
+        );
+        family(out, "plaudit_webhook_deliveries", "gauge", "Webhook batches being posted.", one(j.deliveries));
+        family(
             out,
             "plaudit_webhook_deliveries_limit",
+            "gauge",
             "Most webhook batches posted at once (limits.webhook_deliveries).",
-            &one(j.deliveries_limit),
+            one(j.deliveries_limit),
         );
-        let _ = write!(
+        family(
             out,
-            "# HELP plaudit_webhook_missed_effects_total Effects a webhook never got: its receiver was away longer than the feed keeps effects.\n# TYPE plaudit_webhook_missed_effects_total counter\n"
+            "plaudit_webhook_missed_effects_total",
+            "counter",
+            "Effects a webhook never got: its receiver was away longer than the feed keeps effects.",
+            self.webhooks_missed
+                .iter()
+                .map(|(org, hook, missed)| (format!("{{org=\"{org}\",webhook=\"{hook}\"}}"), missed)),
         );
-        for (org, hook, missed) in &self.webhooks_missed {
-            let _ = writeln!(out, "plaudit_webhook_missed_effects_total{{org=\"{org}\",webhook=\"{hook}\"}} {missed}");
-        }
         let s = &self.sandbox;
-        gauge(out, "plaudit_plugin_instances", "Plugin instances running (calls under way).", &one(s.instances));
-        gauge(
+        family(
+            out,
+            "plaudit_plugin_instances",
+            "gauge",
+            "Plugin instances running (calls under way).",
+            one(s.instances),
+        );
+        family(
             out,
             "plaudit_plugin_instances_limit",
+            "gauge",
             "Most plugin instances at once; a call waits for a free one.",
-            &one(s.instance_capacity),
+            one(s.instance_capacity),
         );
-        gauge(out, "plaudit_plugin_compiles", "Plugin modules being compiled.", &one(s.compiling));
-        gauge(
+        family(out, "plaudit_plugin_compiles", "gauge", "Plugin modules being compiled.", one(s.compiling));
+        family(
             out,
             "plaudit_plugin_compiles_limit",
+            "gauge",
             "Most modules compiled at once; a compile waits its turn.",
-            &one(s.compile_capacity),
+            one(s.compile_capacity),
         );
     }
+}
+
+/// One metric family: its HELP and TYPE lines, then a sample per (labels, value).
+fn family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, V)>,
+) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// A family's one sample, without labels.
+fn one<V: std::fmt::Display>(value: V) -> [(String, V); 1] {
+    [(String::new(), value)]
+}
+
+/// The labels of an organisation's sample.
+fn by_org(org: &str) -> String {
+    format!("{{org=\"{org}\"}}")
 }
