@@ -186,6 +186,28 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A scratch folder (see [`scratch_dir`]) holding a store, `plaudit.redb`; removed when
+/// dropped.
+#[derive(Debug)]
+pub struct ScratchStore(pub std::path::PathBuf);
+
+impl ScratchStore {
+    pub fn new(name: &str) -> ScratchStore {
+        ScratchStore(scratch_dir(name))
+    }
+
+    /// The store, opened now (again, after an earlier handle was dropped: a restart).
+    pub fn store(&self) -> std::sync::Arc<dyn plaudit_store::Store> {
+        std::sync::Arc::new(plaudit_store::RedbStore::open(self.0.join("plaudit.redb")).expect("the store opens"))
+    }
+}
+
+impl Drop for ScratchStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A plugin module, as WebAssembly text compiled to binary, that speaks the ABI and answers
 /// every call with the same `output` (encoded with the SDK's wire format), after spinning
 /// `spin.1` loop turns when the call's input is over `spin.0` bytes (a call of more than one

@@ -7,34 +7,15 @@
 //! stopped (every one of them, also those whose halves were retried) fail again from the log's
 //! record instead of running to their fuel.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use plaudit_core::ids::OrgId;
 use plaudit_core::ruleset::Format;
 use plaudit_sdk::Record;
 use plaudit_server::organisation::Organisation;
-use plaudit_store::{Change, RedbStore, Store};
+use plaudit_store::Change;
 use plaudit_tests::*;
 use proptest::prelude::*;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = scratch_dir(&format!("plaudit-grouping-{name}"));
-        Dir(dir)
-    }
-    fn store(&self) -> Arc<dyn Store> {
-        Arc::new(RedbStore::open(self.0.join("plaudit.redb")).expect("store opens"))
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn rules(plugins: &str) -> String {
     format!(
@@ -120,7 +101,7 @@ proptest! {
         count in 20usize..160,
         snapshot_after in 1usize..6,
     ) {
-        let dir = Dir::new("property");
+        let dir = ScratchStore::new("plaudit-grouping-property");
         let store = dir.store();
         let text = rules("[plugins]\nfuel = 1000000\n");
         let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
@@ -141,7 +122,7 @@ proptest! {
 fn the_grouping_decides_what_such_a_plugin_gives_so_a_replay_must_keep_it() {
     // The same moments in batches of 1 and in one batch: 6 awards against 1, live.
     let coins = |size: usize| {
-        let dir = Dir::new(&format!("sizes-{size}"));
+        let dir = ScratchStore::new(&format!("plaudit-grouping-sizes-{size}"));
         let mut d = Organisation::create(dir.store(), org(), &rules(""), Format::Toml).expect("created");
         d.install_plugin("first-of-call", &first_of_each_call()).expect("installs");
         for batch in moments(6).chunks(size) {
@@ -165,7 +146,7 @@ fn the_grouping_decides_what_such_a_plugin_gives_so_a_replay_must_keep_it() {
 /// scoring did not finish, and ends in the live state (calls, failures, fuel and awards).
 #[test]
 fn every_call_the_backstop_stopped_is_recorded_and_a_replay_never_runs_it() {
-    let dir = Dir::new("backstop");
+    let dir = ScratchStore::new("plaudit-grouping-backstop");
     let store = dir.store();
     let text = rules("[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n");
     let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");
@@ -204,7 +185,7 @@ fn every_call_the_backstop_stopped_is_recorded_and_a_replay_never_runs_it() {
 /// those again. So a hostile plugin can hold neither the application nor a later restart.
 #[test]
 fn an_application_to_history_records_the_calls_its_replay_had_stopped_and_a_replay_of_it_agrees() {
-    let dir = Dir::new("history");
+    let dir = ScratchStore::new("plaudit-grouping-history");
     let store = dir.store();
     let text = rules("[plugins]\nfuel = 1000000000\nwall_clock_ms = 10\n");
     let mut d = Organisation::create(Arc::clone(&store), org(), &text, Format::Toml).expect("created");

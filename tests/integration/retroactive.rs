@@ -9,7 +9,7 @@ use plaudit_core::ids::OrgId;
 use plaudit_core::ruleset::Format;
 use plaudit_sdk::{Effect, EffectKind, Record};
 use plaudit_server::organisation::{Organisation, what_if};
-use plaudit_store::{RedbStore, Store};
+use plaudit_store::Store;
 use plaudit_tests::*;
 
 fn rules(answer: i64, referral: i64) -> String {
@@ -59,7 +59,8 @@ fn history() -> Vec<Record> {
 }
 
 struct Org {
-    dir: std::path::PathBuf,
+    /// Holds the folder until the test ends.
+    _dir: ScratchStore,
     store: Arc<dyn Store>,
     id: OrgId,
 }
@@ -68,27 +69,19 @@ impl Org {
     /// An organisation created with v1 (answer 10, referral 30) that scored the history, then
     /// published v2 (answer 15, referral 20): nothing of the history changed yet.
     fn new(name: &str) -> (Org, Organisation) {
-        let dir = std::env::temp_dir().join(format!("plaudit-retro-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+        let dir = ScratchStore::new(&format!("plaudit-retro-{name}"));
+        let store = dir.store();
         let id = OrgId::parse("retro").expect("org id");
         let mut d =
             Organisation::create(Arc::clone(&store), id.clone(), &rules(10, 30), Format::Toml).expect("created");
         d.start_feed(10_000);
         d.ingest(history()).expect("ingest");
         assert_eq!(d.publish_rules(&rules(15, 20), Format::Toml).expect("v2").version, 2);
-        (Org { dir, store, id }, d)
+        (Org { _dir: dir, store, id }, d)
     }
 
     fn reopen(&self) -> Organisation {
         Organisation::open(Arc::clone(&self.store), self.id.clone()).expect("replays").0
-    }
-}
-
-impl Drop for Org {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -245,10 +238,8 @@ fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_t
     let records: Vec<Record> =
         Workload::new(Spec { stakeholders: 120, moments: 1500, days: 40, ..Spec::default() }).records().collect();
     for mode in [Mode::Additive, Mode::Rebase] {
-        let dir = std::env::temp_dir().join(format!("plaudit-retro-acme-{mode}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+        let dir = ScratchStore::new(&format!("plaudit-retro-acme-{mode}"));
+        let store = dir.store();
         let acme = OrgId::parse("acme").expect("org id");
         let mut d = Organisation::create(Arc::clone(&store), acme.clone(), &v1, Format::Toml).expect("created");
         for chunk in records.chunks(200) {
@@ -283,6 +274,5 @@ fn on_the_sample_organisation_both_modes_replay_to_the_same_state_and_additive_t
         let (mut again, _) = Organisation::open(Arc::clone(&store), acme.clone()).expect("replays");
         assert!(summary(&mut again) == live, "{mode}: replayed, the same state");
         drop((again, store));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -119,37 +119,16 @@ fn a_snapshot_of_another_format_is_refused_not_misread() {
 }
 
 mod durable {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use plaudit_core::ids::{OrgId, Seq};
     use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
     use plaudit_server::organisation::Organisation;
-    use plaudit_store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
+    use plaudit_store::{Change, LoggedChange, Segment, Store, StoreError};
 
     use super::{acme_text, records};
-    use plaudit_tests::example_plugin;
-
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let dir = std::env::temp_dir().join(format!("plaudit-snap-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("dir");
-            Dir(dir)
-        }
-        fn store(&self) -> Arc<dyn Store> {
-            Arc::new(RedbStore::open(self.0.join("plaudit.redb")).expect("store opens"))
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use plaudit_tests::{ScratchStore, example_plugin};
 
     fn acme() -> OrgId {
         OrgId::parse("acme").expect("org id")
@@ -168,7 +147,7 @@ mod durable {
 
     /// A log with a snapshot in the middle and, after it, more records, a new rule-set version
     /// and a plugin; returns the live state at the end.
-    fn history(dir: &Dir) -> (String, Vec<Record>, Seq) {
+    fn history(dir: &ScratchStore) -> (String, Vec<Record>, Seq) {
         let v1 = acme_text();
         let v2 = v1.replace("amount = 20 }]", "amount = 45 }]");
         let all = records(100, 1200);
@@ -189,7 +168,7 @@ mod durable {
 
     #[test]
     fn open_restores_the_snapshot_and_replays_only_the_log_after_it() {
-        let dir = Dir::new("tail");
+        let dir = ScratchStore::new("plaudit-snap-tail");
         let (live, more, at) = history(&dir);
         let (mut restored, replayed) = Organisation::open(dir.store(), acme()).expect("opens");
         assert_eq!(replayed.snapshot.map(|s| s.0), Some(at), "the snapshot was restored");
@@ -209,7 +188,7 @@ mod durable {
             (serde_json::to_string(&effects).expect("effects"), summary(d))
         };
         let (mut restored, _) = Organisation::open(dir.store(), acme()).expect("opens");
-        let other = Dir::new("tail-full");
+        let other = ScratchStore::new("plaudit-snap-tail-full");
         assert!(history(&other).0 == live);
         let (mut full, _) = Organisation::open_from_start(other.store(), acme()).expect("replays");
         let (expected, got) = (effects(&mut full), effects(&mut restored));
@@ -219,7 +198,7 @@ mod durable {
 
     #[test]
     fn the_feed_keeps_its_effects_across_a_restart_from_a_snapshot_numbered_as_they_were() {
-        let dir = Dir::new("feed");
+        let dir = ScratchStore::new("plaudit-snap-feed");
         let all = records(100, 1200);
         let (a, b) = all.split_at(800);
         let latest = {
@@ -292,7 +271,7 @@ mod durable {
 
     #[test]
     fn a_damaged_or_unreadable_snapshot_is_not_used_the_whole_log_is_replayed() {
-        let dir = Dir::new("damaged");
+        let dir = ScratchStore::new("plaudit-snap-damaged");
         let (live, _, at) = history(&dir);
         let (mut d, replayed) = Organisation::open(Arc::new(Damaged(dir.store())), acme()).expect("opens from the log");
         assert!(replayed.snapshot.is_none(), "the damaged snapshot was not restored");
