@@ -120,6 +120,8 @@ pub struct Batch {
     /// The records this run of the passes scores: [`crate::world::OrgWorld::ingest`] runs them
     /// over a batch a chunk at a time, whole calls of at most [`CHUNK`] records together.
     pub chunk: std::ops::Range<usize>,
+    /// The calls (indexes into `calls`) that make up `chunk`.
+    pub chunk_calls: std::ops::Range<usize>,
 }
 
 impl Batch {
@@ -128,7 +130,7 @@ impl Batch {
     /// chunks are the calls, [`CHUNK`] records at a time; with many small ones (a replay of
     /// small group commits) several calls share a chunk, so that the passes still run over
     /// hundreds of records at once.
-    pub fn plan_calls(&mut self) -> Vec<std::ops::Range<usize>> {
+    pub fn plan_calls(&mut self) -> Vec<Chunk> {
         let n = self.records.len() as u32;
         self.calls.clear();
         let later = self.arrivals.iter().copied().filter(|&s| s > 0 && s < n);
@@ -142,22 +144,39 @@ impl Batch {
                 from = to;
             }
         }
-        let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
-        for call in &self.calls {
+        let mut chunks: Vec<Chunk> = Vec::new();
+        for (i, call) in self.calls.iter().enumerate() {
             let call = call.start as usize..call.end as usize;
             match chunks.last_mut() {
-                Some(chunk) if call.end - chunk.start <= CHUNK => chunk.end = call.end,
-                _ => chunks.push(call),
+                Some(chunk) if call.end - chunk.records.start <= CHUNK => {
+                    chunk.records.end = call.end;
+                    chunk.calls.end = i + 1;
+                }
+                _ => chunks.push(Chunk { records: call, calls: i..i + 1 }),
             }
         }
         chunks
     }
 
+    /// Makes `chunk` the one the passes run over next.
+    pub fn select(&mut self, chunk: Chunk) {
+        self.chunk = chunk.records;
+        self.chunk_calls = chunk.calls;
+    }
+
     /// The plugin calls within the current chunk.
     pub fn calls_in_chunk(&self) -> impl Iterator<Item = std::ops::Range<u32>> + '_ {
-        let chunk = self.chunk.start as u32..self.chunk.end as u32;
-        self.calls.iter().filter(move |c| c.start >= chunk.start && c.end <= chunk.end).cloned()
+        self.calls[self.chunk_calls.clone()].iter().cloned()
     }
+}
+
+/// A run of the passes: consecutive records, and the whole plugin calls they make up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// The records, as indexes into [`Batch::records`].
+    pub records: std::ops::Range<usize>,
+    /// The calls, as indexes into [`Batch::calls`].
+    pub calls: std::ops::Range<usize>,
 }
 
 /// A batch's records as received, shared with the log step, which stores them while they are

@@ -15,7 +15,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 use plaudit_sdk::{Effect, Record};
 
-use crate::batch::{Awards, Batch, PluginActs, Source};
+use crate::batch::{Awards, Batch, Chunk, PluginActs, Source};
 use crate::calendar::PeriodCache;
 use crate::components::Details;
 use crate::history::History;
@@ -23,17 +23,10 @@ use crate::ids::Seq;
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::{Boards, PublishQueue};
-use crate::passes::Pass;
-use crate::passes::Publishing;
-use crate::passes::Scoring;
+use crate::passes::{Pass, Publishing, Scoring};
 use crate::plugins::{CallId, Loaded, PluginStatus, Plugins};
-use crate::resolve::Arrival;
-use crate::resolve::Outcome;
-use crate::resolve::Resolved;
-use crate::resolve::Resolver;
-use crate::resources::Directory;
-use crate::resources::ProgramRes;
-use crate::resources::Vocab;
+use crate::resolve::{Arrival, Outcome, Resolved, Resolver};
+use crate::resources::{Directory, ProgramRes, Vocab};
 use crate::ruleset::program::Program;
 use crate::team::TeamChallenges;
 use crate::{leaderboard, passes};
@@ -291,11 +284,11 @@ impl OrgWorld {
         let chunks = self.world.resource_mut::<Batch>().plan_calls();
         // At least one run: an empty batch runs the passes over nothing, as it always did.
         if chunks.is_empty() {
-            self.world.resource_mut::<Batch>().chunk = 0..0;
+            self.world.resource_mut::<Batch>().select(Chunk::default());
             self.schedule.run(&mut self.world);
         }
         for chunk in chunks {
-            self.world.resource_mut::<Batch>().chunk = chunk;
+            self.world.resource_mut::<Batch>().select(chunk);
             self.schedule.run(&mut self.world);
         }
         (self.world.resource::<Journal>().produced - before) as usize
