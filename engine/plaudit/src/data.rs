@@ -219,8 +219,7 @@ fn org_store(data: &Path, org: &str) -> anyhow::Result<(Arc<dyn Store>, OrgId)> 
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
     let dir = DataDir::new(data);
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
-    // (Opening migrates an organisation of an older layout; one with a log needs no replay.)
-    if !Organisation::exists(store.as_ref(), &id)? && dir.open_org(&store, &id, None, false)?.is_none() {
+    if !Organisation::exists(store.as_ref(), &id)? {
         bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }
     Ok((store, id))

@@ -57,15 +57,16 @@ impl DataDir {
         feed: Option<usize>,
         from_start: bool,
     ) -> Result<Option<(Organisation, Replayed)>, OrgError> {
-        if !Organisation::exists(store.as_ref(), org)? {
-            return Ok(None);
-        }
         let opened = match (feed, from_start) {
-            (Some(capacity), _) => Organisation::open_with_feed(Arc::clone(store), org.clone(), capacity)?,
-            (None, false) => Organisation::open(Arc::clone(store), org.clone())?,
-            (None, true) => Organisation::open_from_start(Arc::clone(store), org.clone())?,
+            (Some(capacity), _) => Organisation::open_with_feed(Arc::clone(store), org.clone(), capacity),
+            (None, false) => Organisation::open(Arc::clone(store), org.clone()),
+            (None, true) => Organisation::open_from_start(Arc::clone(store), org.clone()),
         };
-        Ok(Some(opened))
+        match opened {
+            Ok(opened) => Ok(Some(opened)),
+            Err(OrgError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves what the first released build kept beside the store into it: a `key.sha256` of an

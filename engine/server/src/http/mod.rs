@@ -247,10 +247,7 @@ impl Org {
         durable.time_ingest(Arc::clone(&metrics.ingest));
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
-            None => {
-                durable.start_feed(crate::feed::DEFAULT_CAPACITY);
-                durable.feed().map(Arc::clone).unwrap_or_else(|| Arc::new(crate::feed::Feed::new(1)))
-            }
+            None => durable.start_feed(crate::feed::DEFAULT_CAPACITY),
         };
         Ok(Org {
             worker: Worker::start(durable, snapshot_every)?,

@@ -264,8 +264,8 @@ impl Organisation {
     }
 
     /// Starts an empty effects feed (for a new organisation, whose log holds no effect yet).
-    pub fn start_feed(&mut self, capacity: usize) {
-        self.feed = Some(Arc::new(Feed::new(capacity)));
+    pub fn start_feed(&mut self, capacity: usize) -> Arc<Feed> {
+        Arc::clone(self.feed.insert(Arc::new(Feed::new(capacity))))
     }
 
     /// Records the time of every commit, and of every step of ingestion, into `times`.
