@@ -1,14 +1,14 @@
 //! WebAssembly rule plugins (docs/design.md, the plugin ABI): the per-organisation registry, loading a
 //! module, and the plugins pass.
 //!
-//! - [`sandbox`] owns wasmtime: the shared engine, compiling and pre-linking a module, and
-//!   running one call in a fresh, limited store. It moves opaque bytes.
-//! - [`PluginHost::load`] (here) compiles a module and reads its manifest: a [`Loaded`] plugin,
-//!   shareable between organisations' worlds.
+//! - [`plaudit_sandbox`] owns wasmtime: the shared engine, compiling and pre-linking a module,
+//!   and running one call in a fresh, limited store. It moves opaque bytes.
+//! - [`load`] (here) compiles a module and reads its manifest: a [`Loaded`] plugin, shareable
+//!   between organisations' worlds.
 //! - [`Plugins`] (here) is one organisation's registry: a slot per plugin name with the loaded
 //!   module, the plugin's saved per-stakeholder state, and its [`PluginStatus`]. Installing a
 //!   module under a name already in use replaces it between batches and keeps the state.
-//! - [`pass`] is the scoring pass that calls them, after the native rules and before the
+//! - [`crate::passes::plugins`] is the scoring pass that calls them, after the native rules and before the
 //!   effects pass.
 //!
 //! **Must not touch:** balances, badges or any other stakeholder component (the pass only
@@ -234,7 +234,7 @@ pub struct Plugins {
     pub(crate) timeouts: Timeouts,
 }
 
-/// What the wall-clock backstop decided, and whether it runs (see [`crate::plugins::sandbox`]'s
+/// What the wall-clock backstop decided, and whether it runs (see [`plaudit_sandbox`]'s
 /// determinism note).
 #[derive(Debug)]
 pub(crate) struct Timeouts {
@@ -358,7 +358,7 @@ impl Plugins {
     }
 
     /// Adds moments whose call to plugin `name` passed the backstop, as earlier builds logged
-    /// them ([`crate::store::Change::PluginTimeouts`]).
+    /// them (`plaudit_store::Change::PluginTimeouts`).
     pub fn record_timed_out_moments(&mut self, name: &str, seqs: &[u64]) {
         self.timeouts.recorded_moments.entry(name.to_string()).or_default().extend(seqs.iter().copied());
     }

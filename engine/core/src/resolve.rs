@@ -97,7 +97,7 @@ fn profile_unchanged(world: &World, dir: &Directory, vocab: &Vocab, s: &Stakehol
 pub type RecordFault = (&'static str, String);
 
 /// Records that arrived together: a live batch (one request, or the group commit of several),
-/// which the log keeps as one segment ([`crate::store::Segment`]). Scoring calls plugins with
+/// which the log keeps as one segment (`plaudit_store::Segment`). Scoring calls plugins with
 /// moments of one arrival only, in calls of at most [`crate::batch::CHUNK`] records counted from the
 /// arrival's first, so that a replay, which scores several segments as one batch, makes
 /// exactly the calls the live scoring made; and it dates a moment no later than a little after
@@ -110,7 +110,7 @@ pub struct Arrival {
     pub received: Option<i64>,
 }
 
-/// What [`OrgWorld::resolve`] made of a batch's records.
+/// What [`crate::OrgWorld::resolve`] made of a batch's records.
 #[derive(Debug, Default)]
 pub struct Resolved {
     /// Accepted, duplicates and refused, counted (no effects yet).

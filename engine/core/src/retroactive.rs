@@ -19,7 +19,7 @@
 //! a moment reverses what an application gave for it too.
 //!
 //! **Owns** the merge of a scratch world (the history replayed under the rule set in force,
-//! which the log step builds, [`crate::log`]) into the live one, and the effects it emits into
+//! which the log step in `plaudit-server` builds) into the live one, and the effects it emits into
 //! the live world's journal. **Must not touch** the store or the scoring passes: the scratch
 //! world was scored by the ordinary passes, so what is applied is what scoring gives.
 

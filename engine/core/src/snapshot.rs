@@ -1,5 +1,5 @@
 //! Snapshots of a world: everything an [`OrgWorld`] holds between batches, as plain data that
-//! serde encodes (MessagePack, see [`crate::log`]), and the world rebuilt from it.
+//! serde encodes (MessagePack: `plaudit_store::format`), and the world rebuilt from it.
 //!
 //! **Owns** the snapshot's shape ([`WorldSnapshot`]) and the two conversions. **Must not touch**
 //! the store or the log: the log step decides when to take one and where it goes.
@@ -193,7 +193,7 @@ impl<I: Iterator> Iterator for ExactLen<I> {
 }
 
 /// One stakeholder, by directory number: kind, team, name and attributes, then the parts of its
-/// [`Scorecard`] as they are (decoded straight into them, see [`tuple_serde`]).
+/// [`Scorecard`] as they are (decoded straight into them, see `tuple_serde!`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Person(
     pub u32,

@@ -3,7 +3,7 @@
 //! A held-back moment is accepted and logged, and scores nothing.
 //!
 //! Owns the [`GuardState`](crate::components::GuardState) part of a [`Scorecard`]. Reads the
-//! batch; writes only [`MomentRec::action`].
+//! batch; writes only `MomentRec::action`.
 
 use bevy_ecs::prelude::*;
 

@@ -11,11 +11,11 @@
 //!   few at a time engine-wide, and hold an estimate of their memory against a bound: a job
 //!   waits until its memory is free, and one larger than the whole bound is refused (`503
 //!   job_too_large`, naming the setting);
-//! - webhook deliveries ([`Jobs::delivery`]): posts run on blocking threads too; a few dozen
+//! - webhook deliveries ([`Jobs::delivery_slots`]): posts run on blocking threads too; a few dozen
 //!   at once engine-wide, each organisation's one at a time.
 //!
 //! The sandbox's own budgets (instance slots, one compile at a time) are
-//! [`plaudit_core::plugins::sandbox`]'s. **Must not touch** organisations' state: it only admits.
+//! [`plaudit_sandbox`]'s. **Must not touch** organisations' state: it only admits.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
