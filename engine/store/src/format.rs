@@ -200,17 +200,25 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
 }
 
 /// The snapshot [`encode_snapshot`] wrote, if it is of this build's version.
+///
+/// Decoded in one pass: reading the version alone first would walk the whole snapshot twice
+/// (MessagePack cannot skip a map's other entries unread). Only a snapshot that fails to decode
+/// is read again for its version, to say why.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-    /// Just the version, read first: a snapshot of another version may not decode as a whole.
+    /// Just the version: a snapshot of another version may not decode as a whole.
     #[derive(Deserialize)]
     struct Versioned {
         version: u64,
     }
-    let Versioned { version } = rmp_serde::from_slice(bytes)?;
-    if version != SNAPSHOT_VERSION {
-        return Err(SnapshotError::Version(version));
+    let version = |snapshot_error| match rmp_serde::from_slice::<Versioned>(bytes) {
+        Ok(Versioned { version }) if version != SNAPSHOT_VERSION => SnapshotError::Version(version),
+        _ => snapshot_error,
+    };
+    match rmp_serde::from_slice::<Snapshot>(bytes) {
+        Ok(snapshot) if snapshot.version == SNAPSHOT_VERSION => Ok(snapshot),
+        Ok(snapshot) => Err(SnapshotError::Version(snapshot.version)),
+        Err(e) => Err(version(SnapshotError::Decode(e))),
     }
-    Ok(rmp_serde::from_slice(bytes)?)
 }
 
 /// The snapshot's length (high 32 bits) and the CRC-32 (IEEE) of its sequence (little-endian)
@@ -336,6 +344,15 @@ mod tests {
         assert_eq!((back.feed, back.plugins, back.effects), (snapshot.feed.clone(), snapshot.plugins.clone(), 8));
         let newer = Snapshot { version: SNAPSHOT_VERSION + 1, ..snapshot };
         let bytes = encode_snapshot(&newer).expect("encodes");
+        assert!(matches!(decode_snapshot(&bytes), Err(SnapshotError::Version(v)) if v == SNAPSHOT_VERSION + 1));
+        // A version whose layout this build cannot decode at all is still refused by version.
+        #[derive(Serialize)]
+        struct Reshaped {
+            version: u64,
+            world: &'static str,
+        }
+        let bytes =
+            rmp_serde::to_vec_named(&Reshaped { version: SNAPSHOT_VERSION + 1, world: "elsewhere" }).expect("encodes");
         assert!(matches!(decode_snapshot(&bytes), Err(SnapshotError::Version(v)) if v == SNAPSHOT_VERSION + 1));
     }
 
