@@ -186,6 +186,89 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// What a [`FaultyStore`] does besides, or instead of, its real store (by default nothing).
+pub trait Fault: Send + Sync + std::fmt::Debug {
+    /// Runs before each append: an `Err` fails it, nothing stored (it may also write to the
+    /// real store first, as a second writer would).
+    fn before_append(
+        &self,
+        _inner: &dyn plaudit_store::Store,
+        _org: &plaudit_core::ids::OrgId,
+        _received: i64,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The answer in the real store's place, if any (`None`: the real store answers).
+    fn latest_snapshot(
+        &self,
+        _inner: &dyn plaudit_store::Store,
+        _org: &plaudit_core::ids::OrgId,
+    ) -> Option<StoreResult<Option<Snapshot>>> {
+        None
+    }
+}
+
+type StoreResult<T> = Result<T, plaudit_store::StoreError>;
+
+/// A stored snapshot: the last record it holds, and its bytes.
+pub type Snapshot = (plaudit_core::ids::Seq, Vec<u8>);
+
+/// A real store that misbehaves where its [`Fault`] says, and passes every other call on.
+#[derive(Debug)]
+pub struct FaultyStore<F> {
+    pub inner: std::sync::Arc<dyn plaudit_store::Store>,
+    pub fault: F,
+}
+
+mod faulty {
+    use plaudit_core::ids::{OrgId, Seq};
+    use plaudit_sdk::Record;
+    use plaudit_store::{Change, LoggedChange, Segment, Store};
+
+    use super::{Fault, FaultyStore, Snapshot, StoreResult};
+
+    impl<F: Fault> Store for FaultyStore<F> {
+        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> StoreResult<Seq> {
+            self.fault.before_append(self.inner.as_ref(), org, received)?;
+            self.inner.append(org, records, received)
+        }
+        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> StoreResult<Vec<Segment>> {
+            self.inner.read_segments(org, after, limit)
+        }
+        fn last_seq(&self, org: &OrgId) -> StoreResult<Seq> {
+            self.inner.last_seq(org)
+        }
+        fn append_change(&self, org: &OrgId, after: Seq, c: &Change, m: Option<&[u8]>) -> StoreResult<u64> {
+            self.inner.append_change(org, after, c, m)
+        }
+        fn create_org(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> StoreResult<()> {
+            self.inner.create_org(org, key, first)
+        }
+        fn org_key(&self, org: &OrgId) -> StoreResult<Option<[u8; 32]>> {
+            self.inner.org_key(org)
+        }
+        fn set_org_key(&self, org: &OrgId, key: [u8; 32]) -> StoreResult<()> {
+            self.inner.set_org_key(org, key)
+        }
+        fn organisations(&self) -> StoreResult<Vec<OrgId>> {
+            self.inner.organisations()
+        }
+        fn changes(&self, org: &OrgId) -> StoreResult<Vec<LoggedChange>> {
+            self.inner.changes(org)
+        }
+        fn module(&self, hash: &str) -> StoreResult<Option<Vec<u8>>> {
+            self.inner.module(hash)
+        }
+        fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> StoreResult<()> {
+            self.inner.put_snapshot(org, seq, bytes)
+        }
+        fn latest_snapshot(&self, org: &OrgId) -> StoreResult<Option<Snapshot>> {
+            self.fault.latest_snapshot(self.inner.as_ref(), org).unwrap_or_else(|| self.inner.latest_snapshot(org))
+        }
+    }
+}
+
 /// A scratch folder (see [`scratch_dir`]) holding a store, `plaudit.redb`; removed when
 /// dropped.
 #[derive(Debug)]

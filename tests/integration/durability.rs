@@ -401,76 +401,38 @@ mod faults {
     use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
     use plaudit_server::organisation::{OrgError, Organisation};
-    use plaudit_store::{Change, LoggedChange, RedbStore, Segment, Store, StoreError};
-    use plaudit_tests::{m, repo_root, scratch_dir};
+    use plaudit_store::{RedbStore, Store, StoreError};
+    use plaudit_tests::{Fault, FaultyStore, m, repo_root, scratch_dir};
 
-    /// A real store that misbehaves once when told to: a second writer slips one record in
-    /// before the next append (`interloper`: the world then disagrees with what the log
-    /// recorded), or the next append fails without storing anything (`failing`).
-    #[derive(Debug)]
-    struct Faulty {
-        inner: RedbStore,
+    /// Faults injected once when told to: a second writer slips one record in before the next
+    /// append (`interloper`: the world then disagrees with what the log recorded), or the next
+    /// append fails without storing anything (`failing`).
+    #[derive(Debug, Default)]
+    struct Faults {
         interloper: AtomicBool,
         failing: AtomicBool,
     }
 
-    impl Store for Faulty {
-        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
+    impl Fault for Faults {
+        fn before_append(&self, inner: &dyn Store, org: &OrgId, received: i64) -> Result<(), StoreError> {
             if self.failing.swap(false, Ordering::Relaxed) {
                 return Err(StoreError::Backend { op: "append", source: "the disk is full".into() });
             }
             if self.interloper.swap(false, Ordering::Relaxed) {
                 let foreign = m("foreign", "zed", "meetup", "event", "2026-03-02T07:00:00Z");
-                self.inner.append(org, &[Record::Moment(foreign)], received)?;
+                inner.append(org, &[Record::Moment(foreign)], received)?;
             }
-            self.inner.append(org, records, received)
-        }
-        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
-            self.inner.read_segments(org, after, limit)
-        }
-        fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
-            self.inner.last_seq(org)
-        }
-        fn append_change(
-            &self,
-            org: &OrgId,
-            after: Seq,
-            change: &Change,
-            module: Option<&[u8]>,
-        ) -> Result<u64, StoreError> {
-            self.inner.append_change(org, after, change, module)
-        }
-        fn create_org(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
-            self.inner.create_org(org, key, first)
-        }
-        fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
-            self.inner.org_key(org)
-        }
-        fn set_org_key(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
-            self.inner.set_org_key(org, key)
-        }
-        fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
-            self.inner.organisations()
-        }
-        fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
-            self.inner.changes(org)
-        }
-        fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.module(hash)
-        }
-        fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
-            self.inner.put_snapshot(org, seq, bytes)
-        }
-        fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
-            self.inner.latest_snapshot(org)
+            Ok(())
         }
     }
+
+    type Faulty = FaultyStore<Faults>;
 
     /// Organisation acme, created over a [`Faulty`] store in `dir`; and its rule set.
     fn acme_over_faulty(dir: &std::path::Path) -> (Organisation, Arc<Faulty>, String) {
         let text = std::fs::read_to_string(repo_root().join("rules/acme.toml")).expect("rules");
-        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("store opens");
-        let store = Arc::new(Faulty { inner, interloper: false.into(), failing: false.into() });
+        let inner = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("store opens"));
+        let store = Arc::new(Faulty { inner, fault: Faults::default() });
         let org = OrgId::parse("acme").expect("id");
         let d = Organisation::create(Arc::clone(&store) as Arc<dyn Store>, org, &text, Format::Toml).expect("created");
         (d, store, text)
@@ -483,7 +445,7 @@ mod faults {
         let meetup = |id: &str| Record::Moment(m(id, "ann", "meetup", "event", "2026-03-02T08:00:00Z"));
         d.ingest(vec![meetup("a")]).expect("a normal batch");
 
-        store.interloper.store(true, Ordering::Relaxed);
+        store.fault.interloper.store(true, Ordering::Relaxed);
         let halted = |e: &OrgError| matches!(e, OrgError::Halted { .. });
         let e = d.ingest(vec![meetup("b")]).expect_err("the world took one record, the log holds two");
         assert!(halted(&e), "halted, not {e}");
@@ -511,7 +473,7 @@ mod faults {
         let fed = d.feed().expect("feed").latest();
         assert!(fed > 0, "the first meetup earned something");
 
-        store.failing.store(true, Ordering::Relaxed);
+        store.fault.failing.store(true, Ordering::Relaxed);
         let group = vec![vec![meetup("b", "ann")], vec![meetup("c", "bob")]];
         let e = d.ingest_group(group.clone(), true).expect_err("the commit fails");
         assert!(matches!(e, OrgError::Store(StoreError::Backend { .. })), "the store's error, not {e}");

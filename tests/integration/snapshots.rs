@@ -125,10 +125,10 @@ mod durable {
     use plaudit_core::ruleset::Format;
     use plaudit_sdk::Record;
     use plaudit_server::organisation::Organisation;
-    use plaudit_store::{Change, LoggedChange, Segment, Store, StoreError};
+    use plaudit_store::{Store, StoreError};
 
     use super::{acme_text, records};
-    use plaudit_tests::{ScratchStore, example_plugin};
+    use plaudit_tests::{Fault, FaultyStore, ScratchStore, Snapshot, example_plugin};
 
     fn acme() -> OrgId {
         OrgId::parse("acme").expect("org id")
@@ -227,45 +227,12 @@ mod durable {
     /// A store whose snapshot fails its checksum: what a torn or flipped snapshot looks like
     /// from the log step (the store's own tests damage real files).
     #[derive(Debug)]
-    struct Damaged(Arc<dyn Store>);
+    struct Damaged;
 
-    impl Store for Damaged {
-        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
-            self.0.append(org, records, received)
-        }
-        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
-            self.0.read_segments(org, after, limit)
-        }
-        fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
-            self.0.last_seq(org)
-        }
-        fn append_change(&self, org: &OrgId, after: Seq, c: &Change, m: Option<&[u8]>) -> Result<u64, StoreError> {
-            self.0.append_change(org, after, c, m)
-        }
-        fn create_org(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
-            self.0.create_org(org, key, first)
-        }
-        fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
-            self.0.org_key(org)
-        }
-        fn set_org_key(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
-            self.0.set_org_key(org, key)
-        }
-        fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
-            self.0.organisations()
-        }
-        fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
-            self.0.changes(org)
-        }
-        fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.module(hash)
-        }
-        fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
-            self.0.put_snapshot(org, seq, bytes)
-        }
-        fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
-            let (seq, _) = self.0.latest_snapshot(org)?.expect("a snapshot was stored");
-            Err(StoreError::CorruptSnapshot { org: org.clone(), seq })
+    impl Fault for Damaged {
+        fn latest_snapshot(&self, inner: &dyn Store, org: &OrgId) -> Option<Result<Option<Snapshot>, StoreError>> {
+            let (seq, _) = inner.latest_snapshot(org).expect("reads").expect("a snapshot was stored");
+            Some(Err(StoreError::CorruptSnapshot { org: org.clone(), seq }))
         }
     }
 
@@ -273,7 +240,9 @@ mod durable {
     fn a_damaged_or_unreadable_snapshot_is_not_used_the_whole_log_is_replayed() {
         let dir = ScratchStore::new("plaudit-snap-damaged");
         let (live, _, at) = history(&dir);
-        let (mut d, replayed) = Organisation::open(Arc::new(Damaged(dir.store())), acme()).expect("opens from the log");
+        let (mut d, replayed) =
+            Organisation::open(Arc::new(FaultyStore { inner: dir.store(), fault: Damaged }), acme())
+                .expect("opens from the log");
         assert!(replayed.snapshot.is_none(), "the damaged snapshot was not restored");
         assert_eq!(replayed.records, d.world().last_seq().0);
         assert!(summary(&mut d) == live, "recovered, never silently wrong");
