@@ -316,6 +316,18 @@ impl Calendar {
         }
     }
 
+    /// The index of the period of `period` containing local date `date` (`YYYY-MM-DD`), or
+    /// `None` if it is not such a date.
+    pub fn period_of_date(&self, period: Period, date: &str) -> Option<i32> {
+        let d: Date = date.parse().ok()?;
+        let day = days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()));
+        Some(to_i32(match period {
+            Period::Day => day,
+            Period::Week => week_of_day(day),
+            Period::Month => month_of_day(day),
+        }))
+    }
+
     /// Local day index of an instant (clamped to jiff's range).
     fn day(&self, unix_secs: i64) -> i64 {
         let ts = timestamp(unix_secs);

@@ -37,6 +37,7 @@ pub mod components;
 pub mod history;
 pub mod ids;
 pub mod input;
+pub mod insights;
 pub mod intern;
 pub mod journal;
 pub mod keyset;

@@ -30,6 +30,7 @@ use rustc_hash::FxHashMap;
 use crate::application::Mode;
 use crate::components::{Scorecard, Tally, tally_key};
 use crate::history::{Earned, History, LedgerEntry};
+use crate::insights::Insights;
 use crate::journal::{EffectRec, Journal, Kind, NO_MOMENT, Source};
 use crate::leaderboard::PublishQueue;
 use crate::resources::{Directory, ProgramRes};
@@ -215,6 +216,11 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
     }
     let mut history = live.resource_mut::<History>();
     insert_into_ledger(&mut history, gains);
+    // The insights count what was granted in the weeks of the moments that earned it.
+    let mut insights = live.resource_mut::<Insights>();
+    for e in &effects {
+        insights.effect(&program, e.moment, e.stakeholder, &e.kind);
+    }
     let n = effects.len();
     live.resource_mut::<Journal>().extend(effects);
     let mut queue = live.resource_mut::<PublishQueue>();

@@ -6,8 +6,8 @@
 //!
 //! What is in it: the vocabulary, the directory, every stakeholder's state (profile, guard,
 //! caps, what it met, balances, tallies, leaderboard entries), the history (moment ids, what
-//! each earned, retractions), team challenge progress, and each plugin's saved states and
-//! status. What is not: the compiled rule set (the log step recompiles the version in force
+//! each earned, retractions), team challenge progress, each plugin's saved states and
+//! status, and what insights recorded (a fact per moment, weekly totals, challenge windows). What is not: the compiled rule set (the log step recompiles the version in force
 //! against the restored vocabulary, which gives the same program) and the rankings, which are
 //! a function of the entries and are rebuilt by publishing every entry on the first read.
 //! Stakeholders are named by their directory number throughout, never by entity, so a
@@ -27,6 +27,7 @@ use crate::components::{
 };
 use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments};
 use crate::ids::Sym;
+use crate::insights::{Insights, InsightsRows};
 use crate::intern::{Interner, Text};
 use crate::leaderboard::PublishQueue;
 use crate::plugins::{Loaded, PluginStatus, Plugins};
@@ -36,7 +37,7 @@ use crate::world::OrgWorld;
 
 /// The version of [`WorldSnapshot`]'s shape. A snapshot of another version is not read (the
 /// log is replayed instead).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// A string table: an interner's blocks, the full ones shared with the world it was taken from
 /// (see [`Interner::share`]). Written as one string, the strings concatenated (`text`), and
@@ -281,6 +282,9 @@ pub struct WorldSnapshot {
     pub teams: Vec<TeamRow>,
     pub team_generations: u64,
     pub plugins: Vec<PluginRow>,
+    /// What insights recorded ([`crate::insights`]): a fact per moment, weekly totals,
+    /// challenge windows.
+    pub insights: InsightsRows,
 }
 
 /// Why a snapshot cannot be restored (it was written by a different version, or it is
@@ -366,6 +370,7 @@ impl OrgWorld {
             teams: team_rows,
             team_generations: teams.generations,
             plugins,
+            insights: w.resource::<Insights>().share(),
         }
     }
 
@@ -461,6 +466,11 @@ impl OrgWorld {
                 plugins.restore_slot(loaded, states, row.status);
             }
         }
+        if s.insights.facts.0.iter().map(|b| b.len()).sum::<usize>() > m {
+            return Err(bad(format!("insights hold more facts than the {m} moments")));
+        }
+        let insights = Insights::restore(s.insights).ok_or_else(|| bad("insights: bad blocks".to_string()))?;
+        w.insert_resource(insights);
         let mut publish = w.resource_mut::<PublishQueue>();
         queue.into_iter().for_each(|e| publish.push(e));
         *w.resource_mut::<TeamChallenges>() = TeamChallenges { progress, generations: s.team_generations };

@@ -20,6 +20,7 @@ use crate::calendar::PeriodCache;
 use crate::components::Details;
 use crate::history::History;
 use crate::ids::Seq;
+use crate::insights::{Insights, reads::Reader};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::{Boards, PublishQueue};
@@ -73,6 +74,7 @@ impl OrgWorld {
         world.init_resource::<Journal>();
         world.init_resource::<History>();
         world.init_resource::<TeamChallenges>();
+        world.init_resource::<Insights>();
         world.init_resource::<PublishQueue>();
         let mut schedule = Schedule::new(Scoring);
         schedule.set_executor(SingleThreadedExecutor::new());
@@ -151,6 +153,7 @@ impl OrgWorld {
         let pending = self.drain_effects();
         let seq = self.last_seq().0;
         crate::publish::carry_over(&mut self.world, prepared.program, seq);
+        self.world.resource_mut::<Insights>().forget_program();
         self.world.insert_resource(Vocab(prepared.vocab));
         self.periods = PeriodCache::default();
         pending
@@ -217,6 +220,21 @@ impl OrgWorld {
 
     pub(crate) fn world_mut(&mut self) -> &mut World {
         &mut self.world
+    }
+
+    /// Reads insights (see [`crate::insights::reads`]): `read` gets a reader over this world.
+    pub fn insights<R>(&mut self, read: impl FnOnce(&mut Reader) -> R) -> R {
+        self.world.resource_scope(|w, mut insights: Mut<Insights>| {
+            let history = w.resource::<History>();
+            let mut reader = Reader {
+                insights: &mut insights,
+                program: &w.resource::<ProgramRes>().0,
+                vocab: &w.resource::<Vocab>().0,
+                dir: w.resource::<Directory>(),
+                latest_at: history.latest_at,
+            };
+            read(&mut reader)
+        })
     }
 
     /// Brings the leaderboards up to date with every entry scoring changed (see

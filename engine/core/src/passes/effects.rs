@@ -9,7 +9,8 @@
 //! 5. retractions: the compensating entries of a withdrawn moment.
 //!
 //! Owns the [`Wallet`], [`Tally`] and pending [`Standing`] parts of a [`Scorecard`], the
-//! challenge part of its [`Seen`], the [`History`] ledger and [`TeamChallenges`]. Does not
+//! challenge part of its [`Seen`], the [`History`] ledger and [`TeamChallenges`], and records
+//! for [`Insights`] each moment as it reaches it and each effect as it emits it. Does not
 //! publish leaderboards (it queues the stakeholders whose entries changed; see
 //! [`crate::leaderboard`]) and does no IO.
 
@@ -19,6 +20,7 @@ use crate::batch::{Action, Awards, Batch, Hold, MomentRec, PluginActs, PluginWha
 use crate::bounds::Bound;
 use crate::components::{Scorecard, Seen, Standing, Tally, Wallet, seen_tag, tally_key};
 use crate::history::{Earned, History};
+use crate::insights::Insights;
 use crate::journal::{EffectRec, Journal, Kind, Source};
 use crate::leaderboard::PublishQueue;
 use crate::prefetch::{AHEAD, prefetch_items};
@@ -97,9 +99,17 @@ pub fn apply(
     dir: Res<Directory>,
     mut teams: ResMut<TeamChallenges>,
     mut queue: ResMut<PublishQueue>,
+    mut insights: ResMut<Insights>,
     mut q: StateQuery,
 ) {
-    let mut out = Out { p: &program.0, journal: &mut journal, history: &mut history, dir: &dir, queue: &mut queue };
+    let mut out = Out {
+        p: &program.0,
+        journal: &mut journal,
+        history: &mut history,
+        dir: &dir,
+        queue: &mut queue,
+        insights: &mut insights,
+    };
     let mut completions = Vec::new();
     let mut next_award = 0;
     let mut next_act = 0;
@@ -114,12 +124,13 @@ pub fn apply(
                 continue;
             }
             Action::Guarded(reason) => {
+                out.insights.moment(m);
                 if let Some(who) = member(&mut q, m.actor) {
                     out.emit(m, &who, Source::Guard, Kind::Guarded(reason));
                 }
                 continue;
             }
-            Action::Score => {}
+            Action::Score => out.insights.moment(m),
         }
         let mut both = pair(&mut q, m);
         while let Some(a) = awards.0.get(next_award).filter(|a| a.record as usize == ix) {
@@ -186,10 +197,12 @@ struct Out<'a> {
     /// Who a ledger entry's stakeholder is (a retraction reverses what it earned).
     dir: &'a Directory,
     queue: &'a mut PublishQueue,
+    insights: &'a mut Insights,
 }
 
 impl Out<'_> {
     fn emit(&mut self, m: &MomentRec, who: &Member, source: Source, kind: Kind) {
+        self.insights.effect(self.p, m.moment, who.ext, &kind);
         self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: who.ext, source, kind });
     }
 
@@ -532,6 +545,7 @@ pub(crate) fn follow_balance(
 fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
     let earned: Vec<_> = out.history.earned(m.moment).to_vec();
     out.history.retract(m.moment);
+    out.insights.retract(m.moment);
     let n = out.p.currencies.len();
     for e in earned {
         let Some(entity) = out.dir.entries.get(e.stakeholder as usize).map(|d| d.entity) else { continue };

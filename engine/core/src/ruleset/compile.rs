@@ -204,6 +204,9 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         .collect();
 
     let plugin_limits = plugin_limits(&mut cx, doc.plugins.as_ref());
+    let insights = insight_settings(&mut cx, doc.insights.as_ref());
+    cx.unique_ids("goal", doc.goals.iter().map(|g| g.id.as_str()));
+    let goals = goals(&mut cx, doc);
     let guard = doc.guard.as_ref().map(|g| {
         let max_moments = match (g.max_moments, g.per) {
             (Some(n), Some(per)) if n > 0 => Some((n, window(per))),
@@ -577,6 +580,8 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
         currencies,
         guard,
         plugin_limits,
+        insights,
+        goals,
         rules,
         capped_rules,
         metrics,
@@ -638,4 +643,125 @@ fn plugin_limits(cx: &mut Ctx, doc: Option<&super::format::PluginLimitsDoc>) -> 
         limits.wall_clock = std::time::Duration::from_millis(v);
     }
     limits
+}
+
+/// `[insights]` over its defaults.
+fn insight_settings(cx: &mut Ctx, doc: Option<&InsightsDoc>) -> InsightSettings {
+    let mut s = InsightSettings::default();
+    let Some(doc) = doc else { return s };
+    if let Some(w) = doc.champion_weeks {
+        if (1..=26).contains(&w) {
+            s.champion_weeks = w;
+        } else {
+            cx.err("insights.champion_weeks", format!("must be 1 to 26, got {w}"));
+        }
+    }
+    if let Some(k) = doc.quiet_min_weeks {
+        if (1..=8).contains(&k) {
+            s.quiet_min_weeks = k;
+        } else {
+            cx.err("insights.quiet_min_weeks", format!("must be 1 to 8, got {k}"));
+        }
+    }
+    if let Some(w) = &doc.weights {
+        for (field, value, to) in [
+            ("moments", w.moments, &mut s.weights.moments),
+            ("counterparts", w.counterparts, &mut s.weights.counterparts),
+            ("teams", w.teams, &mut s.weights.teams),
+            ("channels", w.channels, &mut s.weights.channels),
+        ] {
+            match value {
+                Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => *to = v,
+                Some(v) => cx.err(format!("insights.weights.{field}"), format!("must be 0 to 1000, got {v}")),
+                None => {}
+            }
+        }
+    }
+    s
+}
+
+/// `[[goal]]`s: each measure with the filters it takes, and nothing else.
+fn goals(cx: &mut Ctx, doc: &RuleSetDoc) -> Vec<GoalDef> {
+    if doc.goals.len() > MAX_ITEMS {
+        cx.err("goal", format!("at most {MAX_ITEMS} entries, got {}", doc.goals.len()));
+    }
+    let mut out = Vec::with_capacity(doc.goals.len());
+    for (i, g) in doc.goals.iter().enumerate() {
+        let p = format!("goal[{i}]");
+        if !(g.target.is_finite() && g.target >= 0.0) {
+            cx.err(format!("{p}.target"), "must be a number, 0 or more");
+        } else if g.measure == MeasureDoc::CompletionRate && g.target > 100.0 {
+            cx.err(format!("{p}.target"), "a completion rate is a percentage: 0 to 100");
+        }
+        let filters: [(&str, &Option<String>); 6] = [
+            ("kind", &g.kind),
+            ("stakeholder_kind", &g.stakeholder_kind),
+            ("team", &g.team),
+            ("channel", &g.channel),
+            ("currency", &g.currency),
+            ("challenge", &g.challenge),
+        ];
+        let allowed: &[&str] = match g.measure {
+            MeasureDoc::ActiveStakeholders => &["stakeholder_kind", "team"],
+            MeasureDoc::Moments => &["kind", "stakeholder_kind", "team", "channel"],
+            MeasureDoc::CrossTeamMoments => &["kind"],
+            MeasureDoc::Points => &["currency"],
+            MeasureDoc::CompletionRate => &["challenge"],
+            MeasureDoc::NewStakeholders | MeasureDoc::Badges | MeasureDoc::Completions => &[],
+        };
+        for (field, value) in filters {
+            match value {
+                Some(_) if !allowed.contains(&field) => {
+                    cx.err(format!("{p}.{field}"), "does not apply to this goal's measure");
+                }
+                Some(v) if v.is_empty() || v.len() > 64 => {
+                    cx.err(format!("{p}.{field}"), "must be 1 to 64 characters");
+                }
+                _ => {}
+            }
+        }
+        let text = |v: &Option<String>| v.clone();
+        let measure = match g.measure {
+            MeasureDoc::ActiveStakeholders => {
+                Measure::ActiveStakeholders { stakeholder_kind: text(&g.stakeholder_kind), team: text(&g.team) }
+            }
+            MeasureDoc::Moments => Measure::Moments {
+                kind: text(&g.kind),
+                stakeholder_kind: text(&g.stakeholder_kind),
+                team: text(&g.team),
+                channel: text(&g.channel),
+            },
+            MeasureDoc::CrossTeamMoments => Measure::CrossTeamMoments { kind: text(&g.kind) },
+            MeasureDoc::NewStakeholders => Measure::NewStakeholders,
+            MeasureDoc::Badges => Measure::Badges,
+            MeasureDoc::Completions => Measure::Completions,
+            MeasureDoc::Points => match &g.currency {
+                Some(c) if doc.currencies.iter().any(|x| &x.id == c) => Measure::Points { currency: c.clone() },
+                Some(c) => {
+                    cx.err(format!("{p}.currency"), format!("unknown currency {c:?}"));
+                    Measure::Points { currency: c.clone() }
+                }
+                None => {
+                    cx.err(format!("{p}.currency"), "measure \"points\" needs a currency");
+                    Measure::Points { currency: String::new() }
+                }
+            },
+            MeasureDoc::CompletionRate => match &g.challenge {
+                Some(c) if doc.challenges.iter().any(|x| &x.id == c) => {
+                    Measure::CompletionRate { challenge: c.clone() }
+                }
+                Some(c) => {
+                    cx.err(format!("{p}.challenge"), format!("unknown challenge {c:?}"));
+                    Measure::CompletionRate { challenge: c.clone() }
+                }
+                None => {
+                    cx.err(format!("{p}.challenge"), "measure \"completion_rate\" needs a challenge");
+                    Measure::CompletionRate { challenge: String::new() }
+                }
+            },
+        };
+        let name = g.name.clone().unwrap_or_else(|| g.id.clone());
+        out.push(GoalDef { id: g.id.clone(), name, measure, target: g.target });
+    }
+    out
 }

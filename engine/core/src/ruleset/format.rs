@@ -37,6 +37,84 @@ pub struct RuleSetDoc {
     /// Sandbox limits for the organisation's rule plugins; the sandbox's defaults where omitted.
     #[serde(default)]
     pub plugins: Option<PluginLimitsDoc>,
+    /// How insights score engagement and find who went quiet; defaults where omitted.
+    #[serde(default)]
+    pub insights: Option<InsightsDoc>,
+    /// Targets a community manager tracks week by week.
+    #[serde(default, rename = "goal")]
+    pub goals: Vec<WeeklyGoalDoc>,
+}
+
+/// `[insights]`: the engagement score's window and weights, and the gone-quiet threshold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsDoc {
+    /// Weeks of the trailing window champions are scored over.
+    #[serde(default)]
+    pub champion_weeks: Option<u32>,
+    /// Weeks active, of the 8 before the last 2, that make someone who went quiet worth a call.
+    #[serde(default)]
+    pub quiet_min_weeks: Option<u32>,
+    #[serde(default)]
+    pub weights: Option<WeightsDoc>,
+}
+
+/// `[insights.weights]`: the engagement score is the weighted sum of these over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsDoc {
+    #[serde(default)]
+    pub moments: Option<f64>,
+    #[serde(default)]
+    pub counterparts: Option<f64>,
+    #[serde(default)]
+    pub teams: Option<f64>,
+    #[serde(default)]
+    pub channels: Option<f64>,
+}
+
+/// What a goal measures each week.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasureDoc {
+    ActiveStakeholders,
+    Moments,
+    CrossTeamMoments,
+    NewStakeholders,
+    Points,
+    Badges,
+    Completions,
+    CompletionRate,
+}
+
+/// `[[goal]]`: a weekly target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyGoalDoc {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub measure: MeasureDoc,
+    /// Per week; a percentage for `completion_rate`.
+    pub target: f64,
+    /// Moment kind (`moments`, `cross_team_moments`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Stakeholder kind (`active_stakeholders`, `moments`).
+    #[serde(default)]
+    pub stakeholder_kind: Option<String>,
+    /// Team (`active_stakeholders`, `moments`).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Channel (`moments`).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Currency (`points`).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Challenge (`completion_rate`).
+    #[serde(default)]
+    pub challenge: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -353,6 +353,90 @@ pub struct Program {
     pub challenges_by_kind: ByKind,
     /// Sandbox limits for the organisation's rule plugins.
     pub plugin_limits: plaudit_sandbox::Limits,
+    /// How insights score engagement and find who went quiet.
+    pub insights: InsightSettings,
+    /// Weekly targets, in rule-set order.
+    pub goals: Vec<GoalDef>,
+}
+
+/// `[insights]`, with its defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InsightSettings {
+    pub champion_weeks: u32,
+    pub quiet_min_weeks: u32,
+    pub weights: Weights,
+}
+
+/// Weights of the engagement score (see `rules/README.md`, `[insights]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    pub moments: f64,
+    pub counterparts: f64,
+    pub teams: f64,
+    pub channels: f64,
+}
+
+impl Default for InsightSettings {
+    fn default() -> InsightSettings {
+        InsightSettings {
+            champion_weeks: 4,
+            quiet_min_weeks: 3,
+            weights: Weights { moments: 1.0, counterparts: 2.0, teams: 3.0, channels: 1.0 },
+        }
+    }
+}
+
+/// A weekly target (`[[goal]]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GoalDef {
+    pub id: String,
+    pub name: String,
+    pub measure: Measure,
+    pub target: f64,
+}
+
+/// What a goal counts each week. Names stay strings: a kind, team or channel no moment has
+/// used yet is not in the vocabulary, and counts 0.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measure {
+    ActiveStakeholders {
+        stakeholder_kind: Option<String>,
+        team: Option<String>,
+    },
+    Moments {
+        kind: Option<String>,
+        stakeholder_kind: Option<String>,
+        team: Option<String>,
+        channel: Option<String>,
+    },
+    CrossTeamMoments {
+        kind: Option<String>,
+    },
+    NewStakeholders,
+    Points {
+        currency: String,
+    },
+    Badges,
+    Completions,
+    /// Percent of participants completing, in the challenge's windows that start in the week.
+    CompletionRate {
+        challenge: String,
+    },
+}
+
+impl Measure {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Measure::ActiveStakeholders { .. } => "active_stakeholders",
+            Measure::Moments { .. } => "moments",
+            Measure::CrossTeamMoments { .. } => "cross_team_moments",
+            Measure::NewStakeholders => "new_stakeholders",
+            Measure::Points { .. } => "points",
+            Measure::Badges => "badges",
+            Measure::Completions => "completions",
+            Measure::CompletionRate { .. } => "completion_rate",
+        }
+    }
 }
 
 /// Which items of a list (rules, metrics, streaks, challenges) can match a moment of a given
