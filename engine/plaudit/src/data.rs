@@ -29,7 +29,7 @@ pub struct Options {
 /// Opens the organisation's world from its log. With `--rules`, an organisation without a log
 /// is created with that rule set, and one whose rule set differs gets it published as a new
 /// version, in force from the next record.
-fn open(o: &Options) -> anyhow::Result<(Organisation, plaudit_server::organisation::Replayed)> {
+pub fn open(o: &Options) -> anyhow::Result<(Organisation, plaudit_server::organisation::Replayed)> {
     let org = OrgId::parse(&o.org).map_err(|e| anyhow::anyhow!("--org {:?}: {e}", o.org))?;
     std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
     let data = DataDir::new(&o.data);

@@ -4,6 +4,7 @@
 mod data;
 mod diff;
 mod generate;
+mod insights;
 mod plugin;
 mod score;
 mod serve;
@@ -202,6 +203,29 @@ enum Command {
         #[arg(long)]
         from_start: bool,
     },
+    /// What a community manager reads: activity per week, bridges between teams, champions,
+    /// who went quiet, challenges over their windows, goals against targets.
+    Insights {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        /// First week shown (a date, YYYY-MM-DD); default: 12 weeks before the last.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last week shown (a date); default: the week of the latest moment.
+        #[arg(long)]
+        to: Option<String>,
+        /// The week taken as the current one for bridges, champions and gone quiet (a date).
+        #[arg(long)]
+        week: Option<String>,
+        /// Rows per list of people.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print one JSON document (the HTTP API's bodies) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
@@ -268,6 +292,10 @@ fn main() -> ExitCode {
         Command::Replay { data, org, summary, top, from_start } => {
             data::replay(&data::Options { data, org, rules: None, from_start }, summary, top)
         }
+        Command::Insights { data, org, from, to, week, limit, json } => insights::run(
+            &data::Options { data, org, rules: None, from_start: false },
+            &insights::Args { from, to, week, limit, json },
+        ),
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
         Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),
     };

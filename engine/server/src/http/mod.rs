@@ -18,6 +18,7 @@ pub mod budget;
 pub mod config;
 pub mod effects;
 pub mod error;
+pub mod insights;
 pub mod limit;
 pub mod metrics;
 pub mod plugins;
@@ -568,6 +569,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
+        .route("/v1/orgs/{org}/insights/activity", get(insights::get_activity))
+        .route("/v1/orgs/{org}/insights/bridges", get(insights::get_bridges))
+        .route("/v1/orgs/{org}/insights/champions", get(insights::get_champions))
+        .route("/v1/orgs/{org}/insights/quiet", get(insights::get_quiet))
+        .route("/v1/orgs/{org}/insights/challenges/{id}", get(insights::get_challenge))
+        .route("/v1/orgs/{org}/insights/goals", get(insights::get_goals))
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
         .merge(jobs)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
