@@ -58,7 +58,7 @@ const AT: &str = "2026-03-02T10:00:00Z";
 fn board_value(w: &mut plaudit_core::OrgWorld, board: &str, who: &str) -> Option<i64> {
     let q = PageQuery { team: None, around: None, offset: 0, limit: 10 };
     let page = w.leaderboard(board, &q).expect("a board");
-    page.rows.iter().find(|r| r.stakeholder == who).map(|r| r.value)
+    page.rows.stakeholders().iter().find(|r| r.stakeholder == who).map(|r| r.value)
 }
 
 fn withheld(effects: &[plaudit_sdk::Effect]) -> Vec<(i64, String)> {

@@ -24,6 +24,7 @@ mod server;
 mod simulate;
 mod snapshots;
 mod streaks;
+mod team_boards;
 mod tenancy;
 
 /// The `plaudit` binary cargo built for these tests.

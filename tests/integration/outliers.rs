@@ -39,7 +39,7 @@ fn wednesday_noon() -> i64 {
 fn weekly(d: &mut Organisation) -> Vec<(String, i64)> {
     let q = PageQuery { team: None, around: None, offset: 0, limit: 10 };
     let page = d.world_mut().leaderboard("weekly", &q).expect("the board");
-    page.rows.into_iter().map(|r| (r.stakeholder, r.value)).collect()
+    page.rows.stakeholders().iter().map(|r| (r.stakeholder.clone(), r.value)).collect()
 }
 
 #[test]

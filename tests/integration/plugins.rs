@@ -109,7 +109,7 @@ fn bridge_builder_awards_once_per_new_team_through_levels_and_leaderboards() {
             && matches!(&e.kind, EffectKind::LevelReached { level, .. } if level == "Regular"))
     );
     let board = w.leaderboard("xp", &PageQuery { limit: 10, ..Default::default() }).expect("board");
-    assert_eq!((board.rows[0].stakeholder.as_str(), board.rows[0].value), ("ann", 90));
+    assert_eq!((board.rows.stakeholders()[0].stakeholder.as_str(), board.rows.stakeholders()[0].value), ("ann", 90));
     let status = w.plugin("bridge-builder").expect("installed");
     assert_eq!((status.calls, status.failed_calls, status.moments), (1, 0, 4));
     assert_eq!(status.stakeholders_with_state, 1);

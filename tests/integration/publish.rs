@@ -187,7 +187,8 @@ fn a_new_all_time_board_is_filled_from_current_balances() {
     run(&mut w, vec![answer("a1", "ann"), answer("b1", "bob"), answer("b2", "bob")]);
     publish(&mut w, &format!("{V1}\n[[leaderboard]]\nid = \"coins\"\nmetric = \"coins\"\n"));
     let page = w.leaderboard("coins", &PageQuery { limit: 10, ..PageQuery::default() }).expect("the new board exists");
-    let rows: Vec<(String, i64, usize)> = page.rows.iter().map(|r| (r.stakeholder.clone(), r.value, r.rank)).collect();
+    let rows: Vec<(String, i64, usize)> =
+        page.rows.stakeholders().iter().map(|r| (r.stakeholder.clone(), r.value, r.rank)).collect();
     assert_eq!(rows, vec![("bob".to_string(), 2, 1), ("ann".to_string(), 1, 2)]);
     assert_eq!(w.profile("bob").expect("bob").ranks.get("coins"), Some(&1));
 }

@@ -134,8 +134,8 @@ fn additive_awards_only_what_the_rules_in_force_would_have_given_and_was_not() {
     assert!(!effects.iter().any(|e| matches!(e.kind, EffectKind::PointsRevoked { .. })), "nothing taken back");
     let q = plaudit_core::reads::PageQuery { limit: 10, ..Default::default() };
     let board = d.world_mut().leaderboard("xp", &q).expect("board");
-    assert_eq!(board.rows[0].stakeholder, "ann", "the all-time board follows the balances");
-    assert_eq!(board.rows[0].value, 60);
+    assert_eq!(board.rows.stakeholders()[0].stakeholder, "ann", "the all-time board follows the balances");
+    assert_eq!(board.rows.stakeholders()[0].value, 60);
 
     // The preview said exactly this.
     assert_eq!(preview.totals["xp"], (80, 105));

@@ -1,5 +1,6 @@
 //! Reads over a world: a stakeholder's profile, a leaderboard page (overall or per team, from an
-//! offset or around a stakeholder), and the challenges with their status. Serializable shapes,
+//! offset or around a stakeholder; on a team board, the teams, from an offset or around a
+//! team), and the challenges with their status. Serializable shapes,
 //! the same for the CLI's `--summary` and, later, the HTTP API.
 //!
 //! Reads only; they change no state. Those that show ranks publish queued leaderboard entries
@@ -12,7 +13,8 @@ use serde::Serialize;
 use crate::components::{Details, Scorecard, tally_key};
 use crate::ids::Sym;
 use crate::journal::window_label;
-use crate::leaderboard::Boards;
+use crate::leaderboard::teams::TeamBoard;
+use crate::leaderboard::{Board, Boards};
 use crate::resources::{Directory, Vocab};
 use crate::ruleset::program::{BadgeShape, ChallengeWindow};
 use crate::team::TeamChallenges;
@@ -82,6 +84,53 @@ pub struct Row {
     pub value: i64,
 }
 
+/// A row of a team board: a team, its value (the sum or the average of its members' values) and
+/// how many members count in it (those with a nonzero value on the board).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamRow {
+    pub rank: usize,
+    pub team: String,
+    pub value: i64,
+    pub members: u32,
+}
+
+/// A page's rows: stakeholders, or teams on a team board. Serialized as the bare array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Rows {
+    Stakeholders(Vec<Row>),
+    Teams(Vec<TeamRow>),
+}
+
+impl Rows {
+    /// The stakeholder rows (none on a team board).
+    pub fn stakeholders(&self) -> &[Row] {
+        match self {
+            Rows::Stakeholders(rows) => rows,
+            Rows::Teams(_) => &[],
+        }
+    }
+
+    /// The team rows (none on a stakeholder board).
+    pub fn teams(&self) -> &[TeamRow] {
+        match self {
+            Rows::Teams(rows) => rows,
+            Rows::Stakeholders(_) => &[],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Stakeholders(rows) => rows.len(),
+            Rows::Teams(rows) => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
     pub board: String,
@@ -92,16 +141,20 @@ pub struct Page {
     pub window: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    /// Participants on this board (or team ranking).
+    /// On a team board, how it combines the members' values: `sum` or `average`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teams: Option<&'static str>,
+    /// Participants on this board (or team ranking): stakeholders, or teams on a team board.
     pub total: usize,
-    pub rows: Vec<Row>,
+    pub rows: Rows,
 }
 
 /// Which part of a board to read.
 #[derive(Debug, Clone, Default)]
 pub struct PageQuery {
     pub team: Option<String>,
-    /// Rows around this stakeholder (± `limit / 2`) instead of from `offset`.
+    /// Rows around this stakeholder (± `limit / 2`) instead of from `offset`; on a team board,
+    /// around this team.
     pub around: Option<String>,
     pub offset: usize,
     pub limit: usize,
@@ -115,6 +168,10 @@ pub enum ReadError {
     UnknownStakeholder(String),
     #[error("stakeholder {0:?} is not on this leaderboard")]
     NotRanked(String),
+    #[error("team {0:?} is not on this leaderboard")]
+    TeamNotRanked(String),
+    #[error("leaderboard {0:?} ranks teams: it has no ranking within a team")]
+    TeamOfTeamBoard(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -285,6 +342,12 @@ impl OrgWorld {
         let ix = p.board_ix(board).ok_or_else(|| ReadError::UnknownBoard(board.to_string()))?;
         let def = &p.leaderboards[ix];
         let b = &w.resource::<Boards>().0[ix];
+        if let Some(tb) = &b.team_board {
+            if q.team.is_some() {
+                return Err(ReadError::TeamOfTeamBoard(def.id.clone()));
+            }
+            return self.team_page(ix, b, tb, q);
+        }
         let team_sym = q.team.as_deref().map(|t| w.resource::<Vocab>().0.get(t).map_or(Sym::NONE, Sym));
         let ranking =
             team_sym.and_then(|t| b.ranking(Some(t))).or(if team_sym.is_some() { None } else { Some(&b.all) });
@@ -295,8 +358,9 @@ impl OrgWorld {
             ties: def.ties.name(),
             window: def.window.filter(|_| b.window != i32::MIN).map(|per| p.calendar.period_label(per, b.window)),
             team: q.team.clone(),
+            teams: None,
             total: ranking.map_or(0, |r| r.index.len()),
-            rows: Vec::new(),
+            rows: Rows::Stakeholders(Vec::new()),
         };
         let Some(ranking) = ranking else { return Ok(page) };
         let start = match &q.around {
@@ -316,15 +380,54 @@ impl OrgWorld {
             }
         };
         let dir = w.resource::<Directory>();
+        let mut rows = Vec::new();
         for (i, k) in ranking.index.iter_from(start).take(limit).enumerate() {
             let Some(name) = u32::try_from(k.2).ok().and_then(|ext| dir.ids.try_resolve(ext)) else { continue };
-            page.rows.push(Row {
+            rows.push(Row { rank: ranking.rank(def.ties, start + i, &k), stakeholder: name.to_string(), value: -k.0 });
+        }
+        page.rows = Rows::Stakeholders(rows);
+        Ok(page)
+    }
+
+    /// A page of the team board `ix` (whose live state is `b`, `tb`), once published: the teams
+    /// from `q.offset`, or around the team `q.around`.
+    fn team_page(&self, ix: usize, b: &Board, tb: &TeamBoard, q: &PageQuery) -> Result<Page, ReadError> {
+        let p = self.program();
+        let def = &p.leaderboards[ix];
+        let vocab = &self.world().resource::<Vocab>().0;
+        let ranking = &tb.ranking;
+        let limit = q.limit.clamp(1, 1000);
+        let start = match &q.around {
+            None => q.offset,
+            Some(team) => {
+                let not_ranked = || ReadError::TeamNotRanked(team.clone());
+                let published = vocab.get(team).and_then(|t| tb.team(t)).and_then(|t| t.published);
+                let pos = published.and_then(|k| ranking.index.rank(&k)).ok_or_else(not_ranked)?;
+                pos.saturating_sub(limit / 2)
+            }
+        };
+        let mut rows = Vec::new();
+        for (i, k) in ranking.index.iter_from(start).take(limit).enumerate() {
+            let Some((team, name)) = u32::try_from(k.2).ok().and_then(|t| Some((t, vocab.try_resolve(t)?))) else {
+                continue;
+            };
+            rows.push(TeamRow {
                 rank: ranking.rank(def.ties, start + i, &k),
-                stakeholder: name.to_string(),
+                team: name.to_string(),
                 value: -k.0,
+                members: tb.team(team).map_or(0, |t| t.members),
             });
         }
-        Ok(page)
+        Ok(Page {
+            board: def.id.clone(),
+            metric: p.metric_name(def.metric).to_string(),
+            ties: def.ties.name(),
+            window: def.window.filter(|_| b.window != i32::MIN).map(|per| p.calendar.period_label(per, b.window)),
+            team: None,
+            teams: def.teams.map(|how| how.name()),
+            total: ranking.index.len(),
+            rows: Rows::Teams(rows),
+        })
     }
 
     /// Every challenge with its status.

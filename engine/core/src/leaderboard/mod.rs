@@ -14,8 +14,12 @@
 //! ranking ([`ordered::OrderedIndex::apply`]). So ingesting costs nothing per ranking, and a read
 //! pays for what changed since the one before it, touching each block of a ranking at most once.
 //! What a read sees is a function of the entries alone, never of when publishing ran.
+//!
+//! A team board (`teams = "sum" | "average"`) ranks teams instead: publishing moves each entry
+//! between its teams' aggregates ([`teams::TeamBoard`]) and keeps no stakeholder ranking for it.
 
 pub mod ordered;
+pub mod teams;
 
 use bevy_ecs::prelude::*;
 use rustc_hash::FxHashMap;
@@ -25,6 +29,7 @@ use crate::ids::Sym;
 use crate::resources::ProgramRes;
 use crate::ruleset::program::{Leaderboard, Program, Ties};
 use ordered::{DistinctCounter, OrderedIndex};
+use teams::TeamBoard;
 
 /// Ranking order: `(-value, seq, directory number)`.
 pub type Key = (i64, u64, u64);
@@ -93,6 +98,8 @@ pub struct Board {
     pub ties: Ties,
     pub all: Ranking,
     pub teams: FxHashMap<u32, Ranking>,
+    /// A team board's teams (then `all` and `teams` stay empty); `None` on a stakeholder board.
+    pub team_board: Option<Box<TeamBoard>>,
 }
 
 impl Board {
@@ -102,6 +109,7 @@ impl Board {
             ties: def.ties,
             all: Ranking::new(def.ties),
             teams: FxHashMap::default(),
+            team_board: def.teams.map(|how| Box::new(TeamBoard::new(how, def.ties))),
         }
     }
 
@@ -200,16 +208,26 @@ pub fn publish(
                 *board = Board::new(def);
                 board.window = entry.window;
             }
-            let old = entry.published().filter(|pb| pb.0 == board.window).map(|(_, v, s)| key(v, s, id.ext));
+            let published = entry.published().filter(|pb| pb.0 == board.window);
+            let old = published.map(|(_, v, s)| key(v, s, id.ext));
             entry.set_published(None);
             let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, id.ext));
-            board.all.update(old, new);
             let ties = board.ties;
-            if entry.published_team == id.team {
+            if let Some(tb) = &mut board.team_board {
+                // Stakeholders without a team count in no team.
+                if let Some((_, v, s)) = published.filter(|_| !entry.published_team.is_none()) {
+                    tb.remove(entry.published_team.0, v, s);
+                }
+                if new.is_some() && !id.team.is_none() {
+                    tb.add(id.team.0, entry.value, entry.seq);
+                }
+            } else if entry.published_team == id.team {
+                board.all.update(old, new);
                 if !id.team.is_none() {
                     board.teams.entry(id.team.0).or_insert_with(|| Ranking::new(ties)).update(old, new);
                 }
             } else {
+                board.all.update(old, new);
                 if let Some(t) = board.teams.get_mut(&entry.published_team.0) {
                     t.update(old, None);
                 }
@@ -228,6 +246,9 @@ pub fn publish(
     for board in &mut boards.0 {
         board.all.commit();
         board.teams.values_mut().for_each(Ranking::commit);
+        if let Some(tb) = &mut board.team_board {
+            tb.commit();
+        }
     }
     queue.recycle(queued);
 }

@@ -525,6 +525,10 @@ pub fn compile(doc: &RuleSetDoc, vocab: &mut Interner, origin: &str) -> Result<P
                 TiesDoc::Dense => Ties::Dense,
                 TiesDoc::FirstCome => Ties::FirstCome,
             },
+            teams: b.teams.map(|t| match t {
+                TeamsDoc::Sum => TeamValue::Sum,
+                TeamsDoc::Average => TeamValue::Average,
+            }),
         });
     }
 

@@ -501,4 +501,14 @@ pub struct LeaderboardDoc {
     pub window: BoardWindowDoc,
     #[serde(default)]
     pub ties: TiesDoc,
+    /// Rank teams instead of stakeholders, by the members' values summed or averaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<TeamsDoc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamsDoc {
+    Sum,
+    Average,
 }

@@ -316,6 +316,27 @@ pub struct Leaderboard {
     pub metric: MetricRef,
     pub window: Option<Period>,
     pub ties: Ties,
+    /// A team board: teams ranked by their members' values, combined so. `None`: stakeholders.
+    pub teams: Option<TeamValue>,
+}
+
+/// How a team board combines its members' values (see [`crate::leaderboard::teams`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamValue {
+    /// The members' values added up.
+    Sum,
+    /// The sum divided by the members with a nonzero value, rounded to the nearest integer,
+    /// halves away from zero.
+    Average,
+}
+
+impl TeamValue {
+    pub fn name(self) -> &'static str {
+        match self {
+            TeamValue::Sum => "sum",
+            TeamValue::Average => "average",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -1017,7 +1017,10 @@ async fn get_leaderboard(
         let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string());
         match e {
             ReadError::UnknownBoard(_) => error,
-            ReadError::UnknownStakeholder(_) | ReadError::NotRanked(_) => error.field("around"),
+            ReadError::UnknownStakeholder(_) | ReadError::NotRanked(_) | ReadError::TeamNotRanked(_) => {
+                error.field("around")
+            }
+            ReadError::TeamOfTeamBoard(_) => ApiError::bad_request("invalid_query", e.to_string()).field("team"),
         }
     })
 }
