@@ -62,7 +62,8 @@ impl Worker {
     }
 
     /// Waits for the snapshot being written, if any, and takes a last one if records came
-    /// since (when snapshots are on). For a clean stop.
+    /// since (when snapshots are on), then stops the worker and lets go of the organisation
+    /// before answering. For a clean stop: later jobs are refused.
     pub async fn close(&self) -> Result<(), ApiError> {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Close(reply), rx).await
@@ -164,8 +165,12 @@ fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: S
         match job {
             Job::Run(f) => f(&mut durable),
             Job::Close(reply) => {
+                // The organisation (its store handle with it) is gone before the answer: a
+                // server opened on the same data right after this one closed finds it free.
                 snapshots.close(&mut durable);
+                drop(durable);
                 let _ = reply.send(());
+                return;
             }
             Job::Ingest { records, effects, reply } => {
                 let mut total = records.len();
