@@ -85,7 +85,22 @@ impl App {
         content_type: &str,
         body: &[u8],
     ) -> (u16, String, Value) {
-        let mut request = Request::builder().method(method).uri(path).header("content-type", content_type);
+        self.send_with(method, path, key, &[("content-type", content_type)], body)
+    }
+
+    /// Sends `body` with `headers`; answers as [`App::send`].
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }

@@ -15,6 +15,7 @@ mod grouping;
 mod http;
 mod leaderboards;
 mod outliers;
+mod people;
 mod plugins;
 mod publish;
 mod retroactive;

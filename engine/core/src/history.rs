@@ -1,6 +1,10 @@
 //! What the world remembers of past records: the ids of accepted moments (idempotency) and the
 //! ledger of what each moment earned (retraction).
 //!
+//! Each ledger entry names what gave it by an [`Origin`] (a rule, a badge, a challenge, a
+//! plugin, an application to history), interned once, so that a stakeholder's history
+//! ([`History::entries_of`]) still says why after the rule set that gave it was replaced.
+//!
 //! This is history, not stakeholder state: it grows with the number of moments and is left out
 //! of the memory-per-stakeholder figure. The durable store keeps the log; this is the in-memory
 //! index over it. It is kept in blocks of [`BLOCK`] moments ([`crate::chunks`]), each with the
@@ -12,21 +16,136 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 
 use crate::chunks::{BLOCK, Block, Chunked, split};
-use crate::intern::Interner;
-use crate::ruleset::program::CurrencyIx;
+use rustc_hash::FxHashMap;
 
-/// One thing a moment earned, so that a retraction can reverse it.
+use crate::application::Mode;
+use crate::intern::Interner;
+use crate::journal::Source;
+use crate::ruleset::program::{CurrencyIx, Program};
+
+/// One thing a moment earned: points and badges, which a retraction reverses, and the level
+/// reached and the challenge window completed, which stay (they are records of activity).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Earned {
-    Points { currency: CurrencyIx, amount: i64 },
-    Badge { badge: u16, tier: Option<u8> },
+    Points {
+        currency: CurrencyIx,
+        amount: i64,
+    },
+    Badge {
+        badge: u16,
+        tier: Option<u8>,
+    },
+    /// Level `index` of the rule set's levels reached.
+    Level {
+        index: u32,
+    },
+    /// The window of the challenge named by the entry's origin completed.
+    Completed {
+        window: i32,
+    },
 }
 
-/// What a moment earned for one stakeholder, named by its directory number.
+/// What a moment earned for one stakeholder, named by its directory number, and what gave it
+/// (an index into [`History::origins`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub stakeholder: u32,
+    pub origin: u16,
     pub earned: Earned,
+}
+
+/// What gave a ledger entry, by name: it outlives the rule set in force when it was given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Origin {
+    Rule(Box<str>),
+    Badge(Box<str>),
+    Challenge(Box<str>),
+    Streak(Box<str>),
+    Level,
+    /// The plugin in this slot (slots keep their plugin's name for good).
+    Plugin(u16),
+    /// Rule-set version `version` applied to history.
+    History {
+        version: u32,
+        mode: Mode,
+    },
+    /// Anything else (more origins than an index holds).
+    Other,
+}
+
+impl Origin {
+    /// The origin of an effect of `source` under program `p`.
+    pub fn of(source: Source, p: &Program) -> Origin {
+        let id = |s: &str| Box::from(s);
+        match source {
+            Source::Rule(r) => p.rules.get(r as usize).map_or(Origin::Other, |r| Origin::Rule(id(&r.id))),
+            Source::Badge(b) => p.badges.get(b as usize).map_or(Origin::Other, |b| Origin::Badge(id(&b.id))),
+            Source::Challenge(c) => {
+                p.challenges.get(c as usize).map_or(Origin::Other, |c| Origin::Challenge(id(&c.id)))
+            }
+            Source::Streak(s) => p.streaks.get(s as usize).map_or(Origin::Other, |s| Origin::Streak(id(&s.id))),
+            Source::Level => Origin::Level,
+            Source::Plugin(slot) => Origin::Plugin(slot),
+            Source::History { version, mode } => Origin::History { version, mode },
+            Source::Guard | Source::Retraction => Origin::Other,
+        }
+    }
+}
+
+/// The origins ledger entries name, each once; and, for the rule set in force, which index each
+/// effect source has (a lookup per entry in the scoring loop, not a string).
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    names: Vec<Origin>,
+    index: FxHashMap<Origin, u16>,
+    of_source: FxHashMap<Source, u16>,
+}
+
+impl Origins {
+    /// The index of `source`'s origin under program `p`, interned on first use.
+    #[inline]
+    pub fn of(&mut self, source: Source, p: &Program) -> u16 {
+        if let Some(&i) = self.of_source.get(&source) {
+            return i;
+        }
+        let i = self.intern(Origin::of(source, p));
+        self.of_source.insert(source, i);
+        i
+    }
+
+    /// The index of `origin`, interned on first use; the last index stands for
+    /// [`Origin::Other`] once every other one is taken.
+    pub fn intern(&mut self, origin: Origin) -> u16 {
+        if let Some(&i) = self.index.get(&origin) {
+            return i;
+        }
+        let Ok(i) = u16::try_from(self.names.len()) else { return u16::MAX };
+        let origin = if i == u16::MAX { Origin::Other } else { origin };
+        self.names.push(origin.clone());
+        self.index.insert(origin, i);
+        i
+    }
+
+    /// The origin at `i` ([`Origin::Other`] for one never interned).
+    pub fn get(&self, i: u16) -> &Origin {
+        self.names.get(i as usize).unwrap_or(&Origin::Other)
+    }
+
+    /// Every origin, by index (for a snapshot).
+    pub fn names(&self) -> &[Origin] {
+        &self.names
+    }
+
+    /// The origins a snapshot listed, by index.
+    pub fn restore(names: Vec<Origin>) -> Origins {
+        let index = names.iter().enumerate().map(|(i, o)| (o.clone(), i as u16)).collect();
+        Origins { names, index, of_source: FxHashMap::default() }
+    }
+
+    /// Sources are indexes into one rule set: a publication forgets them (the origins stay).
+    pub fn forget_program(&mut self) {
+        self.of_source.clear();
+    }
 }
 
 /// Per moment: where its ledger entries are in its block, and whether it was retracted.
@@ -95,6 +214,8 @@ pub struct History {
     pub last_seq: u64,
     /// The latest `at` of any accepted moment (event time: what "now" means for reads).
     pub latest_at: Option<i64>,
+    /// What gave the ledger's entries.
+    pub origins: Origins,
 }
 
 impl History {
@@ -139,7 +260,7 @@ impl History {
     /// Records that `moment` earned `earned` for `stakeholder`. Entries of one moment are
     /// contiguous because the effects pass handles moments in order.
     #[inline]
-    pub fn record(&mut self, moment: u32, stakeholder: u32, earned: Earned) {
+    pub fn record(&mut self, moment: u32, stakeholder: u32, origin: u16, earned: Earned) {
         let (k, i) = split(moment as usize);
         let Some(block) = self.moments.block_mut(k) else { return };
         let at = block.ledger.len() as u32;
@@ -148,7 +269,7 @@ impl History {
             info.ledger_start = at;
         }
         info.ledger_len += 1;
-        block.ledger.push(LedgerEntry { stakeholder, earned });
+        block.ledger.push(LedgerEntry { stakeholder, origin, earned });
     }
 
     /// What `moment` earned (nothing for an unknown one).
@@ -210,19 +331,19 @@ mod tests {
         let n = (BLOCK + 3) as u32;
         for m in 0..n {
             assert_eq!(h.accept(&format!("m{m}")), Some(m));
-            h.record(m, m % 7, points(i64::from(m)));
-            h.record(m, 9, points(1));
+            h.record(m, m % 7, 0, points(i64::from(m)));
+            h.record(m, 9, 1, points(1));
         }
         assert_eq!(h.accept("m0"), None, "a duplicate");
         let shared = h.share();
         h.retract(3);
-        h.record(n - 1, 2, points(5));
+        h.record(n - 1, 2, 0, points(5));
         assert!(h.retracted(3) && !h.retracted(4) && !h.retracted(n + 10));
         assert_eq!(
             h.earned(BLOCK as u32),
             [
-                LedgerEntry { stakeholder: (BLOCK as u32) % 7, earned: points(BLOCK as i64) },
-                LedgerEntry { stakeholder: 9, earned: points(1) },
+                LedgerEntry { stakeholder: (BLOCK as u32) % 7, origin: 0, earned: points(BLOCK as i64) },
+                LedgerEntry { stakeholder: 9, origin: 1, earned: points(1) },
             ]
         );
         assert_eq!(h.earned(n - 1).len(), 3);
@@ -231,5 +352,25 @@ mod tests {
         assert_eq!(shared.iter().map(|b| b.ledger().len()).sum::<usize>(), 2 * n as usize);
         h.rewrite_ledger(|m, old, out| out.extend(old.iter().filter(|_| m % 2 == 0)));
         assert_eq!((h.earned(2).len(), h.earned(3).len()), (2, 0));
+    }
+
+    #[test]
+    fn an_origin_keeps_its_index_for_good_and_the_last_index_stands_for_any_other() {
+        let mut o = Origins::default();
+        let (a, b) = (o.intern(Origin::Rule("a".into())), o.intern(Origin::Badge("a".into())));
+        assert_eq!((a, b, o.intern(Origin::Rule("a".into()))), (0, 1, 0));
+        o.forget_program();
+        assert_eq!(
+            (o.get(0), o.get(1), o.get(7)),
+            (&Origin::Rule("a".into()), &Origin::Badge("a".into()), &Origin::Other)
+        );
+        for i in 2..u32::from(u16::MAX) + 10 {
+            o.intern(Origin::Plugin(i as u16).clone());
+            o.intern(Origin::History { version: i, mode: Mode::Additive });
+        }
+        assert_eq!(o.names().len(), usize::from(u16::MAX) + 1);
+        assert_eq!(o.get(u16::MAX), &Origin::Other);
+        assert_eq!(o.intern(Origin::Rule("new".into())), u16::MAX, "full: any other");
+        assert_eq!(Origins::restore(o.names().to_vec()).intern(Origin::Badge("a".into())), 1);
     }
 }

@@ -280,8 +280,10 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
     }
 }
 
-/// Rewrites the ledger's indexes; entries of dropped currencies and badges go.
+/// Rewrites the ledger's indexes; entries of dropped currencies and badges go. Origins name
+/// what gave the entries and stay; which index each effect source has is the new rule set's.
 fn carry_ledger(history: &mut History, maps: &Maps) {
+    history.origins.forget_program();
     history.rewrite_ledger(|_, old, ledger| {
         for entry in old {
             let earned = match entry.earned {
@@ -291,6 +293,8 @@ fn carry_ledger(history: &mut History, maps: &Maps) {
                 Earned::Badge { badge, tier } => {
                     maps.badges[badge as usize].map(|to| Earned::Badge { badge: to, tier })
                 }
+                // The level's index in the new steps; the challenge is named by the origin.
+                Earned::Level { .. } | Earned::Completed { .. } => Some(entry.earned),
             };
             if let Some(earned) = earned {
                 ledger.push(LedgerEntry { earned, ..*entry });

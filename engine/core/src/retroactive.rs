@@ -152,6 +152,7 @@ pub fn apply(live: &mut OrgWorld, new: OrgWorld, mode: Mode, version: u64) -> Re
 fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) -> usize {
     let program = std::sync::Arc::clone(&live.resource::<ProgramRes>().0);
     let seq = live.resource::<History>().last_seq;
+    let origin = live.resource_mut::<History>().origins.of(source, &program);
     let deltas = point_deltas(live, new, pairing);
     let nh = new.resource::<History>();
     // What the ledger gains, by live moment; the effects, in moment order.
@@ -174,10 +175,11 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             if delta == 0 {
                 continue; // at the balance's bound
             }
-            gains
-                .entry(lm)
-                .or_default()
-                .push(LedgerEntry { stakeholder: ext, earned: Earned::Points { currency, amount: delta } });
+            gains.entry(lm).or_default().push(LedgerEntry {
+                stakeholder: ext,
+                origin,
+                earned: Earned::Points { currency, amount: delta },
+            });
             effects.push(EffectRec {
                 seq,
                 moment: lm,
@@ -203,7 +205,11 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
                 continue;
             }
             slot.b = needed;
-            gains.entry(lm).or_default().push(LedgerEntry { stakeholder: ext, earned: Earned::Badge { badge, tier } });
+            gains.entry(lm).or_default().push(LedgerEntry {
+                stakeholder: ext,
+                origin,
+                earned: Earned::Badge { badge, tier },
+            });
             let kind = Kind::Badge { badge, tier, count: u32::try_from(needed).unwrap_or(u32::MAX) };
             effects.push(EffectRec { seq, moment: lm, stakeholder: ext, source, kind });
         }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::{
     CapSlot, Caps, Details, Entry, GuardState, Identity, Scorecard, Seen, Slot, Standing, Tally, Wallet,
 };
-use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments};
+use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments, Origin, Origins};
 use crate::ids::Sym;
 use crate::insights::{Insights, InsightsRows};
 use crate::intern::{Interner, Text};
@@ -37,7 +37,7 @@ use crate::world::OrgWorld;
 
 /// The version of [`WorldSnapshot`]'s shape. A snapshot of another version is not read (the
 /// log is replayed instead).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// A string table: an interner's blocks, the full ones shared with the world it was taken from
 /// (see [`Interner::share`]). Written as one string, the strings concatenated (`text`), and
@@ -152,9 +152,14 @@ impl PartialEq for LedgerRows {
 
 impl Serialize for LedgerRows {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let earning = |l: &LedgerEntry| match l.earned {
-            Earned::Points { currency, amount } => Earning(l.stakeholder, 0, currency.into(), amount),
-            Earned::Badge { badge, tier } => Earning(l.stakeholder, 1, badge, tier.map_or(-1, i64::from)),
+        let earning = |l: &LedgerEntry| {
+            let (tag, index, value) = match l.earned {
+                Earned::Points { currency, amount } => (0, currency.into(), amount),
+                Earned::Badge { badge, tier } => (1, badge, tier.map_or(-1, i64::from)),
+                Earned::Level { index } => (2, 0, index.into()),
+                Earned::Completed { window } => (3, 0, window.into()),
+            };
+            Earning(l.stakeholder, tag, index, value, l.origin)
         };
         s.collect_seq(ExactLen(self.len(), self.entries().map(earning)))
     }
@@ -164,15 +169,19 @@ impl<'de> Deserialize<'de> for LedgerRows {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let rows = Vec::<Earning>::deserialize(d)?;
         let mut ledger = Vec::with_capacity(rows.len());
-        for Earning(stakeholder, tag, index, value) in rows {
+        let out_of_range = |what: &str| serde::de::Error::custom(format!("{what} out of range"));
+        for Earning(stakeholder, tag, index, value, origin) in rows {
             let earned = match tag {
                 0 => Earned::Points {
-                    currency: u8::try_from(index).map_err(|_| serde::de::Error::custom("currency index over 255"))?,
+                    currency: u8::try_from(index).map_err(|_| out_of_range("currency index"))?,
                     amount: value,
                 },
-                _ => Earned::Badge { badge: index, tier: u8::try_from(value).ok() },
+                1 => Earned::Badge { badge: index, tier: u8::try_from(value).ok() },
+                2 => Earned::Level { index: u32::try_from(value).map_err(|_| out_of_range("level index"))? },
+                3 => Earned::Completed { window: i32::try_from(value).map_err(|_| out_of_range("challenge window"))? },
+                _ => return Err(serde::de::Error::custom(format!("unknown ledger entry tag {tag}"))),
             };
-            ledger.push(LedgerEntry { stakeholder, earned });
+            ledger.push(LedgerEntry { stakeholder, origin, earned });
         }
         Ok(LedgerRows(vec![Arc::new(Moments::loose(Vec::new(), ledger))]))
     }
@@ -245,12 +254,13 @@ impl<'de> Deserialize<'de> for Seen {
     }
 }
 
-/// What a moment earned for a stakeholder: `(who, tag, index, value)`, tag 0 for points
-/// (index = currency, value = amount), 1 for a badge (index = badge, value = tier or -1). The
-/// ledger lists them moment after moment, so the moment is implied (see
-/// [`WorldSnapshot::moment_info`]).
+/// What a moment earned for a stakeholder: `(who, tag, index, value, origin)`, tag 0 for
+/// points (index = currency, value = amount), 1 for a badge (index = badge, value = tier or
+/// -1), 2 for a level (value = its index), 3 for a challenge window completed (value = the
+/// window); origin indexes [`WorldSnapshot::origins`]. The ledger lists them moment after
+/// moment, so the moment is implied (see [`WorldSnapshot::moment_info`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Earning(pub u32, pub u8, pub u16, pub i64);
+pub struct Earning(pub u32, pub u8, pub u16, pub i64, pub u16);
 
 /// A team's progress in a team challenge: `(challenge, team, window, moments, completed,
 /// contributors, generation)`.
@@ -279,6 +289,8 @@ pub struct WorldSnapshot {
     pub moments: Strings,
     pub moment_info: MomentRows,
     pub ledger: LedgerRows,
+    /// What gave the ledger's entries, by index.
+    pub origins: Vec<Origin>,
     pub teams: Vec<TeamRow>,
     pub team_generations: u64,
     pub plugins: Vec<PluginRow>,
@@ -367,6 +379,7 @@ impl OrgWorld {
             moments: Strings(history.ids.share()),
             moment_info: MomentRows(moments.clone()),
             ledger: LedgerRows(moments),
+            origins: history.origins.names().to_vec(),
             teams: team_rows,
             team_generations: teams.generations,
             plugins,
@@ -448,6 +461,10 @@ impl OrgWorld {
         if let Some(l) = s.ledger.entries().find(|l| l.stakeholder as usize >= n) {
             return Err(bad(format!("stakeholder {} unknown", l.stakeholder)));
         }
+        if let Some(l) = s.ledger.entries().find(|l| l.origin as usize >= s.origins.len()) {
+            return Err(bad(format!("origin {} unknown", l.origin)));
+        }
+        history.origins = Origins::restore(s.origins);
         let mut ledger = s.ledger.entries().copied();
         for (len, retracted) in s.moment_info.rows() {
             history.restore_moment(retracted, ledger.by_ref().take(len as usize));

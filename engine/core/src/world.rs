@@ -232,6 +232,7 @@ impl OrgWorld {
                 vocab: &w.resource::<Vocab>().0,
                 dir: w.resource::<Directory>(),
                 latest_at: history.latest_at,
+                world: w,
             };
             read(&mut reader)
         })

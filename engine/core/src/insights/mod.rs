@@ -24,6 +24,7 @@
 //! publication ([`Insights::forget_program`]) and an application to history
 //! ([`crate::retroactive`]) are the others.
 
+pub mod people;
 pub mod reads;
 pub mod view;
 

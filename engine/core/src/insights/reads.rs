@@ -38,10 +38,12 @@ pub enum InsightsError {
     Invalid { field: &'static str, message: String },
     #[error("unknown challenge {0:?}")]
     UnknownChallenge(String),
+    #[error("unknown stakeholder {0:?}")]
+    UnknownStakeholder(String),
 }
 
 impl InsightsError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> InsightsError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> InsightsError {
         InsightsError::Invalid { field, message: message.into() }
     }
 }
@@ -248,6 +250,8 @@ pub struct Reader<'a> {
     pub(crate) vocab: &'a Interner,
     pub(crate) dir: &'a Directory,
     pub(crate) latest_at: Option<i64>,
+    /// The rest of the world, read only: scorecards, the history's ledger, plugin names.
+    pub(crate) world: &'a bevy_ecs::world::World,
 }
 
 impl Reader<'_> {
@@ -255,11 +259,11 @@ impl Reader<'_> {
         self.program.calendar.period_label(Period::Week, week)
     }
 
-    fn name(&self, s: Sym) -> Option<String> {
+    pub(crate) fn name(&self, s: Sym) -> Option<String> {
         (!s.is_none()).then(|| self.vocab.resolve(s.0).to_string())
     }
 
-    fn sym(&self, name: &str) -> Sym {
+    pub(crate) fn sym(&self, name: &str) -> Sym {
         self.vocab.get(name).map_or(Sym::NONE, Sym)
     }
 
@@ -759,6 +763,6 @@ fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { (part as f64 * 1000.0 / whole as f64).round() / 10.0 }
 }
 
-fn rfc3339(at: i64) -> String {
+pub(crate) fn rfc3339(at: i64) -> String {
     jiff::Timestamp::from_second(at).map_or_else(|_| at.to_string(), |t| t.to_string())
 }

@@ -3,7 +3,8 @@
 
 use plaudit_sdk::Record;
 
-use super::reads::{Activity, By, PeopleFilter};
+use super::people::{HistoryRow, PeopleQuery};
+use super::reads::{Activity, By, InsightsError, PeopleFilter};
 use crate::OrgWorld;
 use crate::ruleset::parse_toml;
 
@@ -17,8 +18,13 @@ id = "xp"
 
 [[rule]]
 id = "intro"
+description = "An introduction"
 match = { kind = ["intro"] }
 award = [{ to = "actor", currency = "xp", amount = 10 }]
+
+[levels]
+currency = "xp"
+steps = [{ name = "Newcomer", at = 0 }, { name = "Connector", at = 20 }]
 
 [[challenge]]
 id = "meet2"
@@ -129,6 +135,16 @@ fn everything(w: &mut OrgWorld) -> serde_json::Value {
             "challenge": r.challenge("meet2", None).expect("challenge"),
             "goals": r.goals(from, None).expect("goals"),
         })
+    })
+}
+
+/// The stakeholders listed, and every history, as JSON.
+fn people(w: &mut OrgWorld) -> serde_json::Value {
+    w.insights(|r| {
+        let all = r.stakeholders(&PeopleQuery { limit: Some(100), ..PeopleQuery::default() }).expect("listing");
+        let histories: Vec<_> =
+            PEOPLE.iter().map(|(id, _, _)| r.history_of(id, None, Some(1000)).expect("a history")).collect();
+        serde_json::json!({ "stakeholders": all, "histories": histories })
     })
 }
 
@@ -277,8 +293,11 @@ fn a_goal_is_met_one_week_and_missed_the_next() {
 #[test]
 fn insights_are_the_same_whatever_the_batch_sizes() {
     let whole = everything(&mut scored(100, &[]));
+    let listed = people(&mut scored(100, &[]));
     for batch in [1, 2, 3, 7] {
-        assert_eq!(everything(&mut scored(batch, &[])), whole, "batches of {batch}");
+        let mut w = scored(batch, &[]);
+        assert_eq!(everything(&mut w), whole, "batches of {batch}");
+        assert_eq!(people(&mut w), listed, "batches of {batch}");
     }
 }
 
@@ -289,6 +308,7 @@ fn insights_come_back_identically_from_a_snapshot() {
     let doc = parse_toml(RULES, "test").expect("rules parse");
     let mut restored = OrgWorld::restore(w.snapshot(), &doc, &mut |_| None).expect("restores");
     assert_eq!(everything(&mut restored), before);
+    assert_eq!(people(&mut restored), people(&mut w));
     // And they go on from there as the original does.
     let more = || {
         moments(&[]).into_iter().take(3).map(|r| match r {
@@ -303,6 +323,7 @@ fn insights_come_back_identically_from_a_snapshot() {
     w.ingest(more());
     restored.ingest(more());
     assert_eq!(everything(&mut restored), everything(&mut w));
+    assert_eq!(people(&mut restored), people(&mut w));
 }
 
 #[test]
@@ -323,4 +344,115 @@ fn insights_carry_over_a_rule_set_publication() {
     let after = everything(&mut w);
     assert_eq!(after["activity"], before["activity"]);
     assert_eq!(after["champions"], before["champions"]);
+}
+
+/// A history row as (moment, what, source, description, retracted).
+fn brief(row: &HistoryRow) -> (String, String, String, Option<String>, bool) {
+    let what = match &row.gain {
+        super::people::Gain::PointsAwarded { currency, amount } => format!("{amount:+} {currency}"),
+        super::people::Gain::BadgeEarned { badge, tier } => format!("badge {badge} {tier:?}"),
+        super::people::Gain::LevelReached { level, index } => format!("level {index} {level}"),
+        super::people::Gain::ChallengeCompleted { challenge, window } => format!("completed {challenge} {window}"),
+    };
+    (row.moment.clone(), what, format!("{}:{}", row.source_type, row.source), row.description.clone(), row.retracted)
+}
+
+fn history_of(w: &mut OrgWorld, id: &str, after: Option<&str>, limit: usize) -> (Vec<String>, Option<String>) {
+    let page = w.insights(|r| r.history_of(id, after, Some(limit))).expect("a history");
+    let rows = page.effects.iter().map(|r| format!("{:?}", brief(r))).collect();
+    (rows, page.next)
+}
+
+fn row(m: &str, what: &str, source: &str, description: Option<&str>, retracted: bool) -> String {
+    format!("{:?}", (m.to_string(), what.to_string(), source.to_string(), description.map(str::to_string), retracted))
+}
+
+#[test]
+fn a_stakeholders_history_is_every_gain_newest_first_with_what_gave_it_page_by_page() {
+    let mut w = scored(3, &[]);
+    let intro = Some("An introduction");
+    let meet2 = Some("Two meets a week");
+    // ann: intro m1 (+10, level Newcomer), m4 (+10, level Connector), m8 (+10); meets m11, m12
+    // complete meet2 in the week of 2026-03-30 (+5). Within a moment, the latest gain first.
+    let all = [
+        row("m12", "+5 xp", "challenge:meet2", meet2, false),
+        row("m12", "completed meet2 2026-03-30", "challenge:meet2", meet2, false),
+        row("m8", "+10 xp", "rule:intro", intro, false),
+        row("m4", "level 1 Connector", "level:level", None, false),
+        row("m4", "+10 xp", "rule:intro", intro, false),
+        row("m1", "level 0 Newcomer", "level:level", None, false),
+        row("m1", "+10 xp", "rule:intro", intro, false),
+    ];
+    let (first, next) = history_of(&mut w, "ann", None, 3);
+    assert_eq!(first, all[..3]);
+    let (second, next) = history_of(&mut w, "ann", next.as_deref(), 3);
+    assert_eq!(second, all[3..6]);
+    let (third, next) = history_of(&mut w, "ann", next.as_deref(), 3);
+    assert_eq!((third, next), (all[6..].to_vec(), None));
+    assert_eq!(history_of(&mut w, "ann", None, 100).0, all);
+
+    // A retracted moment's gains stay, marked: they were taken back.
+    w.ingest([record(r#"{"retract":"m8"}"#.to_string())]);
+    assert_eq!(history_of(&mut w, "ann", None, 3).0[2], row("m8", "+10 xp", "rule:intro", intro, true));
+
+    // A rule set without the rule: the entries still name it, without a description.
+    let renamed = RULES.replace(r#"id = "intro""#, r#"id = "introduction""#);
+    w.publish_rules(&parse_toml(&renamed, "v2").expect("parses"), "v2").expect("publishes");
+    assert_eq!(history_of(&mut w, "ann", None, 100).0[6], row("m1", "+10 xp", "rule:intro", None, false));
+    // And what the new rule gives is named after it.
+    w.ingest(moments(&[]).into_iter().take(1).map(|r| match r {
+        Record::Moment(mut m) => {
+            m.id = "m18".into();
+            Record::Moment(m)
+        }
+        other => other,
+    }));
+    assert_eq!(history_of(&mut w, "ann", None, 1).0, [row("m18", "+10 xp", "rule:introduction", intro, false)]);
+}
+
+#[test]
+fn a_history_read_names_the_stakeholder_and_cursor_it_cannot_read() {
+    let mut w = scored(100, &[]);
+    assert_eq!(w.insights(|r| r.history_of("zed", None, None)), Err(InsightsError::UnknownStakeholder("zed".into())));
+    for bad in ["x", "1", "a.b", "-1.0"] {
+        let err = w.insights(|r| r.history_of("ann", Some(bad), None)).expect_err(bad);
+        assert!(matches!(err, InsightsError::Invalid { field: "after", .. }), "{bad}: {err:?}");
+    }
+    let err = w.insights(|r| r.history_of("ann", None, Some(0))).expect_err("limit 0");
+    assert!(matches!(err, InsightsError::Invalid { field: "limit", .. }), "{err:?}");
+    // Someone who never gained anything has an empty history.
+    let dan = w.insights(|r| r.history_of("dan", None, None)).expect("dan");
+    assert_eq!((dan.effects.len(), dan.next), (0, None));
+}
+
+#[test]
+fn stakeholders_are_listed_by_team_and_kind_in_the_order_first_seen_page_by_page() {
+    let mut w = scored(100, &[]);
+    let list = |w: &mut OrgWorld, q: PeopleQuery| {
+        let page = w.insights(|r| r.stakeholders(&q)).expect("a listing");
+        let ids: Vec<String> = page.stakeholders.iter().map(|s| s.stakeholder.clone()).collect();
+        (page.total, ids, page.next)
+    };
+    let q = |team: Option<&str>, kind: Option<&str>, after: Option<&str>, limit: usize| PeopleQuery {
+        team: team.map(Into::into),
+        kind: kind.map(Into::into),
+        after: after.map(Into::into),
+        limit: Some(limit),
+    };
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(list(&mut w, q(Some("sales"), None, None, 10)), (2, ids(&["ann", "eve"]), None));
+    assert_eq!(list(&mut w, q(None, Some("employee"), None, 2)), (4, ids(&["ann", "bob"]), Some("bob".into())));
+    assert_eq!(list(&mut w, q(None, Some("employee"), Some("bob"), 2)), (4, ids(&["eve", "fay"]), None));
+    assert_eq!(list(&mut w, q(Some("support"), Some("employee"), None, 10)), (2, ids(&["bob", "fay"]), None));
+    assert_eq!(list(&mut w, q(Some("nobody"), None, None, 10)), (0, ids(&[]), None));
+    assert_eq!(list(&mut w, q(None, None, None, 100)).0, 7);
+    // ann's row: her balance and level (30 from intros, 5 from the challenge).
+    let ann = w.insights(|r| r.stakeholders(&q(Some("sales"), None, None, 1))).expect("a listing");
+    let ann = &ann.stakeholders[0];
+    assert_eq!(
+        (ann.currencies["xp"], ann.level.as_deref(), ann.team.as_deref()),
+        (35, Some("Connector"), Some("sales"))
+    );
+    let err = w.insights(|r| r.stakeholders(&q(None, None, Some("zed"), 10))).expect_err("unknown after");
+    assert!(matches!(err, InsightsError::Invalid { field: "after", .. }), "{err:?}");
 }

@@ -206,6 +206,13 @@ impl Out<'_> {
         self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: who.ext, source, kind });
     }
 
+    /// Writes to the ledger what `m` gave `who`, and what gave it.
+    #[inline]
+    fn record(&mut self, m: &MomentRec, who: &Member, source: Source, earned: Earned) {
+        let origin = self.history.origins.of(source, self.p);
+        self.history.record(m.moment, who.ext, origin, earned);
+    }
+
     /// Adds `amount` of `currency` to the balance, and everything that follows from it.
     fn credit(
         &mut self,
@@ -225,7 +232,7 @@ impl Out<'_> {
             }
         }
         self.emit(m, who, source, Kind::Points { currency, amount: given, balance: new });
-        self.history.record(m.moment, who.ext, Earned::Points { currency, amount: given });
+        self.record(m, who, source, Earned::Points { currency, amount: given });
         self.changed(m, who, MetricRef::Currency(currency), old, new, depth);
         if self.p.levels.as_ref().is_some_and(|l| l.currency == currency) {
             self.level(m, who, new);
@@ -279,6 +286,7 @@ impl Out<'_> {
             who.tally.slot(tally_key::LEVEL).b = reached;
             for index in had..reached {
                 self.emit(m, who, Source::Level, Kind::Level { index: index as u32 });
+                self.record(m, who, Source::Level, Earned::Level { index: index as u32 });
             }
         }
     }
@@ -318,7 +326,7 @@ impl Out<'_> {
 
     fn earned_badge(&mut self, m: &MomentRec, who: &Member, badge: u16, tier: Option<u8>, count: u32) {
         self.emit(m, who, Source::Badge(badge), Kind::Badge { badge, tier, count });
-        self.history.record(m.moment, who.ext, Earned::Badge { badge, tier });
+        self.record(m, who, Source::Badge(badge), Earned::Badge { badge, tier });
     }
 
     /// A challenge grants badge `b` outright.
@@ -510,6 +518,7 @@ impl Out<'_> {
     fn completed(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
         let c = &self.p.challenges[ci as usize];
         self.emit(m, who, Source::Challenge(ci), Kind::ChallengeCompleted { challenge: ci, window });
+        self.record(m, who, Source::Challenge(ci), Earned::Completed { window });
         self.rewards(m, who, &c.reward, Source::Challenge(ci), 0);
         if let Some(b) = c.badge {
             self.grant_badge(m, who, b, 0);
@@ -568,6 +577,8 @@ fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
                 };
                 out.emit(m, &who, Source::Retraction, Kind::BadgeRevoked { badge, tier });
             }
+            // Records of activity: they stay.
+            Earned::Level { .. } | Earned::Completed { .. } => {}
         }
     }
 }

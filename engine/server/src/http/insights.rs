@@ -64,11 +64,12 @@ fn insights_error(e: InsightsError) -> ApiError {
     match e {
         InsightsError::Invalid { field, message } => ApiError::bad_request("invalid_query", message).field(field),
         InsightsError::UnknownChallenge(id) => ApiError::not_found(&format!("challenge {id:?}")),
+        InsightsError::UnknownStakeholder(id) => ApiError::not_found(&format!("stakeholder {id:?}")),
     }
 }
 
 /// Answers `body` as JSON, or as the CSV `csv` writes.
-fn answer<T: Serialize>(media: Media, body: &T, csv: impl FnOnce(&T) -> String) -> Response {
+pub(super) fn answer<T: Serialize>(media: Media, body: &T, csv: impl FnOnce(&T) -> String) -> Response {
     match media {
         Media::Json => axum::Json(body).into_response(),
         Media::Csv => {
@@ -80,7 +81,7 @@ fn answer<T: Serialize>(media: Media, body: &T, csv: impl FnOnce(&T) -> String) 
 }
 
 /// Runs `read` against organisation `org`'s insights on its worker.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     state: &AppState,
     org: &str,
     headers: &HeaderMap,
@@ -360,13 +361,13 @@ pub async fn get_goals(
 
 /// A text cell a spreadsheet will not run as a formula: one that starts like a formula gets a
 /// leading apostrophe (OWASP's advice on CSV injection).
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() }
 }
 
 /// Writes one CSV record (RFC 4180: fields with a comma, quote or line break quoted, quotes
 /// doubled; CRLF line ends).
-fn line(out: &mut String, fields: &[&str]) {
+pub(super) fn line(out: &mut String, fields: &[&str]) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');

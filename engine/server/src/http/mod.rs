@@ -10,7 +10,8 @@
 //!
 //! Served: `POST /v1/orgs` ([`admin`]), rule sets and the what-if ([`rules`]), plugins
 //! ([`plugins`]), `POST /v1/orgs/{org}/moments`, `GET /v1/orgs/{org}/stakeholders/{id}`,
-//! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, `GET /healthz`,
+//! `GET /v1/orgs/{org}/leaderboards/{board}`, `GET /v1/orgs/{org}/challenges`, insights
+//! ([`insights`]), the stakeholders' listing and histories ([`people`]), `GET /healthz`,
 //! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod insights;
 pub mod limit;
 pub mod metrics;
+pub mod people;
 pub mod plugins;
 pub mod rules;
 pub mod serve;
@@ -566,7 +568,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/orgs/{org}/webhooks/{name}",
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
         )
+        .route("/v1/orgs/{org}/stakeholders", get(people::get_stakeholders))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
+        .route("/v1/orgs/{org}/stakeholders/{id}/effects", get(people::get_stakeholder_effects))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
         .route("/v1/orgs/{org}/insights/activity", get(insights::get_activity))
