@@ -18,6 +18,32 @@ pub struct App {
     pub state: Arc<AppState>,
     router: axum::Router,
     pub keys: Vec<(String, String)>,
+    /// Dropped last: waits for the data directory's store to be free again.
+    _released: Released,
+}
+
+/// The data directory of an [`App`]. The organisations' worker threads let go of the store
+/// when the last handle on them is dropped, a little after the [`App`]'s other fields are:
+/// dropping this waits until the store opens again, so that the next start (or the CLI) finds
+/// it free.
+struct Released(std::path::PathBuf);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        let store = plaudit_server::datadir::DataDir::new(&self.0).store();
+        for _ in 0..1000 {
+            if !store.exists() {
+                return;
+            }
+            match plaudit_store::RedbStore::open(&store) {
+                Ok(_) => return,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        if !std::thread::panicking() {
+            panic!("{}: the store was not released within 10 s", store.display());
+        }
+    }
 }
 
 impl App {
@@ -31,6 +57,7 @@ impl App {
     pub fn start_with(config: ServerConfig) -> App {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let state = Arc::new(plaudit_server::http::open(&config).expect("the data directory opens"));
+        let released = Released(config.data.clone());
         let mut keys = Vec::new();
         if state.known().is_empty() {
             let mut files: Vec<_> = std::fs::read_dir(plaudit_tests::repo_root().join("rules"))
@@ -49,7 +76,8 @@ impl App {
         }
         state.open_organisations();
         runtime.block_on(state.start_background());
-        let app = App { router: plaudit_server::http::router(Arc::clone(&state)), runtime, state, keys };
+        let app =
+            App { router: plaudit_server::http::router(Arc::clone(&state)), runtime, state, keys, _released: released };
         app.wait_open();
         app
     }
@@ -85,7 +113,28 @@ impl App {
         content_type: &str,
         body: &[u8],
     ) -> (u16, String, Value) {
-        let mut request = Request::builder().method(method).uri(path).header("content-type", content_type);
+        self.exchange(method, path, key, &[("content-type", content_type)], body)
+    }
+
+    /// A GET with `Accept: accept` (no `Accept` header for `None`); the status, head and body
+    /// as [`App::send`] gives them.
+    pub fn get_accepting(&self, path: &str, key: Option<&str>, accept: Option<&str>) -> (u16, String, Value) {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        self.exchange("GET", path, key, &headers, b"")
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
