@@ -88,6 +88,13 @@ impl App {
         self.send_with(method, path, key, &[("content-type", content_type)], body)
     }
 
+    /// A GET with `Accept: accept` (no `Accept` header for `None`); the status, head and body
+    /// as [`App::send`] gives them.
+    pub fn get_accepting(&self, path: &str, key: Option<&str>, accept: Option<&str>) -> (u16, String, Value) {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        self.send_with("GET", path, key, &headers, b"")
+    }
+
     /// Sends `body` with `headers`; answers as [`App::send`].
     pub fn send_with(
         &self,

@@ -259,9 +259,17 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/effects",
         "/v1/orgs/{org}/webhooks",
         "/v1/orgs/{org}/webhooks/{name}",
+        "/v1/orgs/{org}/stakeholders",
         "/v1/orgs/{org}/stakeholders/{id}",
+        "/v1/orgs/{org}/stakeholders/{id}/effects",
         "/v1/orgs/{org}/leaderboards/{board}",
         "/v1/orgs/{org}/challenges",
+        "/v1/orgs/{org}/insights/activity",
+        "/v1/orgs/{org}/insights/bridges",
+        "/v1/orgs/{org}/insights/champions",
+        "/v1/orgs/{org}/insights/quiet",
+        "/v1/orgs/{org}/insights/challenges/{id}",
+        "/v1/orgs/{org}/insights/goals",
     ];
     let mut sorted = described.clone();
     sorted.sort_unstable();

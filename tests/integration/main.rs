@@ -13,6 +13,7 @@ mod determinism;
 mod durability;
 mod grouping;
 mod http;
+mod insights;
 mod leaderboards;
 mod outliers;
 mod people;

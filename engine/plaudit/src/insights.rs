@@ -41,6 +41,9 @@ pub fn run(o: &Options, a: &Args) -> anyhow::Result<ExitCode> {
     let people = PeopleFilter { limit: Some(a.limit), week: a.week.clone(), ..PeopleFilter::default() };
     let to = a.to.as_deref().or(a.week.as_deref());
     let report = durable.world_mut().insights(|r| -> Result<Report, plaudit_core::insights::reads::InsightsError> {
+        if let Some(week) = a.week.as_deref() {
+            r.week_of("week", week)?;
+        }
         Ok(Report {
             organisation,
             activity: r.activity(a.from.as_deref(), to, None)?,

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::{AppState, invalid_query};
+use super::{Admitted, AppState, invalid_query};
 use plaudit_core::insights::reads::{By, InsightsError, PeopleFilter, Reader};
 
 /// What an insights read answers in.
@@ -80,14 +80,11 @@ pub(super) fn answer<T: Serialize>(media: Media, body: &T, csv: impl FnOnce(&T) 
     }
 }
 
-/// Runs `read` against organisation `org`'s insights on its worker.
+/// Runs `read` against the admitted organisation's insights on its worker.
 pub(super) async fn read<T: Send + 'static>(
-    state: &AppState,
-    org: &str,
-    headers: &HeaderMap,
+    org: Admitted,
     read: impl FnOnce(&mut Reader) -> Result<T, InsightsError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let org = state.authorise(org, headers)?;
     org.worker.run(move |d| d.world_mut().insights(read)).await?.map_err(insights_error)
 }
 
@@ -105,9 +102,10 @@ pub async fn get_activity(
     headers: HeaderMap,
     params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
-    let a = read(&state, &org, &headers, move |r| r.activity(p.from.as_deref(), p.to.as_deref(), p.by)).await?;
+    let a = read(admitted, move |r| r.activity(p.from.as_deref(), p.to.as_deref(), p.by)).await?;
     Ok(answer(media, &a, |a| {
         let mut out = String::new();
         match a.by {
@@ -158,9 +156,10 @@ pub async fn get_bridges(
     headers: HeaderMap,
     params: Result<Query<WeekParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
-    let b = read(&state, &org, &headers, move |r| r.bridges(p.week.as_deref())).await?;
+    let b = read(admitted, move |r| r.bridges(p.week.as_deref())).await?;
     Ok(answer(media, &b, |b| {
         let mut out = String::new();
         line(&mut out, &["week", "team", "counterpart_team", "moments", "actors", "counterparts", "new"]);
@@ -203,10 +202,11 @@ pub async fn get_champions(
     headers: HeaderMap,
     params: Result<Query<PeopleParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let filter = PeopleFilter::from(p);
-    let c = read(&state, &org, &headers, move |r| r.champions(&filter)).await?;
+    let c = read(admitted, move |r| r.champions(&filter)).await?;
     Ok(answer(media, &c, |c| {
         let mut out = String::new();
         line(
@@ -257,10 +257,11 @@ pub async fn get_quiet(
     headers: HeaderMap,
     params: Result<Query<PeopleParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let filter = PeopleFilter::from(p);
-    let q = read(&state, &org, &headers, move |r| r.quiet(&filter)).await?;
+    let q = read(admitted, move |r| r.quiet(&filter)).await?;
     Ok(answer(media, &q, |q| {
         let mut out = String::new();
         line(&mut out, &["stakeholder", "kind", "team", "weeks_active", "last_moment"]);
@@ -292,9 +293,10 @@ pub async fn get_challenge(
     headers: HeaderMap,
     params: Result<Query<LimitParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
-    let c = read(&state, &org, &headers, move |r| r.challenge(&id, p.limit)).await?;
+    let c = read(admitted, move |r| r.challenge(&id, p.limit)).await?;
     Ok(answer(media, &c, |c| {
         let mut out = String::new();
         line(
@@ -333,9 +335,10 @@ pub async fn get_goals(
     headers: HeaderMap,
     params: Result<Query<GoalParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
-    let g = read(&state, &org, &headers, move |r| r.goals(p.from.as_deref(), p.to.as_deref())).await?;
+    let g = read(admitted, move |r| r.goals(p.from.as_deref(), p.to.as_deref())).await?;
     Ok(answer(media, &g, |g| {
         let mut out = String::new();
         line(&mut out, &["goal", "name", "measure", "target", "week", "actual", "met"]);

@@ -33,10 +33,11 @@ pub async fn get_stakeholders(
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let q = PeopleQuery { team: p.team, kind: p.kind, after: p.after, limit: p.limit };
-    let page = read(&state, &org, &headers, move |r| r.stakeholders(&q)).await?;
+    let page = read(admitted, move |r| r.stakeholders(&q)).await?;
     Ok(answer(media, &page, |page| {
         let currencies: Vec<&str> =
             page.stakeholders.first().map(|s| s.currencies.keys().map(String::as_str).collect()).unwrap_or_default();
@@ -72,9 +73,10 @@ pub async fn get_stakeholder_effects(
     headers: HeaderMap,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
-    let page = read(&state, &org, &headers, move |r| r.history_of(&id, p.after.as_deref(), p.limit)).await?;
+    let page = read(admitted, move |r| r.history_of(&id, p.after.as_deref(), p.limit)).await?;
     Ok(answer(media, &page, |page| {
         let mut out = String::new();
         line(
