@@ -749,5 +749,12 @@ fn plaudit_insights_refuses_an_organisation_without_a_log() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("organisation nobody has no log in"), "{err}");
     assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    // A mistyped data directory is named, and nothing is made there.
+    let typo = data.join("no-such-dir");
+    let out = plaudit_insights(&typo, &["--org", "riverside"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no data in") && err.contains("no-such-dir"), "{err}");
+    assert!(!typo.exists(), "a read creates nothing");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -152,8 +152,10 @@ impl OrgWorld {
     pub fn publish_prepared(&mut self, prepared: Prepared) -> Vec<Effect> {
         let pending = self.drain_effects();
         let seq = self.last_seq().0;
+        let old = Arc::clone(&self.world.resource::<ProgramRes>().0);
         crate::publish::carry_over(&mut self.world, prepared.program, seq);
-        self.world.resource_mut::<Insights>().forget_program();
+        let new = Arc::clone(&self.world.resource::<ProgramRes>().0);
+        self.world.resource_mut::<Insights>().forget_program(&old, &new);
         self.world.insert_resource(Vocab(prepared.vocab));
         self.periods = PeriodCache::default();
         pending

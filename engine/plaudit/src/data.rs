@@ -31,8 +31,13 @@ pub struct Options {
 /// version, in force from the next record.
 pub fn open(o: &Options) -> anyhow::Result<(Organisation, plaudit_server::organisation::Replayed)> {
     let org = OrgId::parse(&o.org).map_err(|e| anyhow::anyhow!("--org {:?}: {e}", o.org))?;
-    std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
     let data = DataDir::new(&o.data);
+    // Only a command that can create the organisation makes the directory and the store: a
+    // mistyped `--data` for a read leaves nothing behind.
+    if o.rules.is_none() && !data.store().exists() {
+        bail!("no data in {}: `plaudit import --rules FILE` or `plaudit serve` creates it", o.data.display());
+    }
+    std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
     let given = match &o.rules {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
@@ -40,7 +45,10 @@ pub fn open(o: &Options) -> anyhow::Result<(Organisation, plaudit_server::organi
     };
     let Some((mut durable, replayed)) = data.open_org(&store, &org, None, o.from_start)? else {
         let (Some(text), Some(path)) = (given, &o.rules) else {
-            bail!("organisation {org} has no log in {} yet: pass --rules to create it", o.data.display());
+            bail!(
+                "organisation {org} has no log in {} yet: `plaudit import --rules FILE` creates it",
+                o.data.display()
+            );
         };
         std::fs::create_dir_all(data.org(&org))?;
         let durable = Organisation::create(store, org, &text, Format::Toml)

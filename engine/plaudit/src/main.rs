@@ -210,7 +210,7 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         org: String,
-        /// First week shown (a date, YYYY-MM-DD); default: 12 weeks before the last.
+        /// First week shown (a date, YYYY-MM-DD); default: the 12 weeks ending with `--to`.
         #[arg(long)]
         from: Option<String>,
         /// Last week shown (a date); default: the week of the latest moment.

@@ -301,10 +301,19 @@ impl Insights {
         Some(&mut self.totals[i].1)
     }
 
-    /// A new rule set is in force: indexes into it are looked up afresh (ids carry over).
-    pub fn forget_program(&mut self) {
+    /// Rule set `new` replaces `old`: indexes into it are looked up afresh (ids carry over),
+    /// and a challenge whose window changed starts a new log (its windows' numbers meant
+    /// other periods, and a reader would label them by the new ones).
+    pub fn forget_program(&mut self, old: &crate::ruleset::program::Program, new: &crate::ruleset::program::Program) {
         self.currency_slot.clear();
         self.challenge_slot.clear();
+        let window =
+            |p: &crate::ruleset::program::Program, id: &str| p.challenges.iter().find(|c| c.id == id).map(|c| c.window);
+        for log in &mut self.challenges {
+            if window(old, &log.id) != window(new, &log.id) {
+                log.windows.clear();
+            }
+        }
     }
 
     /// Per week, what counted in its effects.

@@ -139,9 +139,8 @@ impl Reader<'_> {
         // A filter naming what nobody has matches nobody (not everybody).
         let want = |name: &Option<String>| name.as_deref().map(|n| self.sym(n));
         let (team, kind) = (want(&q.team), want(&q.kind));
-        let matches = |e: &crate::resources::DirEntry| {
-            team.is_none_or(|t| !t.is_none() && e.team == t) && kind.is_none_or(|k| !k.is_none() && e.kind == k)
-        };
+        let matches =
+            |e: &crate::resources::DirEntry| team.is_none_or(|t| e.team == t) && kind.is_none_or(|k| e.kind == k);
         let entries = &self.dir.entries;
         let total = entries.iter().filter(|e| matches(e)).count() as u64;
         let mut rows = Vec::new();

@@ -28,6 +28,8 @@ pub const MAX_WEEKS: i32 = 520;
 pub const DEFAULT_WEEKS: i32 = 12;
 /// Weeks before the last two that gone-quiet looks at.
 pub const QUIET_LOOKBACK: i32 = 8;
+/// The symbol of a filter's name that no one has: it matches no one.
+const NOBODY: Sym = Sym(u32::MAX - 1);
 /// Most rows a list of people gives.
 pub const MAX_LIMIT: usize = 1000;
 
@@ -263,8 +265,10 @@ impl Reader<'_> {
         (!s.is_none()).then(|| self.vocab.resolve(s.0).to_string())
     }
 
+    /// The symbol of a name a filter gives: one no one has is [`NOBODY`], which no one passes
+    /// (not [`Sym::NONE`], which those without a team or kind have).
     pub(crate) fn sym(&self, name: &str) -> Sym {
-        self.vocab.get(name).map_or(Sym::NONE, Sym)
+        self.vocab.get(name).map_or(NOBODY, Sym)
     }
 
     /// The week of a date (`YYYY-MM-DD`) in the organisation's time zone.
@@ -286,11 +290,9 @@ impl Reader<'_> {
     /// `from`..=`to` as weeks: both given, or the last [`DEFAULT_WEEKS`] up to `to` (the current
     /// week by default).
     fn range(&mut self, from: Option<&str>, to: Option<&str>) -> Result<Option<(i32, i32)>, InsightsError> {
+        let from = from.map(|f| self.week_of("from", f)).transpose()?;
         let Some(to) = self.now("to", to)? else { return Ok(None) };
-        let from = match from {
-            Some(f) => self.week_of("from", f)?,
-            None => to - (DEFAULT_WEEKS - 1),
-        };
+        let from = from.unwrap_or(to - (DEFAULT_WEEKS - 1));
         if from > to {
             return Err(InsightsError::invalid("from", "must not be after `to`"));
         }
@@ -420,7 +422,7 @@ impl Reader<'_> {
             return Err(InsightsError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
         }
         // A name no one has is a filter no one passes.
-        let named = |n: &Option<String>| n.as_deref().map(|n| self.vocab.get(n).map_or(Sym(u32::MAX - 1), Sym));
+        let named = |n: &Option<String>| n.as_deref().map(|n| self.sym(n));
         Ok((named(&f.kind).unwrap_or(Sym::NONE), named(&f.team).unwrap_or(Sym::NONE), limit))
     }
 

@@ -456,3 +456,54 @@ fn stakeholders_are_listed_by_team_and_kind_in_the_order_first_seen_page_by_page
     let err = w.insights(|r| r.stakeholders(&q(None, None, Some("zed"), 10))).expect_err("unknown after");
     assert!(matches!(err, InsightsError::Invalid { field: "after", .. }), "{err:?}");
 }
+
+#[test]
+fn a_goal_filtered_on_a_team_no_one_has_yet_counts_no_one_not_those_without_a_team() {
+    let rules =
+        format!("{RULES}\n[[goal]]\nid = \"marketing\"\nmeasure = \"moments\"\nteam = \"marketing\"\ntarget = 1\n");
+    let mut w = OrgWorld::from_doc(&parse_toml(&rules, "test").expect("parses"), "test").expect("compiles");
+    w.ingest(profiles());
+    w.ingest(moments(&[]));
+    // hal has no profile, so no team.
+    w.ingest([record(
+        r#"{"id":"h1","stakeholder":"hal","kind":"post","channel":"forum","at":"2026-03-31T10:00:00Z"}"#.to_string(),
+    )]);
+    let g = w.insights(|r| r.goals(Some("2026-03-30"), None)).expect("goals");
+    let marketing = g.goals.iter().find(|g| g.goal == "marketing").expect("the goal");
+    assert_eq!(marketing.weeks.iter().map(|w| w.actual).collect::<Vec<_>>(), [0.0]);
+    let nobody = PeopleFilter { team: Some("marketing".into()), ..PeopleFilter::default() };
+    assert!(w.insights(|r| r.quiet(&nobody)).expect("quiet").stakeholders.is_empty());
+}
+
+#[test]
+fn a_challenge_whose_window_changes_starts_a_new_log_labelled_by_the_new_windows() {
+    let mut w = scored(100, &[]);
+    let weekly = w.insights(|r| r.challenge("meet2", None)).expect("meet2");
+    assert_eq!(weekly.windows.iter().map(|w| w.window.as_str()).collect::<Vec<_>>(), ["2026-03-30"]);
+    let daily = RULES.replace("window = \"week\"", "window = \"day\"");
+    w.publish_rules(&parse_toml(&daily, "v2").expect("parses"), "v2").expect("publishes");
+    assert!(w.insights(|r| r.challenge("meet2", None)).expect("meet2").windows.is_empty());
+    w.ingest([record(
+        r#"{"id":"d1","stakeholder":"ann","kind":"meet","channel":"app","at":"2026-04-07T10:00:00Z"}"#.to_string(),
+    )]);
+    let daily = w.insights(|r| r.challenge("meet2", None)).expect("meet2");
+    let windows: Vec<_> = daily.windows.iter().map(|w| (w.window.as_str(), w.participants, w.completed)).collect();
+    assert_eq!(windows, [("2026-04-07", 1, 0)]);
+    // A publication that leaves the window alone keeps the log.
+    w.publish_rules(&parse_toml(&daily_again(), "v3").expect("parses"), "v3").expect("publishes");
+    assert_eq!(w.insights(|r| r.challenge("meet2", None)).expect("meet2").windows.len(), 1);
+}
+
+fn daily_again() -> String {
+    RULES.replace("window = \"week\"", "window = \"day\"").replace("amount = 10", "amount = 11")
+}
+
+#[test]
+fn an_organisation_without_moments_still_names_a_bad_date() {
+    let mut w = world();
+    let err = w.insights(|r| r.activity(Some("2026-02-30"), None, None)).expect_err("a bad date");
+    assert!(matches!(err, InsightsError::Invalid { field: "from", .. }), "{err:?}");
+    let err = w.insights(|r| r.goals(Some("soon"), None)).expect_err("a bad date");
+    assert!(matches!(err, InsightsError::Invalid { field: "from", .. }), "{err:?}");
+    assert!(w.insights(|r| r.activity(Some("2026-02-03"), None, None)).expect("empty").weeks.is_empty());
+}
