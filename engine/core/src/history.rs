@@ -3,7 +3,7 @@
 //!
 //! Each ledger entry names what gave it by an [`Origin`] (a rule, a badge, a challenge, a
 //! plugin, an application to history), interned once, so that a stakeholder's history
-//! ([`History::entries_of`]) still says why after the rule set that gave it was replaced.
+//! ([`crate::insights::people`]) still says why after the rule set that gave it was replaced.
 //!
 //! This is history, not stakeholder state: it grows with the number of moments and is left out
 //! of the memory-per-stakeholder figure. The durable store keeps the log; this is the in-memory
@@ -98,18 +98,38 @@ impl Origin {
 pub struct Origins {
     names: Vec<Origin>,
     index: FxHashMap<Origin, u16>,
-    of_source: FxHashMap<Source, u16>,
+    /// By source kind, then the source's index in the rule set in force ([`NOT_YET`] for one
+    /// not looked up): a vector index per ledger entry.
+    of_source: [Vec<u16>; 6],
 }
+
+/// An [`Origins::of_source`] slot not filled yet.
+const NOT_YET: u16 = u16::MAX;
 
 impl Origins {
     /// The index of `source`'s origin under program `p`, interned on first use.
     #[inline]
     pub fn of(&mut self, source: Source, p: &Program) -> u16 {
-        if let Some(&i) = self.of_source.get(&source) {
+        let (kind, at) = match source {
+            Source::Rule(i) => (0, i),
+            Source::Badge(i) => (1, i),
+            Source::Challenge(i) => (2, i),
+            Source::Streak(i) => (3, i),
+            Source::Plugin(i) => (4, i),
+            Source::Level => (5, 0),
+            // Rare (an application to history): interned each time.
+            Source::History { .. } | Source::Guard | Source::Retraction => return self.intern(Origin::of(source, p)),
+        };
+        let slots = &mut self.of_source[kind];
+        if let Some(&i) = slots.get(at as usize).filter(|&&i| i != NOT_YET) {
             return i;
         }
         let i = self.intern(Origin::of(source, p));
-        self.of_source.insert(source, i);
+        let slots = &mut self.of_source[kind];
+        if slots.len() <= at as usize {
+            slots.resize(at as usize + 1, NOT_YET);
+        }
+        slots[at as usize] = i;
         i
     }
 
@@ -139,12 +159,12 @@ impl Origins {
     /// The origins a snapshot listed, by index.
     pub fn restore(names: Vec<Origin>) -> Origins {
         let index = names.iter().enumerate().map(|(i, o)| (o.clone(), i as u16)).collect();
-        Origins { names, index, of_source: FxHashMap::default() }
+        Origins { names, index, of_source: Default::default() }
     }
 
     /// Sources are indexes into one rule set: a publication forgets them (the origins stay).
     pub fn forget_program(&mut self) {
-        self.of_source.clear();
+        self.of_source.iter_mut().for_each(Vec::clear);
     }
 }
 

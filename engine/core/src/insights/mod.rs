@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Action, MomentRec};
@@ -109,20 +110,92 @@ pub struct Totals {
     pub completions: i64,
 }
 
-/// One participant's progress in one window of a challenge.
+/// One contributor's progress in one window of a team challenge: the team's progress when
+/// they last contributed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub progress: u32,
-    pub goal: u32,
     pub completed: bool,
 }
 
-/// A challenge's windows, by window index (0 for a fixed window), each with its participants
-/// by directory number.
+impl Progress {
+    fn halfway(self, goal: u32) -> bool {
+        self.completed || 2 * u64::from(self.progress) >= u64::from(goal)
+    }
+}
+
+/// One window of a challenge: how many took part, got halfway (half the goal's moments, or
+/// completed) and completed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowLog {
+    /// The window's name as the rule set in force when it opened gave it: a date (its first
+    /// day, or its first hour for an hourly window), or `fixed`.
+    pub label: String,
+    pub goal: u32,
+    pub participants: u64,
+    pub halfway: u64,
+    pub completed: u64,
+    /// Team challenges only: each contributor by directory number. An individual challenge
+    /// needs none: a participant's progress there counts their moments, 1 on their first,
+    /// so each step of it is known from the effect alone (no lookup per effect).
+    pub people: FxHashMap<u32, Progress>,
+}
+
+impl WindowLog {
+    fn new(p: &Program, challenge: u16, index: i32) -> WindowLog {
+        let label = match p.challenges.get(challenge as usize).map(|c| c.window) {
+            Some(ChallengeWindow::Recurring(w)) => match w.period() {
+                Some(period) => p.calendar.period_label(period, index),
+                None => reads::rfc3339(i64::from(index) * 3600),
+            },
+            Some(ChallengeWindow::Fixed { .. }) => "fixed".to_string(),
+            None => String::new(),
+        };
+        WindowLog { label, ..WindowLog::default() }
+    }
+
+    /// A participant's progress went to `progress` (an individual's moments; for a team
+    /// challenge, their team's, through `who`'s contribution).
+    fn progressed(&mut self, team: bool, who: u32, progress: u32, goal: u32) {
+        self.goal = self.goal.max(goal);
+        if team {
+            let new = !self.people.contains_key(&who);
+            let p = self.people.entry(who).or_default();
+            let was = !new && p.halfway(goal);
+            p.progress = p.progress.max(progress);
+            self.participants += u64::from(new);
+            self.halfway += u64::from(!was && p.halfway(goal));
+        } else {
+            self.participants += u64::from(progress == 1);
+            let crossed = 2 * u64::from(progress) >= u64::from(goal)
+                && (progress == 1 || 2 * u64::from(progress - 1) < u64::from(goal));
+            self.halfway += u64::from(crossed);
+        }
+    }
+
+    /// `who` completed the window.
+    fn completed(&mut self, team: bool, who: u32) {
+        if team {
+            let goal = self.goal;
+            let new = !self.people.contains_key(&who);
+            let p = self.people.entry(who).or_default();
+            if p.completed {
+                return;
+            }
+            let was = !new && p.halfway(goal);
+            p.completed = true;
+            self.participants += u64::from(new);
+            self.halfway += u64::from(!was);
+        }
+        self.completed += 1;
+    }
+}
+
+/// A challenge's windows, by window index (0 for a fixed window).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChallengeLog {
     pub id: String,
-    pub windows: BTreeMap<i32, BTreeMap<u32, Progress>>,
+    pub windows: BTreeMap<i32, WindowLog>,
 }
 
 /// An organisation's insights: what scoring recorded for them, and the views derived from it.
@@ -228,15 +301,18 @@ impl Insights {
                 }
             }
             Kind::ChallengeProgressed { challenge, window, progress, goal } => {
+                let team = p.challenges.get(*challenge as usize).is_some_and(|c| c.team);
                 let c = self.challenge(p, *challenge);
-                let entry = self.challenges[c].windows.entry(*window).or_default().entry(stakeholder).or_default();
-                entry.progress = entry.progress.max(*progress);
-                entry.goal = *goal;
+                let log =
+                    self.challenges[c].windows.entry(*window).or_insert_with(|| WindowLog::new(p, *challenge, *window));
+                log.progressed(team, stakeholder, *progress, *goal);
             }
             Kind::ChallengeCompleted { challenge, window } => {
+                let team = p.challenges.get(*challenge as usize).is_some_and(|c| c.team);
                 let c = self.challenge(p, *challenge);
-                let entry = self.challenges[c].windows.entry(*window).or_default().entry(stakeholder).or_default();
-                entry.completed = true;
+                let log =
+                    self.challenges[c].windows.entry(*window).or_insert_with(|| WindowLog::new(p, *challenge, *window));
+                log.completed(team, stakeholder);
                 if let Some(t) = self.totals_of(moment) {
                     t.completions += 1;
                 }
@@ -303,14 +379,17 @@ impl Insights {
 
     /// Rule set `new` replaces `old`: indexes into it are looked up afresh (ids carry over),
     /// and a challenge whose window changed starts a new log (its windows' numbers meant
-    /// other periods, and a reader would label them by the new ones).
+    /// other periods, and a reader would label them by the new ones); a dropped one keeps it.
     pub fn forget_program(&mut self, old: &crate::ruleset::program::Program, new: &crate::ruleset::program::Program) {
         self.currency_slot.clear();
         self.challenge_slot.clear();
         let window =
             |p: &crate::ruleset::program::Program, id: &str| p.challenges.iter().find(|c| c.id == id).map(|c| c.window);
         for log in &mut self.challenges {
-            if window(old, &log.id) != window(new, &log.id) {
+            // A dropped challenge keeps its windows, still read by id.
+            if let (Some(was), Some(is)) = (window(old, &log.id), window(new, &log.id))
+                && was != is
+            {
                 log.windows.clear();
             }
         }

@@ -20,7 +20,7 @@ use crate::calendar::Period;
 use crate::ids::Sym;
 use crate::intern::Interner;
 use crate::resources::Directory;
-use crate::ruleset::program::{ChallengeWindow, Measure, Program};
+use crate::ruleset::program::{Measure, Program};
 
 /// Weeks a range may span (ten years).
 pub const MAX_WEEKS: i32 = 520;
@@ -573,24 +573,14 @@ impl Reader<'_> {
                     .iter()
                     .rev()
                     .take(limit)
-                    .map(|(&index, people)| {
-                        let mut row = WindowRow {
-                            window: def.map_or_else(|| index.to_string(), |d| self.window_label(&d.window, index)),
-                            goal: people.values().map(|p| p.goal).max().unwrap_or(0),
-                            participants: 0,
-                            progressing: 0,
-                            halfway: 0,
-                            completed: 0,
-                            completion_rate: 0.0,
-                        };
-                        for p in people.values() {
-                            row.participants += 1;
-                            row.completed += u64::from(p.completed);
-                            row.progressing += u64::from(!p.completed);
-                            row.halfway += u64::from(p.completed || 2 * u64::from(p.progress) >= u64::from(p.goal));
-                        }
-                        row.completion_rate = percent(row.completed, row.participants);
-                        row
+                    .map(|(&index, w)| WindowRow {
+                        window: if w.label.is_empty() { index.to_string() } else { w.label.clone() },
+                        goal: w.goal,
+                        participants: w.participants,
+                        progressing: w.participants.saturating_sub(w.completed),
+                        halfway: w.halfway,
+                        completed: w.completed,
+                        completion_rate: percent(w.completed, w.participants),
                     })
                     .collect()
             })
@@ -601,16 +591,6 @@ impl Reader<'_> {
             team: def.is_some_and(|d| d.team),
             windows,
         })
-    }
-
-    fn window_label(&self, window: &ChallengeWindow, index: i32) -> String {
-        match window {
-            ChallengeWindow::Recurring(w) => match w.period() {
-                Some(p) => self.program.calendar.period_label(p, index),
-                None => rfc3339(i64::from(index) * 3600),
-            },
-            ChallengeWindow::Fixed { .. } => "fixed".to_string(),
-        }
     }
 
     /// Each goal's actual per week from `from` to `to` against its target.
@@ -698,10 +678,10 @@ impl Reader<'_> {
                 let Some(def) = self.program.challenges.iter().find(|c| &c.id == challenge) else { return 0.0 };
                 let Some(log) = self.insights.challenge_log(challenge) else { return 0.0 };
                 let (mut participants, mut completed) = (0u64, 0u64);
-                for (&index, people) in &log.windows {
+                for (&index, window) in &log.windows {
                     if super::window_starts_in(self.program, &def.window, index, w) {
-                        participants += people.len() as u64;
-                        completed += people.values().filter(|p| p.completed).count() as u64;
+                        participants += window.participants;
+                        completed += window.completed;
                     }
                 }
                 percent(completed, participants)

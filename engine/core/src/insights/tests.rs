@@ -507,3 +507,36 @@ fn an_organisation_without_moments_still_names_a_bad_date() {
     assert!(matches!(err, InsightsError::Invalid { field: "from", .. }), "{err:?}");
     assert!(w.insights(|r| r.activity(Some("2026-02-03"), None, None)).expect("empty").weeks.is_empty());
 }
+
+#[test]
+fn a_dropped_challenge_keeps_its_windows_read_by_id() {
+    let mut w = scored(100, &[]);
+    let before = w.insights(|r| r.challenge("meet2", None)).expect("meet2");
+    let start = RULES.find("[[challenge]]").expect("the challenge");
+    let end = RULES.find("[insights]").expect("insights");
+    let goal = RULES.find("[[goal]]\nid = \"meet-rate\"").expect("the rate goal");
+    let dropped = format!("{}{}{}", &RULES[..start], &RULES[end..goal], "");
+    w.publish_rules(&parse_toml(&dropped, "v2").expect("parses"), "v2").expect("publishes");
+    let after = w.insights(|r| r.challenge("meet2", None)).expect("still read by id");
+    assert_eq!(after.windows, before.windows);
+}
+
+#[test]
+fn a_team_challenges_window_counts_each_contributor_once_at_their_teams_progress() {
+    let team = "\n[[challenge]]\nid = \"team3\"\nname = \"Three meets a team\"\nscope = \"team\"\nwindow = \"week\"\nmatch = { kind = [\"meet\"] }\ngoal = { moments = 3 }\n";
+    let rules = RULES.replacen("[insights]", &format!("{team}\n[insights]"), 1);
+    let mut w = OrgWorld::from_doc(&parse_toml(&rules, "test").expect("parses"), "test").expect("compiles");
+    w.ingest(profiles());
+    for batch in moments(&[]).chunks(2) {
+        w.ingest(batch.to_vec());
+    }
+    // Week 5's meets: ann, ann, eve (sales: 3, done: ann and eve complete), bob (support: 1),
+    // cat (customers: 1), fay (support: 2, halfway of 3).
+    let c = w.insights(|r| r.challenge("team3", None)).expect("team3");
+    let win = &c.windows[0];
+    assert_eq!(
+        (win.window.as_str(), win.goal, win.participants, win.completed, win.halfway, win.progressing),
+        ("2026-03-30", 3, 5, 2, 3, 3)
+    );
+    assert!(c.team);
+}

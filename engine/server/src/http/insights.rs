@@ -55,7 +55,7 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Media, ApiError> {
         ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not_acceptable",
-            format!("Accept {accept:?}: insights are served as application/json or text/csv"),
+            format!("Accept {accept:?}: this is served as application/json or text/csv"),
         )
     })
 }

@@ -42,9 +42,9 @@ pub async fn get_stakeholders(
         let currencies: Vec<&str> =
             page.stakeholders.first().map(|s| s.currencies.keys().map(String::as_str).collect()).unwrap_or_default();
         let mut out = String::new();
-        let mut head = vec!["stakeholder", "name", "kind", "team", "level"];
-        head.extend(&currencies);
-        line(&mut out, &head);
+        let mut head: Vec<String> = ["stakeholder", "name", "kind", "team", "level"].map(String::from).into();
+        head.extend(currencies.iter().map(|c| cell(c)));
+        line(&mut out, &head.iter().map(String::as_str).collect::<Vec<_>>());
         for s in &page.stakeholders {
             let mut fields = vec![
                 cell(&s.stakeholder),
