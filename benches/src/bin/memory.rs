@@ -1,4 +1,5 @@
-//! Resident memory per stakeholder at 1 M stakeholders, without history (target: <= 512 B).
+//! Resident memory per stakeholder at 1 M stakeholders, without history and insights (target:
+//! <= 512 B).
 //!
 //! ```text
 //! cargo run --release -p plaudit-benches --bin memory -- [MOMENTS] [STAKEHOLDERS]
@@ -8,8 +9,9 @@
 //! stakeholders, 10,000,000 moments over 60 days, Zipf-skewed actors) and then its moments in
 //! batches of 4096, dropping the effects after each batch. Reports the process's resident set
 //! (`VmRSS` from `/proc/self/status`, Linux only) at each step, and splits it with
-//! [`OrgWorld::memory`]: history (moment ids and the award ledger, which grow with the moments
-//! and are not part of the target) and stakeholder state by part. What the world's own counts
+//! [`OrgWorld::memory`]: history (moment ids and the award ledger) and insights (a fact per
+//! moment), which grow with the moments and are not part of the target, and stakeholder state
+//! by part. What the world's own counts
 //! do not explain (bevy's per-entity bookkeeping, allocator overhead, spare capacity) is shown
 //! as "not counted".
 //!
@@ -105,24 +107,25 @@ fn run() -> Result<(), String> {
 
     let n = mem.stakeholders;
     let total = end.saturating_sub(start);
-    let state = total.saturating_sub(mem.history_bytes);
+    let state = total.saturating_sub(mem.history_bytes + mem.insights_bytes);
     println!("plaudit memory: rules/acme.toml, {n} stakeholders, {moments} moments over 60 days, batches of {BATCH}");
     println!();
     println!(
-        "| stakeholders | moments | RSS total | RSS / stakeholder | history | (RSS - history) / stakeholder | time |"
+        "| stakeholders | moments | RSS total | RSS / stakeholder | history | insights | (RSS - history - insights) / stakeholder | time |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {n} | {moments} | {:.1} MiB | {:.0} B | {:.1} MiB | **{:.0} B** | {:.1} s |",
+        "| {n} | {moments} | {:.1} MiB | {:.0} B | {:.1} MiB | {:.1} MiB | **{:.0} B** | {:.1} s |",
         total as f64 / MIB,
         per(total, n),
         mem.history_bytes as f64 / MIB,
+        mem.insights_bytes as f64 / MIB,
         per(state, n),
         elapsed.as_secs_f64(),
     );
     println!();
     println!(
-        "target <= {TARGET:.0} B per stakeholder without history: {}",
+        "target <= {TARGET:.0} B per stakeholder without history and insights: {}",
         if per(state, n) <= TARGET { "met" } else { "NOT met" }
     );
     println!(
@@ -145,6 +148,12 @@ fn run() -> Result<(), String> {
     println!("|---|---:|---:|---:|");
     let mut rows: Vec<(String, usize, usize, Option<usize>)> = vec![
         ("history: moment ids + ledger (excluded)".into(), profiles_mem.history_bytes, mem.history_bytes, None),
+        (
+            "insights: a fact per moment, weekly totals, challenge windows (excluded)".into(),
+            profiles_mem.insights_bytes,
+            mem.insights_bytes,
+            None,
+        ),
         ("directory: stakeholder ids + entries".into(), profiles_mem.directory_bytes, mem.directory_bytes, None),
         (
             format!("leaderboards: {} keys (lower bound)", mem.leaderboard_keys),

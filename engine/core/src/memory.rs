@@ -37,6 +37,10 @@ pub struct MemoryReport {
     pub history_bytes: usize,
     /// The same with the spare capacity: what history has reserved.
     pub history_capacity_bytes: usize,
+    /// What insights recorded ([`crate::insights`]): a fact per moment, weekly totals, challenge
+    /// windows, and the week views reads derived. Like history, it grows with the moments (and
+    /// the reads), not the stakeholders: left out of the per-stakeholder figure.
+    pub insights_bytes: usize,
     /// Stakeholder-id interner and directory entries ([`Directory`]).
     pub directory_bytes: usize,
     /// The parts of the [`Scorecard`] component in field order, its padding, then the
@@ -52,7 +56,7 @@ pub struct MemoryReport {
 }
 
 impl MemoryReport {
-    /// Everything counted but history: what the per-stakeholder figure is about.
+    /// Everything counted but history and insights: what the per-stakeholder figure is about.
     pub fn state_bytes(&self) -> usize {
         let components: usize = self.components.iter().map(|c| c.inline + c.heap).sum();
         self.directory_bytes + components + self.leaderboard_bytes + self.team_challenge_bytes
@@ -127,6 +131,7 @@ impl OrgWorld {
             stakeholders: dir.entries.len(),
             history_bytes,
             history_capacity_bytes,
+            insights_bytes: w.resource::<crate::insights::Insights>().bytes(),
             directory_bytes,
             components,
             leaderboard_keys,

@@ -439,9 +439,21 @@ impl Insights {
         })
     }
 
-    /// Bytes in use by the facts and the derived views.
+    /// Bytes in use by the facts, the totals, the challenge windows and the derived views.
     pub fn bytes(&self) -> usize {
-        self.facts.len() * size_of::<Fact>() + self.derived.bytes()
+        let windows: usize = self
+            .challenges
+            .iter()
+            .flat_map(|c| c.windows.values())
+            .map(|w| {
+                size_of::<(i32, WindowLog)>()
+                    + w.label.capacity()
+                    + w.people.capacity() * (size_of::<(u32, Progress)>() + 1)
+            })
+            .sum();
+        let totals: usize =
+            self.totals.iter().map(|(_, t)| size_of::<(i32, Totals)>() + t.points.capacity() * size_of::<i64>()).sum();
+        self.facts.len() * size_of::<Fact>() + totals + windows + self.derived.bytes()
     }
 }
 

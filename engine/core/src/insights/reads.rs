@@ -445,60 +445,73 @@ impl Reader<'_> {
         self.insights.refresh(first..=now);
         let window = (now - span + 1)..=now;
         let previous = (now - 2 * span + 1)..=(now - span);
-        let mut people: FxHashMap<u32, Score> = FxHashMap::default();
+        // Scores by directory number, through a dense index: no hashing, no rehash of a
+        // hundred thousand entries.
+        let mut slot = vec![u32::MAX; self.dir.entries.len()];
+        let mut people: Vec<(u32, Score)> = Vec::with_capacity(self.dir.entries.len());
         for w in first..=now {
             let Some(v) = self.insights.cached(w) else { continue };
             for (&who, pw) in &v.people {
                 if !self.passes(who, kind, team) {
                     continue;
                 }
-                let s = people.entry(who).or_default();
+                let Some(at) = slot.get_mut(who as usize) else { continue };
+                if *at == u32::MAX {
+                    *at = people.len() as u32;
+                    people.push((who, Score::default()));
+                }
+                let s = &mut people[*at as usize].1;
                 if window.contains(&w) {
                     s.now.add(pw);
                 } else if previous.contains(&w) {
                     s.before.add(pw);
                 }
                 if now - w < 8 {
-                    s.trend[(7 - (now - w)) as usize] += u64::from(pw.moments);
+                    s.trend[(7 - (now - w)) as usize] += pw.moments;
                 }
             }
         }
         let weights = self.program.insights.weights;
         let own_team = |who: u32| self.dir.entries.get(who as usize).map_or(Sym::NONE, |e| e.team);
-        let mut rows: Vec<Candidate> = people
-            .into_iter()
-            .map(|(who, s)| {
-                let own = own_team(who);
-                let other_teams =
-                    s.now.met.iter().filter(|k| *k & met::TAG == met::TEAM && (**k as u32) != own.0).count();
-                let row = Champion {
-                    stakeholder: self.dir.ids.resolve(who).to_string(),
-                    kind: self.dir.entries.get(who as usize).and_then(|e| self.name(e.kind)),
-                    team: self.name(own),
-                    score: s.now.score(&weights),
-                    previous_score: s.before.score(&weights),
-                    moments: s.now.moments,
-                    counterparts: s.now.count(met::COUNTERPART),
-                    teams: s.now.count(met::TEAM),
-                    channels: s.now.count(met::CHANNEL),
-                    trend: s.trend.to_vec(),
-                };
-                Candidate { row, other_teams: other_teams as u64 }
+        let mut scratch = Vec::new();
+        let candidates: Vec<Candidate> = people
+            .iter()
+            .enumerate()
+            .map(|(i, (who, s))| {
+                let own = own_team(*who);
+                let now = s.now.counts(own, &mut scratch);
+                let before = s.before.counts(own, &mut scratch);
+                Candidate { at: i as u32, who: *who, score: now.score(&weights), previous: before.score(&weights), now }
             })
             .collect();
-        rows.sort_by(|a, b| a.row.stakeholder.cmp(&b.row.stakeholder));
-        let pick = |keep: fn(&Candidate) -> bool, order: fn(&Candidate, &Candidate) -> std::cmp::Ordering| {
-            let mut chosen: Vec<&Candidate> = rows.iter().filter(|r| keep(r)).collect();
-            // Stable: equal ones stay in id order.
-            chosen.sort_by(|a, b| order(a, b));
-            chosen.into_iter().take(limit).map(|r| r.row.clone()).collect::<Vec<_>>()
+        // Each list: the best `limit` by its order, equals in stakeholder id order, without
+        // sorting (or naming) everyone.
+        let id = |c: &Candidate| self.dir.ids.resolve(c.who);
+        let row = |c: &Candidate| {
+            let s = &people[c.at as usize].1;
+            Champion {
+                stakeholder: id(c).to_string(),
+                kind: self.dir.entries.get(c.who as usize).and_then(|e| self.name(e.kind)),
+                team: self.name(own_team(c.who)),
+                score: c.score,
+                previous_score: c.previous,
+                moments: c.now.moments,
+                counterparts: c.now.counterparts,
+                teams: c.now.teams,
+                channels: c.now.channels,
+                trend: s.trend.iter().map(|&m| u64::from(m)).collect(),
+            }
         };
-        let top = pick(|r| r.row.score > 0.0, |a, b| b.row.score.total_cmp(&a.row.score));
-        let rising = pick(|r| r.delta() > 0.0, |a, b| b.delta().total_cmp(&a.delta()));
-        let falling = pick(|r| r.delta() < 0.0, |a, b| a.delta().total_cmp(&b.delta()));
+        let pick = |keep: fn(&Candidate) -> bool, order: fn(&Candidate, &Candidate) -> std::cmp::Ordering| {
+            let chosen: Vec<&Candidate> = candidates.iter().filter(|c| keep(c)).collect();
+            best(chosen, limit, order, &id).into_iter().map(&row).collect::<Vec<_>>()
+        };
+        let top = pick(|c| c.score > 0.0, |a, b| b.score.total_cmp(&a.score));
+        let rising = pick(|c| c.delta() > 0.0, |a, b| b.delta().total_cmp(&a.delta()));
+        let falling = pick(|c| c.delta() < 0.0, |a, b| a.delta().total_cmp(&b.delta()));
         let connectors = pick(
-            |r| r.other_teams > 0,
-            |a, b| b.other_teams.cmp(&a.other_teams).then_with(|| b.row.score.total_cmp(&a.row.score)),
+            |c| c.now.other_teams > 0,
+            |a, b| b.now.other_teams.cmp(&a.now.other_teams).then_with(|| b.score.total_cmp(&a.score)),
         );
         Ok(Champions { from: self.label(*window.start()), to: self.label(now), top, rising, falling, connectors })
     }
@@ -690,55 +703,120 @@ impl Reader<'_> {
     }
 }
 
-/// A stakeholder's moments, counterparts, teams and channels over some weeks.
+/// A stakeholder's weeks in a window: their moments, and what they met each week (borrowed
+/// from the week views, not copied).
 #[derive(Default)]
-struct Tally {
-    moments: u64,
-    met: Vec<u64>,
+struct Tally<'v> {
+    moments: u32,
+    len: u32,
+    /// The first weeks in place (a window is 4 weeks unless the rule set says otherwise), as
+    /// thin pointers: scores are gathered in random order, so a smaller one is fewer misses.
+    few: [Option<&'v super::view::PersonWeek>; 4],
+    more: Vec<&'v super::view::PersonWeek>,
 }
 
-impl Tally {
-    fn add(&mut self, pw: &super::view::PersonWeek) {
-        self.moments += u64::from(pw.moments);
-        if self.met.is_empty() {
-            self.met.extend_from_slice(&pw.met);
-        } else {
-            self.met.extend_from_slice(&pw.met);
-            self.met.sort_unstable();
-            self.met.dedup();
-        }
-    }
+/// What a [`Tally`] counts, each thing met once.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    moments: u64,
+    counterparts: u64,
+    teams: u64,
+    channels: u64,
+    /// Teams met other than the stakeholder's own.
+    other_teams: u64,
+}
 
-    fn count(&self, tag: u64) -> u64 {
-        self.met.iter().filter(|k| *k & met::TAG == tag).count() as u64
-    }
-
+impl Counts {
     fn score(&self, w: &crate::ruleset::program::Weights) -> f64 {
         let s = w.moments * self.moments as f64
-            + w.counterparts * self.count(met::COUNTERPART) as f64
-            + w.teams * self.count(met::TEAM) as f64
-            + w.channels * self.count(met::CHANNEL) as f64;
+            + w.counterparts * self.counterparts as f64
+            + w.teams * self.teams as f64
+            + w.channels * self.channels as f64;
         (s * 100.0).round() / 100.0
     }
 }
 
-/// A champion, and the distinct teams met other than their own (what makes a connector).
+impl<'v> Tally<'v> {
+    fn add(&mut self, pw: &'v super::view::PersonWeek) {
+        self.moments = self.moments.saturating_add(pw.moments);
+        match self.few.get_mut(self.len as usize) {
+            Some(slot) => *slot = Some(pw),
+            None => self.more.push(pw),
+        }
+        self.len += 1;
+    }
+
+    /// The counts, in one pass over what was met: a single week's (sorted) keys as they are,
+    /// several weeks' merged in `scratch`.
+    fn counts(&self, own: Sym, scratch: &mut Vec<u64>) -> Counts {
+        let weeks = self.few.iter().flatten().chain(&self.more);
+        let met: &[u64] = match (self.len, self.few[0]) {
+            (1, Some(only)) => &only.met,
+            _ => {
+                scratch.clear();
+                for week in weeks {
+                    scratch.extend_from_slice(&week.met);
+                }
+                scratch.sort_unstable();
+                scratch.dedup();
+                scratch
+            }
+        };
+        let mut c = Counts { moments: u64::from(self.moments), ..Counts::default() };
+        for &k in met {
+            match k & met::TAG {
+                met::COUNTERPART => c.counterparts += 1,
+                met::TEAM => {
+                    c.teams += 1;
+                    c.other_teams += u64::from(k as u32 != own.0);
+                }
+                met::CHANNEL => c.channels += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// A champion's scores and the distinct teams met other than their own (what makes a
+/// connector); `at` indexes their [`Score`].
 struct Candidate {
-    row: Champion,
-    other_teams: u64,
+    at: u32,
+    who: u32,
+    score: f64,
+    previous: f64,
+    now: Counts,
 }
 
 impl Candidate {
     fn delta(&self) -> f64 {
-        self.row.score - self.row.previous_score
+        self.score - self.previous
     }
 }
 
 #[derive(Default)]
-struct Score {
-    now: Tally,
-    before: Tally,
-    trend: [u64; 8],
+struct Score<'v> {
+    now: Tally<'v>,
+    before: Tally<'v>,
+    trend: [u32; 8],
+}
+
+/// The first `limit` of `items` by `order`, equals by `id`: a selection, then a sort of the
+/// few that can make it (those not behind the `limit`-th).
+fn best<'a, C>(
+    mut items: Vec<&'a C>,
+    limit: usize,
+    order: fn(&C, &C) -> std::cmp::Ordering,
+    id: &dyn Fn(&C) -> &'a str,
+) -> Vec<&'a C> {
+    if items.len() > limit {
+        items.select_nth_unstable_by(limit - 1, |a, b| order(a, b));
+        let edge = items[limit - 1];
+        items.retain(|c| order(c, edge) != std::cmp::Ordering::Greater);
+    }
+    items.sort_by(|a, b| order(a, b).then_with(|| id(a).cmp(id(b))));
+    items.truncate(limit);
+    items
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
