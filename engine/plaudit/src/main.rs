@@ -313,7 +313,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match plaudit_core::ruleset::load(path, &mut vocab) {
         Ok((_, p)) => {
             println!(
-                "{}: ok: organisation {:?} ({}), {} currencies, {} rules, {} metrics, {} streaks, {} badges, {} levels, {} challenges, {} leaderboards",
+                "{}: ok: organisation {:?} ({}), {} currencies, {} rules, {} metrics, {} streaks, {} badges, {} levels, {} challenges, {} leaderboards, {} goals",
                 path.display(),
                 p.org_id,
                 p.timezone,
@@ -324,7 +324,8 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
                 p.badges.len(),
                 p.levels.as_ref().map_or(0, |l| l.steps.len()),
                 p.challenges.len(),
-                p.leaderboards.len()
+                p.leaderboards.len(),
+                p.goals.len()
             );
             Ok(ExitCode::SUCCESS)
         }

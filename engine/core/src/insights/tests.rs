@@ -540,3 +540,18 @@ fn a_team_challenges_window_counts_each_contributor_once_at_their_teams_progress
     );
     assert!(c.team);
 }
+
+#[test]
+fn a_week_before_any_moment_or_far_out_reads_as_empty_not_as_a_fault() {
+    let mut w = scored(100, &[]);
+    for week in ["0001-09-05", "1970-01-01", "2026-02-23", "9999-12-31"] {
+        let b = w.insights(|r| r.bridges(Some(week))).expect("bridges");
+        assert!(b.matrix.is_empty() && b.new_pairs.is_empty(), "{week}");
+        let all = PeopleFilter { week: Some(week.into()), ..PeopleFilter::default() };
+        let c = w.insights(|r| r.champions(&all)).expect("champions");
+        assert!(c.top.is_empty(), "{week}");
+        assert!(w.insights(|r| r.quiet(&all)).expect("quiet").stakeholders.is_empty(), "{week}");
+        let a = w.insights(|r| r.activity(Some(week), Some(week), None)).expect("activity");
+        assert_eq!(a.weeks.iter().map(|w| w.moments).sum::<u64>(), 0, "{week}");
+    }
+}

@@ -231,6 +231,9 @@ impl Insights {
 impl Insights {
     /// Brings the views of `weeks` up to date, for [`Insights::cached`].
     pub fn refresh(&mut self, weeks: std::ops::RangeInclusive<i32>) {
+        if weeks.is_empty() {
+            return; // before the first week recorded, say: nothing to bring up to date
+        }
         self.index();
         let wanted: Vec<i32> = self.derived.weeks.range(weeks).map(|(w, _)| *w).collect();
         for w in wanted {
