@@ -106,13 +106,27 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Digits past what a position holds read as its largest (from the newest entry).
     fn parse(text: &str) -> Option<Cursor> {
         let (m, e) = text.split_once('.')?;
-        Some(Cursor { moment: m.parse().ok()?, entry: e.parse().ok()? })
+        let number = |t: &str| {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse::<u32>().unwrap_or(u32::MAX))
+        };
+        Some(Cursor { moment: number(m)?, entry: number(e)? })
     }
 
     fn text(self) -> String {
         format!("{}.{}", self.moment, self.entry)
+    }
+}
+
+/// A team or kind a filter names: 1 to 64 characters, as profiles have them.
+pub(crate) fn check_name(field: &'static str, name: Option<&str>) -> Result<(), InsightsError> {
+    match name {
+        Some(n) if n.is_empty() || n.chars().count() > 64 => {
+            Err(InsightsError::invalid(field, "must be 1 to 64 characters"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -139,6 +153,8 @@ impl Reader<'_> {
         // A filter naming what nobody has matches nobody (not everybody).
         let want = |name: &Option<String>| name.as_deref().map(|n| self.sym(n));
         let (team, kind) = (want(&q.team), want(&q.kind));
+        check_name("team", q.team.as_deref())?;
+        check_name("kind", q.kind.as_deref())?;
         let matches =
             |e: &crate::resources::DirEntry| team.is_none_or(|t| e.team == t) && kind.is_none_or(|k| e.kind == k);
         let entries = &self.dir.entries;

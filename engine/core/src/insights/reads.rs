@@ -417,6 +417,8 @@ impl Reader<'_> {
     }
 
     fn filter_syms(&self, f: &PeopleFilter) -> Result<(Sym, Sym, usize), InsightsError> {
+        super::people::check_name("team", f.team.as_deref())?;
+        super::people::check_name("kind", f.kind.as_deref())?;
         let limit = f.limit.unwrap_or(10);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(InsightsError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));

@@ -414,9 +414,20 @@ fn a_stakeholders_history_is_every_gain_newest_first_with_what_gave_it_page_by_p
 fn a_history_read_names_the_stakeholder_and_cursor_it_cannot_read() {
     let mut w = scored(100, &[]);
     assert_eq!(w.insights(|r| r.history_of("zed", None, None)), Err(InsightsError::UnknownStakeholder("zed".into())));
-    for bad in ["x", "1", "a.b", "-1.0"] {
+    for bad in ["x", "1", "a.b", "-1.0", ".1", "1.", "1.+2"] {
         let err = w.insights(|r| r.history_of("ann", Some(bad), None)).expect_err(bad);
         assert!(matches!(err, InsightsError::Invalid { field: "after", .. }), "{bad}: {err:?}");
+    }
+    // A position past any held reads from the newest.
+    let far = w.insights(|r| r.history_of("ann", Some("99999999999999.99999999999"), Some(1))).expect("far");
+    assert_eq!(far.effects[0].moment, "m12");
+    let long = "t".repeat(65);
+    for (team, kind) in [(Some(long.as_str()), None), (None, Some("")), (None, Some(long.as_str()))] {
+        let q = PeopleQuery { team: team.map(Into::into), kind: kind.map(Into::into), ..PeopleQuery::default() };
+        let err = w.insights(|r| r.stakeholders(&q)).expect_err("too long");
+        assert!(matches!(err, InsightsError::Invalid { field: "team" | "kind", .. }), "{err:?}");
+        let f = PeopleFilter { team: team.map(Into::into), kind: kind.map(Into::into), ..PeopleFilter::default() };
+        assert!(w.insights(|r| r.champions(&f)).is_err() && w.insights(|r| r.quiet(&f)).is_err());
     }
     let err = w.insights(|r| r.history_of("ann", None, Some(0))).expect_err("limit 0");
     assert!(matches!(err, InsightsError::Invalid { field: "limit", .. }), "{err:?}");
