@@ -275,8 +275,10 @@ fn the_served_openapi_description_matches_the_routes() {
     sorted.sort_unstable();
     routes.sort_unstable();
     assert_eq!(sorted, routes, "every route served is described, and only those");
-    let bare_fallback =
-        |status: u16, body: &Value| (status == 404 || status == 405) && body == &Value::String(String::new());
+    let bare_fallback = |status: u16, body: &Value| {
+        (status, body["error"]["code"].as_str()) == (404, Some("no_route"))
+            || (status, body["error"]["code"].as_str()) == (405, Some("method_not_allowed"))
+    };
     for (path, operations) in paths {
         let concrete =
             path.replace("{org}", "acme").replace("{id}", "ann").replace("{board}", "xp").replace("{name}", "bridge");
@@ -294,6 +296,34 @@ fn the_served_openapi_description_matches_the_routes() {
     }
     let (status, answer) = server.request("GET", "/v1/orgs/acme/nowhere", Some(&key), "");
     assert!(bare_fallback(status, &answer), "undescribed paths are not served: {status} {answer}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn unknown_routes_and_methods_answer_the_json_error_body_with_allow() {
+    let data = scratch_dir("plaudit-http-fallbacks");
+    let server = App::start(&data);
+    let key = server.key("acme").to_string();
+    for (method, path) in [("GET", "/nowhere"), ("POST", "/v1/orgs/acme/nowhere"), ("GET", "/v1/orgs/acme/moments/x")] {
+        let (status, head, body) = server.send(method, path, Some(&key), "application/json", b"");
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("no_route")), "{method} {path}: {body}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(path)), "{body}");
+    }
+    for (method, path, allow) in [
+        ("DELETE", "/v1/orgs/acme/stakeholders/ann/effects", "get"),
+        ("GET", "/v1/orgs/acme/moments", "post"),
+        ("PATCH", "/v1/orgs/acme/rules", "get"),
+    ] {
+        let (status, head, body) = server.send(method, path, Some(&key), "application/json", b"");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}: {body}"
+        );
+        assert!(head.lines().any(|l| l.starts_with("allow:") && l.contains(allow)), "{method} {path}: {head}");
+    }
+    drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -582,9 +582,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
         .merge(jobs)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), track))
+        .method_not_allowed_fallback(wrong_method)
+        .fallback(no_route)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// `404 no_route` for a path no route serves, in the API's error body like every other error.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let message = format!("no route {method} {}: /openapi.json lists them", uri.path());
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", message)
+}
+
+/// `405 method_not_allowed` for a method a route does not serve (`Allow` names those it does).
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not served at {}: `Allow` names the methods that are", uri.path()),
+    )
 }
 
 /// Answers `408 timeout` for a request not answered within `limits.request_timeout_ms` (its
