@@ -970,3 +970,76 @@ fn webhooks_deliver_chosen_effects_signed_retry_after_a_failure_and_resume_after
     assert_eq!(server.request("DELETE", "/v1/orgs/acme/webhooks/crm", Some(&key), "").0, 404);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn the_rule_set_is_read_in_the_format_accept_asks_for() {
+    let data = scratch_dir("plaudit-http-rules-accept");
+    let server = App::start(&data);
+    let key = server.key("acme").to_string();
+    let get = |accept: &str| server.send_with("GET", "/v1/orgs/acme/rules", Some(&key), &[("accept", accept)], b"");
+    let toml_text = std::fs::read_to_string(plaudit_tests::repo_root().join("rules/acme.toml")).expect("acme");
+    let from_toml: Value = {
+        let doc: toml::Value = toml::from_str(&toml_text).expect("toml");
+        serde_json::to_value(doc).expect("as json")
+    };
+    // Published as TOML: TOML by default and for */*, JSON when asked (the same document).
+    for accept in ["*/*", "application/toml", "application/*"] {
+        let (status, head, body) = get(accept);
+        assert_eq!(status, 200, "{accept}");
+        assert!(head.contains("content-type: application/toml"), "{accept}: {head}");
+        assert_eq!(body.as_str(), Some(toml_text.as_str()), "{accept}: as published");
+    }
+    let (status, head, json) = get("application/json");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/json") && head.contains("plaudit-rules-version: 1"), "{head}");
+    assert_eq!(json, from_toml, "the same document");
+    let (status, _, err) = get("text/html");
+    assert_eq!((status, err["error"]["code"].as_str()), (406, Some("not_acceptable")), "{err}");
+
+    // Published back as JSON: JSON by default, TOML when asked, and both the same rule set.
+    let (status, _, published) =
+        server.send("PUT", "/v1/orgs/acme/rules", Some(&key), "application/json", json.to_string().as_bytes());
+    assert_eq!(status, 200, "{published}");
+    let (_, head, again) = get("*/*");
+    assert!(head.contains("content-type: application/json") && head.contains("plaudit-rules-version: 2"), "{head}");
+    assert_eq!(again, from_toml);
+    let (status, head, toml_again) = get("application/toml");
+    assert!(status == 200 && head.contains("content-type: application/toml"), "{head}");
+    let reparsed: toml::Value = toml::from_str(toml_again.as_str().expect("text")).expect("TOML");
+    assert_eq!(serde_json::to_value(reparsed).expect("json"), from_toml);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_description_names_each_operation_for_generated_clients_and_the_server_asked() {
+    let data = scratch_dir("plaudit-http-openapi-names");
+    let server = App::start(&data);
+    let (status, _, spec) = server.send_with("GET", "/openapi.json", None, &[("host", "plaudit.test:9000")], b"");
+    assert_eq!(status, 200);
+    assert_eq!(spec["servers"], serde_json::json!([{"url": "http://plaudit.test:9000"}]));
+    let tags: Vec<&str> = spec["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
+    let mut ids = Vec::new();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in operations.as_object().expect("operations") {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{id}"
+            );
+            ids.push(id.to_string());
+            let op_tags = op["tags"].as_array().unwrap_or_else(|| panic!("{method} {path}: no tags"));
+            assert!(
+                op_tags.iter().all(|t| t.as_str().is_some_and(|t| tags.contains(&t))),
+                "{method} {path}: {op_tags:?}"
+            );
+        }
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "operationIds are unique");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

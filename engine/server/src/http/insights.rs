@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -28,36 +28,10 @@ pub enum Media {
 /// The media type `Accept` prefers among JSON and CSV (JSON when it does not say); `406` when
 /// it accepts neither.
 pub fn negotiate(headers: &HeaderMap) -> Result<Media, ApiError> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(Media::Json) };
-    let mut best: Option<(f32, u8, Media)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q =
-            parts.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
-        // More specific ranges win ties; JSON is the default among wildcards.
-        let candidate = match media.as_str() {
-            "application/json" => Some((2, Media::Json)),
-            "text/csv" => Some((2, Media::Csv)),
-            "application/*" => Some((1, Media::Json)),
-            "text/*" => Some((1, Media::Csv)),
-            "*/*" => Some((0, Media::Json)),
-            _ => None,
-        };
-        if let Some((specific, m)) = candidate
-            && q > 0.0
-            && best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specific > bs))
-        {
-            best = Some((q, specific, m));
-        }
+    match super::accept::choose(headers, &["application/json", "text/csv"])? {
+        "text/csv" => Ok(Media::Csv),
+        _ => Ok(Media::Json),
     }
-    best.map(|(_, _, m)| m).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            format!("Accept {accept:?}: this is served as application/json or text/csv"),
-        )
-    })
 }
 
 fn insights_error(e: InsightsError) -> ApiError {
@@ -387,6 +361,7 @@ pub(super) fn line(out: &mut String, fields: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn accept(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -402,7 +377,10 @@ mod tests {
         assert_eq!(negotiate(&accept("application/json;q=0.5, text/csv")), Ok(Media::Csv));
         assert_eq!(negotiate(&accept("*/*")), Ok(Media::Json));
         assert_eq!(negotiate(&accept("text/*, */*;q=0.1")), Ok(Media::Csv));
-        assert_eq!(negotiate(&accept("text/csv;q=0")).map_err(|e| e.status), Err(StatusCode::NOT_ACCEPTABLE));
+        assert_eq!(
+            negotiate(&accept("text/csv;q=0")).map_err(|e| e.status),
+            Err(axum::http::StatusCode::NOT_ACCEPTABLE)
+        );
         assert_eq!(negotiate(&accept("image/png")).map_err(|e| e.status), Err(StatusCode::NOT_ACCEPTABLE));
     }
 

@@ -14,6 +14,7 @@
 //! ([`insights`]), the stakeholders' listing and histories ([`people`]), `GET /healthz`,
 //! `GET /metrics` (Prometheus text), `GET /openapi.json` (described in `openapi.json`).
 
+pub mod accept;
 pub mod admin;
 pub mod budget;
 pub mod config;
@@ -749,8 +750,24 @@ async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
 /// against the running server).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// The description, its `servers` naming the address the request came to (its `Host`), so that
+/// a client generated from it calls this server.
+async fn openapi(headers: HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    let spec = SPEC.get_or_init(|| serde_json::from_str(OPENAPI).unwrap_or_default());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)));
+    match host {
+        Some(host) => {
+            let mut spec = spec.clone();
+            spec["servers"] = serde_json::json!([{ "url": format!("http://{host}") }]);
+            axum::Json(spec).into_response()
+        }
+        None => ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response(),
+    }
 }
 
 /// The answer to `POST .../moments`.

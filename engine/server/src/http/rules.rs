@@ -80,11 +80,54 @@ pub async fn get_rules(
 ) -> Result<Response, ApiError> {
     let org = state.authorise(&org, &headers)?;
     let rules = org.worker.run(|d| d.rules().clone()).await?;
-    let mut response = rules.text.into_response();
+    // As published by default; the other form, converted, when `Accept` prefers it.
+    let (stored, other) = match rules.format {
+        Format::Toml => (Format::Toml, Format::Json),
+        Format::Json => (Format::Json, Format::Toml),
+    };
+    let wanted = super::accept::choose(&headers, &[stored.media_type(), other.media_type()])?;
+    let (text, format) =
+        if wanted == stored.media_type() { (rules.text, stored) } else { (convert(&rules.text, stored)?, other) };
+    let mut response = text.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rules.format.media_type()));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
     h.insert("plaudit-rules-version", HeaderValue::from(rules.version));
     Ok(response)
+}
+
+/// A rule set's text in the other format: TOML as JSON (a date-time as its RFC 3339 text), or
+/// JSON as TOML (`406` if it holds what TOML cannot: a `null`).
+fn convert(text: &str, from: Format) -> Result<String, ApiError> {
+    let unconvertible = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            format!("the rule set cannot be given in the other format ({e}); ask for {}", from.media_type()),
+        )
+    };
+    match from {
+        Format::Toml => {
+            let value: toml::Value = toml::from_str(text).map_err(|e| unconvertible(&e))?;
+            serde_json::to_string_pretty(&json_of(value)).map_err(|e| unconvertible(&e))
+        }
+        Format::Json => {
+            let value: serde_json::Value = serde_json::from_str(text).map_err(|e| unconvertible(&e))?;
+            toml::to_string_pretty(&value).map_err(|e| unconvertible(&e))
+        }
+    }
+}
+
+fn json_of(value: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(items) => J::Array(items.into_iter().map(json_of).collect()),
+        toml::Value::Table(table) => J::Object(table.into_iter().map(|(k, v)| (k, json_of(v))).collect()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
