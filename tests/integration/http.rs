@@ -651,6 +651,41 @@ fn the_effects_feed_pages_by_cursor_streams_live_and_carries_on_across_a_restart
         server.request("GET", &format!("/v1/orgs/acme/effects?after={}", first + second as u64), Some(&key), "");
     assert_eq!(after["effects"].as_array().map(Vec::len), body["effects"].as_array().map(Vec::len), "{after}");
     assert!(after["effects"].as_array().is_some_and(|e| e.iter().all(|x| x["moment"] == "f3")), "{after}");
+
+    // A browser's EventSource reconnects to its first URL (`?after=0`) with the last id it saw:
+    // the header wins, so the stream resumes after it rather than from the start.
+    let seen = first + second as u64;
+    let mut browser = TcpStream::connect(&server.addr).expect("connects");
+    write!(
+        browser,
+        "GET /v1/orgs/acme/effects?after=0 HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\nLast-Event-ID: {seen}\r\n\r\n"
+    )
+    .expect("sends");
+    let mut browser = BufReader::new(browser);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        browser.read_line(&mut line).expect("head");
+        head.push_str(&line);
+    }
+    let resumed = read_events(&mut browser, 1);
+    assert_eq!(resumed[0].0, seen + 1, "resumed after Last-Event-ID, not after=0");
+    assert_eq!(resumed[0].1["moment"], "f3");
+    // A Last-Event-ID that is no event's id is refused, naming the header.
+    let (status, _, err) = {
+        let mut raw = TcpStream::connect(&server.addr).expect("connects");
+        write!(
+            raw,
+            "GET /v1/orgs/acme/effects HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\nLast-Event-ID: soon\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sends");
+        let mut text = String::new();
+        raw.read_to_string(&mut text).expect("an answer");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, head.to_string(), serde_json::from_str::<Value>(body).unwrap_or(Value::Null))
+    };
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("Last-Event-ID")), "{err}");
     drop(server);
 
     // A server keeping fewer effects answers 410 for a cursor it no longer covers.

@@ -1,7 +1,8 @@
 //! `GET /v1/orgs/{org}/effects`: the effects feed, paged by cursor (`?after=N&limit=`), or,
 //! with `Accept: text/event-stream`, followed live as Server-Sent Events (each event's `id` is
 //! the effect's number, so a client that reconnects with `Last-Event-ID` misses nothing the
-//! feed still keeps).
+//! feed still keeps; the header wins over `?after=`, which a browser's `EventSource` resends
+//! unchanged).
 //!
 //! **Owns** the page and the stream. Reads go straight to the organisation's
 //! [`Feed`](crate::feed::Feed), never through its worker: following the feed costs scoring
@@ -67,9 +68,18 @@ pub async fn get_effects(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/event-stream")));
+    // A reconnecting `EventSource` sends its original URL (with its `after`) and the last event
+    // it saw: that one wins. A header that is not an event's number is refused, not ignored (it
+    // would silently replay from `after`); a page, which has its cursor, checks it the same way.
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::bad_request("invalid_header", "Last-Event-ID must be an event's id (a number)")
+                .field("Last-Event-ID")
+        })?),
+    };
     if streaming {
-        let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-        let after = match p.after.or(resume) {
+        let after = match resume.or(p.after) {
             Some(after) => after,
             // A new follower starts with what comes next.
             None => feed.latest(),
