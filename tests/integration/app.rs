@@ -104,6 +104,20 @@ impl App {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String, Value) {
+        let (status, head, bytes) = self.exchange(method, path, key, headers, body);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (status, head, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// [`App::send_with`], the body as the bytes that came (compressed ones stay so).
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -122,8 +136,7 @@ impl App {
                 .map(|(name, value)| format!("{}: {}\r\n", name, value.to_str().unwrap_or("")).to_ascii_lowercase())
                 .collect();
             let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            (status, head, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            (status, head, bytes.to_vec())
         })
     }
 }

@@ -1078,3 +1078,61 @@ fn the_description_names_each_operation_for_generated_clients_and_the_server_ask
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("compresses");
+    encoder.finish().expect("compresses")
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).expect("gzip");
+    out
+}
+
+#[test]
+fn answers_are_gzipped_for_clients_that_accept_it_and_gzipped_bodies_are_taken() {
+    let data = scratch_dir("plaudit-http-gzip");
+    let server = App::start(&data);
+    let key = server.key("acme").to_string();
+    // A gzipped batch of 200 moments is taken as the plain one would be.
+    let batch: Vec<Value> = (0..200).map(|i| moment(&format!("z{i}"), &format!("s{}", i % 20), "bob")).collect();
+    let plain = Value::Array(batch).to_string();
+    let (status, _, body) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        &gzip(plain.as_bytes()),
+    );
+    assert_eq!((status, body["accepted"].as_u64()), (201, Some(200)), "{body}");
+    // The feed, gzipped when asked, is the same JSON; and much smaller.
+    let path = "/v1/orgs/acme/effects?after=0&limit=1000";
+    let (status, head, zipped) = server.exchange("GET", path, Some(&key), &[("accept-encoding", "gzip")], b"");
+    assert!(status == 200 && head.contains("content-encoding: gzip"), "{head}");
+    let (_, head, unzipped) = server.exchange("GET", path, Some(&key), &[], b"");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert_eq!(gunzip(&zipped), unzipped);
+    assert!(zipped.len() * 5 < unzipped.len(), "{} bytes gzipped against {}", zipped.len(), unzipped.len());
+    // A body that is not gzip, sent as gzip, is refused; one that inflates past the limit too.
+    let (status, _, _) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        plain.as_bytes(),
+    );
+    assert_eq!(status, 400, "not gzip");
+    let bomb = gzip(&vec![b' '; 8 << 20]);
+    let (status, _, _) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(status, 413, "8 MB of spaces in {} bytes", bomb.len());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -140,5 +140,6 @@ fn follow(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // A comment line every 15 s keeps proxies from closing a quiet stream.
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }

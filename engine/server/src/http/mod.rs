@@ -587,6 +587,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // gzip both ways: answers for clients that accept it (not event streams, nor bodies
+        // of 32 bytes or fewer), request bodies sent with `Content-Encoding: gzip` (the body
+        // limit applies to what they inflate to).
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .with_state(state)
 }
 
