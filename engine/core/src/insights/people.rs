@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::reads::{InsightsError, MAX_LIMIT, Reader, rfc3339};
+use super::reads::{InsightsError, MAX_LIMIT, Reader, check_name, rfc3339};
 use crate::components::{Details, Scorecard, tally_key};
 use crate::history::{Earned, History, Origin};
 use crate::journal::window_label;
@@ -117,16 +117,6 @@ impl Cursor {
 
     fn text(self) -> String {
         format!("{}.{}", self.moment, self.entry)
-    }
-}
-
-/// A team or kind a filter names: 1 to 64 characters, as profiles have them.
-pub(crate) fn check_name(field: &'static str, name: Option<&str>) -> Result<(), InsightsError> {
-    match name {
-        Some(n) if n.is_empty() || n.chars().count() > 64 => {
-            Err(InsightsError::invalid(field, "must be 1 to 64 characters"))
-        }
-        _ => Ok(()),
     }
 }
 

@@ -417,8 +417,8 @@ impl Reader<'_> {
     }
 
     fn filter_syms(&self, f: &PeopleFilter) -> Result<(Sym, Sym, usize), InsightsError> {
-        super::people::check_name("team", f.team.as_deref())?;
-        super::people::check_name("kind", f.kind.as_deref())?;
+        check_name("team", f.team.as_deref())?;
+        check_name("kind", f.kind.as_deref())?;
         let limit = f.limit.unwrap_or(10);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(InsightsError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
@@ -823,6 +823,16 @@ fn best<'a, C>(
 
 fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { (part as f64 * 1000.0 / whole as f64).round() / 10.0 }
+}
+
+/// A team or kind a filter names: 1 to 64 characters, as profiles have them.
+pub(crate) fn check_name(field: &'static str, name: Option<&str>) -> Result<(), InsightsError> {
+    match name {
+        Some(n) if n.is_empty() || n.chars().count() > 64 => {
+            Err(InsightsError::invalid(field, "must be 1 to 64 characters"))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn rfc3339(at: i64) -> String {
