@@ -254,6 +254,12 @@ mod faulty {
         fn organisations(&self) -> StoreResult<Vec<OrgId>> {
             self.inner.organisations()
         }
+        fn scoped_keys(&self, org: &OrgId) -> StoreResult<Vec<(String, Vec<u8>)>> {
+            self.inner.scoped_keys(org)
+        }
+        fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> StoreResult<bool> {
+            self.inner.set_scoped_key(org, id, record)
+        }
         fn changes(&self, org: &OrgId) -> StoreResult<Vec<LoggedChange>> {
             self.inner.changes(org)
         }

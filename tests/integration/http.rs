@@ -259,6 +259,8 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/effects",
         "/v1/orgs/{org}/webhooks",
         "/v1/orgs/{org}/webhooks/{name}",
+        "/v1/orgs/{org}/keys",
+        "/v1/orgs/{org}/keys/{id}",
         "/v1/orgs/{org}/stakeholders",
         "/v1/orgs/{org}/stakeholders/{id}",
         "/v1/orgs/{org}/stakeholders/{id}/effects",

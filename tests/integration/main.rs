@@ -14,6 +14,7 @@ mod durability;
 mod grouping;
 mod http;
 mod insights;
+mod keys;
 mod leaderboards;
 mod outliers;
 mod people;

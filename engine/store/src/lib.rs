@@ -231,4 +231,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every organisation of the store (those with a change), sorted.
     fn organisations(&self) -> Result<Vec<OrgId>, StoreError>;
+
+    /// The scoped keys of `org` (keys besides its own, each with what it may do): by id, each
+    /// with its record, whose layout is the server's (the store keeps bytes).
+    fn scoped_keys(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Stores scoped key `id` of `org` with `record`, or deletes it (`None`), durably; whether
+    /// it was there before. `org` must exist.
+    fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError>;
 }

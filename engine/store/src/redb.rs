@@ -71,6 +71,8 @@ const CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chang
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 /// org -> SHA-256 of its API key.
 const ORG_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("org_keys");
+/// (organisation, key id) -> the scoped key's record (the server's layout).
+const SCOPED_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scoped_keys");
 /// "format" -> the store's format version ([`FORMAT_VERSION`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Tables of pre-release layouts: a file with records in one is refused; the first released
@@ -156,6 +158,7 @@ impl RedbStore {
             txn.open_table(CHANGES).map_err(|e| open_err(e.into()))?;
             txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
             txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(SCOPED_KEYS).map_err(|e| open_err(e.into()))?;
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;
             // A new store, or one written before versions were kept (the same layout): this one.
             let found = meta.get("format").map_err(|e| open_err(e.into()))?.map(|g| g.value());
@@ -368,6 +371,41 @@ impl RedbStore {
         txn.commit().ctx(OP)
     }
 
+    fn scoped_keys_unguarded(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        const OP: &str = "scoped_keys";
+        let o = org.as_str();
+        let txn = self.db.begin_read().ctx(OP)?;
+        let keys = txn.open_table(SCOPED_KEYS).ctx(OP)?;
+        let mut out = Vec::new();
+        for row in keys.range((o, "")..).ctx(OP)? {
+            let (k, v) = row.ctx(OP)?;
+            let (owner, id) = k.value();
+            if owner != o {
+                break;
+            }
+            out.push((id.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn set_scoped_key_unguarded(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
+        const OP: &str = "set_scoped_key";
+        let o = org.as_str();
+        let txn = self.db.begin_write().ctx(OP)?;
+        let existed = {
+            if txn.open_table(CHANGES).ctx(OP)?.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_none() {
+                return Err(StoreError::NoSuchOrg(org.clone()));
+            }
+            let mut keys = txn.open_table(SCOPED_KEYS).ctx(OP)?;
+            match record {
+                Some(bytes) => keys.insert((o, id), bytes).ctx(OP)?.is_some(),
+                None => keys.remove((o, id)).ctx(OP)?.is_some(),
+            }
+        };
+        txn.commit().ctx(OP)?;
+        Ok(existed)
+    }
+
     fn organisations_unguarded(&self) -> Result<Vec<OrgId>, StoreError> {
         const OP: &str = "organisations";
         let txn = self.db.begin_read().ctx(OP)?;
@@ -480,6 +518,14 @@ impl Store for RedbStore {
 
     fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
         contained("organisations", || self.organisations_unguarded())
+    }
+
+    fn scoped_keys(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        contained("scoped_keys", || self.scoped_keys_unguarded(org))
+    }
+
+    fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
+        contained("set_scoped_key", || self.set_scoped_key_unguarded(org, id, record))
     }
 
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::Need;
 use crate::feed::{Feed, Gone};
 use plaudit_core::journal::FeedItem;
 
@@ -57,7 +58,7 @@ pub async fn get_effects(
     headers: HeaderMap,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(super::invalid_query)?;
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {

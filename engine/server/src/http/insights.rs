@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::keys::Need;
 use super::{Admitted, AppState, invalid_query};
 use plaudit_core::insights::reads::{By, InsightsError, PeopleFilter, Reader};
 
@@ -76,7 +77,7 @@ pub async fn get_activity(
     headers: HeaderMap,
     params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let a = read(admitted, move |r| r.activity(p.from.as_deref(), p.to.as_deref(), p.by)).await?;
@@ -130,7 +131,7 @@ pub async fn get_bridges(
     headers: HeaderMap,
     params: Result<Query<WeekParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let b = read(admitted, move |r| r.bridges(p.week.as_deref())).await?;
@@ -176,7 +177,7 @@ pub async fn get_champions(
     headers: HeaderMap,
     params: Result<Query<PeopleParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let filter = PeopleFilter::from(p);
@@ -231,7 +232,7 @@ pub async fn get_quiet(
     headers: HeaderMap,
     params: Result<Query<PeopleParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let filter = PeopleFilter::from(p);
@@ -267,7 +268,7 @@ pub async fn get_challenge(
     headers: HeaderMap,
     params: Result<Query<LimitParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let c = read(admitted, move |r| r.challenge(&id, p.limit)).await?;
@@ -309,7 +310,7 @@ pub async fn get_goals(
     headers: HeaderMap,
     params: Result<Query<GoalParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let g = read(admitted, move |r| r.goals(p.from.as_deref(), p.to.as_deref())).await?;

@@ -21,6 +21,7 @@ pub mod config;
 pub mod effects;
 pub mod error;
 pub mod insights;
+pub mod keys;
 pub mod limit;
 pub mod metrics;
 pub mod people;
@@ -47,6 +48,7 @@ use self::error::ApiError;
 pub use self::serve::serve;
 use self::worker::Worker;
 use crate::datadir::DataDir;
+use keys::Need;
 use plaudit_core::ids::OrgId;
 use plaudit_core::journal::FeedItem;
 use plaudit_core::reads::{PageQuery, ReadError};
@@ -113,7 +115,20 @@ pub(crate) enum OrgState {
 #[derive(Debug, Clone)]
 pub(crate) struct OrgEntry {
     key_hash: Option<[u8; 32]>,
+    /// Its scoped keys ([`keys`]).
+    keys: Arc<keys::Keys>,
     pub(crate) state: OrgState,
+}
+
+impl OrgEntry {
+    /// What `given` is to this organisation: its own key, one of its scoped keys, or neither.
+    fn grant(&self, given: &str) -> Option<keys::Grant> {
+        let known = self.key_hash.unwrap_or([0xFF; 32]);
+        if constant_time_eq(&known, &key_hash(given)) && self.key_hash.is_some() {
+            return Some(keys::Grant::Own);
+        }
+        self.keys.find(given).map(keys::Grant::Scoped)
+    }
 }
 
 /// Shared by every handler.
@@ -217,7 +232,8 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         if key_hash.is_none() {
             tracing::warn!(org = %org, "no API key: give it one with `plaudit key`; its requests are refused meanwhile");
         }
-        orgs.insert(org.to_string(), OrgEntry { key_hash, state: OrgState::Opening(now) });
+        let keys = Arc::new(keys::Keys::load(store.as_ref(), &org)?);
+        orgs.insert(org.to_string(), OrgEntry { key_hash, keys, state: OrgState::Opening(now) });
     }
     Ok(AppState {
         data,
@@ -401,6 +417,20 @@ impl AppState {
                 tracing::warn!(org = %name, error = %e.message, "closing the organisation");
             }
         }
+        // The scoped keys' last uses, kept in memory while serving.
+        let keys: Vec<(String, Arc<keys::Keys>)> =
+            self.orgs().iter().map(|(name, e)| (name.clone(), Arc::clone(&e.keys))).collect();
+        let store = Arc::clone(&self.store);
+        let saved = tokio::task::spawn_blocking(move || {
+            for (name, keys) in keys {
+                if let Ok(org) = OrgId::parse(&name) {
+                    keys.save_uses(store.as_ref(), &org);
+                }
+            }
+        });
+        if let Err(e) = saved.await {
+            tracing::warn!(error = %e, "saving the keys' last uses");
+        }
     }
 
     /// Installs `wasm` as plugin `name` of organisation `org`, as `PUT .../plugins/{name}` does
@@ -471,7 +501,8 @@ impl AppState {
             entry.deliver(id, runtime, self.delivering(), self.closing());
         }
         tracing::info!(org = id, "organisation created");
-        self.orgs_mut().insert(id.to_string(), OrgEntry { key_hash: Some(hash), state: OrgState::Open(entry) });
+        let entry = OrgEntry { key_hash: Some(hash), keys: Arc::default(), state: OrgState::Open(entry) };
+        self.orgs_mut().insert(id.to_string(), entry);
         Ok(key)
     }
 
@@ -479,16 +510,31 @@ impl AppState {
     /// organisation is refused exactly like a wrong key (`401`, after the same work), so that
     /// organisation names cannot be enumerated; one still opening answers `503` with
     /// `Retry-After`, one that could not be opened `503`.
-    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+    pub(crate) fn authorise(&self, org: &str, headers: &HeaderMap, need: keys::Need<'_>) -> Result<Admitted, ApiError> {
+        self.authorise_entry(org, headers, need).map(|(admitted, _)| admitted)
+    }
+
+    /// [`AppState::authorise`] for managing the organisation's keys: its own key, and its keys.
+    pub(crate) fn authorise_keys(&self, org: &str, headers: &HeaderMap) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
+        self.authorise_entry(org, headers, keys::Need::Manage)
+    }
+
+    /// Admits a request with a key of organisation `org` that allows `need`: `401` for no key of
+    /// it (an unknown organisation looks the same), `403` for a key whose scope does not allow it.
+    fn authorise_entry(
+        &self,
+        org: &str,
+        headers: &HeaderMap,
+        need: keys::Need<'_>,
+    ) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        let hash = key_hash(given);
         let entry = self.orgs().get(org).cloned();
-        let known = entry.as_ref().and_then(|e| e.key_hash).unwrap_or([0xFF; 32]);
-        let matches = constant_time_eq(&known, &hash);
-        let Some(entry) = entry.filter(|e| matches && e.key_hash.is_some()) else {
+        let Some((entry, grant)) = entry.and_then(|e| e.grant(given).map(|g| (e, g))) else {
             return Err(ApiError::unauthorized());
         };
-        match entry.state {
+        grant.check(need)?;
+        let keys = Arc::clone(&entry.keys);
+        let admitted = match entry.state {
             OrgState::Open(o) => {
                 if let Some(bucket) = &o.bucket {
                     bucket.take(std::time::Instant::now()).map_err(ApiError::too_many_requests)?;
@@ -496,11 +542,12 @@ impl AppState {
                 if !o.in_flight.enter(self.limits.in_flight_per_org) {
                     return Err(ApiError::busy(org, self.limits.in_flight_per_org));
                 }
-                Ok(Admitted(o))
+                Admitted(o)
             }
-            OrgState::Opening(since) => Err(ApiError::opening(org, since.elapsed())),
-            OrgState::Failed(why) => Err(ApiError::unavailable(org, &why)),
-        }
+            OrgState::Opening(since) => return Err(ApiError::opening(org, since.elapsed())),
+            OrgState::Failed(why) => return Err(ApiError::unavailable(org, &why)),
+        };
+        Ok((admitted, keys))
     }
 
     /// Whether `headers` carry the admin key.
@@ -565,6 +612,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/effects", get(effects::get_effects))
         .route("/v1/orgs/{org}/webhooks", get(webhooks::list_webhooks))
+        .route("/v1/orgs/{org}/keys", get(keys::list_keys).post(keys::post_key))
+        .route("/v1/orgs/{org}/keys/{id}", axum::routing::delete(keys::delete_key))
         .route(
             "/v1/orgs/{org}/webhooks/{name}",
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
@@ -926,7 +975,7 @@ async fn post_moments(
     params: Result<Query<MomentsParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Ingested>), ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Ingest)?;
     let Query(params) = params.map_err(invalid_query)?;
     let records = parse_records(&body)?;
     let answer_effects = params.effects != Some(false) && records.len() <= EFFECTS_IN_RESPONSE;
@@ -977,7 +1026,7 @@ async fn put_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<plaudit_core::reads::Profile>), ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Ingest)?;
     let b: ProfileBody = json_body(&body)?;
     let record = Record::Profile(plaudit_sdk::Stakeholder {
         id: id.clone(),
@@ -1010,7 +1059,7 @@ async fn get_profile(
     UrlPath((org, id)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<plaudit_core::reads::Profile>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Stakeholder(&id))?;
     let wanted = id.clone();
     org.worker
         .run(move |d| d.world_mut().profile(&wanted))
@@ -1035,7 +1084,7 @@ async fn get_leaderboard(
     headers: HeaderMap,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<plaudit_core::reads::Page>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Public)?;
     let Query(p) = params.map_err(invalid_query)?;
     let limit = p.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_PAGE {
@@ -1073,7 +1122,7 @@ async fn get_challenges(
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<plaudit_core::reads::ChallengeView>>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Public)?;
     Ok(Json(org.worker.run(|d| d.world().challenges()).await?))
 }
 

@@ -14,6 +14,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::keys::Need;
 use super::insights::{answer, cell, line, negotiate, read};
 use super::{AppState, invalid_query};
 use plaudit_core::insights::people::{Gain, PeopleQuery};
@@ -33,7 +34,7 @@ pub async fn get_stakeholders(
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let q = PeopleQuery { team: p.team, kind: p.kind, after: p.after, limit: p.limit };
@@ -73,7 +74,7 @@ pub async fn get_stakeholder_effects(
     headers: HeaderMap,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let admitted = state.authorise(&org, &headers)?;
+    let admitted = state.authorise(&org, &headers, Need::Stakeholder(&id))?;
     let Query(p) = params.map_err(invalid_query)?;
     let media = negotiate(&headers)?;
     let page = read(admitted, move |r| r.history_of(&id, p.after.as_deref(), p.limit)).await?;

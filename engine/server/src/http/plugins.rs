@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::Need;
 use crate::organisation::Organisation;
 use plaudit_core::plugins::{PluginHost, PluginStatus};
 
@@ -77,7 +78,7 @@ pub async fn put_plugin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
-    let org = state.authorise(&org_name, &headers)?;
+    let org = state.authorise(&org_name, &headers, Need::Manage)?;
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !media.trim().eq_ignore_ascii_case("application/wasm") {
         return Err(ApiError::new(
@@ -114,7 +115,7 @@ pub async fn get_plugin(
     UrlPath((org, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<PluginView>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Read)?;
     let wanted = name.clone();
     org.worker.run(move |d| view(d, &wanted)).await?.map(Json).ok_or_else(|| not_found(&name))
 }
@@ -124,7 +125,7 @@ pub async fn list_plugins(
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<PluginView>>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Read)?;
     let views = org.worker.run(|d| d.installed().keys().filter_map(|n| view(d, n)).collect()).await?;
     Ok(Json(views))
 }
@@ -134,7 +135,7 @@ pub async fn delete_plugin(
     UrlPath((org, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Manage)?;
     let wanted = name.clone();
     if org.worker.run(move |d| d.remove_plugin(&wanted)).await?? {
         Ok(StatusCode::NO_CONTENT)

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::keys::Need;
 use super::{Admitted, AppState};
 use plaudit_core::application::Mode;
 use plaudit_core::ids::OrgId;
@@ -64,7 +65,7 @@ pub async fn put_rules(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Published>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Manage)?;
     let (text, format) = rules_body(&headers, &body)?;
     let published = org
         .worker
@@ -78,7 +79,7 @@ pub async fn get_rules(
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Read)?;
     let rules = org.worker.run(|d| d.rules().clone()).await?;
     // As published by default; the other form, converted, when `Accept` prefers it.
     let (stored, other) = match rules.format {
@@ -183,7 +184,7 @@ pub async fn post_simulate(
     params: Result<Query<SimulateParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<Json<plaudit_core::simulate::Diff>, ApiError> {
-    let handle = state.authorise(&org, &headers)?;
+    let handle = state.authorise(&org, &headers, Need::Manage)?;
     let Query(params) = params.map_err(super::invalid_query)?;
     let limit = check_limit(params.limit)?;
     let (text, format) = rules_body(&headers, &body)?;
@@ -220,7 +221,7 @@ pub async fn post_apply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ApplyAnswer>, ApiError> {
-    let handle = state.authorise(&org, &headers)?;
+    let handle = state.authorise(&org, &headers, Need::Manage)?;
     let body: ApplyBody = super::json_body(&body)?;
     let limit =
         check_limit(body.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX))).map_err(|e| e.field("limit"))?;

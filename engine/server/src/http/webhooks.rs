@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::Need;
 use crate::webhooks::{HookError, HookView};
 
 /// The body of `PUT .../webhooks/{name}`.
@@ -52,7 +53,7 @@ pub async fn put_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Subscribed>), ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Manage)?;
     let new: NewHook = super::json_body(&body)?;
     let existed = org.hooks.views().iter().any(|h| h.name == name);
     let (hooks, latest) = (Arc::clone(&org.hooks), org.feed.latest());
@@ -72,7 +73,7 @@ pub async fn list_webhooks(
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<HookView>>, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Manage)?;
     Ok(Json(org.hooks.views()))
 }
 
@@ -81,7 +82,7 @@ pub async fn delete_webhook(
     UrlPath((org, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let org = state.authorise(&org, &headers)?;
+    let org = state.authorise(&org, &headers, Need::Manage)?;
     let hooks = Arc::clone(&org.hooks);
     let wanted = name.clone();
     let removed = tokio::task::spawn_blocking(move || hooks.remove(&wanted))
