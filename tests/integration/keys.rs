@@ -49,7 +49,12 @@ fn each_scope_is_allowed_what_it_says_and_refused_the_rest_with_403() {
         ("GET", "/v1/orgs/acme/webhooks", "", [true, false, false, false]),
     ];
     for (method, path, body, allowed) in cases {
-        for (key, ok, who) in [(&own, allowed[0], "own"), (&ingest, allowed[1], "ingest"), (&read, allowed[2], "read"), (&ann, allowed[3], "ann")] {
+        for (key, ok, who) in [
+            (&own, allowed[0], "own"),
+            (&ingest, allowed[1], "ingest"),
+            (&read, allowed[2], "read"),
+            (&ann, allowed[3], "ann"),
+        ] {
             let (status, answer) = server.request(method, path, Some(key), body);
             if ok {
                 assert!((200..300).contains(&status), "{who}: {method} {path}: {status} {answer}");
@@ -67,7 +72,8 @@ fn each_scope_is_allowed_what_it_says_and_refused_the_rest_with_403() {
     let message = err["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("stakeholder \"ann\"") && message.contains("bob"), "{message}");
     // Publishing rules, installing plugins, making keys: the organisation's own key only.
-    let (status, _) = server.request("POST", "/v1/orgs/acme/keys", Some(&read), &json!({"name": "x", "scope": "read"}).to_string());
+    let (status, _) =
+        server.request("POST", "/v1/orgs/acme/keys", Some(&read), &json!({"name": "x", "scope": "read"}).to_string());
     assert_eq!(status, 403);
     let (status, _, _) = server.send("PUT", "/v1/orgs/acme/rules", Some(&read), "application/toml", b"x");
     assert_eq!(status, 403);
@@ -95,7 +101,10 @@ fn keys_are_listed_without_their_secret_revoked_at_once_and_kept_across_a_restar
     let text = list.to_string();
     assert!(!text.contains(&read) && !text.contains(&ingest) && !text.contains("hash"), "no secret: {text}");
     let listed = |id: &str| keys.iter().find(|k| k["id"] == id).cloned().expect("listed");
-    assert_eq!((listed(&read_id)["name"].as_str(), listed(&read_id)["scope"].as_str()), (Some("dashboard"), Some("read")));
+    assert_eq!(
+        (listed(&read_id)["name"].as_str(), listed(&read_id)["scope"].as_str()),
+        (Some("dashboard"), Some("read"))
+    );
     assert!(listed(&read_id)["last_used"].as_i64().is_some(), "used: {list}");
     assert!(listed(&ingest_id).get("last_used").is_none(), "never used: {list}");
 
@@ -119,15 +128,18 @@ fn keys_are_listed_without_their_secret_revoked_at_once_and_kept_across_a_restar
     assert_eq!(status, 404);
     // A key with the right id and a wrong secret is no key.
     let forged = format!("sk_{ingest_id}_{}", "0".repeat(40));
-    let (status, _) = server.request("POST", "/v1/orgs/acme/moments", Some(&forged), &moment("f1", "ann", "bob").to_string());
+    let (status, _) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&forged), &moment("f1", "ann", "bob").to_string());
     assert_eq!(status, 401);
-    let (status, _) = server.request("POST", "/v1/orgs/acme/moments", Some(&ingest), &moment("i1", "ann", "bob").to_string());
+    let (status, _) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&ingest), &moment("i1", "ann", "bob").to_string());
     assert_eq!(status, 201);
     drop(server);
 
     // After a restart: the ingest key works, the revoked one does not, last uses were kept.
     let server = App::start(&data);
-    let (status, _) = server.request("POST", "/v1/orgs/acme/moments", Some(&ingest), &moment("i2", "ann", "bob").to_string());
+    let (status, _) =
+        server.request("POST", "/v1/orgs/acme/moments", Some(&ingest), &moment("i2", "ann", "bob").to_string());
     assert_eq!(status, 201);
     let (status, _) = server.request("GET", "/v1/orgs/acme/challenges", Some(&read), "");
     assert_eq!(status, 401);

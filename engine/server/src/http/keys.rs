@@ -138,7 +138,9 @@ impl Keys {
                     let last_used = AtomicI64::new(record.last_used.unwrap_or(0));
                     by_id.insert(id, Arc::new(Entry { record, hash, last_used }));
                 }
-                Err(e) => tracing::warn!(org = %org, key = %id, error = %e, "a scoped key's record is unreadable: refused"),
+                Err(e) => {
+                    tracing::warn!(org = %org, key = %id, error = %e, "a scoped key's record is unreadable: refused")
+                }
             }
         }
         Ok(Keys { by_id: RwLock::new(by_id) })
@@ -169,17 +171,22 @@ impl Keys {
 
     /// Writes each key's last use to the store, for those used since loaded.
     pub fn save_uses(&self, store: &dyn Store, org: &OrgId) {
-        let keys: Vec<(String, Arc<Entry>)> =
-            self.by_id.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|(i, e)| (i.clone(), Arc::clone(e))).collect();
+        let keys: Vec<(String, Arc<Entry>)> = self
+            .by_id
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(i, e)| (i.clone(), Arc::clone(e)))
+            .collect();
         for (id, e) in keys {
             let used = e.last_used.load(Ordering::Relaxed);
             if used == 0 || e.record.last_used == Some(used) {
                 continue;
             }
             let record = KeyRecord { last_used: Some(used), ..e.record.clone() };
-            let stored = serde_json::to_vec(&record).map_err(|e| e.to_string()).and_then(|bytes| {
-                store.set_scoped_key(org, &id, Some(&bytes)).map_err(|e| e.to_string())
-            });
+            let stored = serde_json::to_vec(&record)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| store.set_scoped_key(org, &id, Some(&bytes)).map_err(|e| e.to_string()));
             if let Err(error) = stored {
                 tracing::warn!(org = %org, key = %id, error, "a key's last use was not saved");
             }
@@ -285,12 +292,14 @@ pub async fn post_key(
     }
     match (new.scope, &new.stakeholder) {
         (Scope::Stakeholder, None) => {
-            return Err(ApiError::bad_request("invalid_body", "scope stakeholder names whose key it is")
-                .field("stakeholder"));
+            return Err(
+                ApiError::bad_request("invalid_body", "scope stakeholder names whose key it is").field("stakeholder")
+            );
         }
         (Scope::Stakeholder, Some(who)) if who.is_empty() || who.chars().count() > 256 => {
-            return Err(ApiError::bad_request("invalid_body", "a stakeholder id is 1 to 256 characters")
-                .field("stakeholder"));
+            return Err(
+                ApiError::bad_request("invalid_body", "a stakeholder id is 1 to 256 characters").field("stakeholder")
+            );
         }
         (Scope::Ingest | Scope::Read, Some(_)) => {
             return Err(ApiError::bad_request("invalid_body", "only scope stakeholder names a stakeholder")
@@ -300,7 +309,9 @@ pub async fn post_key(
     }
     let mut id = [0u8; 6];
     let mut secret = [0u8; 20];
-    getrandom::fill(&mut id).and_then(|()| getrandom::fill(&mut secret)).map_err(|e| ApiError::internal(format!("no randomness for a key: {e}")))?;
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| ApiError::internal(format!("no randomness for a key: {e}")))?;
     let id = hex(&id);
     let key = format!("sk_{id}_{}", hex(&secret));
     let hash = key_hash(&key);

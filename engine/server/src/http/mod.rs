@@ -515,7 +515,11 @@ impl AppState {
     }
 
     /// [`AppState::authorise`] for managing the organisation's keys: its own key, and its keys.
-    pub(crate) fn authorise_keys(&self, org: &str, headers: &HeaderMap) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
+    pub(crate) fn authorise_keys(
+        &self,
+        org: &str,
+        headers: &HeaderMap,
+    ) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
         self.authorise_entry(org, headers, keys::Need::Manage)
     }
 

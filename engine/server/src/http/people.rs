@@ -14,8 +14,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::keys::Need;
 use super::insights::{answer, cell, line, negotiate, read};
+use super::keys::Need;
 use super::{AppState, invalid_query};
 use plaudit_core::insights::people::{Gain, PeopleQuery};
 
