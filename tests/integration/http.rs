@@ -1126,6 +1126,26 @@ fn answers_are_gzipped_for_clients_that_accept_it_and_gzipped_bodies_are_taken()
         plain.as_bytes(),
     );
     assert_eq!(status, 400, "not gzip");
+    let (status, _, err) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        plain.as_bytes(),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("unreadable_body")),
+        "JSON, like every error: {err}"
+    );
+    let (status, _, err) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "br")],
+        plain.as_bytes(),
+    );
+    assert_eq!((status, err["error"]["code"].as_str()), (415, Some("unsupported_media_type")), "{err}");
     let bomb = gzip(&vec![b' '; 8 << 20]);
     let (status, _, _) = server.send_with(
         "POST",
@@ -1135,6 +1155,14 @@ fn answers_are_gzipped_for_clients_that_accept_it_and_gzipped_bodies_are_taken()
         &bomb,
     );
     assert_eq!(status, 413, "8 MB of spaces in {} bytes", bomb.len());
+    let (_, _, err) = server.send_with(
+        "POST",
+        "/v1/orgs/acme/moments",
+        Some(&key),
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        &bomb,
+    );
+    assert!(err["error"]["code"].is_string(), "{err}");
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }

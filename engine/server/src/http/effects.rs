@@ -48,8 +48,9 @@ pub struct FeedPage {
     pub latest: u64,
 }
 
-fn gone(g: Gone) -> ApiError {
-    ApiError::new(StatusCode::GONE, "gone", g.to_string()).field("after")
+/// `410 gone`, naming where the cursor came from (`after`, or `Last-Event-ID`).
+fn gone(field: &'static str) -> impl Fn(Gone) -> ApiError {
+    move |g| ApiError::new(StatusCode::GONE, "gone", g.to_string()).field(field)
 }
 
 pub async fn get_effects(
@@ -85,10 +86,10 @@ pub async fn get_effects(
             // A new follower starts with what comes next.
             None => feed.latest(),
         };
-        feed.after(Some(after), 1).map_err(gone)?;
+        feed.after(Some(after), 1).map_err(gone(if resume.is_some() { "Last-Event-ID" } else { "after" }))?;
         return Ok(follow(feed, after, state.closing()).into_response());
     }
-    let effects = feed.after(p.after, limit).map_err(gone)?;
+    let effects = feed.after(p.after, limit).map_err(gone("after"))?;
     let next = effects.last().map_or_else(|| p.after.unwrap_or(feed.oldest().saturating_sub(1)), |e| e.id);
     Ok(Json(FeedPage { effects, next, latest: feed.latest() }).into_response())
 }

@@ -645,7 +645,49 @@ pub fn router(state: Arc<AppState>) -> Router {
         // limit applies to what they inflate to).
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Errors the framework and its layers answer before a handler runs (a body that cannot be
+/// read or inflated, a `Content-Encoding` not taken, a body over the limit) in the API's error
+/// body like every other: their text becomes the message.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let retry = response.headers().get(header::RETRY_AFTER).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 64 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::BAD_REQUEST => "unreadable_body",
+        s if s.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let message = match (text.is_empty(), status) {
+        (true, StatusCode::UNSUPPORTED_MEDIA_TYPE) => {
+            "this Content-Encoding is not taken: send gzip or none".to_string()
+        }
+        (true, s) => s.canonical_reason().unwrap_or("refused").to_string(),
+        (false, _) => text,
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in [(header::ALLOW, allow), (header::RETRY_AFTER, retry)] {
+        if let Some(value) = value {
+            answer.headers_mut().insert(name, value);
+        }
+    }
+    answer
 }
 
 /// `404 no_route` for a path no route serves, in the API's error body like every other error.
