@@ -1055,6 +1055,9 @@ fn the_description_names_each_operation_for_generated_clients_and_the_server_ask
     let (status, _, spec) = server.send_with("GET", "/openapi.json", None, &[("host", "plaudit.test:9000")], b"");
     assert_eq!(status, 200);
     assert_eq!(spec["servers"], serde_json::json!([{"url": "http://plaudit.test:9000"}]));
+    let proxied = [("host", "api.plaudit.test"), ("x-forwarded-proto", "https")];
+    let (_, _, behind) = server.send_with("GET", "/openapi.json", None, &proxied, b"");
+    assert_eq!(behind["servers"], serde_json::json!([{"url": "https://api.plaudit.test"}]));
     let tags: Vec<&str> = spec["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
     let mut ids = Vec::new();
     for (path, operations) in spec["paths"].as_object().expect("paths") {

@@ -341,7 +341,8 @@ impl Hooks {
     }
 
     /// Creates or replaces subscription `name`; a new one starts after `latest` (effects from
-    /// now on), a replaced one keeps its cursor. Returns the secret.
+    /// now on), a replaced one keeps its cursor (and its secret, unless given one). Returns the
+    /// secret.
     pub fn put(
         &self,
         name: &str,
@@ -363,8 +364,16 @@ impl Hooks {
                 return Err(invalid("types", format!("{t:?} is no effect type; one of {}", EFFECT_TYPES.join(", "))));
             }
         }
-        let secret = match secret {
-            Some(s) if s.chars().count() < 16 => return Err(invalid("secret", "at least 16 characters")),
+        if secret.as_ref().is_some_and(|s| s.chars().count() < 16) {
+            return Err(invalid("secret", "at least 16 characters"));
+        }
+        let mut state = self.state();
+        if !state.kept.hooks.contains_key(name) && state.kept.hooks.len() >= MAX_HOOKS {
+            return Err(HookError::Full);
+        }
+        // A replaced subscription keeps its secret unless given one: changing its types must not
+        // silently break its receiver's verification.
+        let secret = match secret.or_else(|| state.kept.hooks.get(name).map(|h| h.secret.clone())) {
             Some(s) => s,
             None => {
                 let mut bytes = [0u8; 24];
@@ -372,10 +381,6 @@ impl Hooks {
                 format!("whsec_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
             }
         };
-        let mut state = self.state();
-        if !state.kept.hooks.contains_key(name) && state.kept.hooks.len() >= MAX_HOOKS {
-            return Err(HookError::Full);
-        }
         let (cursor, missed) = state.kept.hooks.get(name).map_or((latest, 0), |h| (h.cursor, h.missed));
         let hook = Hook { url: url.to_string(), types, secret: secret.clone(), cursor, missed };
         let mut kept = Kept { hooks: state.kept.hooks.clone() };
@@ -656,6 +661,12 @@ mod tests {
         let again = Hooks::load(path.clone()).expect("loads");
         let views = again.views();
         assert_eq!((views[0].url.as_str(), views[0].cursor), ("http://127.0.0.1:9/other", 7));
+        // Replaced without a secret: it keeps the one it had (its receiver still verifies).
+        let kept = again.put("crm", "http://127.0.0.1:9/other", vec!["level_reached".into()], None, 99, &open);
+        assert_eq!(kept.expect("put"), "a-secret-of-16-chars");
+        let fresh = again.put("new", "http://127.0.0.1:9/x", vec![], None, 99, &open).expect("put");
+        assert!(fresh.starts_with("whsec_"), "a new one gets a fresh secret");
+        assert!(again.remove("new").expect("removes"));
         assert!(again.remove("crm").expect("removes"));
         assert!(!again.remove("crm").expect("removes"));
         assert!(Hooks::load(path.clone()).expect("loads").views().is_empty());

@@ -850,8 +850,9 @@ async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
 /// against the running server).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The description, its `servers` naming the address the request came to (its `Host`), so that
-/// a client generated from it calls this server.
+/// The description, its `servers` naming the address the request came to (its `Host`, and
+/// `X-Forwarded-Proto: https` behind a proxy that ends TLS), so that a client generated from it
+/// calls this server.
 async fn openapi(headers: HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
     static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
@@ -862,8 +863,13 @@ async fn openapi(headers: HeaderMap) -> axum::response::Response {
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)));
     match host {
         Some(host) => {
+            // Behind a proxy that ends TLS, the scheme the client used.
+            let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+                Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
+                _ => "http",
+            };
             let mut spec = spec.clone();
-            spec["servers"] = serde_json::json!([{ "url": format!("http://{host}") }]);
+            spec["servers"] = serde_json::json!([{ "url": format!("{scheme}://{host}") }]);
             axum::Json(spec).into_response()
         }
         None => ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response(),
