@@ -1169,3 +1169,20 @@ fn answers_are_gzipped_for_clients_that_accept_it_and_gzipped_bodies_are_taken()
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn the_feed_is_a_page_or_a_stream_as_accept_prefers() {
+    let data = scratch_dir("plaudit-http-feed-accept");
+    let server = App::start(&data);
+    let key = server.key("acme").to_string();
+    let get = |accept: &str| server.send_with("GET", "/v1/orgs/acme/effects", Some(&key), &[("accept", accept)], b"");
+    for accept in ["*/*", "application/json", "text/event-stream;q=0, application/json"] {
+        let (status, head, page) = get(accept);
+        assert!(status == 200 && head.contains("content-type: application/json"), "{accept}: {head}");
+        assert!(page["latest"].is_u64(), "{accept}: {page}");
+    }
+    let (status, _, err) = get("text/html");
+    assert_eq!((status, err["error"]["code"].as_str()), (406, Some("not_acceptable")), "{err}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -467,7 +467,7 @@ fn fold_window(at: i64, before: i64, after: i64) -> Option<FoldWindow> {
 }
 
 /// `unix_secs` as a jiff timestamp, clamped to jiff's range.
-fn timestamp(unix_secs: i64) -> Timestamp {
+pub(crate) fn timestamp(unix_secs: i64) -> Timestamp {
     Timestamp::from_second(unix_secs).unwrap_or(if unix_secs < 0 { Timestamp::MIN } else { Timestamp::MAX })
 }
 

@@ -10,7 +10,7 @@ use crate::calendar::Period;
 use crate::ruleset::program::{ChallengeWindow, CurrencyIx, Program};
 
 /// What produced an effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Rule(u16),
     Badge(u16),

@@ -71,7 +71,7 @@ pub fn check_profile(s: &Stakeholder) -> Result<(), RecordFault> {
 }
 
 /// A kind, channel or team: 1 to 64 characters (what the API description's `maxLength` says).
-fn name_length_ok(s: &str) -> bool {
+pub(crate) fn name_length_ok(s: &str) -> bool {
     !s.is_empty() && (s.len() <= 64 || s.chars().count() <= 64)
 }
 

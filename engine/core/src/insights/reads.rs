@@ -828,7 +828,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 /// A team or kind a filter names: 1 to 64 characters, as profiles have them.
 pub(crate) fn check_name(field: &'static str, name: Option<&str>) -> Result<(), InsightsError> {
     match name {
-        Some(n) if n.is_empty() || n.chars().count() > 64 => {
+        Some(n) if !crate::resolve::name_length_ok(n) => {
             Err(InsightsError::invalid(field, "must be 1 to 64 characters"))
         }
         _ => Ok(()),
@@ -836,5 +836,5 @@ pub(crate) fn check_name(field: &'static str, name: Option<&str>) -> Result<(), 
 }
 
 pub(crate) fn rfc3339(at: i64) -> String {
-    jiff::Timestamp::from_second(at).map_or_else(|_| at.to_string(), |t| t.to_string())
+    crate::calendar::timestamp(at).to_string()
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,8 @@ pub async fn get_effects(
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
     }
     let feed = Arc::clone(&org.feed);
-    let streaming = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/event-stream")));
+    // Pages by default; the stream when `Accept` prefers it (`text/event-stream;q=0` is a no).
+    let streaming = super::accept::choose(&headers, &["application/json", "text/event-stream"])? == "text/event-stream";
     // A reconnecting `EventSource` sends its original URL (with its `after`) and the last event
     // it saw: that one wins. A header that is not an event's number is refused, not ignored (it
     // would silently replay from `after`); a page, which has its cursor, checks it the same way.
