@@ -224,7 +224,7 @@ pub struct FaultyStore<F> {
 mod faulty {
     use plaudit_core::ids::{OrgId, Seq};
     use plaudit_sdk::Record;
-    use plaudit_store::{Change, LoggedChange, Segment, Store};
+    use plaudit_store::{Change, LoggedChange, OrgTable, Segment, Store};
 
     use super::{Fault, FaultyStore, Snapshot, StoreResult};
 
@@ -254,11 +254,11 @@ mod faulty {
         fn organisations(&self) -> StoreResult<Vec<OrgId>> {
             self.inner.organisations()
         }
-        fn scoped_keys(&self, org: &OrgId) -> StoreResult<Vec<(String, Vec<u8>)>> {
-            self.inner.scoped_keys(org)
+        fn org_records(&self, org: &OrgId, table: OrgTable) -> StoreResult<Vec<(String, Vec<u8>)>> {
+            self.inner.org_records(org, table)
         }
-        fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> StoreResult<bool> {
-            self.inner.set_scoped_key(org, id, record)
+        fn set_org_record(&self, org: &OrgId, table: OrgTable, name: &str, bytes: Option<&[u8]>) -> StoreResult<bool> {
+            self.inner.set_org_record(org, table, name, bytes)
         }
         fn changes(&self, org: &OrgId) -> StoreResult<Vec<LoggedChange>> {
             self.inner.changes(org)

@@ -41,7 +41,7 @@ fn each_scope_is_allowed_what_it_says_and_refused_the_rest_with_403() {
         ("GET", "/v1/orgs/acme/stakeholders/bob/effects", "", [true, false, true, false]),
         ("GET", "/v1/orgs/acme/leaderboards/xp", "", [true, false, true, true]),
         ("GET", "/v1/orgs/acme/challenges", "", [true, false, true, true]),
-        ("GET", "/v1/orgs/acme/effects", "", [true, false, true, false]),
+        ("GET", "/v1/orgs/acme/effects", "", [true, false, true, true]),
         ("GET", "/v1/orgs/acme/insights/activity", "", [true, false, true, false]),
         ("GET", "/v1/orgs/acme/stakeholders", "", [true, false, true, false]),
         ("GET", "/v1/orgs/acme/rules", "", [true, false, true, false]),

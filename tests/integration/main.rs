@@ -5,6 +5,7 @@
 mod app;
 mod badges;
 mod bounds;
+mod browsers;
 mod caps_and_guard;
 mod challenges;
 mod cli;

@@ -20,6 +20,10 @@ use tokio::sync::watch;
 /// Effects kept per organisation when not configured.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
+/// The most effects one read looks at when it takes only some (a stakeholder's own): the
+/// feed's lock is held that long at most.
+pub const SCAN: usize = 10_000;
+
 /// A read of effects no longer kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("effects after {after} are no longer kept: the oldest kept is {oldest}; read from `after={}`", oldest - 1)]
@@ -111,6 +115,19 @@ impl Feed {
     /// Up to `limit` effects numbered after `after`, oldest first; `after: None` starts at the
     /// oldest kept. [`Gone`] if some of the effects after `after` are no longer kept.
     pub fn after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Arc<FeedItem>>, Gone> {
+        self.after_where(after, limit, |_| true).map(|(items, _)| items)
+    }
+
+    /// [`Feed::after`] for the effects `keep` takes, looking at [`SCAN`] effects at most (or
+    /// `limit`, if more), with
+    /// the number of the last effect looked at (the cursor to go on from, which passes the
+    /// effects not taken; `after` itself if there was none to look at).
+    pub fn after_where(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&FeedItem) -> bool,
+    ) -> Result<(Vec<Arc<FeedItem>>, u64), Gone> {
         let ring = self.ring();
         let oldest = ring.items.front().map_or(ring.next, |i| i.id);
         let after = match after {
@@ -119,7 +136,18 @@ impl Feed {
             Some(a) => a,
         };
         let skip = usize::try_from(after.saturating_add(1).saturating_sub(oldest)).unwrap_or(usize::MAX);
-        Ok(ring.items.iter().skip(skip).take(limit).cloned().collect())
+        let mut taken = Vec::new();
+        let mut last = after;
+        for item in ring.items.iter().skip(skip).take(SCAN.max(limit)) {
+            if taken.len() == limit {
+                break;
+            }
+            last = item.id;
+            if keep(item) {
+                taken.push(Arc::clone(item));
+            }
+        }
+        Ok((taken, last))
     }
 
     /// A receiver that wakes whenever effects arrive (it holds the latest number).
@@ -182,6 +210,32 @@ mod tests {
         assert_eq!(feed.oldest(), 6);
         assert_eq!(ids(&feed.after(Some(5), 10).expect("kept")), vec![6]);
         assert!(feed.after(Some(1), 10).is_err());
+    }
+
+    #[test]
+    fn a_filtered_read_takes_what_it_keeps_and_its_cursor_passes_the_rest() {
+        let feed = Feed::new(100);
+        feed.push((1..=10).map(|n| (n as u64, effect(n))));
+        let even = |i: &FeedItem| i.id.is_multiple_of(2);
+        let (items, last) = feed.after_where(None, 2, even).expect("kept");
+        assert_eq!((ids(&items), last), (vec![2, 4], 4));
+        let (items, last) = feed.after_where(Some(last), 10, even).expect("kept");
+        assert_eq!((ids(&items), last), (vec![6, 8, 10], 10));
+        let (items, last) = feed.after_where(Some(10), 10, even).expect("kept");
+        assert_eq!((ids(&items), last), (vec![], 10), "nothing to look at: the cursor stays");
+        let (items, last) = feed.after_where(Some(4), 10, |_| false).expect("kept");
+        assert_eq!((ids(&items), last), (vec![], 10), "none taken: the cursor still passes them");
+    }
+
+    #[test]
+    fn a_filtered_read_looks_at_a_bounded_number_of_effects() {
+        let feed = Feed::new(SCAN + 10);
+        feed.push((1..=SCAN as u64 + 10).map(|n| (n, effect(n as i64))));
+        let (items, last) = feed.after_where(None, 5, |i| i.id > SCAN as u64).expect("kept");
+        assert!(items.is_empty());
+        assert_eq!(last, SCAN as u64, "stops after SCAN effects, and says where");
+        let (items, _) = feed.after_where(Some(last), 5, |i| i.id > SCAN as u64).expect("kept");
+        assert_eq!(items.len(), 5);
     }
 
     #[test]

@@ -232,11 +232,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every organisation of the store (those with a change), sorted.
     fn organisations(&self) -> Result<Vec<OrgId>, StoreError>;
 
-    /// The scoped keys of `org` (keys besides its own, each with what it may do): by id, each
-    /// with its record, whose layout is the server's (the store keeps bytes).
-    fn scoped_keys(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The records of `org` in `table`: by name, each with its bytes, whose layout is the
+    /// server's (the store keeps bytes).
+    fn org_records(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
-    /// Stores scoped key `id` of `org` with `record`, or deletes it (`None`), durably; whether
-    /// it was there before. `org` must exist.
-    fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError>;
+    /// Stores record `name` of `org` in `table` with `bytes`, or deletes it (`None`), durably;
+    /// whether it was there before. `org` must exist.
+    fn set_org_record(
+        &self,
+        org: &OrgId,
+        table: OrgTable,
+        name: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The tables of small records an organisation keeps beside its log, each by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgTable {
+    /// Keys besides the organisation's own, each with what it may do (by key id).
+    ScopedKeys,
+    /// Settings of the organisation's API, such as the origins allowed to call it from a browser.
+    Settings,
 }

@@ -53,7 +53,7 @@ use crate::format::{
     FORMAT_VERSION, check_version, decode_change, decode_segment, encode_change, encode_segment, module_hash,
     snapshot_checksum,
 };
-use crate::{Change, LoggedChange, Segment, Store, StoreError};
+use crate::{Change, LoggedChange, OrgTable, Segment, Store, StoreError};
 
 /// (org, first seq) -> the records of one append (see the module's layout).
 const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
@@ -73,6 +73,15 @@ const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 const ORG_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("org_keys");
 /// (organisation, key id) -> the scoped key's record (the server's layout).
 const SCOPED_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scoped_keys");
+/// (organisation, setting) -> the setting's value (the server's layout).
+const SETTINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("org_settings");
+/// The table that keeps `table`'s records.
+fn org_table(table: OrgTable) -> TableDefinition<'static, (&'static str, &'static str), &'static [u8]> {
+    match table {
+        OrgTable::ScopedKeys => SCOPED_KEYS,
+        OrgTable::Settings => SETTINGS,
+    }
+}
 /// "format" -> the store's format version ([`FORMAT_VERSION`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Tables of pre-release layouts: a file with records in one is refused; the first released
@@ -159,6 +168,7 @@ impl RedbStore {
             txn.open_table(MODULES).map_err(|e| open_err(e.into()))?;
             txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SCOPED_KEYS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(SETTINGS).map_err(|e| open_err(e.into()))?;
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;
             // A new store, or one written before versions were kept (the same layout): this one.
             let found = meta.get("format").map_err(|e| open_err(e.into()))?.map(|g| g.value());
@@ -371,11 +381,11 @@ impl RedbStore {
         txn.commit().ctx(OP)
     }
 
-    fn scoped_keys_unguarded(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        const OP: &str = "scoped_keys";
+    fn org_records_unguarded(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        const OP: &str = "org_records";
         let o = org.as_str();
         let txn = self.db.begin_read().ctx(OP)?;
-        let keys = txn.open_table(SCOPED_KEYS).ctx(OP)?;
+        let keys = txn.open_table(org_table(table)).ctx(OP)?;
         let mut out = Vec::new();
         for row in keys.range((o, "")..).ctx(OP)? {
             let (k, v) = row.ctx(OP)?;
@@ -388,15 +398,21 @@ impl RedbStore {
         Ok(out)
     }
 
-    fn set_scoped_key_unguarded(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
-        const OP: &str = "set_scoped_key";
+    fn set_org_record_unguarded(
+        &self,
+        org: &OrgId,
+        table: OrgTable,
+        id: &str,
+        record: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "set_org_record";
         let o = org.as_str();
         let txn = self.db.begin_write().ctx(OP)?;
         let existed = {
             if txn.open_table(CHANGES).ctx(OP)?.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_none() {
                 return Err(StoreError::NoSuchOrg(org.clone()));
             }
-            let mut keys = txn.open_table(SCOPED_KEYS).ctx(OP)?;
+            let mut keys = txn.open_table(org_table(table)).ctx(OP)?;
             match record {
                 Some(bytes) => keys.insert((o, id), bytes).ctx(OP)?.is_some(),
                 None => keys.remove((o, id)).ctx(OP)?.is_some(),
@@ -520,12 +536,18 @@ impl Store for RedbStore {
         contained("organisations", || self.organisations_unguarded())
     }
 
-    fn scoped_keys(&self, org: &OrgId) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        contained("scoped_keys", || self.scoped_keys_unguarded(org))
+    fn org_records(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        contained("org_records", || self.org_records_unguarded(org, table))
     }
 
-    fn set_scoped_key(&self, org: &OrgId, id: &str, record: Option<&[u8]>) -> Result<bool, StoreError> {
-        contained("set_scoped_key", || self.set_scoped_key_unguarded(org, id, record))
+    fn set_org_record(
+        &self,
+        org: &OrgId,
+        table: OrgTable,
+        name: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        contained("set_org_record", || self.set_org_record_unguarded(org, table, name, bytes))
     }
 
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
@@ -1085,6 +1107,36 @@ mod tests {
 
     fn rules(text: &str) -> Change {
         Change::Rules { text: text.to_string(), format: plaudit_core::ruleset::Format::Toml }
+    }
+
+    #[test]
+    fn org_records_are_kept_per_organisation_and_table_and_survive_reopen() {
+        let dir = TempDir::new();
+        let (acme, beta) = (org("acme"), org("beta"));
+        {
+            let store = open(&dir);
+            assert!(
+                matches!(
+                    store.set_org_record(&acme, OrgTable::Settings, "cors", Some(b"x")),
+                    Err(StoreError::NoSuchOrg(_))
+                ),
+                "an organisation must exist first"
+            );
+            store.create_org(&acme, None, &rules("a")).expect("acme");
+            store.create_org(&beta, None, &rules("b")).expect("beta");
+            assert!(!store.set_org_record(&acme, OrgTable::Settings, "cors", Some(b"one")).expect("set"));
+            assert!(store.set_org_record(&acme, OrgTable::Settings, "cors", Some(b"two")).expect("replace"));
+            store.set_org_record(&acme, OrgTable::ScopedKeys, "k1", Some(b"key")).expect("key");
+            store.set_org_record(&beta, OrgTable::Settings, "cors", Some(b"beta's")).expect("beta");
+        }
+        let store = open(&dir);
+        let records = |o: &OrgId, t| store.org_records(o, t).expect("read");
+        assert_eq!(records(&acme, OrgTable::Settings), vec![("cors".to_string(), b"two".to_vec())]);
+        assert_eq!(records(&acme, OrgTable::ScopedKeys), vec![("k1".to_string(), b"key".to_vec())]);
+        assert_eq!(records(&beta, OrgTable::Settings), vec![("cors".to_string(), b"beta's".to_vec())]);
+        assert!(records(&beta, OrgTable::ScopedKeys).is_empty());
+        assert!(store.set_org_record(&acme, OrgTable::Settings, "cors", None).expect("delete"));
+        assert!(records(&acme, OrgTable::Settings).is_empty());
     }
 
     #[test]

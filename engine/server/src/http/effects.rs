@@ -2,9 +2,11 @@
 //! with `Accept: text/event-stream`, followed live as Server-Sent Events (each event's `id` is
 //! the effect's number, so a client that reconnects with `Last-Event-ID` misses nothing the
 //! feed still keeps; the header wins over `?after=`, which a browser's `EventSource` resends
-//! unchanged).
+//! unchanged). A browser's `EventSource`, which cannot send `Authorization`, gives a feed token
+//! instead (`?token=`, from `POST .../effects/tokens`: [`super::tokens`]). A `stakeholder` key
+//! (or its token) reads that stakeholder's own effects only; the cursor still passes the others.
 //!
-//! **Owns** the page and the stream. Reads go straight to the organisation's
+//! **Owns** the page, the stream and the tokens' route. Reads go straight to the organisation's
 //! [`Feed`](crate::feed::Feed), never through its worker: following the feed costs scoring
 //! nothing.
 
@@ -22,7 +24,7 @@ use tokio::sync::watch;
 
 use super::AppState;
 use super::error::ApiError;
-use super::keys::Need;
+use super::tokens::{self, CreatedToken, NewToken};
 use crate::feed::{Feed, Gone};
 use plaudit_core::journal::FeedItem;
 
@@ -36,13 +38,17 @@ pub const MAX_PAGE: usize = 1000;
 pub struct FeedParams {
     after: Option<u64>,
     limit: Option<usize>,
+    /// A feed token, in place of a key.
+    token: Option<String>,
 }
 
 /// A page of the feed.
 #[derive(Debug, Serialize)]
 pub struct FeedPage {
     pub effects: Vec<Arc<FeedItem>>,
-    /// The cursor for the next page: the last effect's number here (or the one asked for).
+    /// The cursor for the next page: the last effect looked at (or the one asked for). For a
+    /// `stakeholder` key it passes the effects of others, so a page may hold fewer than `limit`
+    /// while there are more: read on until `next` is `latest`.
     pub next: u64,
     /// The number of the last effect produced so far.
     pub latest: u64,
@@ -59,13 +65,14 @@ pub async fn get_effects(
     headers: HeaderMap,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = state.authorise(&org, &headers, Need::Read)?;
     let Query(p) = params.map_err(super::invalid_query)?;
+    let (org, grant) = state.authorise_feed(&org, &headers, p.token.as_deref())?;
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")).field("limit"));
     }
     let feed = Arc::clone(&org.feed);
+    let only: Option<Arc<str>> = grant.feed_of().map(Arc::from);
     // Pages by default; the stream when `Accept` prefers it (`text/event-stream;q=0` is a no).
     let streaming = super::accept::choose(&headers, &["application/json", "text/event-stream"])? == "text/event-stream";
     // A reconnecting `EventSource` sends its original URL (with its `after`) and the last event
@@ -85,16 +92,46 @@ pub async fn get_effects(
             None => feed.latest(),
         };
         feed.after(Some(after), 1).map_err(gone(if resume.is_some() { "Last-Event-ID" } else { "after" }))?;
-        return Ok(follow(feed, after, state.closing()).into_response());
+        return Ok(follow(feed, after, only, state.closing()).into_response());
     }
-    let effects = feed.after(p.after, limit).map_err(gone("after"))?;
-    let next = effects.last().map_or_else(|| p.after.unwrap_or(feed.oldest().saturating_sub(1)), |e| e.id);
+    let (effects, next) = feed.after_where(p.after, limit, keeps(only.as_deref())).map_err(gone("after"))?;
     Ok(Json(FeedPage { effects, next, latest: feed.latest() }).into_response())
+}
+
+/// What a reader takes of the feed: everything, or one stakeholder's effects.
+fn keeps(only: Option<&str>) -> impl Fn(&FeedItem) -> bool + '_ {
+    move |item| only.is_none_or(|who| item.effect.stakeholder == who)
+}
+
+/// `POST /v1/orgs/{org}/effects/tokens`: a feed token standing for the key that asks, which
+/// must be one that may read the feed.
+pub async fn post_token(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let (admitted, grant) = state.authorise_feed(&org, &headers, None)?;
+    drop(admitted);
+    let asked: NewToken = if body.trim_ascii().is_empty() { NewToken::default() } else { super::json_body(&body)? };
+    let ttl = asked.ttl_seconds.unwrap_or(tokens::DEFAULT_TTL_SECONDS);
+    if !(tokens::MIN_TTL_SECONDS..=tokens::MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("ttl_seconds is {} to {}", tokens::MIN_TTL_SECONDS, tokens::MAX_TTL_SECONDS),
+        )
+        .field("ttl_seconds"));
+    }
+    let (token, expires) = state.feed_token(&org, &grant, ttl)?;
+    let stream = format!("/v1/orgs/{org}/effects?token={token}");
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, expires, stream })))
 }
 
 /// Where a follower is.
 struct Follower {
     feed: Arc<Feed>,
+    /// The one stakeholder whose effects it follows, if only one's.
+    only: Option<Arc<str>>,
     wake: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
     last: u64,
@@ -107,10 +144,11 @@ struct Follower {
 fn follow(
     feed: Arc<Feed>,
     after: u64,
+    only: Option<Arc<str>>,
     closing: watch::Receiver<bool>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let wake = feed.subscribe();
-    let start = Follower { feed, wake, closing, last: after, pending: VecDeque::new(), done: false };
+    let start = Follower { feed, only, wake, closing, last: after, pending: VecDeque::new(), done: false };
     let stream = futures_util::stream::unfold(start, |mut f| async move {
         loop {
             if f.done {
@@ -124,8 +162,10 @@ fn follow(
                     });
                 return Some((Ok(event), f));
             }
-            match f.feed.after(Some(f.last), MAX_PAGE) {
-                Ok(items) if !items.is_empty() => f.pending.extend(items),
+            match f.feed.after_where(Some(f.last), MAX_PAGE, keeps(f.only.as_deref())) {
+                Ok((items, _)) if !items.is_empty() => f.pending.extend(items),
+                // Looked past others' effects: on from there.
+                Ok((_, last)) if last > f.last => f.last = last,
                 Ok(_) => {
                     f.wake.borrow_and_update();
                     tokio::select! {

@@ -5,7 +5,7 @@
 //! /v1/orgs/{org}/keys[/{id}]`, with the organisation's own key.
 //!
 //! **Owns** the scopes, what each allows ([`Need`]), the keys' records (stored through
-//! [`plaudit_store::Store::set_scoped_key`], only each key's SHA-256 kept) and their last use.
+//! [`plaudit_store::Store::set_org_record`], only each key's SHA-256 kept) and their last use.
 //! **Must not touch** the organisations' worlds: a key is checked before a request reaches one.
 //!
 //! A key is `sk_<id>_<secret>`: the id (public, in listings) finds the record, the secret's
@@ -23,9 +23,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::{AppState, constant_time_eq, hex, key_hash};
+use super::{AppState, constant_time_eq, hex, key_hash, unhex32};
 use plaudit_core::ids::OrgId;
-use plaudit_store::Store;
+use plaudit_store::{OrgTable, Store};
 
 /// What a key may do, besides an organisation's own key (which may do everything).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,8 @@ pub enum Need<'a> {
     Stakeholder(&'a str),
     /// Read what every participant sees (boards, challenges).
     Public,
+    /// Read the feed: every effect, or a `stakeholder` key's own ([`Grant::feed_of`]).
+    Feed,
 }
 
 impl Need<'_> {
@@ -71,7 +73,7 @@ impl Need<'_> {
             Need::Ingest => "a key with scope ingest".to_string(),
             Need::Read => "a key with scope read".to_string(),
             Need::Stakeholder(id) => format!("a key with scope read, or stakeholder {id:?}'s own"),
-            Need::Public => "a key with scope read or stakeholder".to_string(),
+            Need::Public | Need::Feed => "a key with scope read or stakeholder".to_string(),
         }
     }
 }
@@ -95,6 +97,7 @@ pub struct KeyRecord {
 /// A scoped key in memory: its record, its hash, its last use.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    id: String,
     record: KeyRecord,
     hash: [u8; 32],
     /// Unix seconds; 0 for never.
@@ -106,8 +109,8 @@ impl Entry {
         match (self.record.scope, need) {
             (_, Need::Manage) => false,
             (Scope::Ingest, Need::Ingest) => true,
-            (Scope::Read, Need::Read | Need::Stakeholder(_) | Need::Public) => true,
-            (Scope::Stakeholder, Need::Public) => true,
+            (Scope::Read, Need::Read | Need::Stakeholder(_) | Need::Public | Need::Feed) => true,
+            (Scope::Stakeholder, Need::Public | Need::Feed) => true,
             (Scope::Stakeholder, Need::Stakeholder(id)) => self.record.stakeholder.as_deref() == Some(id),
             _ => false,
         }
@@ -121,6 +124,7 @@ pub struct Keys {
 }
 
 /// What a key was found to be.
+#[derive(Clone, Debug)]
 pub(crate) enum Grant {
     /// The organisation's own key.
     Own,
@@ -131,12 +135,12 @@ impl Keys {
     /// The keys `store` holds for `org` (a record it cannot read is skipped, and said).
     pub fn load(store: &dyn Store, org: &OrgId) -> Result<Keys, plaudit_store::StoreError> {
         let mut by_id = HashMap::new();
-        for (id, bytes) in store.scoped_keys(org)? {
+        for (id, bytes) in store.org_records(org, OrgTable::ScopedKeys)? {
             match serde_json::from_slice::<KeyRecord>(&bytes) {
                 Ok(record) => {
-                    let Some(hash) = parse_hash(&record.hash) else { continue };
+                    let Some(hash) = unhex32(&record.hash) else { continue };
                     let last_used = AtomicI64::new(record.last_used.unwrap_or(0));
-                    by_id.insert(id, Arc::new(Entry { record, hash, last_used }));
+                    by_id.insert(id.clone(), Arc::new(Entry { id, record, hash, last_used }));
                 }
                 Err(e) => {
                     tracing::warn!(org = %org, key = %id, error = %e, "a scoped key's record is unreadable: refused")
@@ -144,6 +148,11 @@ impl Keys {
             }
         }
         Ok(Keys { by_id: RwLock::new(by_id) })
+    }
+
+    /// The scoped key with id `id`, if there is one (a feed token names its key so).
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.by_id.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
     }
 
     /// The scoped key `given` is, if it is one of these (compared in constant time).
@@ -184,9 +193,9 @@ impl Keys {
                 continue;
             }
             let record = KeyRecord { last_used: Some(used), ..e.record.clone() };
-            let stored = serde_json::to_vec(&record)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| store.set_scoped_key(org, &id, Some(&bytes)).map_err(|e| e.to_string()));
+            let stored = serde_json::to_vec(&record).map_err(|e| e.to_string()).and_then(|bytes| {
+                store.set_org_record(org, OrgTable::ScopedKeys, &id, Some(&bytes)).map_err(|e| e.to_string())
+            });
             if let Err(error) = stored {
                 tracing::warn!(org = %org, key = %id, error, "a key's last use was not saved");
             }
@@ -195,6 +204,23 @@ impl Keys {
 }
 
 impl Grant {
+    /// The scoped key's id (`None`: the organisation's own key).
+    pub(crate) fn key_id(&self) -> Option<&str> {
+        match self {
+            Grant::Own => None,
+            Grant::Scoped(e) => Some(&e.id),
+        }
+    }
+
+    /// Whose effects this key reads in the feed: `None` for all of them (its own key, `read`),
+    /// a stakeholder's for a `stakeholder` key.
+    pub(crate) fn feed_of(&self) -> Option<&str> {
+        match self {
+            Grant::Scoped(e) if e.record.scope == Scope::Stakeholder => e.record.stakeholder.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether this key may do what `need` says; `403 forbidden` naming both if not.
     pub(crate) fn check(&self, need: Need<'_>) -> Result<(), ApiError> {
         match self {
@@ -220,14 +246,6 @@ impl Grant {
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-fn parse_hash(text: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<_>>()?;
-    bytes.try_into().ok()
 }
 
 /// A key as listed: never the key itself.
@@ -283,7 +301,7 @@ pub async fn post_key(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let (admitted, keys) = state.authorise_keys(&org, &headers)?;
+    let (admitted, access) = state.authorise_manage(&org, &headers)?;
     drop(admitted);
     let new: NewKey = super::json_body(&body)?;
     let name = new.name.trim().to_string();
@@ -324,16 +342,10 @@ pub async fn post_key(
         last_used: None,
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-    let org_id = OrgId::parse(&org).map_err(|e| ApiError::internal(e.to_string()))?;
-    let store = Arc::clone(state.store());
-    let stored_id = id.clone();
-    tokio::task::spawn_blocking(move || store.set_scoped_key(&org_id, &stored_id, Some(&bytes)))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let entry = Arc::new(Entry { record, hash, last_used: AtomicI64::new(0) });
+    state.set_org_record(&org, OrgTable::ScopedKeys, &id, Some(bytes)).await?;
+    let entry = Arc::new(Entry { id: id.clone(), record, hash, last_used: AtomicI64::new(0) });
     let view = KeyView::of(&id, &entry);
-    keys.insert(id, entry);
+    access.keys.insert(id, entry);
     Ok((StatusCode::CREATED, Json(CreatedKey { key, view })))
 }
 
@@ -347,8 +359,8 @@ pub async fn list_keys(
     UrlPath(org): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<KeyList>, ApiError> {
-    let (_admitted, keys) = state.authorise_keys(&org, &headers)?;
-    Ok(Json(KeyList { keys: keys.listing() }))
+    let (_admitted, access) = state.authorise_manage(&org, &headers)?;
+    Ok(Json(KeyList { keys: access.keys.listing() }))
 }
 
 pub async fn delete_key(
@@ -356,18 +368,13 @@ pub async fn delete_key(
     UrlPath((org, id)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let (admitted, keys) = state.authorise_keys(&org, &headers)?;
+    let (admitted, access) = state.authorise_manage(&org, &headers)?;
     drop(admitted);
-    let org_id = OrgId::parse(&org).map_err(|e| ApiError::internal(e.to_string()))?;
     // Refused from now on, before the store says so.
-    if !keys.remove(&id) {
+    if !access.keys.remove(&id) {
         return Err(ApiError::not_found(&format!("key {id:?}")));
     }
-    let store = Arc::clone(state.store());
-    tokio::task::spawn_blocking(move || store.set_scoped_key(&org_id, &id, None))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    state.set_org_record(&org, OrgTable::ScopedKeys, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,7 +391,7 @@ mod tests {
             created: 0,
             last_used: None,
         };
-        Entry { record, hash: [0; 32], last_used: AtomicI64::new(0) }
+        Entry { id: "k1".into(), record, hash: [0; 32], last_used: AtomicI64::new(0) }
     }
 
     #[test]
@@ -399,6 +406,7 @@ mod tests {
             (Need::Stakeholder("ann"), [false, true, true]),
             (Need::Stakeholder("bob"), [false, true, false]),
             (Need::Public, [false, true, true]),
+            (Need::Feed, [false, true, true]),
         ];
         for (need, allowed) in cases {
             assert_eq!([ingest.allows(need), read.allows(need), ann.allows(need)], allowed, "{need:?}");
@@ -406,10 +414,17 @@ mod tests {
     }
 
     #[test]
+    fn a_stakeholder_key_reads_its_own_effects_and_other_keys_read_them_all() {
+        assert_eq!(Grant::Scoped(Arc::new(entry(Scope::Stakeholder, Some("ann")))).feed_of(), Some("ann"));
+        assert_eq!(Grant::Scoped(Arc::new(entry(Scope::Read, None))).feed_of(), None);
+        assert_eq!(Grant::Own.feed_of(), None);
+    }
+
+    #[test]
     fn a_hash_reads_back_from_its_hex() {
         let h = key_hash("sk_abc_def");
-        assert_eq!(parse_hash(&hex(&h)), Some(h));
-        assert_eq!(parse_hash("zz"), None);
-        assert_eq!(parse_hash(&hex(&h[..31])), None);
+        assert_eq!(unhex32(&hex(&h)), Some(h));
+        assert_eq!(unhex32("zz"), None);
+        assert_eq!(unhex32(&hex(&h[..31])), None);
     }
 }

@@ -18,6 +18,7 @@ pub mod accept;
 pub mod admin;
 pub mod budget;
 pub mod config;
+pub mod cors;
 pub mod effects;
 pub mod error;
 pub mod insights;
@@ -28,6 +29,7 @@ pub mod people;
 pub mod plugins;
 pub mod rules;
 pub mod serve;
+pub mod tokens;
 pub mod webhooks;
 pub mod worker;
 
@@ -115,9 +117,17 @@ pub(crate) enum OrgState {
 #[derive(Debug, Clone)]
 pub(crate) struct OrgEntry {
     key_hash: Option<[u8; 32]>,
-    /// Its scoped keys ([`keys`]).
-    keys: Arc<keys::Keys>,
+    /// Its scoped keys ([`keys`]) and allowed origins ([`cors`]).
+    access: Access,
     pub(crate) state: OrgState,
+}
+
+/// What an organisation says about who may call it, besides its own key: its scoped keys and
+/// the origins allowed to call it from a browser. Changed with its own key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Access {
+    pub(crate) keys: Arc<keys::Keys>,
+    pub(crate) cors: Arc<cors::Origins>,
 }
 
 impl OrgEntry {
@@ -127,7 +137,29 @@ impl OrgEntry {
         if constant_time_eq(&known, &key_hash(given)) && self.key_hash.is_some() {
             return Some(keys::Grant::Own);
         }
-        self.keys.find(given).map(keys::Grant::Scoped)
+        self.access.keys.find(given).map(keys::Grant::Scoped)
+    }
+
+    /// The key feed token `token` stands for, if this organisation signed it, it has not
+    /// expired and its key is not revoked; `401` saying which if not.
+    fn token_grant(&self, org: &str, token: &str) -> Result<keys::Grant, ApiError> {
+        let refused = |message: String| {
+            let mut error = ApiError::unauthorized();
+            error.message = message;
+            error.field = Some("token".into());
+            error
+        };
+        let secret = self.key_hash.ok_or_else(ApiError::unauthorized)?;
+        let claims = tokens::verify(org, token, &secret, unix_now()).map_err(|e| refused(e.to_string()))?;
+        match claims.key {
+            None => Ok(keys::Grant::Own),
+            Some(id) => self
+                .access
+                .keys
+                .get(id)
+                .map(keys::Grant::Scoped)
+                .ok_or_else(|| refused("this feed token's key has been revoked".into())),
+        }
     }
 }
 
@@ -196,6 +228,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Now, in Unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The 32 bytes `text` spells in hex (64 digits), if it does.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let bytes: Vec<u8> =
+        (0..64).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
 /// A fresh API key: `pk_` and 48 hex digits of OS randomness.
 pub fn new_key() -> Result<String, CreateError> {
     let mut secret = [0u8; 24];
@@ -232,8 +279,11 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         if key_hash.is_none() {
             tracing::warn!(org = %org, "no API key: give it one with `plaudit key`; its requests are refused meanwhile");
         }
-        let keys = Arc::new(keys::Keys::load(store.as_ref(), &org)?);
-        orgs.insert(org.to_string(), OrgEntry { key_hash, keys, state: OrgState::Opening(now) });
+        let access = Access {
+            keys: Arc::new(keys::Keys::load(store.as_ref(), &org)?),
+            cors: Arc::new(cors::Origins::load(store.as_ref(), &org)?),
+        };
+        orgs.insert(org.to_string(), OrgEntry { key_hash, access, state: OrgState::Opening(now) });
     }
     Ok(AppState {
         data,
@@ -419,7 +469,7 @@ impl AppState {
         }
         // The scoped keys' last uses, kept in memory while serving.
         let keys: Vec<(String, Arc<keys::Keys>)> =
-            self.orgs().iter().map(|(name, e)| (name.clone(), Arc::clone(&e.keys))).collect();
+            self.orgs().iter().map(|(name, e)| (name.clone(), Arc::clone(&e.access.keys))).collect();
         let store = Arc::clone(&self.store);
         let saved = tokio::task::spawn_blocking(move || {
             for (name, keys) in keys {
@@ -501,7 +551,7 @@ impl AppState {
             entry.deliver(id, runtime, self.delivering(), self.closing());
         }
         tracing::info!(org = id, "organisation created");
-        let entry = OrgEntry { key_hash: Some(hash), keys: Arc::default(), state: OrgState::Open(entry) };
+        let entry = OrgEntry { key_hash: Some(hash), access: Access::default(), state: OrgState::Open(entry) };
         self.orgs_mut().insert(id.to_string(), entry);
         Ok(key)
     }
@@ -514,13 +564,33 @@ impl AppState {
         self.authorise_entry(org, headers, need).map(|(admitted, _)| admitted)
     }
 
-    /// [`AppState::authorise`] for managing the organisation's keys: its own key, and its keys.
-    pub(crate) fn authorise_keys(
+    /// [`AppState::authorise`] for changing who may call the organisation (its own key), with
+    /// what says so.
+    pub(crate) fn authorise_manage(&self, org: &str, headers: &HeaderMap) -> Result<(Admitted, Access), ApiError> {
+        self.authorise_entry(org, headers, keys::Need::Manage)
+    }
+
+    /// Whether organisation `org` lets pages from `origin` read its answers.
+    pub(crate) fn cors_allows(&self, org: &str, origin: &[u8]) -> bool {
+        self.orgs().get(org).is_some_and(|e| e.access.cors.allows(origin))
+    }
+
+    /// Stores record `name` of organisation `org` in `table` (or deletes it), off the runtime's
+    /// threads; whether it was there before.
+    pub(crate) async fn set_org_record(
         &self,
         org: &str,
-        headers: &HeaderMap,
-    ) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
-        self.authorise_entry(org, headers, keys::Need::Manage)
+        table: plaudit_store::OrgTable,
+        name: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<bool, ApiError> {
+        let org = OrgId::parse(org).map_err(|e| ApiError::internal(e.to_string()))?;
+        let store = Arc::clone(&self.store);
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || store.set_org_record(&org, table, &name, bytes.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// Admits a request with a key of organisation `org` that allows `need`: `401` for no key of
@@ -530,14 +600,47 @@ impl AppState {
         org: &str,
         headers: &HeaderMap,
         need: keys::Need<'_>,
-    ) -> Result<(Admitted, Arc<keys::Keys>), ApiError> {
+    ) -> Result<(Admitted, Access), ApiError> {
         let given = bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        let entry = self.orgs().get(org).cloned();
-        let Some((entry, grant)) = entry.and_then(|e| e.grant(given).map(|g| (e, g))) else {
-            return Err(ApiError::unauthorized());
+        self.admit(org, need, |e| e.grant(given).ok_or_else(ApiError::unauthorized)).map(|(a, access, _)| (a, access))
+    }
+
+    /// Admits a read of the feed with a key (`Authorization`, as everywhere) or, failing one, a
+    /// feed token ([`tokens`]), which a browser's `EventSource` can send in the URL.
+    pub(crate) fn authorise_feed(
+        &self,
+        org: &str,
+        headers: &HeaderMap,
+        token: Option<&str>,
+    ) -> Result<(Admitted, keys::Grant), ApiError> {
+        let need = keys::Need::Feed;
+        let (admitted, _, grant) = match (bearer(headers), token) {
+            (Some(given), _) => self.admit(org, need, |e| e.grant(given).ok_or_else(ApiError::unauthorized))?,
+            (None, Some(token)) => self.admit(org, need, |e| e.token_grant(org, token))?,
+            (None, None) => return Err(ApiError::unauthorized()),
         };
+        Ok((admitted, grant))
+    }
+
+    /// A feed token for `grant` of organisation `org`, living `ttl` seconds.
+    pub(crate) fn feed_token(&self, org: &str, grant: &keys::Grant, ttl: u64) -> Result<(String, u64), ApiError> {
+        let secret = self.orgs().get(org).and_then(|e| e.key_hash).ok_or_else(ApiError::unauthorized)?;
+        let expires = unix_now().saturating_add(ttl);
+        Ok((tokens::sign(org, &tokens::claims_of(grant, expires), &secret), expires))
+    }
+
+    /// Admits a request to organisation `org` whose credential `find` resolves, if it allows
+    /// `need`; counts it in the organisation's rate and requests in flight.
+    fn admit(
+        &self,
+        org: &str,
+        need: keys::Need<'_>,
+        find: impl FnOnce(&OrgEntry) -> Result<keys::Grant, ApiError>,
+    ) -> Result<(Admitted, Access, keys::Grant), ApiError> {
+        let entry = self.orgs().get(org).cloned().ok_or_else(ApiError::unauthorized)?;
+        let grant = find(&entry)?;
         grant.check(need)?;
-        let keys = Arc::clone(&entry.keys);
+        let access = entry.access.clone();
         let admitted = match entry.state {
             OrgState::Open(o) => {
                 if let Some(bucket) = &o.bucket {
@@ -551,7 +654,7 @@ impl AppState {
             OrgState::Opening(since) => return Err(ApiError::opening(org, since.elapsed())),
             OrgState::Failed(why) => return Err(ApiError::unavailable(org, &why)),
         };
-        Ok((admitted, keys))
+        Ok((admitted, access, grant))
     }
 
     /// Whether `headers` carry the admin key.
@@ -615,9 +718,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/effects", get(effects::get_effects))
+        .route("/v1/orgs/{org}/effects/tokens", post(effects::post_token))
         .route("/v1/orgs/{org}/webhooks", get(webhooks::list_webhooks))
         .route("/v1/orgs/{org}/keys", get(keys::list_keys).post(keys::post_key))
         .route("/v1/orgs/{org}/keys/{id}", axum::routing::delete(keys::delete_key))
+        .route("/v1/orgs/{org}/cors", get(cors::get_cors).put(cors::put_cors))
         .route(
             "/v1/orgs/{org}/webhooks/{name}",
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
@@ -646,6 +751,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(axum::middleware::map_response(json_errors))
+        .layer(cors::layer(Arc::clone(&state)))
         .with_state(state)
 }
 

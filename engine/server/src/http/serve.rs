@@ -238,7 +238,13 @@ pub async fn serve(
         (Duration::from_millis(limits.header_timeout_ms), Duration::from_millis(limits.idle_timeout_ms));
     let app = super::router(Arc::clone(&state));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().keep_alive_interval(Some(Duration::from_secs(20))).keep_alive_timeout(Duration::from_secs(20));
+    // HTTP/2 without TLS (h2c, prior knowledge) for proxies and clients that speak it; its
+    // keep-alive pings need a timer (without one, hyper panics on the first HTTP/2 connection).
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
