@@ -257,6 +257,8 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/plugins/{name}",
         "/v1/orgs/{org}/moments",
         "/v1/orgs/{org}/effects",
+        "/v1/orgs/{org}/effects/tokens",
+        "/v1/orgs/{org}/cors",
         "/v1/orgs/{org}/webhooks",
         "/v1/orgs/{org}/webhooks/{name}",
         "/v1/orgs/{org}/keys",
@@ -516,9 +518,11 @@ fn plugins_upload_hot_report_their_status_survive_a_restart_and_are_removed() {
     let key = server.key("acme").to_string();
     let wasm = plaudit_tests::example_plugin("bridge_builder");
     let path = "/v1/orgs/acme/plugins/bridge";
-    assert_eq!(server.send("PUT", path, Some(&key), "application/octet-stream", &wasm).0, 415);
-    let (status, _, err) = server.send("PUT", path, Some(&key), "application/wasm", b"\0asm garbage");
-    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_plugin")), "{err}");
+    assert_eq!(server.send("PUT", path, Some(&key), "text/plain", &wasm).0, 415);
+    for media in ["application/wasm", "application/octet-stream"] {
+        let (status, _, err) = server.send("PUT", path, Some(&key), media, b"\0asm garbage");
+        assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_plugin")), "{media}: {err}");
+    }
     let (status, _, view) =
         server.send("PUT", "/v1/orgs/acme/plugins/Bad%20Name", Some(&key), "application/wasm", &wasm);
     assert_eq!(status, 422, "{view}");

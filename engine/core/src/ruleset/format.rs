@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// A whole rule set: one organisation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(rename = "RuleSet"))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSetDoc {
     pub organisation: OrganisationDoc,
@@ -47,6 +48,7 @@ pub struct RuleSetDoc {
 
 /// `[insights]`: the engagement score's window and weights, and the gone-quiet threshold.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InsightsDoc {
     /// Weeks of the trailing window champions are scored over.
@@ -61,6 +63,7 @@ pub struct InsightsDoc {
 
 /// `[insights.weights]`: the engagement score is the weighted sum of these over the window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WeightsDoc {
     #[serde(default)]
@@ -75,6 +78,7 @@ pub struct WeightsDoc {
 
 /// What a goal measures each week.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MeasureDoc {
     ActiveStakeholders,
@@ -89,6 +93,7 @@ pub enum MeasureDoc {
 
 /// `[[goal]]`: a weekly target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WeeklyGoalDoc {
     pub id: String,
@@ -118,6 +123,7 @@ pub struct WeeklyGoalDoc {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimitsDoc {
     /// Plugins installed at once.
@@ -142,6 +148,7 @@ pub struct PluginLimitsDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrganisationDoc {
     pub id: String,
@@ -160,6 +167,7 @@ fn utc() -> String {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CurrencyDoc {
     pub id: String,
@@ -169,6 +177,7 @@ pub struct CurrencyDoc {
 
 /// Windows for caps, the cheat guard and recurring challenges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WindowDoc {
     Hour,
@@ -178,6 +187,7 @@ pub enum WindowDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GuardDoc {
     /// Which moments the guard watches (all when absent).
@@ -195,6 +205,7 @@ pub struct GuardDoc {
 
 /// Which moments something applies to. Every field narrows; an absent field matches anything.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MatchDoc {
     #[serde(default)]
@@ -226,6 +237,7 @@ pub struct MatchDoc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FirstDoc {
     Counterpart,
@@ -234,6 +246,7 @@ pub enum FirstDoc {
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RangeDoc {
     #[serde(default)]
@@ -242,23 +255,39 @@ pub struct RangeDoc {
     pub max: Option<f64>,
 }
 
+/// How an attribute value ([`Value`], which the SDK defines without a schema) is described.
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "AttrValue", untagged)]
+#[allow(dead_code)] // only its schema is used
+enum ScalarSchema {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
 /// An attribute condition: a value to equal, or a table with `min`/`max`, or `in`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum AttrCondDoc {
     Range(RangeDoc),
     OneOf(OneOfDoc),
-    Equals(Value),
+    Equals(#[cfg_attr(feature = "schema", schemars(with = "ScalarSchema"))] Value),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OneOfDoc {
     #[serde(rename = "in")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<ScalarSchema>"))]
     pub one_of: Vec<Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TargetDoc {
     Actor,
@@ -266,6 +295,7 @@ pub enum TargetDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AwardDoc {
     pub to: TargetDoc,
@@ -279,6 +309,7 @@ pub struct AwardDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CapDoc {
     /// At most this many awards per stakeholder per window.
@@ -291,6 +322,7 @@ pub struct CapDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     pub id: String,
@@ -309,6 +341,7 @@ pub struct RuleDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CampaignDoc {
     pub id: String,
@@ -323,6 +356,7 @@ pub struct CampaignDoc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DistinctDoc {
     Counterparts,
@@ -331,6 +365,7 @@ pub enum DistinctDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MetricDoc {
     pub id: String,
@@ -345,6 +380,7 @@ pub struct MetricDoc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StreakPeriodDoc {
     Day,
@@ -352,6 +388,7 @@ pub enum StreakPeriodDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StreakDoc {
     pub id: String,
@@ -366,6 +403,7 @@ pub struct StreakDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RewardDoc {
     pub currency: String,
@@ -373,6 +411,7 @@ pub struct RewardDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierDoc {
     pub name: String,
@@ -382,6 +421,7 @@ pub struct TierDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BadgeDoc {
     pub id: String,
@@ -405,6 +445,7 @@ pub struct BadgeDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LevelDoc {
     pub name: String,
@@ -412,6 +453,7 @@ pub struct LevelDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LevelsDoc {
     pub currency: String,
@@ -419,6 +461,7 @@ pub struct LevelsDoc {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeDoc {
     #[default]
@@ -427,6 +470,7 @@ pub enum ScopeDoc {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GoalDoc {
     #[serde(default)]
@@ -439,6 +483,7 @@ pub struct GoalDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeDoc {
     pub id: String,
@@ -468,6 +513,7 @@ pub struct ChallengeDoc {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TiesDoc {
     /// 1, 2, 2, 4
@@ -480,6 +526,7 @@ pub enum TiesDoc {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BoardWindowDoc {
     #[default]
@@ -490,6 +537,7 @@ pub enum BoardWindowDoc {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaderboardDoc {
     pub id: String,
@@ -507,6 +555,7 @@ pub struct LeaderboardDoc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TeamsDoc {
     Sum,

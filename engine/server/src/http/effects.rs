@@ -114,14 +114,11 @@ pub async fn post_token(
     let (admitted, grant) = state.authorise_feed(&org, &headers, None)?;
     drop(admitted);
     let asked: NewToken = if body.trim_ascii().is_empty() { NewToken::default() } else { super::json_body(&body)? };
-    let ttl = asked.ttl_seconds.unwrap_or(tokens::DEFAULT_TTL_SECONDS);
-    if !(tokens::MIN_TTL_SECONDS..=tokens::MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("ttl_seconds is {} to {}", tokens::MIN_TTL_SECONDS, tokens::MAX_TTL_SECONDS),
-        )
-        .field("ttl_seconds"));
-    }
+    let ttl = asked.ttl().ok_or_else(|| {
+        let bounds =
+            format!("ttl_seconds is {} to {} (whole seconds)", tokens::MIN_TTL_SECONDS, tokens::MAX_TTL_SECONDS);
+        ApiError::bad_request("invalid_body", bounds).field("ttl_seconds")
+    })?;
     let (token, expires) = state.feed_token(&org, &grant, ttl)?;
     let stream = format!("/v1/orgs/{org}/effects?token={token}");
     Ok((StatusCode::CREATED, Json(CreatedToken { token, expires, stream })))

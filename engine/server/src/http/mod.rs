@@ -605,8 +605,8 @@ impl AppState {
         self.admit(org, need, |e| e.grant(given).ok_or_else(ApiError::unauthorized)).map(|(a, access, _)| (a, access))
     }
 
-    /// Admits a read of the feed with a key (`Authorization`, as everywhere) or, failing one, a
-    /// feed token ([`tokens`]), which a browser's `EventSource` can send in the URL.
+    /// Admits a read of the feed with a feed token ([`tokens`]), which a browser's `EventSource`
+    /// can send in the URL, or else a key (`Authorization`, as everywhere).
     pub(crate) fn authorise_feed(
         &self,
         org: &str,
@@ -614,9 +614,10 @@ impl AppState {
         token: Option<&str>,
     ) -> Result<(Admitted, keys::Grant), ApiError> {
         let need = keys::Need::Feed;
-        let (admitted, _, grant) = match (bearer(headers), token) {
-            (Some(given), _) => self.admit(org, need, |e| e.grant(given).ok_or_else(ApiError::unauthorized))?,
-            (None, Some(token)) => self.admit(org, need, |e| e.token_grant(org, token))?,
+        // A token given is the credential, checked even beside a key: never silently ignored.
+        let (admitted, _, grant) = match (token, bearer(headers)) {
+            (Some(token), _) => self.admit(org, need, |e| e.token_grant(org, token))?,
+            (None, Some(given)) => self.admit(org, need, |e| e.grant(given).ok_or_else(ApiError::unauthorized))?,
             (None, None) => return Err(ApiError::unauthorized()),
         };
         Ok((admitted, grant))
@@ -953,33 +954,46 @@ async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
 }
 
 /// The OpenAPI description of the routes served (kept beside this file; a test checks it
-/// against the running server).
+/// against the running server), less the rule set's schemas ([`RULE_SET_SCHEMAS`]).
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The rule set's JSON Schemas (`RuleSet` and the types it uses), derived from the rule set's
+/// own types (a test checks them, and writes them with `PLAUDIT_BLESS=1`).
+pub const RULE_SET_SCHEMAS: &str = include_str!("rule-set.schema.json");
+
+/// The whole description: [`OPENAPI`] with [`RULE_SET_SCHEMAS`] among its schemas.
+pub fn description() -> &'static serde_json::Value {
+    static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let mut spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let rule_set: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(RULE_SET_SCHEMAS).unwrap_or_default();
+        if let Some(schemas) = spec["components"]["schemas"].as_object_mut() {
+            schemas.extend(rule_set);
+        }
+        spec
+    })
+}
 
 /// The description, its `servers` naming the address the request came to (its `Host`, and
 /// `X-Forwarded-Proto: https` behind a proxy that ends TLS), so that a client generated from it
 /// calls this server.
 async fn openapi(headers: HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
-    static SPEC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    let spec = SPEC.get_or_init(|| serde_json::from_str(OPENAPI).unwrap_or_default());
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)));
-    match host {
-        Some(host) => {
-            // Behind a proxy that ends TLS, the scheme the client used.
-            let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
-                Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
-                _ => "http",
-            };
-            let mut spec = spec.clone();
-            spec["servers"] = serde_json::json!([{ "url": format!("{scheme}://{host}") }]);
-            axum::Json(spec).into_response()
-        }
-        None => ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response(),
+    let mut spec = description().clone();
+    if let Some(host) = host {
+        // Behind a proxy that ends TLS, the scheme the client used.
+        let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+            Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        spec["servers"] = serde_json::json!([{ "url": format!("{scheme}://{host}") }]);
     }
+    axum::Json(spec).into_response()
 }
 
 /// The answer to `POST .../moments`.
@@ -1291,6 +1305,53 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    /// The rule set's schemas as its types give them: `RuleSet` and each type it uses, by the
+    /// names the description's `components.schemas` gives them.
+    fn rule_set_schemas() -> serde_json::Map<String, serde_json::Value> {
+        let settings = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|s| s.definitions_path = "/components/schemas/".into());
+        let root = settings.into_generator().into_root_schema_for::<plaudit_core::ruleset::RuleSetDoc>();
+        let mut root = serde_json::to_value(root).expect("a schema is JSON");
+        let object = root.as_object_mut().expect("an object");
+        // The types it uses are put where the definitions path says: the description's place.
+        let defs = object
+            .remove("components")
+            .and_then(|c| c.get("schemas").and_then(|d| d.as_object().cloned()))
+            .unwrap_or_default();
+        object.remove("$schema");
+        object.remove("title");
+        let mut schemas = serde_json::Map::new();
+        schemas.insert("RuleSet".into(), root);
+        schemas.extend(defs);
+        schemas
+    }
+
+    /// The description's rule-set schemas are derived from the rule set's own types, so a field
+    /// added to the rule set is described (and typed in generated clients) or this fails.
+    /// `PLAUDIT_BLESS=1 cargo test -p plaudit-server rule_set_schema` writes them.
+    #[test]
+    fn the_rule_set_schema_in_the_description_is_the_one_its_types_give() {
+        let expected = rule_set_schemas();
+        let kept: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(RULE_SET_SCHEMAS).expect("rule-set.schema.json is JSON");
+        if kept != expected {
+            if std::env::var_os("PLAUDIT_BLESS").is_some() {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/rule-set.schema.json");
+                let text = serde_json::to_string_pretty(&expected).expect("JSON") + "\n";
+                std::fs::write(&path, text).expect("the schemas are written");
+                return;
+            }
+            panic!(
+                "the rule-set schemas differ from the types': run PLAUDIT_BLESS=1 cargo test -p plaudit-server rule_set_schema"
+            );
+        }
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).expect("the description is JSON");
+        let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+        let clash: Vec<&String> = expected.keys().filter(|k| schemas.contains_key(*k)).collect();
+        assert!(clash.is_empty(), "openapi.json must not define the rule set's schemas itself: {clash:?}");
+        assert!(description()["components"]["schemas"]["RuleSet"]["properties"]["rule"].is_object());
+    }
 
     /// A server state over an empty data directory, and that directory (to remove after).
     fn empty() -> (Arc<AppState>, std::path::PathBuf) {

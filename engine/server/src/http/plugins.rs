@@ -80,11 +80,13 @@ pub async fn put_plugin(
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
     let org = state.authorise(&org_name, &headers, Need::Manage)?;
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !media.trim().eq_ignore_ascii_case("application/wasm") {
+    // `application/octet-stream` too: what generic clients (generated ones) send for bytes.
+    let media = media.split(';').next().unwrap_or("").trim();
+    if !["application/wasm", "application/octet-stream"].iter().any(|m| media.eq_ignore_ascii_case(m)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type {media:?}: send the module as application/wasm"),
+            format!("Content-Type {media:?}: send the module as application/wasm (or application/octet-stream)"),
         ));
     }
     // Compile away from the worker (about 0.4 s for the example plugins), under the limits in

@@ -86,7 +86,17 @@ pub(crate) fn claims_of(grant: &Grant, expires: u64) -> Claims<'_> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// Whole seconds (`600`, or `600.0`, which JSON Schema counts as an integer too).
+    #[serde(default, deserialize_with = "super::whole_or_null")]
     pub ttl_seconds: Option<u64>,
+}
+
+impl NewToken {
+    /// The lifetime asked (or the default), if within the bounds.
+    pub fn ttl(&self) -> Option<u64> {
+        let ttl = self.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+        (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl).then_some(ttl)
+    }
 }
 
 /// A new feed token.
@@ -115,6 +125,18 @@ mod tests {
         assert_eq!(verify("acme", &token, &[8; 32], 1), Err(TokenError::BadSignature), "a new org key voids it");
         let own = sign("acme", &Claims { key: None, expires: 5 }, &SECRET);
         assert_eq!(verify("acme", &own, &SECRET, 1), Ok(Claims { key: None, expires: 5 }));
+    }
+
+    #[test]
+    fn a_lifetime_is_whole_seconds_within_bounds_however_the_number_is_written() {
+        let ttl = |json: &str| serde_json::from_str::<NewToken>(json).ok().and_then(|t| t.ttl());
+        assert_eq!(ttl("{}"), Some(DEFAULT_TTL_SECONDS));
+        assert_eq!(ttl(r#"{"ttl_seconds": null}"#), Some(DEFAULT_TTL_SECONDS));
+        assert_eq!(ttl(r#"{"ttl_seconds": 60}"#), Some(60));
+        assert_eq!(ttl(r#"{"ttl_seconds": 216.0}"#), Some(216));
+        for refused in ["29", "3601", "60.5", "-60", "1e30"] {
+            assert_eq!(ttl(&format!(r#"{{"ttl_seconds": {refused}}}"#)), None, "{refused}");
+        }
     }
 
     #[test]
