@@ -30,42 +30,13 @@ fi
 
 cargo build -q --locked -p plaudit --bin plaudit
 BIN="$TARGET/debug/plaudit"
-DATA=$(mktemp -d)
-LOG="$DATA/server.log"
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export PLAUDIT_ADMIN_KEY="admin-key-fuzz-$(date +%s%N)"
-"$BIN" serve --data "$DATA/store" --listen "127.0.0.1:$PORT" --demo "$ROOT/rules/acme.toml" --no-demo-plugins >"$LOG" 2>&1 &
-SERVER=$!
-cleanup() {
-    kill "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
+source "$ROOT/scripts/lib/demo-server.sh"
+demo_server_start "$BIN" --no-demo-plugins
 
-for _ in $(seq 1 600); do
-    grep -q "^listening on" "$LOG" && break
-    kill -0 "$SERVER" 2>/dev/null || { cat "$LOG"; echo "api-fuzz: the server stopped" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q "^listening on" "$LOG" || { cat "$LOG"; echo "api-fuzz: the server did not start listening" >&2; exit 1; }
-PLAUDIT_KEY=$(sed -n 's/.*demo: organisation acme .*key \([^ ]*\).*/\1/p' "$LOG" | head -1)
-[ -n "$PLAUDIT_KEY" ] || { cat "$LOG"; echo "api-fuzz: no demo key in the server's output" >&2; exit 1; }
-export PLAUDIT_KEY
-
-echo "api-fuzz: schemathesis for ${SECONDS_BUDGET}s against http://127.0.0.1:$PORT/openapi.json"
+echo "api-fuzz: schemathesis for ${SECONDS_BUDGET}s against $DEMO_URL/openapi.json"
 cd "$ROOT/tests/schemathesis"
 status=0
 SCHEMATHESIS_HOOKS=hooks "$VENV/bin/schemathesis" --config-file schemathesis.toml run \
-    "http://127.0.0.1:$PORT/openapi.json" --max-time "$SECONDS_BUDGET" -w 2 --no-color || status=$?
-if ! kill -0 "$SERVER" 2>/dev/null; then
-    echo "api-fuzz: the server died during the run" >&2
-    tail -50 "$LOG" >&2
-    exit 1
-fi
-if grep -q "panicked" "$LOG"; then
-    echo "api-fuzz: the server panicked" >&2
-    grep -A5 "panicked" "$LOG" >&2
-    exit 1
-fi
+    "$DEMO_URL/openapi.json" --max-time "$SECONDS_BUDGET" -w 2 --no-color || status=$?
+demo_server_check api-fuzz
 exit "$status"

@@ -19,6 +19,9 @@ cargo test --workspace --locked
 # Property-based API fuzzing of the real server against its served OpenAPI description.
 echo "test: api fuzz (schemathesis, ${API_FUZZ_SECONDS:-120} s)"
 "$ROOT/scripts/api-fuzz.sh"
+# Clients generated from the served description (Python, TypeScript) used against a real server.
+echo "test: generated clients (openapi-python-client, openapi-typescript + tsc)"
+"$ROOT/tests/clients/run.sh"
 # The plugins' own tests run natively (the SDK's harness), with the host toolchain, over the
 # plugins' lockfile; their own target directory, apart from the wasm32 builds.
 echo "test: plugins (native tests, fmt, clippy)"

@@ -1324,7 +1324,36 @@ mod tests {
         let mut schemas = serde_json::Map::new();
         schemas.insert("RuleSet".into(), root);
         schemas.extend(defs);
+        for schema in schemas.values_mut() {
+            enum_of_documented_values(schema);
+        }
         schemas
+    }
+
+    /// An enum whose values have doc comments comes out as a `oneOf` of `const`s, which
+    /// generators handle badly (openapi-python-client tries the first alone): as an `enum`, the
+    /// values' docs joined into its description.
+    fn enum_of_documented_values(schema: &mut serde_json::Value) {
+        let Some(options) = schema.get("oneOf").and_then(|o| o.as_array()) else { return };
+        let consts: Option<Vec<(serde_json::Value, String)>> = options
+            .iter()
+            .map(|o| {
+                let value = o.get("const").filter(|c| c.is_string())?.clone();
+                let doc = o.get("description").and_then(|d| d.as_str()).unwrap_or("").to_string();
+                Some((value, doc))
+            })
+            .collect();
+        let Some(consts) = consts else { return };
+        let docs: Vec<String> = consts.iter().map(|(v, d)| format!("`{}`: {d}", v.as_str().unwrap_or(""))).collect();
+        let mut replaced = serde_json::json!({
+            "type": "string",
+            "enum": consts.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+            "description": docs.join("; "),
+        });
+        if let Some(own) = schema.get("description").and_then(|d| d.as_str()) {
+            replaced["description"] = format!("{own} {}", replaced["description"].as_str().unwrap_or("")).into();
+        }
+        *schema = replaced;
     }
 
     /// The description's rule-set schemas are derived from the rule set's own types, so a field
