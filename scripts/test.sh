@@ -22,6 +22,9 @@ echo "test: api fuzz (schemathesis, ${API_FUZZ_SECONDS:-120} s)"
 # Clients generated from the served description (Python, TypeScript) used against a real server.
 echo "test: generated clients (openapi-python-client, openapi-typescript + tsc)"
 "$ROOT/tests/clients/run.sh"
+# A real browser (Debian's headless Chromium) calling the API from other origins.
+echo "test: browser (headless Chromium)"
+"$ROOT/tests/browser/run.sh"
 # The plugins' own tests run natively (the SDK's harness), with the host toolchain, over the
 # plugins' lockfile; their own target directory, apart from the wasm32 builds.
 echo "test: plugins (native tests, fmt, clippy)"
