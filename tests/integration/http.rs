@@ -253,6 +253,8 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/rules",
         "/v1/orgs/{org}/rules/simulate",
         "/v1/orgs/{org}/rules/apply",
+        "/v1/orgs/{org}/rules/versions",
+        "/v1/orgs/{org}/rules/versions/{version}",
         "/v1/orgs/{org}/plugins",
         "/v1/orgs/{org}/plugins/{name}",
         "/v1/orgs/{org}/moments",
@@ -284,8 +286,12 @@ fn the_served_openapi_description_matches_the_routes() {
             || (status, body["error"]["code"].as_str()) == (405, Some("method_not_allowed"))
     };
     for (path, operations) in paths {
-        let concrete =
-            path.replace("{org}", "acme").replace("{id}", "ann").replace("{board}", "xp").replace("{name}", "bridge");
+        let concrete = path
+            .replace("{org}", "acme")
+            .replace("{id}", "ann")
+            .replace("{board}", "xp")
+            .replace("{name}", "bridge")
+            .replace("{version}", "1");
         for (method, operation) in operations.as_object().expect("operations") {
             let body = if method == "post" || method == "put" {
                 moment("openapi-1", "ann", "bob").to_string()
@@ -1048,6 +1054,35 @@ fn the_rule_set_is_read_in_the_format_accept_asks_for() {
     assert!(status == 200 && head.contains("content-type: application/toml"), "{head}");
     let reparsed: toml::Value = toml::from_str(toml_again.as_str().expect("text")).expect("TOML");
     assert_eq!(serde_json::to_value(reparsed).expect("json"), from_toml);
+
+    // Every version is kept and read back as published, or converted like the one in force.
+    let (status, versions) = server.request("GET", "/v1/orgs/acme/rules/versions", Some(&key), "");
+    assert_eq!(status, 200, "{versions}");
+    assert_eq!(versions["current"], 2);
+    let listed: Vec<(u64, &str)> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| (v["version"].as_u64().unwrap_or(0), v["format"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(listed, vec![(1, "toml"), (2, "json")]);
+    assert_eq!(versions["versions"][0]["bytes"].as_u64(), Some(toml_text.len() as u64));
+    let version = |n: &str, accept: &str| {
+        server.send_with("GET", &format!("/v1/orgs/acme/rules/versions/{n}"), Some(&key), &[("accept", accept)], b"")
+    };
+    let (status, head, first) = version("1", "*/*");
+    assert!(status == 200 && head.contains("plaudit-rules-version: 1"), "{head}");
+    assert_eq!(first.as_str(), Some(toml_text.as_str()), "version 1 as published");
+    assert_eq!(version("1", "application/json").2, from_toml);
+    assert_eq!(version("9", "*/*").0, 404);
+    let (status, _, err) = version("one", "*/*");
+    assert_eq!((status, err["error"]["field"].as_str()), (400, Some("version")), "{err}");
+    // Publishing an earlier version again is a rollback: a new version with its text.
+    let (status, _, _) =
+        server.send("PUT", "/v1/orgs/acme/rules", Some(&key), "application/toml", toml_text.as_bytes());
+    assert_eq!(status, 200);
+    let (_, versions) = server.request("GET", "/v1/orgs/acme/rules/versions", Some(&key), "");
+    assert_eq!((versions["current"].as_u64(), versions["versions"].as_array().map(Vec::len)), (Some(3), Some(3)));
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -716,6 +716,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/orgs", post(admin::post_orgs))
         .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
+        .route("/v1/orgs/{org}/rules/versions", get(rules::get_versions))
+        .route("/v1/orgs/{org}/rules/versions/{version}", get(rules::get_version))
         .route("/v1/orgs/{org}/plugins", get(plugins::list_plugins))
         .route("/v1/orgs/{org}/moments", post(post_moments))
         .route("/v1/orgs/{org}/effects", get(effects::get_effects))

@@ -81,19 +81,98 @@ pub async fn get_rules(
 ) -> Result<Response, ApiError> {
     let org = state.authorise(&org, &headers, Need::Read)?;
     let rules = org.worker.run(|d| d.rules().clone()).await?;
-    // As published by default; the other form, converted, when `Accept` prefers it.
-    let (stored, other) = match rules.format {
-        Format::Toml => (Format::Toml, Format::Json),
-        Format::Json => (Format::Json, Format::Toml),
+    rule_set_answer(&headers, rules.text, rules.format, rules.version)
+}
+
+/// A rule set's text as published by default; the other form, converted, when `Accept` prefers
+/// it; its version in `plaudit-rules-version`.
+fn rule_set_answer(headers: &HeaderMap, text: String, stored: Format, version: u64) -> Result<Response, ApiError> {
+    let other = match stored {
+        Format::Toml => Format::Json,
+        Format::Json => Format::Toml,
     };
-    let wanted = super::accept::choose(&headers, &[stored.media_type(), other.media_type()])?;
-    let (text, format) =
-        if wanted == stored.media_type() { (rules.text, stored) } else { (convert(&rules.text, stored)?, other) };
+    let wanted = super::accept::choose(headers, &[stored.media_type(), other.media_type()])?;
+    let (text, format) = if wanted == stored.media_type() { (text, stored) } else { (convert(&text, stored)?, other) };
     let mut response = text.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
-    h.insert("plaudit-rules-version", HeaderValue::from(rules.version));
+    h.insert("plaudit-rules-version", HeaderValue::from(version));
     Ok(response)
+}
+
+/// One published version of the rule set.
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    /// 1 for the rule set the organisation was created with, then one more a publication.
+    pub version: u64,
+    /// In force for records after this sequence number (until the next version).
+    pub after: u64,
+    /// As published: `toml` or `json`.
+    pub format: &'static str,
+    /// Its text's length in bytes, as published.
+    pub bytes: usize,
+}
+
+/// `GET /v1/orgs/{org}/rules/versions`'s answer: every version, oldest first.
+#[derive(Debug, Serialize)]
+pub struct Versions {
+    pub versions: Vec<VersionView>,
+    /// The version in force.
+    pub current: u64,
+}
+
+/// The published rule sets of organisation `org`, oldest first, each with its version and its
+/// change (read from the log of changes, which keeps every one).
+async fn published(state: &AppState, org: &str) -> Result<Vec<(u64, plaudit_store::LoggedChange)>, ApiError> {
+    let org_id = OrgId::parse(org).map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = Arc::clone(state.store());
+    let changes = tokio::task::spawn_blocking(move || store.changes(&org_id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let rules = changes.into_iter().filter(|c| matches!(c.change, plaudit_store::Change::Rules { .. }));
+    Ok((1..).zip(rules).collect())
+}
+
+/// `GET /v1/orgs/{org}/rules/versions`: every version of the rule set, oldest first.
+pub async fn get_versions(
+    State(state): State<Arc<AppState>>,
+    UrlPath(org): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<Versions>, ApiError> {
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
+    let current = admitted.worker.run(|d| d.rules().version).await?;
+    let versions = published(&state, &org)
+        .await?
+        .into_iter()
+        .filter_map(|(version, logged)| match logged.change {
+            plaudit_store::Change::Rules { text, format } => {
+                let format = if format == Format::Toml { "toml" } else { "json" };
+                Some(VersionView { version, after: logged.after.0, format, bytes: text.len() })
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(Json(Versions { versions, current }))
+}
+
+/// `GET /v1/orgs/{org}/rules/versions/{version}`: that version's text, negotiated like the rule
+/// set in force (to publish it again is a rollback).
+pub async fn get_version(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, version)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let admitted = state.authorise(&org, &headers, Need::Read)?;
+    drop(admitted);
+    let wanted: u64 = version.parse().map_err(|_| {
+        ApiError::bad_request("invalid_path", format!("{version:?} is not a version (1, 2, ...)")).field("version")
+    })?;
+    let found = published(&state, &org).await?.into_iter().find(|(v, _)| *v == wanted);
+    match found.map(|(_, logged)| logged.change) {
+        Some(plaudit_store::Change::Rules { text, format }) => rule_set_answer(&headers, text, format, wanted),
+        _ => Err(ApiError::not_found(&format!("version {wanted} of the rule set"))),
+    }
 }
 
 /// A rule set's text in the other format: TOML as JSON (a date-time as its RFC 3339 text), or
