@@ -35,7 +35,7 @@ if [[ ! -d $DATA/orgs ]]; then
     SERVER=$!
     for _ in $(seq 100); do grep -q "^listening on" "$OUT/keys.txt" && break; sleep 0.1; done
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
-    sed -i '/^listening on/d' "$OUT/keys.txt"
+    sed -i '/^listening on/d; /^console:/d' "$OUT/keys.txt"
     echo "demo: generating $OUT/moments.jsonl"
     "$PLAUDIT" gen --stakeholders "${STAKEHOLDERS:-20000}" --moments "${MOMENTS:-300000}" --days 30 --seed 42 >"$OUT/moments.jsonl"
     echo "demo: importing it into acme's durable log"
@@ -56,6 +56,9 @@ cat "$OUT/keys.txt"
 KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$OUT/keys.txt")
 LISTEN=${LISTEN:-127.0.0.1:8080}
 cat <<TRY
+
+The console, for community managers: http://$LISTEN/console/
+  sign in with organisation "acme" and its key ($KEY)
 
 Try it (the acme key is in $OUT/keys.txt, the admin key in $OUT/admin.key; docs/guide.md's
 "HTTP API" section walks through tuning a challenge, plugins and creating an organisation):

@@ -52,7 +52,10 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
         let orgs = state.known();
         tracing::info!(listen = %listener.local_addr()?, organisations = orgs.len(), "serving");
         println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
-        http::serve(listener, Arc::clone(&state), shutdown_signal()).await.context("serving")?;
+        println!("console: http://{}/console/ (sign in with an organisation's own key)", listener.local_addr()?);
+        // The API, and the console beside it (its pages call the API in process).
+        let app = plaudit_console::mount(http::router(Arc::clone(&state)));
+        http::serve(listener, Arc::clone(&state), app, shutdown_signal()).await.context("serving")?;
         state.close().await;
         anyhow::Ok(())
     })?;

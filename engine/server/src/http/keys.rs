@@ -244,6 +244,15 @@ impl Grant {
     }
 }
 
+/// Whether `c` is white space as JSON Schema's patterns (ECMAScript's `\s`) read it.
+fn blank(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+    )
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -304,9 +313,13 @@ pub async fn post_key(
     let (admitted, access) = state.authorise_manage(&org, &headers)?;
     drop(admitted);
     let new: NewKey = super::json_body(&body)?;
-    let name = new.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("invalid_body", "a key's name is 1 to 100 characters").field("name"));
+    // As the description says (`pattern: \S`, as JSON Schema reads it): 1 to 100 characters,
+    // not all of them blank. Kept as given.
+    let name = new.name;
+    if !name.chars().any(|c| !blank(c)) || name.chars().count() > 100 {
+        return Err(
+            ApiError::bad_request("invalid_body", "a key's name is 1 to 100 characters, not all blank").field("name")
+        );
     }
     match (new.scope, &new.stakeholder) {
         (Scope::Stakeholder, None) => {
@@ -418,6 +431,14 @@ mod tests {
         assert_eq!(Grant::Scoped(Arc::new(entry(Scope::Stakeholder, Some("ann")))).feed_of(), Some("ann"));
         assert_eq!(Grant::Scoped(Arc::new(entry(Scope::Read, None))).feed_of(), None);
         assert_eq!(Grant::Own.feed_of(), None);
+    }
+
+    #[test]
+    fn a_name_is_blank_only_as_json_schema_patterns_read_white_space() {
+        let named = |n: &str| n.chars().any(|c| !blank(c));
+        assert!(!named("") && !named("  \t") && !named("\u{3000}"));
+        assert!(named("crm") && named(" crm "));
+        assert!(named("\u{85}"), "NEL is not white space to ECMAScript's \\s, which the description's pattern uses");
     }
 
     #[test]

@@ -227,16 +227,19 @@ impl axum::body::HttpBody for Tracked {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then ends live streams and answers
 /// the requests under way (see the module's documentation).
+///
+/// `app` is what answers: [`super::router`] over `state`, with whatever the binary mounts beside
+/// it (the console).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.start_background().await;
     let limits = state.limits;
     let (header, idle) =
         (Duration::from_millis(limits.header_timeout_ms), Duration::from_millis(limits.idle_timeout_ms));
-    let app = super::router(Arc::clone(&state));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // HTTP/2 without TLS (h2c, prior knowledge) for proxies and clients that speak it; its
     // keep-alive pings need a timer (without one, hyper panics on the first HTTP/2 connection).
