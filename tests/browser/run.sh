@@ -28,3 +28,8 @@ demo_server_start "$TARGET/debug/plaudit" --no-demo-plugins
 echo "browser: $("$CHROMIUM" --version 2>/dev/null | head -1) against $DEMO_URL"
 PLAUDIT_URL="$DEMO_URL" node "$NODE_DIR/cross-origin.mjs"
 demo_server_check browser
+demo_server_stop
+# The console against a fresh server (its fixture's numbers are the only ones there).
+demo_server_start "$TARGET/debug/plaudit" --no-demo-plugins
+PLAUDIT_URL="$DEMO_URL" SCREENSHOTS="$TARGET/console-screenshots" node "$NODE_DIR/console.mjs"
+demo_server_check browser

@@ -59,7 +59,7 @@ fn axes(top: f64, labels: &[String], x: impl Fn(usize) -> f64) -> Markup {
             @let v = top * k as f64 / 4.0;
             @let y = y_at(v, top);
             line.grid x1=(LEFT) x2=(WIDTH - RIGHT) y1=(y) y2=(y) {}
-            text.tick x=(LEFT - 4.0) y=(y + 4.0) text-anchor="end" { (crate::layout::num(v.round())) }
+            text.tick x=(LEFT - 4.0) y=(y + 4.0) text-anchor="end" { (crate::layout::num(v)) }
         }
         @for (i, label) in labels.iter().enumerate() {
             @if i % step == 0 {
@@ -128,7 +128,12 @@ pub fn lines(id: &str, title: &str, labels: &[String], series: &[Series]) -> Mar
 
 /// A grouped bar chart of `series` over `labels`, with its legend and its numbers.
 pub fn bars(id: &str, title: &str, labels: &[String], series: &[Series]) -> Markup {
-    let max = series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max);
+    bars_to(id, title, labels, series, None)
+}
+
+/// [`bars`] with a target drawn across them as a dashed line (and a column of the table).
+pub fn bars_to(id: &str, title: &str, labels: &[String], series: &[Series], target: Option<f64>) -> Markup {
+    let max = series.iter().flat_map(|s| s.values.iter().copied()).chain(target).fold(0.0, f64::max);
     let top = nice_max(max);
     let n = labels.len().max(1);
     let slot = (WIDTH - LEFT - RIGHT) / n as f64;
@@ -147,8 +152,16 @@ pub fn bars(id: &str, title: &str, labels: &[String], series: &[Series]) -> Mark
                             width=(format!("{bar:.1}")) height=(format!("{:.1}", (y_at(0.0, top) - y).max(0.0))) {}
                     }
                 }
+                @if let Some(t) = target {
+                    line.target x1=(LEFT) x2=(WIDTH - RIGHT) y1=(format!("{:.1}", y_at(t, top))) y2=(format!("{:.1}", y_at(t, top))) {}
+                }
             }
-            @if series.len() > 1 { (legend(series)) }
+            @if series.len() > 1 || target.is_some() {
+                ul.legend {
+                    @for (i, s) in series.iter().enumerate() { li { span class={"swatch s" (i % PALETTE)} {} (s.name) } }
+                    @if let Some(t) = target { li { span.swatch.target {} "target " (crate::layout::num(t)) } }
+                }
+            }
             (data_table(id, title, labels, series))
         }
     }

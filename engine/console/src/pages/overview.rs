@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{f, s};
 use crate::Console;
 use crate::api::org_path;
-use crate::chart::{Series, bars, lines};
+use crate::chart::{Series, bars, bars_to, lines};
 use crate::layout::{self, Nav};
 
 /// The groups drawn in a chart by kind, team or channel: the busiest, the rest summed.
@@ -81,14 +81,12 @@ fn goals_section(goals: &Value) -> Markup {
                 @let weeks = weeks(goal);
                 @let met = weeks.iter().filter(|w| w["met"].as_bool() == Some(true)).count();
                 div.card {
-                    (bars(
+                    (bars_to(
                         &format!("goal-{i}"),
                         &format!("{} (target {} a week; met {} of {} weeks)", s(&goal["name"]), layout::num(f(&goal["target"])), met, weeks.len()),
                         &labels(&weeks),
-                        &[
-                            Series::new("actual", weeks.iter().map(|w| f(&w["actual"])).collect()),
-                            Series::new("target", weeks.iter().map(|_| f(&goal["target"])).collect()),
-                        ],
+                        &[Series::new("actual", weeks.iter().map(|w| f(&w["actual"])).collect())],
+                        Some(f(&goal["target"])),
                     ))
                 }
             }

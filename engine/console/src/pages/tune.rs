@@ -79,12 +79,15 @@ fn field(path: &str, label: &str, value: &str, kind: &str, errors: &[FieldError]
     }
 }
 
-fn window_select(path: &str, label: &str, value: &str) -> Markup {
+/// A window's choice; with `none` (a challenge without one: time-boxed by `from` and `until`),
+/// an empty choice that leaves it so.
+fn window_select(path: &str, label: &str, value: &str, none: Option<&str>) -> Markup {
     let id = input_id(path);
     html! {
         div.field {
             label for=(id) { (label) }
             select id=(id) name=(path) {
+                @if let Some(none) = none { option value="" selected[value.is_empty()] { (none) } }
                 @for w in WINDOWS { option value=(w) selected[w == value] { (w) } }
             }
         }
@@ -123,7 +126,7 @@ fn tune_form(session: &Session, rules: &Value, version: u64, errors: &[FieldErro
                         (field(&format!("challenge[{i}].goal.moments"), "Moments to complete", &text_of(&c["goal"]["moments"]), "number", errors))
                         (field(&format!("challenge[{i}].goal.distinct_teams"), "Other teams to meet", &text_of(&c["goal"]["distinct_teams"]), "number", errors))
                         (field(&format!("challenge[{i}].goal.distinct_counterparts"), "Different people to meet", &text_of(&c["goal"]["distinct_counterparts"]), "number", errors))
-                        (window_select(&format!("challenge[{i}].window"), "Window", s(&c["window"])))
+                        (window_select(&format!("challenge[{i}].window"), "Window", s(&c["window"]), Some("none: from and until")))
                         (field(&format!("challenge[{i}].match.kind"), "Moment kinds (comma-separated; empty for any)", &text_of(&c["match"]["kind"]), "text", errors))
                     }
                 }
@@ -137,7 +140,7 @@ fn tune_form(session: &Session, rules: &Value, version: u64, errors: &[FieldErro
                             (field(&format!("rule[{j}].award[{k}].amount"), &format!("Award {} to the {}", s(&a["currency"]), s(&a["to"])), &text_of(&a["amount"]), "number", errors))
                         }
                         (field(&format!("rule[{j}].cap.times"), "At most this many times (empty: no cap)", &text_of(&r["cap"]["times"]), "number", errors))
-                        (window_select(&format!("rule[{j}].cap.per"), "per", r["cap"]["per"].as_str().unwrap_or("day")))
+                        (window_select(&format!("rule[{j}].cap.per"), "per", r["cap"]["per"].as_str().unwrap_or("day"), None))
                     }
                 }
             }
@@ -235,6 +238,8 @@ fn candidate(rules: &Value, form: &Form) -> Result<Value, Vec<FieldError>> {
         } else if path.ends_with(".kind") {
             let kinds: Vec<Value> = raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(|k| json!(k)).collect();
             (!kinds.is_empty()).then_some(Value::Array(kinds))
+        } else if path.ends_with(".window") && raw.is_empty() {
+            None
         } else if path.ends_with(".window") || path.ends_with(".per") {
             if !WINDOWS.contains(&raw) {
                 errors.push((path.clone(), format!("{raw:?} is not a window: {}", WINDOWS.join(", "))));
@@ -471,7 +476,10 @@ mod tests {
     fn rules() -> Value {
         json!({
             "organisation": {"id": "acme"},
-            "challenge": [{"id": "c", "goal": {"moments": 5, "distinct_teams": 3}, "window": "week", "match": {"kind": ["meetup"]}}],
+            "challenge": [
+                {"id": "c", "goal": {"moments": 5, "distinct_teams": 3}, "window": "week", "match": {"kind": ["meetup"]}},
+                {"id": "once", "goal": {"moments": 3}, "from": "2026-03-15T00:00:00Z", "until": "2026-04-15T00:00:00Z"}
+            ],
             "rule": [
                 {"id": "r", "award": [{"to": "actor", "currency": "xp", "amount": 20}], "cap": {"per": "day", "times": 3}},
                 {"id": "q", "award": [{"to": "actor", "currency": "xp", "amount": 1}]}
@@ -514,6 +522,7 @@ mod tests {
         assert_eq!(c["rule"][0]["award"][0]["amount"], 40);
         assert!(c["rule"][0].get("cap").is_none(), "no times: no cap");
         assert_eq!(c["rule"][1]["cap"], json!({"times": 2, "per": "week"}), "a new cap takes its window");
+        assert!(c["challenge"][1].get("window").is_none(), "a time-boxed challenge stays without a window");
     }
 
     #[test]

@@ -144,11 +144,13 @@ fn change_list(list: &[(String, Option<Value>, Option<Value>)]) -> Markup {
     let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".to_string(), |v| v.to_string());
     html! {
         @if list.is_empty() { p #changes { "The two versions are the same rule set." } } @else {
-            table #changes {
-                thead { tr { th scope="col" { "Where" } th scope="col" { "Before" } th scope="col" { "After" } } }
-                tbody { @for (path, before, after) in list {
-                    tr { th scope="row" { code { (path) } } td { code { (show(before)) } } td { code { (show(after)) } } }
-                } }
+            div.scroll {
+                table #changes {
+                    thead { tr { th scope="col" { "Where" } th scope="col" { "Before" } th scope="col" { "After" } } }
+                    tbody { @for (path, before, after) in list {
+                        tr { th scope="row" { code { (path) } } td { code { (show(before)) } } td { code { (show(after)) } } }
+                    } }
+                }
             }
         }
     }
