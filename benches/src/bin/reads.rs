@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release -p plaudit-benches --bin reads -- ADDR KEY N PATH...`
 //! (e.g. `127.0.0.1:8080 $KEY 100 /v1/orgs/acme/insights/activity /v1/orgs/acme/insights/quiet`;
-//! a path may end in `#csv` to ask for `text/csv`). Prints a Markdown table.
+//! a path may end in `#csv` to ask for `text/csv`). KEY `cookie:NAME=VALUE` sends that cookie
+//! instead of a key (the console's pages, signed in). Prints a Markdown table.
 
 use std::time::{Duration, Instant};
 
@@ -38,12 +39,12 @@ fn main() -> Result<(), String> {
             let mut times = Vec::with_capacity(n);
             let mut bytes = 0;
             for _ in 0..n {
-                let request = hyper::Request::get(uri)
-                    .header("host", addr)
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("accept", accept)
-                    .body(Empty::<Bytes>::new())
-                    .map_err(|e| e.to_string())?;
+                let request = hyper::Request::get(uri).header("host", addr).header("accept", accept);
+                let request = match key.strip_prefix("cookie:") {
+                    Some(cookie) => request.header("cookie", cookie),
+                    None => request.header("authorization", format!("Bearer {key}")),
+                };
+                let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
                 let started = Instant::now();
                 let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
                 let status = response.status();

@@ -65,6 +65,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/{*rest}", get(not_found))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(console)
 }
 
