@@ -40,9 +40,40 @@ impl Form {
     }
 }
 
+/// A change a signed-in manager sends: a form `POST` carrying the session's CSRF token, from the
+/// console's own pages. Anything else is refused before the handler runs: to the sign-in page
+/// without a session, `403` without the token or from another site.
+#[derive(Debug)]
+pub struct Change {
+    pub session: Session,
+    pub form: Form,
+}
+
+impl axum::extract::FromRequest<std::sync::Arc<crate::Console>> for Change {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        console: &std::sync::Arc<crate::Console>,
+    ) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let crate::session::SignedIn(session) =
+            <crate::session::SignedIn as axum::extract::FromRequestParts<_>>::from_request_parts(&mut parts, console)
+                .await?;
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .map_err(|_| layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "Refused", "This form is too large."))?;
+        let form = Form::parse(&bytes);
+        match refusal(&session, &parts.headers, &form) {
+            Some(refused) => Err(refused),
+            None => Ok(Change { session, form }),
+        }
+    }
+}
+
 /// The refusal of a change (a form `POST`) that does not carry the session's CSRF token or comes
 /// from another origin (`403`, with a page that says so); `None` for one that may go on.
-pub fn refusal(session: &Session, headers: &HeaderMap, form: &Form) -> Option<Response> {
+fn refusal(session: &Session, headers: &HeaderMap, form: &Form) -> Option<Response> {
     if !crate::session::same_origin(headers) {
         return Some(layout::error_page(StatusCode::FORBIDDEN, "Refused", "This change came from another site."));
     }

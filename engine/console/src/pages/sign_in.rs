@@ -12,10 +12,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::Form;
+use super::{Change, Form};
 use crate::Console;
 use crate::layout;
-use crate::session::SignedIn;
 
 /// The sign-in form, with what went wrong last time if anything.
 pub fn form(problem: Option<&str>, org: &str) -> Markup {
@@ -69,16 +68,7 @@ pub async fn post(State(console): State<Arc<Console>>, headers: HeaderMap, body:
 }
 
 /// `POST /console/sign-out`.
-pub async fn sign_out(
-    State(console): State<Arc<Console>>,
-    SignedIn(session): SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = super::refusal(&session, &headers, &form) {
-        return refused;
-    }
+pub async fn sign_out(State(console): State<Arc<Console>>, Change { session, .. }: Change) -> Response {
     let cookie = console.sessions.end(&session);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/console/")).into_response()
 }

@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::{Form, f, s};
+use super::{Change, Form, f, s};
 use crate::Console;
 use crate::api::{Failure, org_path};
 use crate::chart::{Series, bars};
@@ -297,16 +296,7 @@ fn place(failure: &Failure, form: &Form) -> (Vec<FieldError>, Option<String>) {
 }
 
 /// `POST /console/tune/preview`: the candidate's what-if over the whole history.
-pub async fn preview(
-    State(console): State<Arc<Console>>,
-    SignedIn(session): SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = super::refusal(&session, &headers, &form) {
-        return refused;
-    }
+pub async fn preview(State(console): State<Arc<Console>>, Change { session, form }: Change) -> Response {
     let (rules, version) = match current(&console, &session).await {
         Ok(c) => c,
         Err(e) => return layout::failed(&session, Nav::Tune, "Tune", &e),
@@ -436,16 +426,7 @@ pub fn diff_view(diff: &Value) -> Markup {
 }
 
 /// `POST /console/tune/publish`: publishes the previewed candidate as a new version.
-pub async fn publish(
-    State(console): State<Arc<Console>>,
-    SignedIn(session): SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = super::refusal(&session, &headers, &form) {
-        return refused;
-    }
+pub async fn publish(State(console): State<Arc<Console>>, Change { session, form }: Change) -> Response {
     let Some(candidate) = form.get("candidate").and_then(|c| serde_json::from_str::<Value>(c).ok()) else {
         return layout::error_page(StatusCode::BAD_REQUEST, "Nothing to publish", "Preview a change first.");
     };

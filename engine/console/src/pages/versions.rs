@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Form, f, s};
+use super::{Change, f, s};
 use crate::Console;
 use crate::api::org_path;
 use crate::layout::{self, Nav, num};
@@ -157,16 +156,7 @@ fn change_list(list: &[(String, Option<Value>, Option<Value>)]) -> Markup {
 }
 
 /// `POST /console/versions/republish`: publishes an earlier version's text again (a rollback).
-pub async fn republish(
-    State(console): State<Arc<Console>>,
-    SignedIn(session): SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = super::refusal(&session, &headers, &form) {
-        return refused;
-    }
+pub async fn republish(State(console): State<Arc<Console>>, Change { session, form }: Change) -> Response {
     let Some(n) = form.get("version").and_then(|v| v.parse::<u64>().ok()) else {
         return layout::error_page(StatusCode::BAD_REQUEST, "No version", "Choose a version to publish again.");
     };
@@ -184,16 +174,7 @@ pub async fn republish(
 
 /// `POST /console/versions/apply`: with `preview`, what applying the rule set in force to the
 /// history would change (and a button to do it); without, does it.
-pub async fn apply(
-    State(console): State<Arc<Console>>,
-    SignedIn(session): SignedIn,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = super::refusal(&session, &headers, &form) {
-        return refused;
-    }
+pub async fn apply(State(console): State<Arc<Console>>, Change { session, form }: Change) -> Response {
     let mode = match form.get("mode") {
         Some(m @ ("additive" | "rebase")) => m.to_string(),
         _ => return layout::error_page(StatusCode::BAD_REQUEST, "No mode", "Choose additive or rebase."),
