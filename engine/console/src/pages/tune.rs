@@ -400,6 +400,9 @@ pub fn diff_view(diff: &Value) -> Markup {
         div.grid {
             div.card { (chart("completions", "Challenge completions, now and with the change", &completions)) }
             div.card { (chart("totals", "Points in each currency, now and with the change", &totals)) }
+            div.card { (bars("badges", "Badges gained, lost and changed (tier or count) with the change",
+                &["gained", "lost", "changed"].map(String::from),
+                &[Series::new("badges", vec![f(&diff["badges_gained"]), f(&diff["badges_lost"]), f(&diff["badges_changed"])])])) }
         }
         h3 { "Most affected stakeholders" }
         @if details.is_empty() { p { "Nobody's state changes." } } @else {
