@@ -51,8 +51,9 @@ pub fn run(o: &Options) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let orgs = state.known();
         tracing::info!(listen = %listener.local_addr()?, organisations = orgs.len(), "serving");
-        println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
+        // "listening on" comes last: scripts and tests read up to it, then may close our stdout.
         println!("console: http://{}/console/ (sign in with an organisation's own key)", listener.local_addr()?);
+        println!("listening on {} ({} organisations: {})", listener.local_addr()?, orgs.len(), orgs.join(", "));
         // The API, and the console beside it (its pages call the API in process).
         let app = plaudit_console::mount(http::router(Arc::clone(&state)));
         http::serve(listener, Arc::clone(&state), app, shutdown_signal()).await.context("serving")?;
