@@ -183,6 +183,14 @@ try {
   assert.equal(elsewhere.status(), 403);
   assert.equal((await api("GET", "/v1/orgs/acme/rules/versions")).body.current, 3, "nothing published");
 
+  // A stakeholder's export, downloaded from their page, is the API's.
+  await page.goto(base + "/console/stakeholders/p1");
+  const href = await page.getAttribute("a[download]", "href");
+  const download = await page.request.get(base + href);
+  assert.equal(download.status(), 200);
+  assert.match(download.headers()["content-disposition"], /attachment/);
+  assert.deepEqual(await download.json(), (await api("GET", "/v1/orgs/acme/stakeholders/p1/export")).body);
+
   // Apply to history: the preview first, changing nothing.
   await page.goto(base + "/console/versions");
   await Promise.all([page.waitForLoadState("load"), page.click("form[action='/console/versions/apply'] button")]);

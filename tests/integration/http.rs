@@ -268,6 +268,7 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/stakeholders",
         "/v1/orgs/{org}/stakeholders/{id}",
         "/v1/orgs/{org}/stakeholders/{id}/effects",
+        "/v1/orgs/{org}/stakeholders/{id}/export",
         "/v1/orgs/{org}/leaderboards/{board}",
         "/v1/orgs/{org}/challenges",
         "/v1/orgs/{org}/insights/activity",

@@ -191,3 +191,79 @@ fn people_reads_name_what_is_wrong_and_refuse_another_organisations_key() {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn an_export_holds_every_record_naming_the_stakeholder_their_gains_and_state_over_http_and_the_cli() {
+    let data = scratch_dir("plaudit-people-export");
+    let server = App::start(&data);
+    let key = server.key("acme").to_string();
+    let records = json!([
+        {"profile": {"id": "ann", "kind": "employee", "team": "sales", "name": "Ann Exportable"}},
+        {"id": "x1", "stakeholder": "ann", "counterpart": "bob", "kind": "meetup", "channel": "event", "at": "2026-03-02T10:00:00Z"},
+        {"id": "x2", "stakeholder": "bob", "counterpart": "ann", "kind": "answer", "channel": "forum", "at": "2026-03-02T11:00:00Z"},
+        {"id": "x3", "stakeholder": "carl", "counterpart": "dave", "kind": "answer", "channel": "forum", "at": "2026-03-02T12:00:00Z"},
+        {"id": "x4", "stakeholder": "ann", "kind": "referral", "channel": "email", "at": "2026-03-03T09:00:00Z"},
+        {"retract": "x4", "reason": "a test"},
+        {"retract": "x3"}
+    ]);
+    assert_eq!(server.request("POST", "/v1/orgs/acme/moments", Some(&key), &records.to_string()).0, 201);
+
+    let (status, head, export) = server.send_with("GET", "/v1/orgs/acme/stakeholders/ann/export", Some(&key), &[], b"");
+    assert_eq!(status, 200, "{export}");
+    assert!(head.contains("content-disposition: attachment; filename=\"acme-ann.json\""), "{head}");
+    let got: Vec<(&str, &str, Option<bool>)> = export["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            let what = r["record"]["id"].as_str().or(r["record"]["retract"].as_str()).unwrap_or("profile");
+            (r["role"].as_str().unwrap_or(""), what, r["retracted"].as_bool())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("profile", "profile", None),
+            ("actor", "x1", Some(false)),
+            ("counterpart", "x2", Some(false)),
+            ("actor", "x4", Some(true)),
+            ("retraction", "x4", None),
+        ],
+        "every record naming ann, and nothing of carl's and dave's"
+    );
+    assert_eq!(export["records"][0]["record"]["profile"]["name"], "Ann Exportable");
+    let (_, profile) = server.request("GET", "/v1/orgs/acme/stakeholders/ann", Some(&key), "");
+    assert_eq!(export["profile"], profile, "the current state");
+    let (_, history) = server.request("GET", "/v1/orgs/acme/stakeholders/ann/effects?limit=1000", Some(&key), "");
+    assert_eq!(export["effects"], history["effects"], "every gain, with what gave it");
+    assert!(!history["effects"].as_array().expect("effects").is_empty());
+
+    // Ann's own key may export her; bob's may not; nobody is not found.
+    let key_of = |who: &str| {
+        let body = json!({"name": who, "scope": "stakeholder", "stakeholder": who}).to_string();
+        server.request("POST", "/v1/orgs/acme/keys", Some(&key), &body).1["key"].as_str().expect("key").to_string()
+    };
+    let (ann, bob) = (key_of("ann"), key_of("bob"));
+    assert_eq!(server.request("GET", "/v1/orgs/acme/stakeholders/ann/export", Some(&ann), "").0, 200);
+    assert_eq!(server.request("GET", "/v1/orgs/acme/stakeholders/ann/export", Some(&bob), "").0, 403);
+    assert_eq!(server.request("GET", "/v1/orgs/acme/stakeholders/nobody/export", Some(&key), "").0, 404);
+    drop(server);
+
+    // The command line gives the same document from the data directory.
+    let out = std::process::Command::new(crate::plaudit_bin())
+        .args(["export", "--org", "acme", "--stakeholder", "ann", "--data"])
+        .arg(&data)
+        .output()
+        .expect("plaudit export runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_cli: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(from_cli, export);
+    let out = std::process::Command::new(crate::plaudit_bin())
+        .args(["export", "--org", "acme", "--stakeholder", "nobody", "--data"])
+        .arg(&data)
+        .output()
+        .expect("plaudit export runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no stakeholder \"nobody\""));
+    let _ = std::fs::remove_dir_all(&data);
+}

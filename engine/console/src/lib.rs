@@ -60,6 +60,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/console/versions/republish", post(versions::republish))
         .route("/console/versions/apply", post(versions::apply))
         .route("/console/stakeholders/{id}", get(stakeholder::page))
+        .route("/console/stakeholders/{id}/export", get(stakeholder::export))
         .route("/console/leaderboards", get(leaderboards::page))
         .route("/console/plugins", get(plugins::page))
         .route("/console/assets/console.css", get(stylesheet))

@@ -203,6 +203,26 @@ pub fn replay(o: &Options, summary: bool, top: usize) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// `plaudit export`: everything held about stakeholder `id`, as one JSON document on stdout.
+pub fn export(o: &Options, id: &str) -> anyhow::Result<ExitCode> {
+    let (mut durable, _) = open(o)?;
+    let Some(held) = durable.export_state(id)? else {
+        bail!("{}: no stakeholder {id:?}", durable.org());
+    };
+    let export = plaudit_server::organisation::export::assemble(durable.store().as_ref(), durable.org(), id, held)?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &export)?;
+    writeln!(out)?;
+    eprintln!(
+        "{}: {id}: {} records of the log, {} gains, as of record {}",
+        durable.org(),
+        export.records.len(),
+        export.effects.len(),
+        export.as_of
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What-if over an organisation's log: the candidate rule set `text` against the versions it
 /// lived through, as applying it to history in `mode` would leave it.
 pub fn what_if(data: &Path, org: &str, text: &str, mode: Mode) -> anyhow::Result<plaudit_core::simulate::Diff> {

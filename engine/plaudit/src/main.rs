@@ -226,6 +226,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Everything held about one stakeholder, as one JSON document on stdout: their profile and
+    /// state, every record of the log naming them, every gain with what gave it.
+    Export {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        stakeholder: String,
+    },
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
@@ -296,6 +306,9 @@ fn main() -> ExitCode {
             &data::Options { data, org, rules: None, from_start: false },
             &insights::Args { from, to, week, limit, json },
         ),
+        Command::Export { data, org, stakeholder } => {
+            data::export(&data::Options { data, org, rules: None, from_start: false }, &stakeholder)
+        }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
         Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),
     };

@@ -45,6 +45,7 @@ pub async fn page(
         Err(e) => return layout::failed(&session, Nav::None, &title, &e),
     };
     let body = html! {
+        p { a href={"/console/stakeholders/" (enc(&id)) "/export"} download { "Download everything held about " (id) } " (a JSON document: for a data subject's request)" }
         (card(&profile))
         section aria-labelledby="history-h" {
             h2 #history-h { "What they received, and why" }
@@ -55,6 +56,27 @@ pub async fn page(
         }
     };
     layout::page(&session, Nav::None, &title, body)
+}
+
+/// `GET /console/stakeholders/{id}/export`: everything held about them, as the API's export
+/// document, downloaded (for a data subject's request).
+pub async fn export(
+    State(console): State<Arc<Console>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    use axum::response::IntoResponse;
+    match console.api.get(&session, org_path(&session, &format!("stakeholders/{}/export", enc(&id)))).await {
+        Err(e) => layout::failed(&session, Nav::None, &format!("Stakeholder {id}"), &e),
+        Ok(document) => {
+            let name = format!("attachment; filename=\"{}-{}.json\"", enc(&session.org), enc(&id));
+            let mut response = axum::Json(document).into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&name) {
+                response.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+    }
 }
 
 fn card(p: &Value) -> Markup {

@@ -733,6 +733,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/stakeholders", get(people::get_stakeholders))
         .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
         .route("/v1/orgs/{org}/stakeholders/{id}/effects", get(people::get_stakeholder_effects))
+        .route("/v1/orgs/{org}/stakeholders/{id}/export", get(people::get_export))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))
         .route("/v1/orgs/{org}/challenges", get(get_challenges))
         .route("/v1/orgs/{org}/insights/activity", get(insights::get_activity))

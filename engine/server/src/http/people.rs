@@ -61,6 +61,41 @@ pub async fn get_stakeholders(
     }))
 }
 
+/// `GET /v1/orgs/{org}/stakeholders/{id}/export`: everything held about the stakeholder, as one
+/// JSON document (a download).
+pub async fn get_export(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use axum::response::IntoResponse;
+    let admitted = state.authorise(&org, &headers, Need::Stakeholder(&id))?;
+    let wanted = id.clone();
+    let held = admitted
+        .worker
+        .run(move |d| d.export_state(&wanted))
+        .await??
+        .ok_or_else(|| ApiError::not_found(&format!("stakeholder {id:?}")))?;
+    drop(admitted);
+    let org_id = plaudit_core::ids::OrgId::parse(&org).map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = Arc::clone(state.store());
+    let export =
+        tokio::task::spawn_blocking(move || crate::organisation::export::assemble(store.as_ref(), &org_id, &id, held))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    let name = format!(
+        "attachment; filename=\"{}-{}.json\"",
+        org,
+        export.stakeholder.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_")
+    );
+    let mut response = axum::Json(export).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&name) {
+        response.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {

@@ -33,6 +33,7 @@
 //! is recorded that its world did not take.
 
 mod changes;
+pub mod export;
 mod ingest;
 mod replay;
 mod snapshot;
