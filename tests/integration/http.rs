@@ -785,10 +785,12 @@ fn sigterm_ends_streams_answers_what_is_in_flight_and_exits_zero_losing_nothing(
     assert!(acked.len() >= 20, "some batches were acknowledged before the signal");
     drop(server);
 
-    // Every acknowledged moment is in the log: sent again, each is a duplicate.
+    // Every acknowledged moment is in the log: sent again (the same content: client `c` sent
+    // `tc-b-i` as s{c} with bob), each is a duplicate.
     let server = Server::start(&data);
     for chunk in acked.chunks(500) {
-        let batch: Vec<Value> = chunk.iter().map(|id| moment(id, "x", "y")).collect();
+        let actor = |id: &str| format!("s{}", id[1..].split('-').next().unwrap_or_default());
+        let batch: Vec<Value> = chunk.iter().map(|id| moment(id, &actor(id), "bob")).collect();
         let (status, body) =
             server.request("POST", "/v1/orgs/acme/moments", Some(&key), &Value::Array(batch).to_string());
         assert_eq!((status, body["accepted"].as_u64()), (200, Some(0)), "{body}");

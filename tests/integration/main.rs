@@ -9,6 +9,7 @@ mod browsers;
 mod caps_and_guard;
 mod challenges;
 mod cli;
+mod conflicts;
 mod connections;
 mod determinism;
 mod durability;

@@ -19,6 +19,7 @@ use crate::chunks::{BLOCK, Block, Chunked, split};
 use rustc_hash::FxHashMap;
 
 use crate::application::Mode;
+use crate::fingerprint::Fingerprint;
 use crate::intern::Interner;
 use crate::journal::Source;
 use crate::ruleset::program::{CurrencyIx, Program};
@@ -168,12 +169,26 @@ impl Origins {
     }
 }
 
-/// Per moment: where its ledger entries are in its block, and whether it was retracted.
+/// Per moment: where its ledger entries are in its block, whether it was retracted, and its
+/// content's fingerprint (to tell a resend from another moment under the same id).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MomentInfo {
     pub ledger_start: u32,
     pub ledger_len: u32,
     pub retracted: bool,
+    pub print: Fingerprint,
+}
+
+/// What became of a moment's id offered to the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new moment, with its number.
+    New(u32),
+    /// The same moment again (same id, same content): a duplicate.
+    Duplicate,
+    /// The id of an accepted moment with other content: the first field that differs, if the
+    /// fingerprints can tell.
+    Conflict(Option<&'static str>),
 }
 
 /// [`BLOCK`] moments (fewer in the last block) and what they earned.
@@ -239,19 +254,25 @@ pub struct History {
 }
 
 impl History {
-    /// Registers a moment id. `None` if it was seen before (a duplicate).
-    pub fn accept(&mut self, id: &str) -> Option<u32> {
-        self.accept_hashed(id, Interner::hash(id))
+    /// Registers a moment id whose content has fingerprint `print`.
+    pub fn accept(&mut self, id: &str, print: Fingerprint) -> Accepted {
+        self.accept_hashed(id, Interner::hash(id), print)
     }
 
     /// [`History::accept`] with `hash == Interner::hash(id)`.
-    pub fn accept_hashed(&mut self, id: &str, hash: u64) -> Option<u32> {
+    pub fn accept_hashed(&mut self, id: &str, hash: u64, print: Fingerprint) -> Accepted {
         let (m, new) = self.ids.intern_hashed(id, hash);
         if !new {
-            return None;
+            let (k, i) = split(m as usize);
+            let held = self.moments.block(k).and_then(|b| b.info.get(i)).map_or(print, |info| info.print);
+            return if held.content == print.content {
+                Accepted::Duplicate
+            } else {
+                Accepted::Conflict(held.first_difference(&print))
+            };
         }
-        self.moments.open().info.push(MomentInfo::default());
-        Some(m)
+        self.moments.open().info.push(MomentInfo { print, ..MomentInfo::default() });
+        Accepted::New(m)
     }
 
     /// Moments accepted.
@@ -316,12 +337,17 @@ impl History {
 
     /// Appends a moment as a snapshot describes it: its id must be interned in [`History::ids`]
     /// already, in order.
-    pub fn restore_moment(&mut self, retracted: bool, earned: impl IntoIterator<Item = LedgerEntry>) {
+    pub fn restore_moment(
+        &mut self,
+        retracted: bool,
+        print: Fingerprint,
+        earned: impl IntoIterator<Item = LedgerEntry>,
+    ) {
         let block = self.moments.open();
         let ledger_start = block.ledger.len() as u32;
         block.ledger.extend(earned);
         let ledger_len = block.ledger.len() as u32 - ledger_start;
-        block.info.push(MomentInfo { ledger_start, ledger_len, retracted });
+        block.info.push(MomentInfo { ledger_start, ledger_len, retracted, print });
     }
 
     /// The blocks of moments as they are now, for a snapshot (full ones shared, not copied).
@@ -350,11 +376,13 @@ mod tests {
         let points = |amount| Earned::Points { currency: 0, amount };
         let n = (BLOCK + 3) as u32;
         for m in 0..n {
-            assert_eq!(h.accept(&format!("m{m}")), Some(m));
+            assert_eq!(h.accept(&format!("m{m}"), Fingerprint::default()), Accepted::New(m));
             h.record(m, m % 7, 0, points(i64::from(m)));
             h.record(m, 9, 1, points(1));
         }
-        assert_eq!(h.accept("m0"), None, "a duplicate");
+        assert_eq!(h.accept("m0", Fingerprint::default()), Accepted::Duplicate, "a duplicate");
+        let other = Fingerprint { content: 1, fields: 0xff00 };
+        assert_eq!(h.accept("m1", other), Accepted::Conflict(Some("counterpart")), "the same id, other content");
         let shared = h.share();
         h.retract(3);
         h.record(n - 1, 2, 0, points(5));

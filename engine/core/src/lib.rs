@@ -34,6 +34,7 @@ pub mod bounds;
 pub mod calendar;
 pub mod chunks;
 pub mod components;
+pub mod fingerprint;
 pub mod history;
 pub mod ids;
 pub mod input;

@@ -20,7 +20,8 @@ use rustc_hash::FxHashSet;
 use crate::batch::{Action, Batch, MomentRec};
 use crate::calendar::{PeriodCache, parse_rfc3339};
 use crate::components::{Details, Identity, Scorecard};
-use crate::history::History;
+use crate::fingerprint::Fingerprint;
+use crate::history::{Accepted, History};
 use crate::ids::{Sym, check_external_id};
 use crate::intern::Interner;
 use crate::leaderboard::PublishQueue;
@@ -96,6 +97,25 @@ fn profile_unchanged(world: &World, dir: &Directory, vocab: &Vocab, s: &Stakehol
 /// A refused record's field and why.
 pub type RecordFault = (&'static str, String);
 
+/// The code of a record refused for what it holds.
+pub const INVALID_RECORD: &str = "invalid_record";
+/// The code of a moment whose id was accepted before with other content.
+pub const ID_CONFLICT: &str = "id_conflict";
+
+/// Why the resolver refuses a record: its code, the field it names, the message.
+#[derive(Debug)]
+struct Fault {
+    code: &'static str,
+    field: &'static str,
+    message: String,
+}
+
+impl From<RecordFault> for Fault {
+    fn from((field, message): RecordFault) -> Fault {
+        Fault { code: INVALID_RECORD, field, message }
+    }
+}
+
 /// Records that arrived together: a live batch (one request, or the group commit of several),
 /// which the log keeps as one segment (`plaudit_store::Segment`). Scoring calls plugins with
 /// moments of one arrival only, in calls of at most [`crate::batch::CHUNK`] records counted from the
@@ -125,6 +145,8 @@ pub struct Resolved {
 pub struct RecordError {
     /// Index of the record in the batch.
     pub index: usize,
+    /// [`INVALID_RECORD`] or [`ID_CONFLICT`].
+    pub code: &'static str,
     /// The offending field (`at`, `stakeholder`, `retract`...).
     pub field: &'static str,
     pub message: String,
@@ -191,14 +213,16 @@ impl Resolver<'_> {
             }
             let fate = match record {
                 Record::Moment(m) => self.moment(m, index as u32, &hashes[index], horizon, batch),
-                Record::Profile(s) => self.profile(s),
-                Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting),
+                Record::Profile(s) => self.profile(s).map_err(Fault::from),
+                Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting).map_err(Fault::from),
             };
             resolved.accepted.push(matches!(fate, Ok(true)));
             match fate {
                 Ok(true) => outcome.accepted += 1,
                 Ok(false) => outcome.duplicates += 1,
-                Err((field, message)) => outcome.rejected.push(RecordError { index, field, message }),
+                Err(Fault { code, field, message }) => {
+                    outcome.rejected.push(RecordError { index, code, field, message })
+                }
             }
         }
     }
@@ -235,11 +259,25 @@ impl Resolver<'_> {
         h: &Hashes,
         horizon: Option<i64>,
         batch: &mut Batch,
-    ) -> Result<bool, RecordFault> {
+    ) -> Result<bool, Fault> {
         let at = check_moment(m)?;
+        let print = Fingerprint::of(m, at);
         let at = horizon.map_or(at, |h| at.min(h));
-        let Some(moment) = self.history.accept_hashed(&m.id, h[0]) else {
-            return Ok(false);
+        let moment = match self.history.accept_hashed(&m.id, h[0], print) {
+            Accepted::New(moment) => moment,
+            Accepted::Duplicate => return Ok(false),
+            Accepted::Conflict(field) => {
+                let differs = field.map_or_else(|| "its content".to_string(), |f| format!("`{f}`"));
+                return Err(Fault {
+                    code: ID_CONFLICT,
+                    field: field.unwrap_or("id"),
+                    message: format!(
+                        "a moment with id {:?} was accepted before with other content ({differs} differs): \
+                         a moment's id must name one moment; give this one an id of its own",
+                        m.id
+                    ),
+                });
+            }
         };
         let (actor_no, a) = self.stakeholder(&m.stakeholder, h[1]);
         let c = m.counterpart.as_deref().map(|c| self.stakeholder(c, h[2]));

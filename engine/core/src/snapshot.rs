@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::{
     CapSlot, Caps, Details, Entry, GuardState, Identity, Scorecard, Seen, Slot, Standing, Tally, Wallet,
 };
+use crate::fingerprint::Fingerprint;
 use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments, Origin, Origins};
 use crate::ids::Sym;
 use crate::insights::{Insights, InsightsRows};
@@ -37,7 +38,7 @@ use crate::world::OrgWorld;
 
 /// The version of [`WorldSnapshot`]'s shape. A snapshot of another version is not read (the
 /// log is replayed instead).
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// A string table: an interner's blocks, the full ones shared with the world it was taken from
 /// (see [`Interner::share`]). Written as one string, the strings concatenated (`text`), and
@@ -103,8 +104,8 @@ impl MomentRows {
         self.0.iter().all(|b| b.info().is_empty())
     }
 
-    fn rows(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
-        self.0.iter().flat_map(|b| b.info()).map(|i| (i.ledger_len, i.retracted))
+    fn rows(&self) -> impl Iterator<Item = (u32, bool, u64, u64)> + '_ {
+        self.0.iter().flat_map(|b| b.info()).map(|i| (i.ledger_len, i.retracted, i.print.content, i.print.fields))
     }
 }
 
@@ -122,9 +123,13 @@ impl Serialize for MomentRows {
 
 impl<'de> Deserialize<'de> for MomentRows {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let rows = Vec::<(u32, bool)>::deserialize(d)?;
-        let info =
-            rows.into_iter().map(|(ledger_len, retracted)| MomentInfo { ledger_start: 0, ledger_len, retracted });
+        let rows = Vec::<(u32, bool, u64, u64)>::deserialize(d)?;
+        let info = rows.into_iter().map(|(ledger_len, retracted, content, fields)| MomentInfo {
+            ledger_start: 0,
+            ledger_len,
+            retracted,
+            print: Fingerprint { content, fields },
+        });
         Ok(MomentRows(vec![Arc::new(Moments::loose(info.collect(), Vec::new()))]))
     }
 }
@@ -452,7 +457,7 @@ impl OrgWorld {
         let entity = |ext: u32| {
             entries.get(ext as usize).map(|e| e.entity).ok_or_else(|| bad(format!("stakeholder {ext} unknown")))
         };
-        let counted: u64 = s.moment_info.rows().map(|(len, _)| u64::from(len)).sum();
+        let counted: u64 = s.moment_info.rows().map(|(len, ..)| u64::from(len)).sum();
         if counted != s.ledger.len() as u64 {
             return Err(bad(format!("{} ledger entries, {counted} counted by moment", s.ledger.len())));
         }
@@ -466,8 +471,8 @@ impl OrgWorld {
         }
         history.origins = Origins::restore(s.origins);
         let mut ledger = s.ledger.entries().copied();
-        for (len, retracted) in s.moment_info.rows() {
-            history.restore_moment(retracted, ledger.by_ref().take(len as usize));
+        for (len, retracted, content, fields) in s.moment_info.rows() {
+            history.restore_moment(retracted, Fingerprint { content, fields }, ledger.by_ref().take(len as usize));
         }
         let mut progress = rustc_hash::FxHashMap::default();
         for TeamRow(challenge, team, window, moments, completed, contributors, generation) in s.teams {

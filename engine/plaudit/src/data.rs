@@ -92,7 +92,8 @@ pub fn import(o: &Options, moments: &Path, batch: usize, ack: bool, snapshot_eve
         let outcome = durable.ingest(std::mem::take(pending))?;
         for e in &outcome.rejected {
             bad += 1;
-            eprintln!("{name}:{}: {}: {}", lines[e.index], e.field, e.message);
+            let conflict = if e.code == plaudit_core::resolve::ID_CONFLICT { "id conflict: " } else { "" };
+            eprintln!("{name}:{}: {conflict}{}: {}", lines[e.index], e.field, e.message);
         }
         accepted += outcome.accepted;
         duplicates += outcome.duplicates;

@@ -1004,10 +1004,25 @@ async fn openapi(headers: HeaderMap) -> axum::response::Response {
 pub struct Ingested {
     pub accepted: usize,
     pub duplicates: usize,
+    /// The records refused, each alone (the rest of the batch is stored): absent when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refused>,
     /// The effects of the batch, when it had at most [`EFFECTS_IN_RESPONSE`] records: the
     /// feed's items, shared with it, written as effects.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "effects_only")]
     pub effects: Option<Vec<Arc<FeedItem>>>,
+}
+
+/// A record of a batch that was refused, and why; nothing of it was applied.
+#[derive(Debug, Serialize)]
+pub struct Refused {
+    /// Its place in the batch.
+    pub index: usize,
+    /// `invalid_record`, or `id_conflict` (the id of a moment accepted before with other content).
+    pub code: &'static str,
+    /// The field it names, with the record's place (`[3].at`).
+    pub field: String,
+    pub message: String,
 }
 
 /// Feed items written as their effects alone (the moments route's answer names no feed number).
@@ -1157,22 +1172,31 @@ async fn post_moments(
     let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(|e| ApiError::from(&*e))?;
     state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
     state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
-    if let Some(e) = outcome.rejected.first() {
-        // A refused record is refused alone; the rest is durable. Say which and why.
-        let message = format!(
-            "record [{}]: {}: {} ({} accepted, {} refused)",
-            e.index,
-            e.field,
-            e.message,
-            outcome.accepted,
-            outcome.rejected.len()
-        );
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record", message)
-            .field(format!("[{}].{}", e.index, e.field)));
+    let refused: Vec<Refused> = outcome
+        .rejected
+        .iter()
+        .map(|e| Refused {
+            index: e.index,
+            code: e.code,
+            field: format!("[{}].{}", e.index, e.field),
+            message: e.message.clone(),
+        })
+        .collect();
+    // Refused whole (nothing stored, nothing already held): a 4xx naming the first refusal,
+    // 409 if every one is an id conflict.
+    if let Some(first) = refused.first().filter(|_| outcome.accepted == 0 && outcome.duplicates == 0) {
+        let all_conflicts = refused.iter().all(|r| r.code == plaudit_core::resolve::ID_CONFLICT);
+        let status = if all_conflicts { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
+        let message = match refused.len() {
+            1 => format!("record {}: {}", first.field, first.message),
+            n => format!("every record was refused ({n}); the first, {}: {}", first.field, first.message),
+        };
+        return Err(ApiError::new(status, first.code, message).field(first.field.clone()));
     }
+    // Otherwise what was accepted is durable and scored: said, with every refusal.
     let effects = answer_effects.then_some(effects);
     let status = if outcome.accepted > 0 { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(Ingested { accepted: outcome.accepted, duplicates: outcome.duplicates, effects })))
+    Ok((status, Json(Ingested { accepted: outcome.accepted, duplicates: outcome.duplicates, refused, effects })))
 }
 
 /// The body of `PUT .../stakeholders/{id}`: a profile without its id (the path has it).
