@@ -112,7 +112,8 @@ fn tune_form(session: &Session, rules: &Value, version: u64, errors: &[FieldErro
     let challenges = rules["challenge"].as_array().cloned().unwrap_or_default();
     let rules_list = rules["rule"].as_array().cloned().unwrap_or_default();
     html! {
-        p.lede { "Version " (version) " is in force. Change what you need, then preview it on the real history; nothing changes until you publish." }
+        p.lede { "Version " (version) " is in force. Change what you need, then preview it on the real history; nothing changes until you publish. "
+            a href="/console/versions" { "Versions, rollback and applying to history" } }
         @if let Some(message) = general { p.error role="alert" #form-error { (message) } }
         form.tune method="post" action="/console/tune/preview" {
             input type="hidden" name="csrf" value=(session.csrf);
