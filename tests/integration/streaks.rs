@@ -78,3 +78,31 @@ fn late_moments_of_an_earlier_period_do_not_touch_the_streak() {
     );
     assert_eq!(lengths(&fx), ["1+1"]);
 }
+
+#[test]
+fn a_lapsed_streak_reads_as_broken_before_the_persons_next_moment_and_keeps_its_best() {
+    let mut w = world("[[streak]]\nid = \"daily\"\nperiod = \"day\"\ngrace = 1\n");
+    score(
+        &mut w,
+        vec![
+            m("a1", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
+            m("a2", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
+            m("a3", "ann", "post", "forum", "2026-03-04T10:00:00Z"),
+        ],
+    );
+    let run = |w: &mut plaudit_core::OrgWorld| {
+        let p = w.profile("ann").expect("ann");
+        (p.streaks[0].length, p.streaks[0].best)
+    };
+    assert_eq!(run(&mut w), (3, 3));
+    // The organisation's clock is its latest moment: bob's. One day missed is within the grace.
+    score(&mut w, vec![m("b1", "bob", "post", "forum", "2026-03-06T10:00:00Z")]);
+    assert_eq!(run(&mut w), (3, 3), "5 March missed, grace 1: still running on the 6th");
+    // Two days missed: ann's next moment would break it, so it reads broken now.
+    score(&mut w, vec![m("b2", "bob", "post", "forum", "2026-03-07T10:00:00Z")]);
+    assert_eq!(run(&mut w), (0, 3), "lapsed as of the 7th; the best stays");
+    // Her next moment starts a new run (and says the old one broke), as before.
+    let fx = score(&mut w, vec![m("a4", "ann", "post", "forum", "2026-03-07T12:00:00Z")]);
+    assert_eq!(lengths(&fx), ["a4x3", "a4+1"]);
+    assert_eq!(run(&mut w), (1, 3));
+}

@@ -220,7 +220,9 @@ impl OrgWorld {
         (!s.is_none()).then(|| self.world().resource::<Vocab>().0.resolve(s.0).to_string())
     }
 
-    /// A stakeholder's profile, or `None` if the id was never seen.
+    /// A stakeholder's profile, or `None` if the id was never seen. A streak's `length` is its
+    /// current run as of the organisation's clock (the latest moment's time): 0 once the
+    /// periods since its last one exceed its grace.
     pub fn profile(&mut self, id: &str) -> Option<Profile> {
         self.publish_leaderboards();
         self.profile_published(id)
@@ -264,15 +266,19 @@ impl OrgWorld {
             let count = n as u32;
             badges.push(BadgeView { badge: b.id.clone(), name: b.name.clone(), tier, count });
         }
+        // As of the organisation's clock (the latest moment's time): a streak whose grace has
+        // run out reads as broken, before the person's next moment says so.
+        let now = w.resource::<crate::history::History>().latest_at;
         let streaks = p
             .streaks
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 let slot = tally.get(tally_key::STREAK | i as u32)?;
+                let lapsed = now.is_some_and(|t| s.lapsed(p.calendar.period_index(s.period, t), slot.a));
                 Some(StreakView {
                     streak: s.id.clone(),
-                    length: (slot.b & 0xFFFF_FFFF) as u32,
+                    length: if lapsed { 0 } else { (slot.b & 0xFFFF_FFFF) as u32 },
                     best: (slot.b >> 32) as u32,
                     last: p.calendar.period_label(s.period, slot.a),
                 })

@@ -379,7 +379,7 @@ impl Out<'_> {
                 (1, None)
             } else if period <= slot.a {
                 continue; // the same period, or an older one arriving late
-            } else if (period - slot.a - 1) as u32 <= s.grace {
+            } else if !s.lapsed(period, slot.a) {
                 (len + 1, None)
             } else {
                 (1, Some(len))

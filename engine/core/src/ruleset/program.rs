@@ -204,6 +204,14 @@ pub struct Streak {
     pub matcher: Matcher,
 }
 
+impl Streak {
+    /// Whether a run last extended in period `last` is broken by period `current`: more than
+    /// `grace` periods between them (a moment then starts a new run).
+    pub fn lapsed(&self, current: i32, last: i32) -> bool {
+        i64::from(current) - i64::from(last) - 1 > i64::from(self.grace)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Reward {
     pub currency: CurrencyIx,
