@@ -106,3 +106,42 @@ fn a_lapsed_streak_reads_as_broken_before_the_persons_next_moment_and_keeps_its_
     assert_eq!(lengths(&fx), ["a4x3", "a4+1"]);
     assert_eq!(run(&mut w), (1, 3));
 }
+
+#[test]
+fn a_lapsed_streak_leaves_its_board_as_the_clock_passes_and_a_replay_agrees() {
+    let rules = "[[streak]]\nid = \"daily\"\nperiod = \"day\"\n\n[[leaderboard]]\nid = \"runs\"\nmetric = \"daily\"\n";
+    let moments = vec![
+        vec![
+            m("a1", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
+            m("a2", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
+            m("b1", "bob", "post", "forum", "2026-03-03T11:00:00Z"),
+        ],
+        // The clock reaches the 5th: ann's run (last the 3rd, no grace) has lapsed, bob's too.
+        vec![m("c1", "carl", "post", "forum", "2026-03-05T10:00:00Z")],
+        vec![m("b2", "bob", "post", "forum", "2026-03-05T12:00:00Z")],
+    ];
+    let board = |w: &mut plaudit_core::OrgWorld| -> Vec<(String, i64)> {
+        let page =
+            w.leaderboard("runs", &plaudit_core::reads::PageQuery { limit: 10, ..Default::default() }).expect("board");
+        page.rows.stakeholders().iter().map(|r| (r.stakeholder.clone(), r.value)).collect()
+    };
+    let mut live = world(rules);
+    score(&mut live, moments[0].clone());
+    assert_eq!(board(&mut live), vec![("ann".to_string(), 2), ("bob".to_string(), 1)]);
+    score(&mut live, moments[1].clone());
+    assert_eq!(
+        board(&mut live),
+        vec![("carl".to_string(), 1)],
+        "lapsed runs leave the board without a moment of theirs"
+    );
+    score(&mut live, moments[2].clone());
+    assert_eq!(
+        board(&mut live),
+        vec![("carl".to_string(), 1), ("bob".to_string(), 1)],
+        "who got there first ranks first"
+    );
+    // Scored in one batch, the same records end in the same board.
+    let mut once = world(rules);
+    score(&mut once, moments.concat());
+    assert_eq!(board(&mut once), board(&mut live));
+}

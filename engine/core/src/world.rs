@@ -32,6 +32,13 @@ use crate::ruleset::program::Program;
 use crate::team::TeamChallenges;
 use crate::{leaderboard, passes};
 
+/// The period each streak's boards were last brought up to the organisation's clock in (by
+/// streak index; not kept in snapshots: a sweep that finds nothing lapsed changes nothing).
+#[derive(Resource, Debug, Default)]
+pub struct StreakSweep {
+    upto: Vec<i32>,
+}
+
 /// A rule set compiled against a world's vocabulary and checked to be publishable there.
 #[derive(Debug)]
 pub struct Prepared {
@@ -76,6 +83,7 @@ impl OrgWorld {
         world.init_resource::<TeamChallenges>();
         world.init_resource::<Insights>();
         world.init_resource::<PublishQueue>();
+        world.init_resource::<StreakSweep>();
         let mut schedule = Schedule::new(Scoring);
         schedule.set_executor(SingleThreadedExecutor::new());
         schedule.configure_sets((Pass::Guard, Pass::Rules, Pass::Plugins, Pass::Effects).chain());
@@ -312,7 +320,60 @@ impl OrgWorld {
             self.world.resource_mut::<Batch>().select(chunk);
             self.schedule.run(&mut self.world);
         }
+        self.sweep_lapsed_streaks();
         (self.world.resource::<Journal>().produced - before) as usize
+    }
+
+    /// Streak leaderboards follow the organisation's clock (the latest moment's time): a run
+    /// that has lapsed leaves its boards without waiting for the person's next moment. Looks
+    /// when the clock enters a new period of a streak that an unwindowed board ranks, at every
+    /// stakeholder (a board's value is then the run as of the clock, whenever it looked: a replay
+    /// that scores several segments at once ends in the same state). Windowed streak boards
+    /// sum a window's changes and are left to the next moment.
+    fn sweep_lapsed_streaks(&mut self) {
+        let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
+        if program.watchers.boards_by_streak.iter().all(Vec::is_empty) {
+            return;
+        }
+        let Some(now) = self.world.resource::<History>().latest_at else { return };
+        let mut due: Vec<(u16, i32, Vec<u16>)> = Vec::new();
+        {
+            let mut sweep = self.world.resource_mut::<StreakSweep>();
+            sweep.upto.resize(program.streaks.len(), i32::MIN);
+            for (s, boards) in program.watchers.boards_by_streak.iter().enumerate() {
+                let boards: Vec<u16> =
+                    boards.iter().copied().filter(|&b| program.leaderboards[b as usize].window.is_none()).collect();
+                let current = program.calendar.period_index(program.streaks[s].period, now);
+                if boards.is_empty() || sweep.upto[s] >= current {
+                    continue;
+                }
+                sweep.upto[s] = current;
+                due.push((s as u16, current, boards));
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        let mut queue = std::mem::take(&mut *self.world.resource_mut::<PublishQueue>());
+        let mut cards = self.world.query::<(Entity, &mut crate::components::Scorecard)>();
+        for (entity, mut card) in cards.iter_mut(&mut self.world) {
+            for (s, current, boards) in &due {
+                let Some(slot) = card.tally.get(crate::components::tally_key::STREAK | u32::from(*s)) else { continue };
+                if slot.b & 0xFFFF_FFFF == 0 || !program.streaks[*s as usize].lapsed(*current, slot.a) {
+                    continue;
+                }
+                for &b in boards {
+                    let entries = &mut card.standing.entries;
+                    if let Ok(i) = entries.binary_search_by_key(&b, |e| e.board)
+                        && entries[i].value != 0
+                    {
+                        entries[i].value = 0;
+                        queue.push(entity);
+                    }
+                }
+            }
+        }
+        self.world.insert_resource(queue);
     }
 
     /// Makes room for `records` more moment ids, so that a replay that knows its length does
