@@ -110,7 +110,7 @@ fn a_lapsed_streak_reads_as_broken_before_the_persons_next_moment_and_keeps_its_
 #[test]
 fn a_lapsed_streak_leaves_its_board_as_the_clock_passes_and_a_replay_agrees() {
     let rules = "[[streak]]\nid = \"daily\"\nperiod = \"day\"\n\n[[leaderboard]]\nid = \"runs\"\nmetric = \"daily\"\n";
-    let moments = vec![
+    let moments = [
         vec![
             m("a1", "ann", "post", "forum", "2026-03-02T10:00:00Z"),
             m("a2", "ann", "post", "forum", "2026-03-03T10:00:00Z"),
