@@ -274,7 +274,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
 
     world.insert_resource(Boards::new(new));
     // Streak indices are the new rule set's: sweep them anew.
-    world.insert_resource(crate::world::StreakSweep::default());
+    world.insert_resource(crate::leaderboard::StreakSweep::default());
     world.insert_resource(crate::resources::ProgramRes(std::sync::Arc::new(new.clone())));
     let mut publish = world.resource_mut::<PublishQueue>();
     for e in queue {

@@ -23,7 +23,7 @@ use crate::ids::Seq;
 use crate::insights::{Insights, reads::Reader};
 use crate::intern::Interner;
 use crate::journal::{EffectRec, Journal, Names, render};
-use crate::leaderboard::{Boards, PublishQueue};
+use crate::leaderboard::{Boards, PublishQueue, StreakSweep};
 use crate::passes::{Pass, Publishing, Scoring};
 use crate::plugins::{CallId, Loaded, PluginStatus, Plugins};
 use crate::resolve::{Arrival, Outcome, Resolved, Resolver};
@@ -31,13 +31,6 @@ use crate::resources::{Directory, ProgramRes, Vocab};
 use crate::ruleset::program::Program;
 use crate::team::TeamChallenges;
 use crate::{leaderboard, passes};
-
-/// The period each streak's boards were last brought up to the organisation's clock in (by
-/// streak index; not kept in snapshots: a sweep that finds nothing lapsed changes nothing).
-#[derive(Resource, Debug, Default)]
-pub struct StreakSweep {
-    upto: Vec<i32>,
-}
 
 /// A rule set compiled against a world's vocabulary and checked to be publishable there.
 #[derive(Debug)]

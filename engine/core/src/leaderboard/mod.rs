@@ -137,6 +137,14 @@ pub fn key(value: i64, seq: u64, ext: u32) -> Key {
     (value.saturating_neg(), seq, u64::from(ext))
 }
 
+/// The period each streak's boards were last brought up to the organisation's clock in (by
+/// streak index; not kept in snapshots: a sweep that finds nothing lapsed changes nothing). See
+/// `OrgWorld`'s sweep of lapsed streaks.
+#[derive(Resource, Debug, Default)]
+pub struct StreakSweep {
+    pub upto: Vec<i32>,
+}
+
 /// Stakeholders whose leaderboard entries changed since the last [`publish`], each once.
 #[derive(Resource, Debug, Default)]
 pub struct PublishQueue {
