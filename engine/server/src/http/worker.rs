@@ -163,7 +163,7 @@ fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: S
             },
         };
         match job {
-            Job::Run(f) => f(&mut durable),
+            Job::Run(f) => guarded(&mut durable, f),
             Job::Close(reply) => {
                 // The organisation (its store handle with it) is gone before the answer: a
                 // server opened on the same data right after this one closed finds it free.
@@ -188,11 +188,26 @@ fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: S
                         Err(_) => break,
                     }
                 }
-                commit(&mut durable, group);
+                guarded(&mut durable, |durable| commit(durable, group));
                 snapshots.maybe(&mut durable);
             }
         }
     }
+}
+
+/// Runs `job` on the organisation; if it panics, says so and rebuilds the world from the log
+/// (the panic may have left it half-changed), so that the organisation goes on serving. The
+/// requests of the job that met the panic are answered `500` (their reply is dropped); what
+/// they stored is in the log, and in the world rebuilt from it.
+fn guarded(durable: &mut Organisation, job: impl FnOnce(&mut Organisation)) {
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(durable))) else { return };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    tracing::error!(org = %durable.org(), panic = %what, "a job panicked: the world is rebuilt from the log");
+    durable.recover();
 }
 
 /// A waiting moments request: its records, whether it wants its effects, where to answer.
@@ -219,5 +234,68 @@ fn commit(durable: &mut Organisation, group: Vec<Waiting>) {
                 let _ = reply.send(Err(std::sync::Arc::clone(&e)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use plaudit_core::ids::{OrgId, Seq};
+    use plaudit_core::ruleset::Format;
+    use plaudit_sdk::Moment;
+    use plaudit_store::{RedbStore, Store};
+
+    use super::*;
+
+    const RULES: &str = "[organisation]\nid = \"acme\"\ntimezone = \"UTC\"\n\n[[currency]]\nid = \"xp\"\n\n\
+                         [[rule]]\nid = \"any\"\naward = [{ to = \"actor\", currency = \"xp\", amount = 1 }]\n";
+
+    fn moment(id: &str) -> Record {
+        Record::Moment(Moment {
+            id: id.into(),
+            stakeholder: "ann".into(),
+            counterpart: None,
+            kind: "post".into(),
+            channel: "forum".into(),
+            at: "2026-03-02T10:00:00Z".into(),
+            value: None,
+            attrs: plaudit_sdk::Attrs::new(),
+        })
+    }
+
+    #[test]
+    fn a_job_that_panics_is_refused_and_the_organisation_goes_on_from_its_log() {
+        let dir = std::env::temp_dir().join(format!("plaudit-worker-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("a store"));
+        let org = OrgId::parse("acme").expect("an id");
+        let durable = Organisation::create(store, org, RULES, Format::Toml).expect("created");
+        let worker = Worker::start(durable, 0).expect("a worker");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        runtime.block_on(async {
+            let (outcome, _) = worker.ingest(vec![moment("m1")], false).await.expect("answered").expect("stored");
+            assert_eq!(outcome.accepted, 1);
+            // A job that stores a moment, then panics with the world half-way through a change.
+            let failed = worker
+                .run(|d| {
+                    let _ = d.ingest(vec![moment("m2")]);
+                    d.world_mut().insights(|_| ());
+                    panic!("a bug");
+                })
+                .await;
+            assert!(failed.is_err(), "the request that met the panic is refused");
+            // The worker goes on, its world rebuilt from the log: m2 went in before the panic.
+            let last = worker.run(|d| d.world().last_seq()).await.expect("still serving");
+            assert_eq!(last, Seq(2));
+            let balance =
+                worker.run(|d| d.world_mut().profile("ann").map(|p| p.currencies["xp"])).await.expect("a read");
+            assert_eq!(balance, Some(2));
+            let (outcome, _) = worker.ingest(vec![moment("m3")], false).await.expect("answered").expect("stored");
+            assert_eq!(outcome.accepted, 1);
+        });
+        drop(worker);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -390,6 +390,12 @@ impl Organisation {
     /// holds (its latest snapshot, and the records after it replayed), keeping the feed and
     /// the timers. If even that fails, the organisation is halted: its log is intact, and a
     /// restart replays it.
+    /// Rebuilds the world from the log, keeping the feed and the commit thread: after a job
+    /// panicked, whatever it left half-changed is gone.
+    pub fn recover(&mut self) {
+        self.rewind();
+    }
+
     fn rewind(&mut self) {
         match Organisation::open(Arc::clone(&self.store), self.org.clone()) {
             Ok((mut fresh, _)) => {
