@@ -14,6 +14,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::intern::Interner;
+
 use plaudit_sdk::{Moment, Value};
 use rustc_hash::FxBuildHasher;
 
@@ -29,12 +31,9 @@ pub struct Fingerprint {
     pub fields: u64,
 }
 
-fn text(s: &str) -> u64 {
-    FxBuildHasher.hash_one(s)
-}
-
 fn finish(h: u64) -> u64 {
-    // Fx leaves its best bits low; the byte kept of each field is the top one.
+    // Fx leaves its best bits low; the byte kept of each field is the top one (as the interner's
+    // hash of a string does: `Interner::hash(s) == finish(fx(s))`).
     (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
@@ -63,7 +62,13 @@ fn value(h: &mut impl Hasher, v: &Value) {
 impl Fingerprint {
     /// The fingerprint of `m`, whose time is `at` (Unix seconds, as checked).
     pub fn of(m: &Moment, at: i64) -> Fingerprint {
-        let counterpart = m.counterpart.as_deref().map_or(0x9e37_79b9_7f4a_7c15, text);
+        let counterpart = m.counterpart.as_deref().map_or(0, Interner::hash);
+        Fingerprint::with_ids(m, at, Interner::hash(&m.stakeholder), counterpart)
+    }
+
+    /// [`Fingerprint::of`] given the [`Interner::hash`]es of the actor's and the counterpart's
+    /// ids (0 for none), which the resolver has already.
+    pub fn with_ids(m: &Moment, at: i64, actor: u64, counterpart: u64) -> Fingerprint {
         let value_hash = {
             let mut h = FxBuildHasher.build_hasher();
             match m.value {
@@ -84,11 +89,18 @@ impl Fingerprint {
             }
             h.finish()
         };
-        let parts = [text(&m.stakeholder), counterpart, text(&m.kind), text(&m.channel), at as u64, value_hash, attrs];
+        let parts = [
+            actor,
+            counterpart,
+            Interner::hash(&m.kind),
+            Interner::hash(&m.channel),
+            finish(at as u64),
+            finish(value_hash),
+            finish(attrs),
+        ];
         let mut content = 0u64;
         let mut fields = 0u64;
         for (i, part) in parts.into_iter().enumerate() {
-            let part = finish(part);
             content = (content.rotate_left(5) ^ part).wrapping_mul(MIX);
             fields |= (part >> 56) << (8 * i);
         }

@@ -261,7 +261,7 @@ impl Resolver<'_> {
         batch: &mut Batch,
     ) -> Result<bool, Fault> {
         let at = check_moment(m)?;
-        let print = Fingerprint::of(m, at);
+        let print = Fingerprint::with_ids(m, at, h[1], h[2]);
         let at = horizon.map_or(at, |h| at.min(h));
         let moment = match self.history.accept_hashed(&m.id, h[0], print) {
             Accepted::New(moment) => moment,

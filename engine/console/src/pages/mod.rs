@@ -33,11 +33,6 @@ impl Form {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-
-    /// Every value of field `name`.
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
-    }
 }
 
 /// A change a signed-in manager sends: a form `POST` carrying the session's CSRF token, from the

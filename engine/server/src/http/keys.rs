@@ -155,12 +155,13 @@ impl Keys {
         self.by_id.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
     }
 
-    /// The scoped key `given` is, if it is one of these (compared in constant time).
-    pub(crate) fn find(&self, given: &str) -> Option<Arc<Entry>> {
+    /// The scoped key `given` (whose SHA-256 is `hash`) is, if it is one of these (compared in
+    /// constant time).
+    pub(crate) fn find(&self, given: &str, hash: &[u8; 32]) -> Option<Arc<Entry>> {
         let rest = given.strip_prefix("sk_")?;
         let (id, _) = rest.split_once('_')?;
-        let entry = self.by_id.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()?;
-        constant_time_eq(&entry.hash, &key_hash(given)).then_some(entry)
+        let entry = self.get(id)?;
+        constant_time_eq(&entry.hash, hash).then_some(entry)
     }
 
     fn insert(&self, id: String, entry: Arc<Entry>) {

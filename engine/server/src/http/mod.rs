@@ -133,11 +133,12 @@ pub(crate) struct Access {
 impl OrgEntry {
     /// What `given` is to this organisation: its own key, one of its scoped keys, or neither.
     fn grant(&self, given: &str) -> Option<keys::Grant> {
+        let hash = key_hash(given);
         let known = self.key_hash.unwrap_or([0xFF; 32]);
-        if constant_time_eq(&known, &key_hash(given)) && self.key_hash.is_some() {
+        if constant_time_eq(&known, &hash) && self.key_hash.is_some() {
             return Some(keys::Grant::Own);
         }
-        self.access.keys.find(given).map(keys::Grant::Scoped)
+        self.access.keys.find(given, &hash).map(keys::Grant::Scoped)
     }
 
     /// The key feed token `token` stands for, if this organisation signed it, it has not
@@ -575,8 +576,23 @@ impl AppState {
         self.orgs().get(org).is_some_and(|e| e.access.cors.allows(origin))
     }
 
-    /// Stores record `name` of organisation `org` in `table` (or deletes it), off the runtime's
-    /// threads; whether it was there before.
+    /// Runs `job` with the store of organisation `org` off the runtime's threads (the store's
+    /// calls block); its error, or the job's failing, is a `500`.
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        org: &str,
+        job: impl FnOnce(&dyn Store, &OrgId) -> Result<T, plaudit_store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let org = OrgId::parse(org).map_err(|e| ApiError::internal(e.to_string()))?;
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || job(store.as_ref(), &org))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Stores record `name` of organisation `org` in `table` (or deletes it); whether it was
+    /// there before.
     pub(crate) async fn set_org_record(
         &self,
         org: &str,
@@ -584,13 +600,8 @@ impl AppState {
         name: &str,
         bytes: Option<Vec<u8>>,
     ) -> Result<bool, ApiError> {
-        let org = OrgId::parse(org).map_err(|e| ApiError::internal(e.to_string()))?;
-        let store = Arc::clone(&self.store);
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || store.set_org_record(&org, table, &name, bytes.as_deref()))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))
+        self.with_store(org, move |store, org| store.set_org_record(org, table, &name, bytes.as_deref())).await
     }
 
     /// Admits a request with a key of organisation `org` that allows `need`: `401` for no key of

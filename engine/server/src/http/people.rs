@@ -77,13 +77,8 @@ pub async fn get_export(
         .await??
         .ok_or_else(|| ApiError::not_found(&format!("stakeholder {id:?}")))?;
     drop(admitted);
-    let org_id = plaudit_core::ids::OrgId::parse(&org).map_err(|e| ApiError::internal(e.to_string()))?;
-    let store = Arc::clone(state.store());
     let export =
-        tokio::task::spawn_blocking(move || crate::organisation::export::assemble(store.as_ref(), &org_id, &id, held))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        state.with_store(&org, move |store, org| crate::organisation::export::assemble(store, org, &id, held)).await?;
     let name = format!(
         "attachment; filename=\"{}-{}.json\"",
         org,

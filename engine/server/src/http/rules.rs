@@ -124,12 +124,7 @@ pub struct Versions {
 /// The published rule sets of organisation `org`, oldest first, each with its version and its
 /// change (read from the log of changes, which keeps every one).
 async fn published(state: &AppState, org: &str) -> Result<Vec<(u64, plaudit_store::LoggedChange)>, ApiError> {
-    let org_id = OrgId::parse(org).map_err(|e| ApiError::internal(e.to_string()))?;
-    let store = Arc::clone(state.store());
-    let changes = tokio::task::spawn_blocking(move || store.changes(&org_id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let changes = state.with_store(org, |store, org| store.changes(org)).await?;
     let rules = changes.into_iter().filter(|c| matches!(c.change, plaudit_store::Change::Rules { .. }));
     Ok((1..).zip(rules).collect())
 }
