@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Plaudit needs on a fresh Debian 12 machine with rustup's Rust: the wasm32 plugin
 # toolchain (scripts/setup-wasm.sh), and the few tools the scripts use (python3 for the demo's
-# summary, curl for its walkthrough, wabt to validate built plugins, Node.js and npm for the
-# generated TypeScript client and the browser tests, Debian's Chromium for those). Idempotent; safe with
+# summary, curl for its walkthrough, wabt to validate built plugins). The test scripts that need
+# more (Node.js and npm, Debian's Chromium) install it themselves. Idempotent; safe with
 # CI=true and no stdin.
 set -euo pipefail
 exec </dev/null
@@ -11,7 +11,7 @@ command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with
 "$ROOT/scripts/setup-wasm.sh"
 
 missing=()
-for tool in python3:python3 curl:curl wasm-validate:wabt node:nodejs npm:npm chromium:chromium; do
+for tool in python3:python3 curl:curl wasm-validate:wabt; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if ((${#missing[@]})); then

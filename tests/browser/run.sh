@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Tests in a real browser: Debian's headless Chromium (installed by scripts/setup.sh; no browser
-# is downloaded) driven by playwright-core (npm, pinned by package-lock.json) against a real
-# `plaudit serve` with the demo organisations.
+# Tests in a real browser: Debian's headless Chromium (its package, installed here if missing; no
+# browser is downloaded) driven by playwright-core (npm, pinned by package-lock.json) against a
+# real `plaudit serve` with the demo organisations.
 #
 #   bash tests/browser/run.sh
 set -euo pipefail
@@ -11,8 +11,18 @@ cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 NODE_DIR="$TARGET/browser-tests"
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-[ -x "$CHROMIUM" ] || { echo "browser: no Chromium at $CHROMIUM: run scripts/setup.sh" >&2; exit 1; }
-command -v npm >/dev/null || { echo "browser: no npm: run scripts/setup.sh" >&2; exit 1; }
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+    echo "browser: installing ${missing[*]}"
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update -qq >/dev/null
+    "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -x "$CHROMIUM" ] || { echo "browser: no Chromium at $CHROMIUM" >&2; exit 1; }
 
 mkdir -p "$NODE_DIR"
 cp "$ROOT"/tests/browser/package.json "$ROOT"/tests/browser/package-lock.json "$ROOT"/tests/browser/*.mjs "$NODE_DIR/"

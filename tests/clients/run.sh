@@ -24,7 +24,10 @@ if ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
 fi
 if ! command -v npm >/dev/null; then
     echo "clients: installing nodejs and npm"
-    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+    "${as_root[@]}" apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 if [ ! -x "$VENV/bin/openapi-python-client" ] || ! "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "${GENERATOR}"; then
     echo "clients: installing $GENERATOR into $VENV"
