@@ -47,10 +47,14 @@ pub enum EffectKind {
     StreakExtended { streak: String, length: u32 },
     /// A streak of `length` periods ended.
     StreakBroken { streak: String, length: u32 },
+    /// A retraction took a moment out of the streak: `length` is what it is now.
+    StreakShortened { streak: String, length: u32 },
     /// A challenge advanced in the window that starts at `window`.
     ChallengeProgressed { challenge: String, window: String, progress: u32, goal: u32 },
     /// A challenge was completed in the window that starts at `window`.
     ChallengeCompleted { challenge: String, window: String },
+    /// A retraction left the window no longer completed: its reward and badge were taken back.
+    ChallengeRevoked { challenge: String, window: String },
     /// The cheat guard held the moment back: it was accepted and scores nothing.
     Guarded { reason: String },
     /// A plugin's own effect.

@@ -55,7 +55,7 @@ fn state(w: &mut OrgWorld) -> String {
 }
 
 /// Through the bytes, as the store keeps it.
-fn round_trip(s: WorldSnapshot) -> WorldSnapshot {
+pub(crate) fn round_trip(s: WorldSnapshot) -> WorldSnapshot {
     use plaudit_store::format::{SNAPSHOT_VERSION, Snapshot, decode_snapshot, encode_snapshot};
     let snapshot = Snapshot {
         version: SNAPSHOT_VERSION,

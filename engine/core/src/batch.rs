@@ -130,10 +130,19 @@ impl Batch {
     /// chunks are the calls, [`CHUNK`] records at a time; with many small ones (a replay of
     /// small group commits) several calls share a chunk, so that the passes still run over
     /// hundreds of records at once.
+    ///
+    /// A retraction ends its call and its chunk: the passes before the effects pass (the rules'
+    /// first-time flags above all) then see what the retraction changed, as they would had it
+    /// come alone, so a replay that scores many arrivals as one batch agrees with live scoring.
     pub fn plan_calls(&mut self) -> Vec<Chunk> {
         let n = self.records.len() as u32;
         self.calls.clear();
-        let later = self.arrivals.iter().copied().filter(|&s| s > 0 && s < n);
+        let after_retractions =
+            self.records.iter().enumerate().filter(|(_, r)| r.action == Action::Retract).map(|(i, _)| i as u32 + 1);
+        let mut later: Vec<u32> =
+            self.arrivals.iter().copied().chain(after_retractions).filter(|&s| s > 0 && s < n).collect();
+        later.sort_unstable();
+        later.dedup();
         let mut starts = std::iter::once(0).chain(later).peekable();
         while let Some(start) = starts.next() {
             let end = starts.peek().copied().unwrap_or(n);
@@ -148,7 +157,10 @@ impl Batch {
         for (i, call) in self.calls.iter().enumerate() {
             let call = call.start as usize..call.end as usize;
             match chunks.last_mut() {
-                Some(chunk) if call.end - chunk.records.start <= CHUNK => {
+                Some(chunk)
+                    if call.end - chunk.records.start <= CHUNK
+                        && self.records.get(chunk.records.end - 1).is_none_or(|r| r.action != Action::Retract) =>
+                {
                     chunk.records.end = call.end;
                     chunk.calls.end = i + 1;
                 }

@@ -355,6 +355,15 @@ impl Tally {
         self.get(key).map_or(0, |s| s.b)
     }
 
+    /// Empties slot `key` (as if never made).
+    pub fn remove(&mut self, key: u32) {
+        if let Ok(i) = self.0.binary_search_by_key(&key, |s| s.key) {
+            let mut slots = std::mem::take(&mut self.0).into_vec();
+            slots.remove(i);
+            self.0 = slots.into_boxed_slice();
+        }
+    }
+
     pub fn slot(&mut self, key: u32) -> &mut Slot {
         let i = match self.0.binary_search_by_key(&key, |s| s.key) {
             Ok(i) => i,

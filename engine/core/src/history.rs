@@ -52,8 +52,16 @@ pub enum Earned {
 pub struct LedgerEntry {
     pub stakeholder: u32,
     pub origin: u16,
+    /// Given by a challenge's completion (the completion itself, its rewards, its badge and
+    /// what they led to): a retraction takes these back only when the completion is no longer
+    /// reached ([`crate::passes::effects::retraction`]), not with the moment that happened to complete it.
+    pub completion: bool,
     pub earned: Earned,
 }
+
+/// The stakeholder of a ledger entry taken back since (a completion revoked): it names no
+/// one, so that nothing reads it as earned and no retraction reverses it twice.
+pub const VOID: u32 = u32::MAX;
 
 /// What gave a ledger entry, by name: it outlives the rule set in force when it was given.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -177,6 +185,10 @@ pub struct MomentInfo {
     pub ledger_len: u32,
     pub retracted: bool,
     pub print: Fingerprint,
+    /// Which of the metrics, streaks and challenges listed for the moment's kind its attributes
+    /// matched, by position in the kind's lists ([`crate::passes::effects::retraction::Activity`]): a
+    /// retraction recounts the actor's activity without the attributes, which are not kept.
+    pub activity: u64,
 }
 
 /// What became of a moment's id offered to the history.
@@ -298,10 +310,49 @@ impl History {
         }
     }
 
+    /// Which activity `moment`'s attributes matched (see [`MomentInfo::activity`]).
+    pub fn activity(&self, moment: u32) -> u64 {
+        let (k, i) = split(moment as usize);
+        self.moments.block(k).and_then(|b| b.info.get(i)).map_or(0, |i| i.activity)
+    }
+
+    /// Sets which activity `moment`'s attributes matched.
+    #[inline]
+    pub fn set_activity(&mut self, moment: u32, activity: u64) {
+        let (k, i) = split(moment as usize);
+        if let Some(info) = self.moments.block_mut(k).and_then(|b| b.info.get_mut(i)) {
+            info.activity = activity;
+        }
+    }
+
+    /// Rewrites every moment's activity: `rewrite(moment, activity)` gives the new one.
+    pub fn rewrite_activity(&mut self, mut rewrite: impl FnMut(u32, u64) -> u64) {
+        for (k, block) in self.moments.blocks_mut().enumerate() {
+            for (i, info) in block.info.iter_mut().enumerate() {
+                if info.activity != 0 {
+                    info.activity = rewrite((k * BLOCK + i) as u32, info.activity);
+                }
+            }
+        }
+    }
+
+    /// Marks the entries `range` of `moment`'s ledger taken back ([`VOID`]); levels stay (they
+    /// never drop).
+    pub fn void(&mut self, moment: u32, range: std::ops::Range<usize>) {
+        let (k, i) = split(moment as usize);
+        let Some(block) = self.moments.block_mut(k) else { return };
+        let Some(info) = block.info.get(i) else { return };
+        let start = info.ledger_start as usize;
+        let end = (start + range.end).min(start + info.ledger_len as usize);
+        if let Some(entries) = block.ledger.get_mut(start + range.start..end) {
+            entries.iter_mut().filter(|e| !matches!(e.earned, Earned::Level { .. })).for_each(|e| e.stakeholder = VOID);
+        }
+    }
+
     /// Records that `moment` earned `earned` for `stakeholder`. Entries of one moment are
     /// contiguous because the effects pass handles moments in order.
     #[inline]
-    pub fn record(&mut self, moment: u32, stakeholder: u32, origin: u16, earned: Earned) {
+    pub fn record(&mut self, moment: u32, stakeholder: u32, origin: u16, completion: bool, earned: Earned) {
         let (k, i) = split(moment as usize);
         let Some(block) = self.moments.block_mut(k) else { return };
         let at = block.ledger.len() as u32;
@@ -310,7 +361,31 @@ impl History {
             info.ledger_start = at;
         }
         info.ledger_len += 1;
-        block.ledger.push(LedgerEntry { stakeholder, origin, earned });
+        block.ledger.push(LedgerEntry { stakeholder, origin, completion, earned });
+    }
+
+    /// [`History::record`] for a moment whose entries are not the last of its block (a
+    /// retraction's recount gives a completion to an earlier moment): the block's ledger is
+    /// laid out again with the entry after the moment's others. Costs a copy of the block's
+    /// ledger; rare.
+    pub fn record_late(&mut self, moment: u32, stakeholder: u32, origin: u16, completion: bool, earned: Earned) {
+        let (k, target) = split(moment as usize);
+        let Some(block) = self.moments.block_mut(k) else { return };
+        if target >= block.info.len() {
+            return;
+        }
+        let old = std::mem::take(&mut block.ledger);
+        let mut ledger = Vec::with_capacity(old.len() + 1);
+        for (i, info) in block.info.iter_mut().enumerate() {
+            let start = ledger.len() as u32;
+            let range = info.ledger_start as usize..(info.ledger_start + info.ledger_len) as usize;
+            ledger.extend_from_slice(old.get(range).unwrap_or_default());
+            if i == target {
+                ledger.push(LedgerEntry { stakeholder, origin, completion, earned });
+            }
+            (info.ledger_start, info.ledger_len) = (start, ledger.len() as u32 - start);
+        }
+        block.ledger = ledger;
     }
 
     /// What `moment` earned (nothing for an unknown one).
@@ -341,13 +416,14 @@ impl History {
         &mut self,
         retracted: bool,
         print: Fingerprint,
+        activity: u64,
         earned: impl IntoIterator<Item = LedgerEntry>,
     ) {
         let block = self.moments.open();
         let ledger_start = block.ledger.len() as u32;
         block.ledger.extend(earned);
         let ledger_len = block.ledger.len() as u32 - ledger_start;
-        block.info.push(MomentInfo { ledger_start, ledger_len, retracted, print });
+        block.info.push(MomentInfo { ledger_start, ledger_len, retracted, print, activity });
     }
 
     /// The blocks of moments as they are now, for a snapshot (full ones shared, not copied).
@@ -377,21 +453,26 @@ mod tests {
         let n = (BLOCK + 3) as u32;
         for m in 0..n {
             assert_eq!(h.accept(&format!("m{m}"), Fingerprint::default()), Accepted::New(m));
-            h.record(m, m % 7, 0, points(i64::from(m)));
-            h.record(m, 9, 1, points(1));
+            h.record(m, m % 7, 0, false, points(i64::from(m)));
+            h.record(m, 9, 1, true, points(1));
         }
         assert_eq!(h.accept("m0", Fingerprint::default()), Accepted::Duplicate, "a duplicate");
         let other = Fingerprint { content: 1, fields: 0xff00 };
         assert_eq!(h.accept("m1", other), Accepted::Conflict(Some("counterpart")), "the same id, other content");
         let shared = h.share();
         h.retract(3);
-        h.record(n - 1, 2, 0, points(5));
+        h.record(n - 1, 2, 0, false, points(5));
         assert!(h.retracted(3) && !h.retracted(4) && !h.retracted(n + 10));
         assert_eq!(
             h.earned(BLOCK as u32),
             [
-                LedgerEntry { stakeholder: (BLOCK as u32) % 7, origin: 0, earned: points(BLOCK as i64) },
-                LedgerEntry { stakeholder: 9, origin: 1, earned: points(1) },
+                LedgerEntry {
+                    stakeholder: (BLOCK as u32) % 7,
+                    origin: 0,
+                    completion: false,
+                    earned: points(BLOCK as i64)
+                },
+                LedgerEntry { stakeholder: 9, origin: 1, completion: true, earned: points(1) },
             ]
         );
         assert_eq!(h.earned(n - 1).len(), 3);

@@ -80,6 +80,11 @@ pub enum Kind {
         streak: u16,
         length: u32,
     },
+    /// A retraction recounted the streak: `length` is what it is now.
+    StreakShortened {
+        streak: u16,
+        length: u32,
+    },
     ChallengeProgressed {
         challenge: u16,
         window: i32,
@@ -87,6 +92,11 @@ pub enum Kind {
         goal: u32,
     },
     ChallengeCompleted {
+        challenge: u16,
+        window: i32,
+    },
+    /// A retraction left the window no longer completed.
+    ChallengeRevoked {
         challenge: u16,
         window: i32,
     },
@@ -226,6 +236,13 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
         Kind::StreakBroken { streak, length } => {
             EffectKind::StreakBroken { streak: p.streaks[streak as usize].id.clone(), length }
         }
+        Kind::StreakShortened { streak, length } => {
+            EffectKind::StreakShortened { streak: p.streaks[streak as usize].id.clone(), length }
+        }
+        Kind::ChallengeRevoked { challenge, window } => EffectKind::ChallengeRevoked {
+            challenge: p.challenges[challenge as usize].id.clone(),
+            window: window_label(p, challenge, window),
+        },
         Kind::ChallengeProgressed { challenge, window, progress, goal } => EffectKind::ChallengeProgressed {
             challenge: p.challenges[challenge as usize].id.clone(),
             window: window_label(p, challenge, window),

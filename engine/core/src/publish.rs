@@ -263,6 +263,7 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
     }
 
     carry_ledger(&mut world.resource_mut::<History>(), &maps);
+    carry_activity(world, old, new, &maps);
     let mut teams = world.resource_mut::<TeamChallenges>();
     teams.progress = std::mem::take(&mut teams.progress)
         .into_iter()
@@ -280,6 +281,44 @@ pub fn carry_over(world: &mut World, new: Program, seq: u64) {
     for e in queue {
         publish.push(e);
     }
+}
+
+/// Rewrites which activity each moment matched ([`crate::history::MomentInfo::activity`]: bits
+/// by position in its kind's lists) for the new program's lists; items dropped, or whose state
+/// is reset (a streak whose period changed, a challenge whose window changed), lose their bit.
+fn carry_activity(world: &mut World, old: &Program, new: &Program, maps: &Maps) {
+    use crate::passes::effects::Activity;
+    let kinds: Vec<Sym> = world.resource::<crate::insights::Insights>().facts().map(|f| f.kind).collect();
+    let moves = |kind: Sym| -> Vec<(u64, u64)> {
+        let lists = |p: &Program| {
+            let (m, s, c) = (p.metrics_by_kind.get(kind), p.streaks_by_kind.get(kind), p.challenges_by_kind.get(kind));
+            (m.to_vec(), s.to_vec(), c.to_vec())
+        };
+        let ((om, os, oc), (nm, ns, nc)) = (lists(old), lists(new));
+        let mut moves = Vec::new();
+        let mut add = |from: usize, to: Option<usize>| {
+            if let Some(to) = to {
+                moves.push((Activity::bit(from), Activity::bit(to)));
+            }
+        };
+        let find = |list: &[u16], ix: Option<u16>| ix.and_then(|ix| list.iter().position(|&x| x == ix));
+        for (j, &i) in om.iter().enumerate() {
+            add(j, find(&nm, maps.metrics[i as usize]));
+        }
+        for (j, &i) in os.iter().enumerate() {
+            add(om.len() + j, find(&ns, maps.streaks[i as usize]).map(|t| nm.len() + t));
+        }
+        for (j, &i) in oc.iter().enumerate() {
+            add(om.len() + os.len() + j, find(&nc, maps.challenges[i as usize]).map(|t| nm.len() + ns.len() + t));
+        }
+        moves
+    };
+    let mut by_kind: FxHashMap<Sym, Vec<(u64, u64)>> = FxHashMap::default();
+    world.resource_mut::<History>().rewrite_activity(|moment, activity| {
+        let Some(&kind) = kinds.get(moment as usize) else { return 0 };
+        let moves = by_kind.entry(kind).or_insert_with(|| moves(kind));
+        moves.iter().filter(|(from, _)| activity & from != 0).fold(0, |acc, (_, to)| acc | to)
+    });
 }
 
 /// Rewrites the ledger's indexes; entries of dropped currencies and badges go. Origins name

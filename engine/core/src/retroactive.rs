@@ -178,6 +178,7 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             gains.entry(lm).or_default().push(LedgerEntry {
                 stakeholder: ext,
                 origin,
+                completion: false,
                 earned: Earned::Points { currency, amount: delta },
             });
             effects.push(EffectRec {
@@ -208,6 +209,7 @@ fn additive(live: &mut World, new: &World, pairing: &Pairing, source: Source) ->
             gains.entry(lm).or_default().push(LedgerEntry {
                 stakeholder: ext,
                 origin,
+                completion: false,
                 earned: Earned::Badge { badge, tier },
             });
             let kind = Kind::Badge { badge, tier, count: u32::try_from(needed).unwrap_or(u32::MAX) };

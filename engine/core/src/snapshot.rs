@@ -26,7 +26,7 @@ use crate::components::{
     CapSlot, Caps, Details, Entry, GuardState, Identity, Scorecard, Seen, Slot, Standing, Tally, Wallet,
 };
 use crate::fingerprint::Fingerprint;
-use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments, Origin, Origins};
+use crate::history::{Earned, History, LedgerEntry, MomentInfo, Moments, Origin, Origins, VOID};
 use crate::ids::Sym;
 use crate::insights::{Insights, InsightsRows};
 use crate::intern::{Interner, Text};
@@ -38,7 +38,7 @@ use crate::world::OrgWorld;
 
 /// The version of [`WorldSnapshot`]'s shape. A snapshot of another version is not read (the
 /// log is replayed instead).
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// A string table: an interner's blocks, the full ones shared with the world it was taken from
 /// (see [`Interner::share`]). Written as one string, the strings concatenated (`text`), and
@@ -104,8 +104,11 @@ impl MomentRows {
         self.0.iter().all(|b| b.info().is_empty())
     }
 
-    fn rows(&self) -> impl Iterator<Item = (u32, bool, u64, u64)> + '_ {
-        self.0.iter().flat_map(|b| b.info()).map(|i| (i.ledger_len, i.retracted, i.print.content, i.print.fields))
+    fn rows(&self) -> impl Iterator<Item = (u32, bool, u64, u64, u64)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|b| b.info())
+            .map(|i| (i.ledger_len, i.retracted, i.print.content, i.print.fields, i.activity))
     }
 }
 
@@ -123,12 +126,13 @@ impl Serialize for MomentRows {
 
 impl<'de> Deserialize<'de> for MomentRows {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let rows = Vec::<(u32, bool, u64, u64)>::deserialize(d)?;
-        let info = rows.into_iter().map(|(ledger_len, retracted, content, fields)| MomentInfo {
+        let rows = Vec::<(u32, bool, u64, u64, u64)>::deserialize(d)?;
+        let info = rows.into_iter().map(|(ledger_len, retracted, content, fields, activity)| MomentInfo {
             ledger_start: 0,
             ledger_len,
             retracted,
             print: Fingerprint { content, fields },
+            activity,
         });
         Ok(MomentRows(vec![Arc::new(Moments::loose(info.collect(), Vec::new()))]))
     }
@@ -164,7 +168,7 @@ impl Serialize for LedgerRows {
                 Earned::Level { index } => (2, 0, index.into()),
                 Earned::Completed { window } => (3, 0, window.into()),
             };
-            Earning(l.stakeholder, tag, index, value, l.origin)
+            Earning(l.stakeholder, tag | if l.completion { COMPLETION } else { 0 }, index, value, l.origin)
         };
         s.collect_seq(ExactLen(self.len(), self.entries().map(earning)))
     }
@@ -176,7 +180,8 @@ impl<'de> Deserialize<'de> for LedgerRows {
         let mut ledger = Vec::with_capacity(rows.len());
         let out_of_range = |what: &str| serde::de::Error::custom(format!("{what} out of range"));
         for Earning(stakeholder, tag, index, value, origin) in rows {
-            let earned = match tag {
+            let completion = tag & COMPLETION != 0;
+            let earned = match tag & !COMPLETION {
                 0 => Earned::Points {
                     currency: u8::try_from(index).map_err(|_| out_of_range("currency index"))?,
                     amount: value,
@@ -186,11 +191,14 @@ impl<'de> Deserialize<'de> for LedgerRows {
                 3 => Earned::Completed { window: i32::try_from(value).map_err(|_| out_of_range("challenge window"))? },
                 _ => return Err(serde::de::Error::custom(format!("unknown ledger entry tag {tag}"))),
             };
-            ledger.push(LedgerEntry { stakeholder, origin, earned });
+            ledger.push(LedgerEntry { stakeholder, origin, completion, earned });
         }
         Ok(LedgerRows(vec![Arc::new(Moments::loose(Vec::new(), ledger))]))
     }
 }
+
+/// Added to an [`Earning`]'s tag for an entry given by a challenge's completion.
+const COMPLETION: u8 = 0x10;
 
 /// An iterator that says its length, so that serde writes the sequence's length up front.
 struct ExactLen<I>(usize, I);
@@ -463,7 +471,7 @@ impl OrgWorld {
         }
         let mut history = History::default();
         (history.ids, history.last_seq, history.latest_at) = (moments, s.seq, s.latest_at);
-        if let Some(l) = s.ledger.entries().find(|l| l.stakeholder as usize >= n) {
+        if let Some(l) = s.ledger.entries().find(|l| l.stakeholder as usize >= n && l.stakeholder != VOID) {
             return Err(bad(format!("stakeholder {} unknown", l.stakeholder)));
         }
         if let Some(l) = s.ledger.entries().find(|l| l.origin as usize >= s.origins.len()) {
@@ -471,8 +479,9 @@ impl OrgWorld {
         }
         history.origins = Origins::restore(s.origins);
         let mut ledger = s.ledger.entries().copied();
-        for (len, retracted, content, fields) in s.moment_info.rows() {
-            history.restore_moment(retracted, Fingerprint { content, fields }, ledger.by_ref().take(len as usize));
+        for (len, retracted, content, fields, activity) in s.moment_info.rows() {
+            let earned = ledger.by_ref().take(len as usize);
+            history.restore_moment(retracted, Fingerprint { content, fields }, activity, earned);
         }
         let mut progress = rustc_hash::FxHashMap::default();
         for TeamRow(challenge, team, window, moments, completed, contributors, generation) in s.teams {

@@ -218,7 +218,7 @@ fn agent(targets: Arc<Targets>) -> ureq::Agent {
 }
 
 /// The effect types a subscription may choose (the `type` of an effect).
-pub const EFFECT_TYPES: [&str; 12] = [
+pub const EFFECT_TYPES: [&str; 14] = [
     "points_awarded",
     "points_withheld",
     "points_revoked",
@@ -227,8 +227,10 @@ pub const EFFECT_TYPES: [&str; 12] = [
     "level_reached",
     "streak_extended",
     "streak_broken",
+    "streak_shortened",
     "challenge_progressed",
     "challenge_completed",
+    "challenge_revoked",
     "guarded",
     "custom",
 ];

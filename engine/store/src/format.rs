@@ -34,7 +34,7 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// The version of the [`Snapshot`] layout. A snapshot of another version is not read: the log is
 /// replayed instead (a snapshot is a cache of the log).
-pub const SNAPSHOT_VERSION: u64 = 4;
+pub const SNAPSHOT_VERSION: u64 = 5;
 
 /// Whether a store of format `found` can be read by this build.
 pub fn check_version(found: u64) -> Result<(), String> {

@@ -128,6 +128,8 @@ fn what(e: &Value) -> String {
         }
         "level_reached" => format!("level {}", s(&e["level"])),
         "challenge_completed" => format!("completed {} ({})", s(&e["challenge"]), s(&e["window"])),
+        "challenge_revoked" => format!("no longer completed: {} ({})", s(&e["challenge"]), s(&e["window"])),
+        "streak_shortened" => format!("streak {} now {}", s(&e["streak"]), f(&e["length"])),
         other => other.replace('_', " "),
     }
 }

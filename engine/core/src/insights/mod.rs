@@ -317,7 +317,44 @@ impl Insights {
                     t.completions += 1;
                 }
             }
+            Kind::ChallengeRevoked { challenge, window } => {
+                let team = p.challenges.get(*challenge as usize).is_some_and(|c| c.team);
+                let c = self.challenge(p, *challenge);
+                if let Some(log) = self.challenges[c].windows.get_mut(window) {
+                    if team && let Some(person) = log.people.get_mut(&stakeholder) {
+                        person.completed = false;
+                    }
+                    log.completed = log.completed.saturating_sub(1);
+                }
+                if let Some(t) = self.totals_of(moment) {
+                    t.completions -= 1;
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// A retraction's recount took an individual's progress in challenge `challenge`'s
+    /// `window` from `from` moments to `to`: the window's participants and halfway count follow
+    /// (a window nobody is left in goes, as if it never opened).
+    pub fn recounted(&mut self, p: &Program, challenge: u16, window: i32, from: u32, to: u32) {
+        if from == to {
+            return;
+        }
+        let goal = p.challenges.get(challenge as usize).map_or(0, |c| c.goal.moments);
+        let c = self.challenge(p, challenge);
+        let log = self.challenges[c].windows.entry(window).or_insert_with(|| WindowLog::new(p, challenge, window));
+        log.goal = log.goal.max(goal);
+        let halfway = |n: u32| n > 0 && 2 * u64::from(n) >= u64::from(log.goal);
+        let step = |count: &mut u64, was: bool, is: bool| match (was, is) {
+            (false, true) => *count += 1,
+            (true, false) => *count = count.saturating_sub(1),
+            _ => {}
+        };
+        step(&mut log.participants, from > 0, to > 0);
+        step(&mut log.halfway, halfway(from), halfway(to));
+        if log.participants == 0 && log.completed == 0 {
+            self.challenges[c].windows.remove(&window);
         }
     }
 

@@ -31,20 +31,22 @@ use crate::ruleset::program::{
 use crate::team::TeamChallenges;
 use crate::team::TeamProgress;
 
+pub mod retraction;
+
 /// Rewards may trigger badges whose rewards trigger badges: this bounds the cascade.
 const MAX_CASCADE: u8 = 4;
 
-type StateQuery<'w, 's> = Query<'w, 's, &'static mut Scorecard>;
+pub(crate) type StateQuery<'w, 's> = Query<'w, 's, &'static mut Scorecard>;
 
 /// One stakeholder's state, fetched once and borrowed for one step: each lookup of an entity's
 /// components is a chain of dependent memory reads, so the pass makes as few as it can.
-struct Member<'a> {
-    entity: Entity,
-    ext: u32,
-    wallet: &'a mut Wallet,
-    tally: &'a mut Tally,
-    seen: &'a mut Seen,
-    standing: &'a mut Standing,
+pub(crate) struct Member<'a> {
+    pub(crate) entity: Entity,
+    pub(crate) ext: u32,
+    pub(crate) wallet: &'a mut Wallet,
+    pub(crate) tally: &'a mut Tally,
+    pub(crate) seen: &'a mut Seen,
+    pub(crate) standing: &'a mut Standing,
 }
 
 impl<'a> Member<'a> {
@@ -61,7 +63,7 @@ impl<'a> Member<'a> {
     }
 }
 
-fn member<'a>(q: &'a mut StateQuery, e: Entity) -> Option<Member<'a>> {
+pub(crate) fn member<'a>(q: &'a mut StateQuery, e: Entity) -> Option<Member<'a>> {
     q.get_mut(e).ok().map(|item| Member::new(e, item))
 }
 
@@ -100,6 +102,7 @@ pub fn apply(
     mut teams: ResMut<TeamChallenges>,
     mut queue: ResMut<PublishQueue>,
     mut insights: ResMut<Insights>,
+    mut sweep: ResMut<crate::leaderboard::StreakSweep>,
     mut q: StateQuery,
 ) {
     let mut out = Out {
@@ -109,6 +112,10 @@ pub fn apply(
         dir: &dir,
         queue: &mut queue,
         insights: &mut insights,
+        completing: false,
+        activity: Activity::default(),
+        late: false,
+        resweep: false,
     };
     let mut completions = Vec::new();
     let mut next_award = 0;
@@ -120,7 +127,7 @@ pub fn apply(
         }
         match m.action {
             Action::Retract => {
-                retract(&mut out, &mut q, m);
+                retraction::retract(&mut out, &mut q, m);
                 continue;
             }
             Action::Guarded(reason) => {
@@ -158,9 +165,13 @@ pub fn apply(
         }
         let attrs = batch.source.attrs(m);
         if let Some(actor) = &mut both.0 {
+            out.activity = Activity::default();
             out.metrics(m, actor, attrs);
             out.streaks(m, actor, attrs);
             out.challenges(m, actor, attrs, &mut teams, &mut completions);
+            if out.activity.0 != 0 {
+                out.history.set_activity(m.moment, out.activity.0);
+            }
         }
         // Team challenges completed by this moment reward every contributor.
         for (who, ci, window) in completions.drain(..) {
@@ -168,6 +179,9 @@ pub fn apply(
                 out.completed(m, &mut who, ci, window);
             }
         }
+    }
+    if out.resweep {
+        sweep.upto.clear();
     }
 }
 
@@ -189,28 +203,75 @@ fn prefetch_ahead(q: &StateQuery, m: &MomentRec) {
     }
 }
 
+/// Which of the metrics, streaks and challenges listed for a moment's kind (in that order, by
+/// position in the kind's lists) its attributes matched: kept per moment
+/// ([`crate::history::MomentInfo::activity`]) so that a retraction can recount the actor's
+/// activity without the attributes. Positions past 63 are not kept (see the rule-set reference).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Activity(pub u64);
+
+impl Activity {
+    /// The bit of the item at `pos` of the kind's concatenated lists.
+    #[inline]
+    pub(crate) fn bit(pos: usize) -> u64 {
+        if pos < 64 { 1 << pos } else { 0 }
+    }
+
+    /// Where the streaks' and the challenges' positions start for a moment of `kind`.
+    #[inline]
+    pub(crate) fn offsets(p: &Program, kind: crate::ids::Sym) -> (usize, usize) {
+        let metrics = p.metrics_by_kind.get(kind).len();
+        (metrics, metrics + p.streaks_by_kind.get(kind).len())
+    }
+}
+
 /// Where the pass writes: the journal, the ledger, the publish queue.
-struct Out<'a> {
-    p: &'a Program,
-    journal: &'a mut Journal,
-    history: &'a mut History,
+pub(crate) struct Out<'a> {
+    pub(crate) p: &'a Program,
+    pub(crate) journal: &'a mut Journal,
+    pub(crate) history: &'a mut History,
     /// Who a ledger entry's stakeholder is (a retraction reverses what it earned).
-    dir: &'a Directory,
-    queue: &'a mut PublishQueue,
-    insights: &'a mut Insights,
+    pub(crate) dir: &'a Directory,
+    pub(crate) queue: &'a mut PublishQueue,
+    pub(crate) insights: &'a mut Insights,
+    /// Set while a challenge's completion is being given: its ledger entries say so.
+    completing: bool,
+    /// Which activity the moment being scored matched ([`Activity`]).
+    activity: Activity,
+    /// Set while a retraction gives what an earlier moment now earns (see [`Out::late`]).
+    late: bool,
+    /// A retraction recounted a streak: lapsed streaks are to be swept again before a read.
+    pub(crate) resweep: bool,
 }
 
 impl Out<'_> {
-    fn emit(&mut self, m: &MomentRec, who: &Member, source: Source, kind: Kind) {
+    pub(crate) fn emit(&mut self, m: &MomentRec, who: &Member, source: Source, kind: Kind) {
         self.insights.effect(self.p, m.moment, who.ext, &kind);
         self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: who.ext, source, kind });
+    }
+
+    /// An effect for the feed alone: one the insights are told of otherwise (a retraction's).
+    pub(crate) fn journal_only(&mut self, m: &MomentRec, who: &Member, source: Source, kind: Kind) {
+        self.journal.push(EffectRec { seq: m.seq, moment: m.moment, stakeholder: who.ext, source, kind });
+    }
+
+    /// Runs `give` for an earlier moment than the one being scored (a retraction's recount):
+    /// its ledger entries go after that moment's others ([`History::record_late`]).
+    pub(crate) fn late(&mut self, give: impl FnOnce(&mut Self)) {
+        self.late = true;
+        give(self);
+        self.late = false;
     }
 
     /// Writes to the ledger what `m` gave `who`, and what gave it.
     #[inline]
     fn record(&mut self, m: &MomentRec, who: &Member, source: Source, earned: Earned) {
         let origin = self.history.origins.of(source, self.p);
-        self.history.record(m.moment, who.ext, origin, earned);
+        if self.late {
+            self.history.record_late(m.moment, who.ext, origin, self.completing, earned);
+        } else {
+            self.history.record(m.moment, who.ext, origin, self.completing, earned);
+        }
     }
 
     /// Adds `amount` of `currency` to the balance, and everything that follows from it.
@@ -273,7 +334,7 @@ impl Out<'_> {
     }
 
     /// Queues `who` for publishing to the leaderboards (once until then).
-    fn enqueue(&mut self, who: &mut Member) {
+    pub(crate) fn enqueue(&mut self, who: &mut Member) {
         self.queue.push(who.entity);
     }
 
@@ -349,10 +410,16 @@ impl Out<'_> {
     }
 
     fn metrics(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
-        for &i in self.p.metrics_by_kind.get(m.kind) {
+        for (pos, &i) in self.p.metrics_by_kind.get(m.kind).iter().enumerate() {
             let metric = &self.p.metrics[i as usize];
             let counts = match &metric.kind {
-                MetricKind::Count(matcher) => matcher.matches(m, attrs),
+                MetricKind::Count(matcher) => {
+                    let matched = matcher.matches(m, attrs);
+                    if matched {
+                        self.activity.0 |= Activity::bit(pos);
+                    }
+                    matched
+                }
                 MetricKind::Distinct(Distinct::Counterparts) => m.first & first::COUNTERPART != 0,
                 MetricKind::Distinct(Distinct::Teams) => m.first & first::TEAM != 0,
                 MetricKind::Distinct(Distinct::Channels) => m.first & first::CHANNEL != 0,
@@ -367,25 +434,15 @@ impl Out<'_> {
     }
 
     fn streaks(&mut self, m: &MomentRec, who: &mut Member, attrs: &plaudit_sdk::Attrs) {
-        for &si in self.p.streaks_by_kind.get(m.kind) {
+        let (first, _) = Activity::offsets(self.p, m.kind);
+        for (pos, &si) in self.p.streaks_by_kind.get(m.kind).iter().enumerate() {
             let s = &self.p.streaks[si as usize];
             if !s.matcher.matches(m, attrs) {
                 continue;
             }
-            let period = m.window(s.period.into());
+            self.activity.0 |= Activity::bit(first + pos);
             let slot = who.tally.slot(tally_key::STREAK | u32::from(si));
-            let (len, best) = ((slot.b & 0xFFFF_FFFF) as u32, (slot.b >> 32) as u32);
-            let (new_len, broken) = if len == 0 {
-                (1, None)
-            } else if period <= slot.a {
-                continue; // the same period, or an older one arriving late
-            } else if !s.lapsed(period, slot.a) {
-                (len + 1, None)
-            } else {
-                (1, Some(len))
-            };
-            slot.a = period;
-            slot.b = i64::from(new_len) | (i64::from(best.max(new_len)) << 32);
+            let Some((len, new_len, broken)) = streak_step(slot, s, m.window(s.period.into())) else { continue };
             if let Some(length) = broken {
                 self.emit(m, who, Source::Streak(si), Kind::StreakBroken { streak: si, length });
             }
@@ -402,19 +459,17 @@ impl Out<'_> {
         teams: &mut TeamChallenges,
         completions: &mut Vec<(Entity, u16, i32)>,
     ) {
-        for &ci in self.p.challenges_by_kind.get(m.kind) {
+        let (_, first) = Activity::offsets(self.p, m.kind);
+        for (pos, &ci) in self.p.challenges_by_kind.get(m.kind).iter().enumerate() {
             let c = &self.p.challenges[ci as usize];
             if c.paused {
                 continue;
             }
-            let window = match c.window {
-                ChallengeWindow::Recurring(w) => m.window(w),
-                ChallengeWindow::Fixed { from, until } if from <= m.at && m.at < until => 0,
-                ChallengeWindow::Fixed { .. } => continue,
-            };
+            let Some(window) = challenge_window(c, m) else { continue };
             if !c.matcher.matches(m, attrs) {
                 continue;
             }
+            self.activity.0 |= Activity::bit(first + pos);
             if c.team {
                 self.team_challenge(m, who, ci, window, teams, completions);
             } else {
@@ -424,48 +479,8 @@ impl Out<'_> {
     }
 
     fn individual_challenge(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
-        const DONE: i64 = 1 << 62;
         let goal = self.p.challenges[ci as usize].goal;
-        let teams_tag = seen_tag::CHALLENGE_TEAMS + 2 * u32::from(ci);
-        let cps_tag = seen_tag::CHALLENGE_COUNTERPARTS + 2 * u32::from(ci);
-        let slot = who.tally.slot(tally_key::CHALLENGE | u32::from(ci));
-        if window < slot.a && slot.b != 0 {
-            return; // a late moment: its window is over
-        }
-        let fresh = slot.a != window || slot.b == 0;
-        if fresh {
-            slot.a = window;
-            slot.b = 0;
-        }
-        if slot.b & DONE != 0 {
-            return;
-        }
-        // The count of moments is the low 32 bits: it stops at their maximum.
-        if slot.b & 0xFFFF_FFFF != 0xFFFF_FFFF {
-            slot.b += 1;
-        }
-        let moments = (slot.b & 0xFFFF_FFFF) as u32;
-        if fresh {
-            who.seen.clear_tag(teams_tag);
-            who.seen.clear_tag(cps_tag);
-        }
-        let new_team = goal.distinct_teams > 0
-            && !m.counterpart_team.is_none()
-            && m.counterpart_team != m.actor_team
-            && who.seen.insert(teams_tag, m.counterpart_team.0);
-        let new_cp = goal.distinct_counterparts > 0 && m.counterpart_no.is_some_and(|cp| who.seen.insert(cps_tag, cp));
-        let distinct = who.tally.slot(tally_key::CHALLENGE_DISTINCT | u32::from(ci));
-        if fresh {
-            (distinct.a, distinct.b) = (0, 0);
-        }
-        distinct.a += i32::from(new_team);
-        distinct.b += i64::from(new_cp);
-        let done = moments >= goal.moments
-            && distinct.a as u32 >= goal.distinct_teams
-            && distinct.b as u32 >= goal.distinct_counterparts;
-        if done {
-            who.tally.slot(tally_key::CHALLENGE | u32::from(ci)).b |= DONE;
-        }
+        let Some((moments, done)) = individual_step(who.tally, who.seen, goal, ci, window, m) else { return };
         let kind = Kind::ChallengeProgressed { challenge: ci, window, progress: moments, goal: goal.moments };
         self.emit(m, who, Source::Challenge(ci), kind);
         if done {
@@ -515,16 +530,108 @@ impl Out<'_> {
         self.emit(m, who, Source::Challenge(ci), kind);
     }
 
-    fn completed(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
+    pub(crate) fn completed(&mut self, m: &MomentRec, who: &mut Member, ci: u16, window: i32) {
         let c = &self.p.challenges[ci as usize];
+        self.completing = true;
         self.emit(m, who, Source::Challenge(ci), Kind::ChallengeCompleted { challenge: ci, window });
         self.record(m, who, Source::Challenge(ci), Earned::Completed { window });
         self.rewards(m, who, &c.reward, Source::Challenge(ci), 0);
         if let Some(b) = c.badge {
             self.grant_badge(m, who, b, 0);
         }
+        self.completing = false;
     }
 }
+
+/// The window of challenge `c` moment `m` falls in, if it falls in one.
+pub(crate) fn challenge_window(c: &crate::ruleset::program::Challenge, m: &MomentRec) -> Option<i32> {
+    match c.window {
+        ChallengeWindow::Recurring(w) => Some(m.window(w)),
+        ChallengeWindow::Fixed { from, until } if from <= m.at && m.at < until => Some(0),
+        ChallengeWindow::Fixed { .. } => None,
+    }
+}
+
+/// A moment of streak `s` in `period` meets the streak's slot: the length before and after,
+/// and the length of the run it broke; `None` when it changes nothing (the same period, or an
+/// older one arriving late). Scoring and a retraction's recount both step streaks here.
+pub(crate) fn streak_step(
+    slot: &mut crate::components::Slot,
+    s: &crate::ruleset::program::Streak,
+    period: i32,
+) -> Option<(u32, u32, Option<u32>)> {
+    let (len, best) = ((slot.b & 0xFFFF_FFFF) as u32, (slot.b >> 32) as u32);
+    let (new_len, broken) = if len == 0 {
+        (1, None)
+    } else if period <= slot.a {
+        return None;
+    } else if !s.lapsed(period, slot.a) {
+        (len + 1, None)
+    } else {
+        (1, Some(len))
+    };
+    slot.a = period;
+    slot.b = i64::from(new_len) | (i64::from(best.max(new_len)) << 32);
+    Some((len, new_len, broken))
+}
+
+/// A moment of individual challenge `ci` in `window` meets the actor's progress: the moments
+/// counted in the window and whether this one completed it; `None` when it counts for nothing
+/// (its window is over, or already completed). Scoring and a retraction's recount both step
+/// challenges here.
+pub(crate) fn individual_step(
+    tally: &mut Tally,
+    seen: &mut Seen,
+    goal: crate::ruleset::program::Goal,
+    ci: u16,
+    window: i32,
+    m: &MomentRec,
+) -> Option<(u32, bool)> {
+    let teams_tag = seen_tag::CHALLENGE_TEAMS + 2 * u32::from(ci);
+    let cps_tag = seen_tag::CHALLENGE_COUNTERPARTS + 2 * u32::from(ci);
+    let slot = tally.slot(tally_key::CHALLENGE | u32::from(ci));
+    if window < slot.a && slot.b != 0 {
+        return None; // a late moment: its window is over
+    }
+    let fresh = slot.a != window || slot.b == 0;
+    if fresh {
+        slot.a = window;
+        slot.b = 0;
+    }
+    if slot.b & CHALLENGE_DONE != 0 {
+        return None;
+    }
+    // The count of moments is the low 32 bits: it stops at their maximum.
+    if slot.b & 0xFFFF_FFFF != 0xFFFF_FFFF {
+        slot.b += 1;
+    }
+    let moments = (slot.b & 0xFFFF_FFFF) as u32;
+    if fresh {
+        seen.clear_tag(teams_tag);
+        seen.clear_tag(cps_tag);
+    }
+    let new_team = goal.distinct_teams > 0
+        && !m.counterpart_team.is_none()
+        && m.counterpart_team != m.actor_team
+        && seen.insert(teams_tag, m.counterpart_team.0);
+    let new_cp = goal.distinct_counterparts > 0 && m.counterpart_no.is_some_and(|cp| seen.insert(cps_tag, cp));
+    let distinct = tally.slot(tally_key::CHALLENGE_DISTINCT | u32::from(ci));
+    if fresh {
+        (distinct.a, distinct.b) = (0, 0);
+    }
+    distinct.a += i32::from(new_team);
+    distinct.b += i64::from(new_cp);
+    let done = moments >= goal.moments
+        && distinct.a as u32 >= goal.distinct_teams
+        && distinct.b as u32 >= goal.distinct_counterparts;
+    if done {
+        tally.slot(tally_key::CHALLENGE | u32::from(ci)).b |= CHALLENGE_DONE;
+    }
+    Some((moments, done))
+}
+
+/// The bit of an individual challenge's slot that says its window is completed.
+pub(crate) const CHALLENGE_DONE: i64 = 1 << 62;
 
 /// A balance of `currency` changed outside a moment's awards (a retraction, an application to
 /// history): the stakeholder's entries on all-time boards of it follow the balance, as of
@@ -547,40 +654,6 @@ pub(crate) fn follow_balance(
         }
     }
     watched
-}
-
-/// Reverses what moment `m.moment` earned: points come back out, badges it granted go.
-/// Metrics, streaks, challenge progress and levels are records of activity and stay.
-fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
-    let earned: Vec<_> = out.history.earned(m.moment).to_vec();
-    out.history.retract(m.moment);
-    out.insights.retract(m.moment);
-    let n = out.p.currencies.len();
-    for e in earned {
-        let Some(entity) = out.dir.entries.get(e.stakeholder as usize).map(|d| d.entity) else { continue };
-        let Some(mut who) = member(q, entity) else { continue };
-        match e.earned {
-            Earned::Points { currency, amount } => {
-                // At the balance's bound a retraction stops there (see `crate::bounds`).
-                let (taken, balance) = who.wallet.credit(n, currency, amount.saturating_neg());
-                let amount = taken.saturating_neg();
-                out.emit(m, &who, Source::Retraction, Kind::Revoked { currency, amount, balance });
-                if follow_balance(out.p, who.standing, currency, balance, m.seq) {
-                    out.enqueue(&mut who);
-                }
-            }
-            Earned::Badge { badge, tier } => {
-                let slot = who.tally.slot(tally_key::BADGE | u32::from(badge));
-                slot.b = match tier {
-                    Some(t) => slot.b.min(i64::from(t)),
-                    None => (slot.b - 1).max(0),
-                };
-                out.emit(m, &who, Source::Retraction, Kind::BadgeRevoked { badge, tier });
-            }
-            // Records of activity: they stay.
-            Earned::Level { .. } | Earned::Completed { .. } => {}
-        }
-    }
 }
 
 #[cfg(test)]

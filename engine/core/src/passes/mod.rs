@@ -1,7 +1,8 @@
 //! The scoring passes, as bevy systems run over a batch a chunk at a time, in the order of
 //! [`Pass`]: [`warm`] (start loading the chunk's scorecards), [`guard`] (the cheat guard),
 //! [`rules`] (the declarative rules), [`plugins`] (WebAssembly rule plugins), [`effects`]
-//! (balances, badges, levels, metrics, streaks, challenges, retractions). The leaderboards'
+//! (balances, badges, levels, metrics, streaks, challenges; its step for a retraction is
+//! [`effects::retraction`]). The leaderboards'
 //! publishing is a schedule of its own ([`Publishing`], see [`crate::leaderboard`]).
 //!
 //! **Owns** the order of the passes. Each pass owns the parts of the scorecard the table in

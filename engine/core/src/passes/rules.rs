@@ -88,7 +88,7 @@ fn pair<'a>(q: &'a mut Query<&mut Scorecard>, m: &MomentRec) -> Pair<'a> {
 
 /// Records what the actor meets for the first time: the counterpart, the channel, and the
 /// counterpart's team.
-fn mark_firsts(m: &mut MomentRec, seen: &mut Seen) {
+pub(crate) fn mark_firsts(m: &mut MomentRec, seen: &mut Seen) {
     let mut bits = 0;
     if let Some(cp) = m.counterpart_no {
         if seen.insert(seen_tag::COUNTERPART, cp) {
