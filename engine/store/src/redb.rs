@@ -174,7 +174,7 @@ impl RedbStore {
             txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SCOPED_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SETTINGS).map_err(|e| open_err(e.into()))?;
-            count_log_bytes(&txn).map_err(|e| open_err(e))?;
+            count_log_bytes(&txn).map_err(open_err)?;
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;
             // A new store, or one written before versions were kept (the same layout): this one.
             let found = meta.get("format").map_err(|e| open_err(e.into()))?.map(|g| g.value());
