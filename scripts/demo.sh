@@ -65,7 +65,7 @@ Try it (the acme key is in $OUT/keys.txt, the admin key in $OUT/admin.key; docs/
   curl -s http://$LISTEN/v1/orgs/acme/leaderboards/xp?limit=5 -H "Authorization: Bearer $KEY"
   curl -s http://$LISTEN/v1/orgs/acme/stakeholders/s0 -H "Authorization: Bearer $KEY"
   curl -s -XPOST http://$LISTEN/v1/orgs/acme/moments -H "Authorization: Bearer $KEY" \\
-    -d '{"id": "hello-1", "stakeholder": "s0", "counterpart": "s1", "kind": "meetup", "channel": "event", "at": "2026-03-30T10:00:00Z"}'
+    -d '{"id": "hello-1", "stakeholder": "s0", "counterpart": "s1", "kind": "meetup", "channel": "event", "at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}'
   curl -s http://$LISTEN/v1/orgs/acme/rules -H "Authorization: Bearer $KEY"
   curl -s -XPOST http://$LISTEN/v1/orgs -H "Authorization: Bearer \$(cat $OUT/admin.key)" -d '{"id": "globex", "timezone": "Europe/Paris"}'
 

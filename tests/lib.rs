@@ -6,6 +6,21 @@ use plaudit_core::intern::Interner;
 use plaudit_core::ruleset::{compile::compile, parse_toml};
 use plaudit_sdk::{Effect, EffectKind, Moment, Record, Retraction, Stakeholder, Value};
 
+/// What the test servers take besides their own configuration: moments of any date within a
+/// century (the tests post moments of 2026-03 and of far futures, which a server's default
+/// window of 90 days back and 5 minutes ahead refuses) and records as fast as they come. The
+/// tests of those limits set them per organisation (`PUT /v1/orgs/{org}/limits`).
+pub const PERMISSIVE: &str = "\n[moments]\nmax_age_seconds = 3155760000\nmax_ahead_seconds = 3155760000\n\n\
+     [quotas]\nrecords_per_second = 100000000\nrecords_burst = 1000000000\n";
+
+/// [`PERMISSIVE`] as a server configuration's values.
+pub fn permissive(config: &mut plaudit_server::http::ServerConfig) {
+    config.moments.max_age_seconds = 3_155_760_000;
+    config.moments.max_ahead_seconds = 3_155_760_000;
+    config.quotas.records_per_second = 100_000_000;
+    config.quotas.records_burst = 1_000_000_000;
+}
+
 /// The `[organisation]` and currencies every snippet starts from: Amsterdam time, so that
 /// windows are tested away from UTC.
 pub const HEADER: &str = r#"
@@ -271,6 +286,10 @@ mod faulty {
         }
         fn latest_snapshot(&self, org: &OrgId) -> StoreResult<Option<Snapshot>> {
             self.fault.latest_snapshot(self.inner.as_ref(), org).unwrap_or_else(|| self.inner.latest_snapshot(org))
+        }
+
+        fn stored_bytes(&self, org: &OrgId) -> StoreResult<u64> {
+            self.inner.stored_bytes(org)
         }
     }
 }

@@ -18,7 +18,18 @@ demo_server_start() {
     port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     DEMO_URL="http://127.0.0.1:$port"
     export PLAUDIT_ADMIN_KEY="admin-key-$(date +%s%N)"
-    "$bin" serve --data "$DEMO_DATA/store" --listen "127.0.0.1:$port" --demo "$ROOT/rules/acme.toml" "$@" >"$DEMO_LOG" 2>&1 &
+    # The tests post moments of 2026-03 and far futures (and the fuzzer any date), which the
+    # default window (90 days back, 5 minutes ahead) refuses; and records as fast as they go.
+    cat >"$DEMO_DATA/server.toml" <<'TOML'
+[moments]
+max_age_seconds = 3155760000
+max_ahead_seconds = 3155760000
+
+[quotas]
+records_per_second = 100000000
+records_burst = 1000000000
+TOML
+    "$bin" serve --data "$DEMO_DATA/store" --listen "127.0.0.1:$port" --demo "$ROOT/rules/acme.toml" --config "$DEMO_DATA/server.toml" "$@" >"$DEMO_LOG" 2>&1 &
     DEMO_SERVER=$!
     trap demo_server_stop EXIT
     for _ in $(seq 1 600); do

@@ -13,6 +13,10 @@ wrk.headers["Authorization"] = "Bearer " .. key
 wrk.headers["Content-Type"] = "application/json"
 
 local kinds = { "meetup", "answer", "post", "referral" }
+-- Moments dated over the 28 days from 30 days ago (midnight UTC), within what a server takes by
+-- default (90 days back, 5 minutes ahead).
+local first_day = os.time() - 30 * 86400
+first_day = first_day - first_day % 86400
 
 request = function()
   local items = {}
@@ -21,10 +25,11 @@ request = function()
     local who = counter % 5000
     local with = (counter * 7 + 1) % 5000
     if with == who then with = (with + 1) % 5000 end
-    local day = 1 + math.floor(counter / 20000) % 28
+    local day = math.floor(counter / 20000) % 28
+    local at = first_day + day * 86400 + (math.floor(counter / 3600) % 24) * 3600 + (math.floor(counter / 60) % 60) * 60 + counter % 60
     items[i] = string.format(
-      '{"id":"w%s-%d","stakeholder":"s%d","counterpart":"s%d","kind":"%s","channel":"forum","at":"2026-03-%02dT%02d:%02d:%02dZ"}',
-      prefix, counter, who, with, kinds[counter % 4 + 1], day, math.floor(counter / 3600) % 24, math.floor(counter / 60) % 60, counter % 60)
+      '{"id":"w%s-%d","stakeholder":"s%d","counterpart":"s%d","kind":"%s","channel":"forum","at":"%s"}',
+      prefix, counter, who, with, kinds[counter % 4 + 1], os.date("!%Y-%m-%dT%H:%M:%SZ", at))
   end
   local body = batch == 1 and items[1] or ("[" .. table.concat(items, ",") .. "]")
   return wrk.format(nil, path, nil, body)

@@ -27,8 +27,13 @@ impl App {
         App::start_with(ServerConfig { data: data.to_path_buf(), ..ServerConfig::default() })
     }
 
-    /// [`App::start`] with a configuration of the test's own.
-    pub fn start_with(config: ServerConfig) -> App {
+    /// [`App::start`] with a configuration of the test's own, taking moments of any date and
+    /// records as fast as they come ([`plaudit_tests::PERMISSIVE`]) unless it says otherwise.
+    pub fn start_with(mut config: ServerConfig) -> App {
+        let defaults = ServerConfig::default();
+        if (config.moments, config.quotas) == (defaults.moments, defaults.quotas) {
+            plaudit_tests::permissive(&mut config);
+        }
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let state = Arc::new(plaudit_server::http::open(&config).expect("the data directory opens"));
         let mut keys = Vec::new();

@@ -261,6 +261,7 @@ fn the_served_openapi_description_matches_the_routes() {
         "/v1/orgs/{org}/effects",
         "/v1/orgs/{org}/effects/tokens",
         "/v1/orgs/{org}/cors",
+        "/v1/orgs/{org}/limits",
         "/v1/orgs/{org}/webhooks",
         "/v1/orgs/{org}/webhooks/{name}",
         "/v1/orgs/{org}/keys",

@@ -22,6 +22,7 @@ mod outliers;
 mod people;
 mod plugins;
 mod publish;
+mod quotas;
 mod retraction;
 mod retroactive;
 mod rules;

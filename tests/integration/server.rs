@@ -36,7 +36,18 @@ impl Server {
     }
 
     /// [`Server::start_args`] as soon as it listens, its organisations perhaps still opening.
+    /// Its configuration (`--config`, or none) with [`plaudit_tests::PERMISSIVE`] added.
     pub fn start_args_unwaited(data: &std::path::Path, admin: Option<&str>, extra: &[&str]) -> Server {
+        let mut extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let given = extra.iter().position(|a| a == "--config").and_then(|i| extra.get(i + 1).cloned());
+        let own =
+            given.map(|path| std::fs::read_to_string(path).expect("the test's configuration")).unwrap_or_default();
+        let config = data.with_extension("permissive.toml");
+        std::fs::write(&config, own + plaudit_tests::PERMISSIVE).expect("the configuration");
+        match extra.iter().position(|a| a == "--config") {
+            Some(i) => extra[i + 1] = config.display().to_string(),
+            None => extra.extend(["--config".to_string(), config.display().to_string()]),
+        }
         let mut command = Command::new(plaudit_bin());
         match admin {
             Some(key) => command.env("PLAUDIT_ADMIN_KEY", key),

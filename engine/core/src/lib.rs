@@ -61,6 +61,6 @@ pub mod workload;
 pub mod world;
 
 pub use memory::MemoryReport;
-pub use resolve::{Arrival, Outcome, RecordError};
+pub use resolve::{Admission, Arrival, Outcome, RecordError};
 pub use ruleset::Program;
 pub use world::OrgWorld;

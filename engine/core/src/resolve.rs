@@ -3,8 +3,9 @@
 //! moments already retracted), interns ids and vocabulary, creates stakeholders on first
 //! sight, applies profiles, and computes each moment's hour, day, week and month.
 //!
-//! **Owns** record checks ([`check_moment`], [`check_profile`]) and the directory, vocabulary
-//! and moment-id side of [`History`]. **Must not touch** scoring state (the passes own it) or
+//! **Owns** record checks ([`check_moment`], [`check_profile`]), what a live arrival admits
+//! ([`Admission`]: the dates it takes, the stakeholders it may create) and the directory,
+//! vocabulary and moment-id side of [`History`]. **Must not touch** scoring state (the passes own it) or
 //! the log.
 //!
 //! Lookups are the cost here: a moment id, an actor and a counterpart are each a hash table
@@ -101,6 +102,74 @@ pub type RecordFault = (&'static str, String);
 pub const INVALID_RECORD: &str = "invalid_record";
 /// The code of a moment whose id was accepted before with other content.
 pub const ID_CONFLICT: &str = "id_conflict";
+/// The code of a moment dated further back than its arrival admits ([`Admission::max_age`]).
+pub const TOO_OLD: &str = "too_old";
+/// The code of a moment dated further ahead than its arrival admits ([`Admission::max_ahead`]).
+pub const TOO_FAR_AHEAD: &str = "too_far_ahead";
+/// The code of a record that would create a stakeholder beyond [`Admission::stakeholders`].
+pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+
+/// What a live arrival admits besides well-formed records: the organisation's limits as the
+/// server holds them when the records are received. Each is checked only if set, and only
+/// against arrivals with a known `received` instant; the default admits everything, which is
+/// what a replay and `plaudit import` (loading history) use, so that every record the log
+/// holds is scored again whatever the limits are now. Refused records never reach the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// How far back, in seconds before the arrival was received, a moment may be dated
+    /// (inclusive); older is refused as [`TOO_OLD`], naming `at`.
+    pub max_age: Option<i64>,
+    /// How far ahead, in seconds after the arrival was received, a moment may be dated
+    /// (inclusive); later is refused as [`TOO_FAR_AHEAD`], naming `at`.
+    pub max_ahead: Option<i64>,
+    /// How many stakeholders the organisation may hold: a record that would create one beyond
+    /// is refused as [`QUOTA_EXCEEDED`], naming `stakeholder`, `counterpart` or `id`.
+    pub stakeholders: Option<usize>,
+}
+
+/// The dates a live arrival admits: Unix seconds, both ends included.
+#[derive(Clone, Copy, Debug)]
+struct DateWindow {
+    oldest: Option<(i64, i64)>,
+    latest: Option<(i64, i64)>,
+}
+
+impl DateWindow {
+    /// The window of an arrival received at `received` (Unix milliseconds), if it has one.
+    fn of(admission: &Admission, received: Option<i64>) -> Option<DateWindow> {
+        let now = received?.div_euclid(1000);
+        let oldest = admission.max_age.map(|age| (now.saturating_sub(age), age));
+        let latest = admission.max_ahead.map(|ahead| (now.saturating_add(ahead), ahead));
+        (oldest.is_some() || latest.is_some()).then_some(DateWindow { oldest, latest })
+    }
+
+    /// Why a moment dated `at` is outside, if it is.
+    fn refuse(&self, at: i64) -> Option<Fault> {
+        if let Some((oldest, age)) = self.oldest.filter(|(oldest, _)| at < *oldest) {
+            return Some(Fault {
+                code: TOO_OLD,
+                field: "at",
+                message: format!(
+                    "dated {} s before the server received it; this organisation takes moments at most {age} s old \
+                     (its `moment_max_age_seconds`; `plaudit import` loads older history)",
+                    oldest - at + age
+                ),
+            });
+        }
+        if let Some((latest, ahead)) = self.latest.filter(|(latest, _)| at > *latest) {
+            return Some(Fault {
+                code: TOO_FAR_AHEAD,
+                field: "at",
+                message: format!(
+                    "dated {} s after the server received it; this organisation takes moments at most {ahead} s ahead \
+                     of its clock (its `moment_max_ahead_seconds`)",
+                    at - latest + ahead
+                ),
+            });
+        }
+        None
+    }
+}
 
 /// Why the resolver refuses a record: its code, the field it names, the message.
 #[derive(Debug)]
@@ -164,6 +233,18 @@ pub struct Outcome {
     pub effects: usize,
 }
 
+/// A record refused for the stakeholder it would create beyond the quota of `most`.
+fn quota_fault(field: &'static str, most: usize) -> Fault {
+    Fault {
+        code: QUOTA_EXCEEDED,
+        field,
+        message: format!(
+            "this organisation holds its quota of {most} stakeholders: a new one is refused until the \
+             administrator raises it (`stakeholders` in PUT /v1/orgs/{{org}}/limits)"
+        ),
+    }
+}
+
 /// Resolves one batch, holding the resources it writes for the whole batch.
 #[derive(Debug)]
 pub struct Resolver<'a> {
@@ -173,6 +254,8 @@ pub struct Resolver<'a> {
     pub vocab: &'a mut Vocab,
     pub program: &'a Program,
     pub periods: &'a mut PeriodCache,
+    /// What live arrivals admit (the default for a replay: everything).
+    pub admission: Admission,
 }
 
 /// The hashes of a moment's id, actor and counterpart (0: none).
@@ -188,6 +271,7 @@ impl Resolver<'_> {
         batch.arrivals.clear();
         let mut arrivals = arrivals.iter().peekable();
         let mut horizon = None;
+        let mut window = None;
         let hashes: Vec<Hashes> = records
             .iter()
             .map(|r| match r {
@@ -210,10 +294,11 @@ impl Resolver<'_> {
             while let Some(arrival) = arrivals.next_if(|a| a.start <= index) {
                 batch.arrivals.push(batch.records.len() as u32);
                 horizon = crate::bounds::horizon(arrival.received);
+                window = DateWindow::of(&self.admission, arrival.received);
             }
             let fate = match record {
-                Record::Moment(m) => self.moment(m, index as u32, &hashes[index], horizon, batch),
-                Record::Profile(s) => self.profile(s).map_err(Fault::from),
+                Record::Moment(m) => self.moment(m, index as u32, &hashes[index], horizon, window.as_ref(), batch),
+                Record::Profile(s) => self.profile(s),
                 Record::Retract(r) => self.retraction(&r.retract, batch, &mut retracting).map_err(Fault::from),
             };
             resolved.accepted.push(matches!(fate, Ok(true)));
@@ -258,9 +343,27 @@ impl Resolver<'_> {
         input: u32,
         h: &Hashes,
         horizon: Option<i64>,
+        window: Option<&DateWindow>,
         batch: &mut Batch,
     ) -> Result<bool, Fault> {
         let at = check_moment(m)?;
+        if let Some(fault) = window.and_then(|w| w.refuse(at)) {
+            // A moment accepted before is still a duplicate (or a conflict) however old it is now.
+            if self.history.ids.get_hashed(&m.id, h[0]).is_none() {
+                return Err(fault);
+            }
+        }
+        if let Some(most) = self.admission.stakeholders
+            // Far from the quota (the usual case), one comparison.
+            && self.dir.entries.len() + 2 > most
+        {
+            let new = |id: &str, hash: u64| usize::from(self.dir.ids.get_hashed(id, hash).is_none());
+            let adds = new(&m.stakeholder, h[1]) + m.counterpart.as_deref().map_or(0, |c| new(c, h[2]));
+            if self.dir.entries.len() + adds > most && self.history.ids.get_hashed(&m.id, h[0]).is_none() {
+                let field = if new(&m.stakeholder, h[1]) == 1 { "stakeholder" } else { "counterpart" };
+                return Err(quota_fault(field, most));
+            }
+        }
         let print = Fingerprint::with_ids(m, at, h[1], h[2]);
         let at = horizon.map_or(at, |h| at.min(h));
         let moment = match self.history.accept_hashed(&m.id, h[0], print) {
@@ -348,10 +451,16 @@ impl Resolver<'_> {
     /// Creates or updates a stakeholder's profile (a `profile` record; records are the only way
     /// in, so every change has a sequence number). Moments already scored keep the kind and
     /// team they were scored with.
-    fn profile(&mut self, s: &Stakeholder) -> Result<bool, RecordFault> {
+    fn profile(&mut self, s: &Stakeholder) -> Result<bool, Fault> {
         check_profile(s)?;
         if profile_unchanged(self.world, self.dir, self.vocab, s) {
             return Ok(false);
+        }
+        if let Some(most) = self.admission.stakeholders
+            && self.dir.entries.len() >= most
+            && self.dir.ids.get(&s.id).is_none()
+        {
+            return Err(quota_fault("id", most));
         }
         let (ext, entry) = self.stakeholder(&s.id, Interner::hash(&s.id));
         let kind = Sym(self.vocab.0.intern(&s.kind).0);
@@ -374,5 +483,110 @@ impl Resolver<'_> {
         }
         self.history.last_seq += 1;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use plaudit_sdk::Record;
+
+    use super::*;
+    use crate::OrgWorld;
+
+    /// 2026-12-07T12:00:00Z, in Unix milliseconds: when the test's arrivals are received.
+    const RECEIVED: i64 = 1_796_644_800_000;
+
+    fn world() -> OrgWorld {
+        let rules = "[organisation]\nid = \"t\"\ntimezone = \"UTC\"\n[[currency]]\nid = \"xp\"\n";
+        OrgWorld::from_doc(&crate::ruleset::parse_toml(rules, "t").expect("parses"), "t").expect("compiles")
+    }
+
+    fn moment(id: &str, who: &str, with: Option<&str>, at: &str) -> Record {
+        let with = with.map_or(String::new(), |c| format!(r#","counterpart":"{c}""#));
+        let json = format!(r#"{{"id":"{id}","stakeholder":"{who}"{with},"kind":"k","channel":"c","at":"{at}"}}"#);
+        crate::input::parse_record(&json).expect("a record")
+    }
+
+    fn live(w: &mut OrgWorld, records: Vec<Record>, admission: Admission) -> Resolved {
+        let arrival = Arrival { start: 0, received: Some(RECEIVED) };
+        let resolved = w.resolve_admitted(Arc::new(records), &[arrival], admission);
+        w.score_resolved();
+        resolved
+    }
+
+    fn codes(resolved: &Resolved) -> Vec<(usize, &'static str, &'static str)> {
+        resolved.outcome.rejected.iter().map(|e| (e.index, e.code, e.field)).collect()
+    }
+
+    #[test]
+    fn moments_outside_the_window_are_refused_alone_and_its_bounds_are_admitted() {
+        let mut w = world();
+        let window = Admission { max_age: Some(86_400), max_ahead: Some(300), stakeholders: None };
+        let resolved = live(
+            &mut w,
+            vec![
+                moment("old", "a", None, "2026-12-06T11:59:59Z"),
+                moment("oldest", "a", None, "2026-12-06T12:00:00Z"),
+                moment("latest", "a", None, "2026-12-07T12:05:00Z"),
+                moment("ahead", "a", None, "2026-12-07T12:05:01Z"),
+            ],
+            window,
+        );
+        assert_eq!(codes(&resolved), vec![(0, TOO_OLD, "at"), (3, TOO_FAR_AHEAD, "at")]);
+        assert_eq!(resolved.accepted, vec![false, true, true, false]);
+        assert!(resolved.outcome.rejected[0].message.contains("86400 s old"), "{:?}", resolved.outcome.rejected[0]);
+    }
+
+    #[test]
+    fn a_replay_or_an_import_admits_whatever_the_window() {
+        let mut w = world();
+        let resolved = live(&mut w, vec![moment("old", "a", None, "2020-01-01T00:00:00Z")], Admission::default());
+        assert_eq!(resolved.outcome.accepted, 1);
+        let window = Admission { max_age: Some(60), ..Admission::default() };
+        let arrival = Arrival { start: 0, received: None };
+        let old = vec![moment("older", "a", None, "2019-01-01T00:00:00Z")];
+        let resolved = w.resolve_admitted(Arc::new(old), &[arrival], window);
+        assert_eq!(resolved.outcome.accepted, 1, "an arrival received at no known instant has no window");
+    }
+
+    #[test]
+    fn a_moment_accepted_before_is_a_duplicate_however_old_it_is_now() {
+        let mut w = world();
+        live(&mut w, vec![moment("m", "a", None, "2026-12-01T00:00:00Z")], Admission::default());
+        let window = Admission { max_age: Some(60), ..Admission::default() };
+        let resolved = live(&mut w, vec![moment("m", "a", None, "2026-12-01T00:00:00Z")], window);
+        assert_eq!((resolved.outcome.duplicates, codes(&resolved)), (1, vec![]));
+    }
+
+    #[test]
+    fn a_record_creating_a_stakeholder_beyond_the_quota_is_refused_and_known_ones_go_on() {
+        let mut w = world();
+        let quota = Admission { stakeholders: Some(3), ..Admission::default() };
+        let at = "2026-12-07T11:00:00Z";
+        let resolved = live(
+            &mut w,
+            vec![
+                moment("1", "a", Some("b"), at),
+                moment("2", "c", Some("d"), at),
+                moment("3", "a", Some("d"), at),
+                moment("4", "c", None, at),
+                moment("5", "a", Some("c"), at),
+                moment("6", "a", Some("b"), at),
+            ],
+            quota,
+        );
+        let refused = [
+            (1, QUOTA_EXCEEDED, "stakeholder"),
+            (3, QUOTA_EXCEEDED, "stakeholder"),
+            (4, QUOTA_EXCEEDED, "counterpart"),
+        ];
+        assert_eq!(codes(&resolved), refused);
+        assert_eq!(w.stakeholders(), 3);
+        assert_eq!(resolved.outcome.accepted, 3);
+        let profile = crate::input::parse_record(r#"{"profile":{"id":"e","kind":"customer"}}"#);
+        let resolved = live(&mut w, vec![profile.expect("a profile")], quota);
+        assert_eq!(codes(&resolved), vec![(0, QUOTA_EXCEEDED, "id")]);
     }
 }

@@ -26,7 +26,7 @@ use crate::journal::{EffectRec, Journal, Names, render};
 use crate::leaderboard::{Boards, PublishQueue, StreakSweep};
 use crate::passes::{Pass, Publishing, Scoring};
 use crate::plugins::{CallId, Loaded, PluginStatus, Plugins};
-use crate::resolve::{Arrival, Outcome, Resolved, Resolver};
+use crate::resolve::{Admission, Arrival, Outcome, Resolved, Resolver};
 use crate::resources::{Directory, ProgramRes, Vocab};
 use crate::ruleset::program::Program;
 use crate::team::TeamChallenges;
@@ -274,6 +274,17 @@ impl OrgWorld {
     /// numbers given), not yet scored; what became of each. The log step hands the accepted
     /// ones to its commit while [`OrgWorld::score_resolved`] scores them.
     pub fn resolve(&mut self, records: Arc<Vec<Record>>, arrivals: &[Arrival]) -> Resolved {
+        self.resolve_admitted(records, arrivals, Admission::default())
+    }
+
+    /// [`OrgWorld::resolve`] of live arrivals, refusing what `admission` does not admit (moments
+    /// dated outside its window, stakeholders beyond its quota) as records refused alone.
+    pub fn resolve_admitted(
+        &mut self,
+        records: Arc<Vec<Record>>,
+        arrivals: &[Arrival],
+        admission: Admission,
+    ) -> Resolved {
         let mut resolved = Resolved { outcome: Outcome::default(), accepted: Vec::with_capacity(records.len()) };
         let mut batch = std::mem::take(&mut *self.world.resource_mut::<Batch>());
         let program = Arc::clone(&self.world.resource::<ProgramRes>().0);
@@ -288,6 +299,7 @@ impl OrgWorld {
                         vocab: &mut vocab,
                         program: &program,
                         periods,
+                        admission,
                     };
                     resolver.run(&records, arrivals, &mut batch, &mut resolved);
                 })

@@ -213,6 +213,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// older ones. A snapshot older than the one kept is ignored. Durable on return.
     fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError>;
 
+    /// How many bytes the store holds for `org`: its log (segments and changes, and the plugin
+    /// modules it installed) as encoded, and its newest snapshot; not the store's own overhead
+    /// (pages, indexes), nor its keys and settings. Cheap: kept up to date by every append.
+    fn stored_bytes(&self, org: &OrgId) -> Result<u64, StoreError>;
+
     /// The newest snapshot of `org` and its sequence, checked against its checksum.
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError>;
 

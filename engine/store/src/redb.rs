@@ -18,6 +18,7 @@
 //! | `changes`    | (org, number)       | MessagePack of (after, change)          |
 //! | `modules`    | SHA-256 (hex)       | the module's bytes                      |
 //! | `org_keys`   | org                 | SHA-256 of its API key (32 bytes)       |
+//! | `org_log_bytes` | org              | bytes of its segments, changes and the modules it installed |
 //!
 //! and, in a file of their own beside it ([`snapshots_path`]), so that storing one never holds
 //! the log's one write transaction:
@@ -67,6 +68,10 @@ const SNAPSHOT_INDEX: TableDefinition<&str, (u64, u64, u32, u64)> = TableDefinit
 const LAST_SEQ: TableDefinition<&str, u64> = TableDefinition::new("last_seq");
 /// (org, change number) -> MessagePack of (after, change).
 const CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("changes");
+/// org -> the bytes its log holds: its segments, its changes and the modules it installed (a
+/// module counts for each organisation that installs it, although it is stored once). Kept in
+/// the same commit as what it counts; computed once at open for a store written before it was.
+const LOG_BYTES: TableDefinition<&str, u64> = TableDefinition::new("org_log_bytes");
 /// Module SHA-256 (hex) -> module bytes.
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 /// org -> SHA-256 of its API key.
@@ -169,6 +174,7 @@ impl RedbStore {
             txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SCOPED_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SETTINGS).map_err(|e| open_err(e.into()))?;
+            count_log_bytes(&txn).map_err(open_err)?;
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;
             // A new store, or one written before versions were kept (the same layout): this one.
             let found = meta.get("format").map_err(|e| open_err(e.into()))?.map(|g| g.value());
@@ -204,6 +210,7 @@ impl RedbStore {
             let seq = start + records.len() as u64;
             if seq != start {
                 segments.insert((o, start + 1), segment.as_slice()).ctx(OP)?;
+                add_log_bytes(&txn, o, segment.len()).ctx(OP)?;
                 txn.open_table(SEGMENT_RECEIVED).ctx(OP)?.insert((o, start + 1), received).ctx(OP)?;
                 last.insert(o, seq).ctx(OP)?;
             }
@@ -299,6 +306,7 @@ impl RedbStore {
                     if modules.get(hash.as_str()).ctx(OP)?.is_none() {
                         modules.insert(hash.as_str(), bytes).ctx(OP)?;
                     }
+                    add_log_bytes(&txn, o, bytes.len()).ctx(OP)?;
                 }
                 (Change::InstallPlugin { module: hash, .. }, None) => {
                     let modules = txn.open_table(MODULES).ctx(OP)?;
@@ -312,6 +320,7 @@ impl RedbStore {
             let number = previous.map_or(1, |(n, _)| n + 1);
             let bytes = encode_change(org, after, change)?;
             changes.insert((o, number), bytes.as_slice()).ctx(OP)?;
+            add_log_bytes(&txn, o, bytes.len()).ctx(OP)?;
             number
         };
         txn.commit().ctx(OP)?;
@@ -353,6 +362,7 @@ impl RedbStore {
             }
             let bytes = encode_change(org, Seq(0), first)?;
             changes.insert((o, 1), bytes.as_slice()).ctx(OP)?;
+            txn.open_table(LOG_BYTES).ctx(OP)?.insert(o, bytes.len() as u64).ctx(OP)?;
             if let Some(key) = key {
                 txn.open_table(ORG_KEYS).ctx(OP)?.insert(o, &key[..]).ctx(OP)?;
             }
@@ -455,6 +465,23 @@ impl RedbStore {
         self.put_snapshot_checked(org, seq, snapshot_checksum(seq, bytes), bytes)
     }
 
+    fn stored_bytes_unguarded(&self, org: &OrgId) -> Result<u64, StoreError> {
+        const OP: &str = "stored_bytes";
+        let o = org.as_str();
+        let log = {
+            let txn = self.db.begin_read().ctx(OP)?;
+            let counted = txn.open_table(LOG_BYTES).ctx(OP)?;
+            counted.get(o).ctx(OP)?.map_or(0, |g| g.value())
+        };
+        let txn = self.snapshots.begin_read().ctx(OP)?;
+        let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
+        let snapshot = index.get(o).ctx(OP)?.map_or(0, |g| {
+            let (_, _, parts, checksum) = g.value();
+            snapshot_len(parts, checksum >> 32)
+        });
+        Ok(log.saturating_add(snapshot))
+    }
+
     fn latest_snapshot_unguarded(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         const OP: &str = "latest_snapshot";
         let o = org.as_str();
@@ -550,6 +577,10 @@ impl Store for RedbStore {
         contained("set_org_record", || self.set_org_record_unguarded(org, table, name, bytes))
     }
 
+    fn stored_bytes(&self, org: &OrgId) -> Result<u64, StoreError> {
+        contained("stored_bytes", || self.stored_bytes_unguarded(org))
+    }
+
     fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         contained("latest_snapshot", || self.latest_snapshot_unguarded(org))
     }
@@ -618,6 +649,60 @@ impl RedbStore {
         }
         txn.commit().ctx(OP)
     }
+}
+
+/// Adds `bytes` to what `org`'s log holds ([`LOG_BYTES`]), in the write transaction `txn`.
+fn add_log_bytes(txn: &::redb::WriteTransaction, org: &str, bytes: usize) -> Result<(), ::redb::Error> {
+    let mut counted = txn.open_table(LOG_BYTES)?;
+    let held = counted.get(org)?.map_or(0, |g| g.value());
+    counted.insert(org, held.saturating_add(bytes as u64))?;
+    Ok(())
+}
+
+/// Counts, once, the log bytes of every organisation a store written before [`LOG_BYTES`] was
+/// kept holds (its segments, changes and installed modules), in the open's transaction.
+fn count_log_bytes(txn: &::redb::WriteTransaction) -> Result<(), ::redb::Error> {
+    let mut counted = txn.open_table(LOG_BYTES)?;
+    let changes = txn.open_table(CHANGES)?;
+    let segments = txn.open_table(SEGMENTS)?;
+    let modules = txn.open_table(MODULES)?;
+    // Every organisation has a change (its first rule set): one pass over the changes finds them.
+    let mut missing: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for entry in changes.iter()? {
+        let (key, value) = entry?;
+        let org = key.value().0;
+        if counted.get(org)?.is_some() {
+            continue;
+        }
+        let mut bytes = value.value().len() as u64;
+        let installed = OrgId::parse(org).ok().and_then(|id| match decode_change(&id, 0, value.value()) {
+            Ok((_, Change::InstallPlugin { module, .. })) => Some(module),
+            _ => None,
+        });
+        if let Some(module) = installed
+            && let Some(stored) = modules.get(module.as_str())?
+        {
+            bytes += stored.value().len() as u64;
+        }
+        *missing.entry(org.to_string()).or_default() += bytes;
+    }
+    for (org, bytes) in &mut missing {
+        for entry in segments.range((org.as_str(), 0)..=(org.as_str(), u64::MAX))? {
+            *bytes += entry?.1.value().len() as u64;
+        }
+    }
+    for (org, bytes) in missing {
+        counted.insert(org.as_str(), bytes)?;
+    }
+    Ok(())
+}
+
+/// The length of a snapshot of `parts` parts whose checksum names `len32` (its length's low 32
+/// bits): the one length of those parts' range with those bits.
+fn snapshot_len(parts: u32, len32: u64) -> u64 {
+    let Some(full) = u64::from(parts).checked_sub(1) else { return 0 };
+    let base = full * PART_BYTES as u64;
+    base + (len32.wrapping_sub(base) & 0xFFFF_FFFF)
 }
 
 /// Drops every snapshot part of `org` but those of `generation`.
@@ -1137,6 +1222,40 @@ mod tests {
         assert!(records(&beta, OrgTable::ScopedKeys).is_empty());
         assert!(store.set_org_record(&acme, OrgTable::Settings, "cors", None).expect("delete"));
         assert!(records(&acme, OrgTable::Settings).is_empty());
+    }
+
+    #[test]
+    fn stored_bytes_count_the_log_and_the_newest_snapshot_and_are_recounted_for_an_older_store() {
+        let dir = TempDir::new();
+        let (acme, beta) = (org("acme"), org("beta"));
+        let counted = {
+            let store = open(&dir);
+            store.create_org(&acme, None, &rules("a = 1")).expect("acme");
+            store.create_org(&beta, None, &rules("b = 1")).expect("beta");
+            let created = store.stored_bytes(&acme).expect("bytes");
+            assert!(created > 0, "its first rule set");
+            store.append(&acme, &[moment("a"), moment("b")], 0).expect("append");
+            let appended = store.stored_bytes(&acme).expect("bytes");
+            assert!(appended > created + 20, "{created} then {appended}");
+            assert_eq!(store.stored_bytes(&beta).expect("bytes"), store.stored_bytes(&beta).expect("bytes"));
+            let snapshot = vec![7u8; PART_BYTES + 10];
+            store.put_snapshot(&acme, Seq(2), &snapshot).expect("snapshot");
+            assert_eq!(store.stored_bytes(&acme).expect("bytes"), appended + snapshot.len() as u64);
+            store.put_snapshot(&acme, Seq(2), &snapshot[..100]).expect("a smaller one replaces it");
+            assert_eq!(store.stored_bytes(&acme).expect("bytes"), appended + 100);
+            (store.stored_bytes(&acme).expect("bytes"), store.stored_bytes(&beta).expect("bytes"))
+        };
+        {
+            // A store written before the count was kept: the table is missing.
+            let db = Database::create(dir.db()).expect("opens");
+            let txn = db.begin_write().expect("a write");
+            txn.delete_table(LOG_BYTES).expect("dropped");
+            txn.commit().expect("commits");
+        }
+        let store = open(&dir);
+        assert_eq!((store.stored_bytes(&acme).expect("bytes"), store.stored_bytes(&beta).expect("bytes")), counted);
+        assert_eq!(snapshot_len(0, 0), 0);
+        assert_eq!(snapshot_len(5000, (5000 * PART_BYTES as u64 - 3) & 0xFFFF_FFFF), 5000 * PART_BYTES as u64 - 3);
     }
 
     #[test]

@@ -27,6 +27,16 @@
 //! jobs_waiting_per_org = 4       # one organisation's jobs waiting their turn (one runs at a time)
 //! job_memory_mb = 4096           # memory the running jobs may hold together (estimated)
 //! webhook_deliveries = 64        # webhook posts under way at once, all organisations together
+//!
+//! [quotas]                       # each organisation's, unless the admin sets its own (PUT /v1/orgs/{org}/limits); the defaults
+//! records_per_second = 10000     # records (moments, profiles, retractions) taken a second: 429 quota_exceeded with Retry-After beyond
+//! records_burst = 20000          # records taken at once after a quiet spell (at least 1000, a batch's most)
+//! stakeholders = 10000000        # stakeholders held: a record creating one beyond is refused alone (quota_exceeded)
+//! stored_bytes = 68719476736     # bytes its log and newest snapshot take in the store (64 GiB): writes answer 507 beyond
+//!
+//! [moments]                      # the dates a moment may have when it arrives over HTTP (never checked on replay or import)
+//! max_age_seconds = 7776000      # how old (90 days) before the server's clock at receipt: older is 422 too_old naming `at`
+//! max_ahead_seconds = 300        # how far ahead of it (5 minutes): later is 422 too_far_ahead naming `at`
 //! ```
 //!
 //! **Owns** reading and checking the configuration; unknown keys are refused, naming the key.
@@ -103,6 +113,39 @@ impl Limits {
     }
 }
 
+/// What each organisation may hold and send, unless the admin sets its own values
+/// (`crate::http::quotas`): the server-wide defaults of the `[quotas]` section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    pub records_per_second: u64,
+    pub records_burst: u64,
+    pub stakeholders: u64,
+    pub stored_bytes: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { records_per_second: 10_000, records_burst: 20_000, stakeholders: 10_000_000, stored_bytes: 64 << 30 }
+    }
+}
+
+/// The dates a moment arriving over HTTP may have, around the server's clock when it is
+/// received: the server-wide defaults of the `[moments]` section (per organisation:
+/// `crate::http::quotas`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Moments {
+    pub max_age_seconds: u64,
+    pub max_ahead_seconds: u64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments { max_age_seconds: 90 * 86_400, max_ahead_seconds: 300 }
+    }
+}
+
 /// Records between snapshots when not configured: at replay speed, a restart then replays at
 /// most a few seconds of log.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
@@ -119,6 +162,8 @@ pub struct ServerConfig {
     pub snapshot_every: u64,
     pub rate_limit: Option<RateLimit>,
     pub limits: Limits,
+    pub quotas: Quotas,
+    pub moments: Moments,
     /// Hosts webhooks may be delivered to although they resolve to a loopback, private,
     /// link-local or otherwise internal address (refused by default): for development and
     /// tests, say `["127.0.0.1", "localhost"]`.
@@ -147,6 +192,8 @@ impl Default for ServerConfig {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rate_limit: None,
             limits: Limits::default(),
+            quotas: Quotas::default(),
+            moments: Moments::default(),
             webhook_hosts: Vec::new(),
             log: "info".to_string(),
             log_format: LogFormat::Text,
@@ -214,6 +261,10 @@ impl ServerConfig {
         {
             return Err("rate_limit: requests_per_second must be positive and burst at least 1".to_string());
         }
+        super::quotas::Values::defaults(self).check().map_err(|(field, why)| match field.strip_prefix("moment_") {
+            Some(key) => format!("moments.{key}: {why}"),
+            None => format!("quotas.{field}: {why}"),
+        })?;
         self.limits.check()
     }
 }

@@ -139,6 +139,7 @@ impl Metrics {
             let _ = writeln!(out, "plaudit_plugin_moments_total{{org=\"{org}\",plugin=\"{plugin}\"}} {moments}");
         }
         gauges.render_limits(&mut out);
+        gauges.render_quotas(&mut out);
         out
     }
 }
@@ -162,9 +163,63 @@ pub struct Gauges {
     pub sandbox: plaudit_sandbox::SandboxUsage,
     /// Connections open, their limit, and connections refused at the limit.
     pub connections: (usize, usize, u64),
+    /// Each open organisation's quotas, their use and refusals.
+    pub quotas: Vec<OrgQuotaGauges>,
+}
+
+/// One organisation's quotas for `/metrics`.
+#[derive(Debug, Default)]
+pub struct OrgQuotaGauges {
+    pub org: String,
+    pub limits: super::quotas::Values,
+    /// Stakeholders held (`None`: its worker did not answer).
+    pub stakeholders: Option<u64>,
+    pub stored_bytes: u64,
+    /// Per [`super::quotas::Quota::ALL`].
+    pub refused: [u64; 4],
 }
 
 impl Gauges {
+    fn render_quotas(&self, out: &mut String) {
+        let labels = |org: &str, quota: &str| format!("{{org=\"{org}\",quota=\"{quota}\"}}");
+        family(
+            out,
+            "plaudit_quota_limit",
+            "gauge",
+            "Each organisation's quotas in force (PUT /v1/orgs/{org}/limits, or the [quotas] defaults).",
+            self.quotas.iter().flat_map(|q| {
+                [
+                    ("records_per_second", q.limits.records_per_second),
+                    ("records_burst", q.limits.records_burst),
+                    ("stakeholders", q.limits.stakeholders),
+                    ("stored_bytes", q.limits.stored_bytes),
+                    ("moment_max_age_seconds", q.limits.moment_max_age_seconds),
+                    ("moment_max_ahead_seconds", q.limits.moment_max_ahead_seconds),
+                ]
+                .map(|(quota, n)| (labels(&q.org, quota), n))
+            }),
+        );
+        family(
+            out,
+            "plaudit_quota_used",
+            "gauge",
+            "What each organisation holds of its quotas: stakeholders, bytes its log and newest snapshot take.",
+            self.quotas.iter().flat_map(|q| {
+                let stakeholders = q.stakeholders.map(|n| (labels(&q.org, "stakeholders"), n));
+                stakeholders.into_iter().chain([(labels(&q.org, "stored_bytes"), q.stored_bytes)])
+            }),
+        );
+        family(
+            out,
+            "plaudit_quota_refused_total",
+            "counter",
+            "Refusals per organisation and quota: requests (records_per_second 429, stored_bytes 507), records (stakeholders, moment_dates).",
+            self.quotas.iter().flat_map(|q| {
+                super::quotas::Quota::ALL.map(|quota| (labels(&q.org, quota.name()), q.refused[quota as usize]))
+            }),
+        );
+    }
+
     fn render_limits(&self, out: &mut String) {
         let (open, opening, unavailable) = self.organisations;
         family(

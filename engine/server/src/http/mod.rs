@@ -27,6 +27,7 @@ pub mod limit;
 pub mod metrics;
 pub mod people;
 pub mod plugins;
+pub mod quotas;
 pub mod rules;
 pub mod serve;
 pub mod tokens;
@@ -78,6 +79,8 @@ pub(crate) struct Org {
     delivering: std::sync::atomic::AtomicBool,
     /// Its requests being served.
     in_flight: budget::InFlight,
+    /// Its limits: moments' dates, records a second, stakeholders, bytes stored.
+    pub(crate) quotas: Arc<quotas::OrgQuotas>,
 }
 
 /// An open organisation a request was admitted to: counted in its requests in flight until
@@ -179,6 +182,8 @@ pub struct AppState {
     snapshot_every: u64,
     rate_limit: Option<config::RateLimit>,
     admin_bucket: Option<limit::Bucket>,
+    /// Each organisation's limits where its admin set none.
+    pub(crate) quota_defaults: quotas::Values,
     /// Set when the server shuts down: live streams end.
     closing: tokio::sync::watch::Sender<bool>,
     /// The runtime serving requests, once [`serve`] runs: organisations opened after it start
@@ -296,6 +301,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         snapshot_every: config.snapshot_every,
         rate_limit: config.rate_limit,
         admin_bucket: config.rate_limit.map(limit::Bucket::new),
+        quota_defaults: quotas::Values::defaults(config),
         closing: tokio::sync::watch::Sender::new(false),
         runtime: std::sync::OnceLock::new(),
         limits: config.limits,
@@ -314,8 +320,11 @@ impl Org {
         snapshot_every: u64,
         hooks: crate::webhooks::Hooks,
         metrics: &metrics::Metrics,
+        quotas: quotas::OrgQuotas,
     ) -> std::io::Result<Org> {
         durable.time_ingest(Arc::clone(&metrics.ingest));
+        durable.set_admission(quotas.values().admission());
+        durable.track_stored(Arc::clone(&quotas.stored)).map_err(std::io::Error::other)?;
         let feed = match durable.feed() {
             Some(feed) => Arc::clone(feed),
             None => durable.start_feed(crate::feed::DEFAULT_CAPACITY),
@@ -327,6 +336,7 @@ impl Org {
             hooks: Arc::new(hooks),
             delivering: std::sync::atomic::AtomicBool::new(false),
             in_flight: budget::InFlight::default(),
+            quotas: Arc::new(quotas),
         })
     }
 
@@ -444,7 +454,9 @@ impl AppState {
             "organisation replayed"
         );
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org))?;
-        let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)
+        let quotas =
+            quotas::OrgQuotas::load(self.store.as_ref(), &org, self.quota_defaults).map_err(|e| e.to_string())?;
+        let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)
             .map_err(|e| format!("cannot start its worker: {e}"))?;
         Ok(Arc::new(org))
     }
@@ -503,7 +515,7 @@ impl AppState {
     }
 
     /// Organisation `name`, if it is open.
-    fn open_org(&self, name: &str) -> Option<Arc<Org>> {
+    pub(crate) fn open_org(&self, name: &str) -> Option<Arc<Org>> {
         match &self.orgs().get(name)?.state {
             OrgState::Open(org) => Some(Arc::clone(org)),
             _ => None,
@@ -547,7 +559,8 @@ impl AppState {
         };
         durable.start_feed(self.effects_kept);
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
-        let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics)?);
+        let quotas = quotas::OrgQuotas::new(quotas::LimitsSetting::default(), self.quota_defaults);
+        let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)?);
         if let Some(runtime) = self.runtime.get() {
             entry.deliver(id, runtime, self.delivering(), self.closing());
         }
@@ -669,8 +682,16 @@ impl AppState {
         Ok((admitted, access, grant))
     }
 
+    /// Whether `headers` carry the admin key (not counted in its rate: [`AppState::authorise_admin`]).
+    pub(crate) fn is_admin(&self, headers: &HeaderMap) -> bool {
+        match (&self.admin, bearer(headers)) {
+            (Some(admin), Some(given)) => constant_time_eq(admin, &key_hash(given)),
+            _ => false,
+        }
+    }
+
     /// Whether `headers` carry the admin key.
-    fn authorise_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn authorise_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(admin) = &self.admin else {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -737,6 +758,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/keys", get(keys::list_keys).post(keys::post_key))
         .route("/v1/orgs/{org}/keys/{id}", axum::routing::delete(keys::delete_key))
         .route("/v1/orgs/{org}/cors", get(cors::get_cors).put(cors::put_cors))
+        .route("/v1/orgs/{org}/limits", get(quotas::get_limits).put(quotas::put_limits))
         .route(
             "/v1/orgs/{org}/webhooks/{name}",
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
@@ -888,11 +910,20 @@ async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderNam
         for hook in org.hooks.views() {
             gauges.webhooks_missed.push((name.clone(), hook.name, hook.missed));
         }
-        if let Ok(statuses) = org.worker.run(|d| d.world().plugins()).await {
+        let mut stakeholders = None;
+        if let Ok((statuses, held)) = org.worker.run(|d| (d.world().plugins(), d.world().stakeholders())).await {
             for s in statuses {
                 gauges.plugins.push((name.clone(), s.name, s.calls, s.failed_calls, s.moments));
             }
+            stakeholders = Some(held as u64);
         }
+        gauges.quotas.push(metrics::OrgQuotaGauges {
+            org: name.clone(),
+            limits: org.quotas.values(),
+            stakeholders,
+            stored_bytes: org.quotas.stored.load(std::sync::atomic::Ordering::Relaxed),
+            refused: org.quotas.refusals(),
+        });
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges))
 }
@@ -1179,8 +1210,10 @@ async fn post_moments(
     let org = state.authorise(&org, &headers, Need::Ingest)?;
     let Query(params) = params.map_err(invalid_query)?;
     let records = parse_records(&body)?;
+    org.quotas.admit(records.len(), std::time::Instant::now())?;
     let answer_effects = params.effects != Some(false) && records.len() <= EFFECTS_IN_RESPONSE;
     let (outcome, effects) = org.worker.ingest(records, answer_effects).await?.map_err(|e| ApiError::from(&*e))?;
+    org.quotas.count(&outcome.rejected);
     state.metrics.accepted.fetch_add(outcome.accepted as u64, std::sync::atomic::Ordering::Relaxed);
     state.metrics.duplicates.fetch_add(outcome.duplicates as u64, std::sync::atomic::Ordering::Relaxed);
     let refused: Vec<Refused> = outcome
@@ -1194,10 +1227,16 @@ async fn post_moments(
         })
         .collect();
     // Refused whole (nothing stored, nothing already held): a 4xx naming the first refusal,
-    // 409 if every one is an id conflict.
+    // 409 if every one is an id conflict, 403 if every one would pass the stakeholders quota.
     if let Some(first) = refused.first().filter(|_| outcome.accepted == 0 && outcome.duplicates == 0) {
-        let all_conflicts = refused.iter().all(|r| r.code == plaudit_core::resolve::ID_CONFLICT);
-        let status = if all_conflicts { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
+        let all = |code: &str| refused.iter().all(|r| r.code == code);
+        let status = if all(plaudit_core::resolve::ID_CONFLICT) {
+            StatusCode::CONFLICT
+        } else if all(quotas::CODE) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
         let message = match refused.len() {
             1 => format!("record {}: {}", first.field, first.message),
             n => format!("every record was refused ({n}); the first, {}: {}", first.field, first.message),
@@ -1238,6 +1277,7 @@ async fn put_profile(
 ) -> Result<(StatusCode, Json<plaudit_core::reads::Profile>), ApiError> {
     let org = state.authorise(&org, &headers, Need::Ingest)?;
     let b: ProfileBody = json_body(&body)?;
+    org.quotas.admit(1, std::time::Instant::now())?;
     let record = Record::Profile(plaudit_sdk::Stakeholder {
         id: id.clone(),
         kind: b.kind,
@@ -1255,6 +1295,10 @@ async fn put_profile(
         })
         .await?;
     let (outcome, profile) = ingested?;
+    org.quotas.count(&outcome.rejected);
+    if let Some(e) = outcome.rejected.first().filter(|e| e.code == quotas::CODE) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, quotas::CODE, e.message.clone()).field(e.field));
+    }
     if let Some(e) = outcome.rejected.first() {
         let field = if e.field == "id" { "id".to_string() } else { e.field.to_string() };
         return Err(ApiError::bad_request("invalid_profile", format!("{}: {}", e.field, e.message)).field(field));

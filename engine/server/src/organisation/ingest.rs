@@ -131,6 +131,8 @@ struct Committer {
     store: Arc<dyn Store>,
     org: OrgId,
     times: Option<Arc<IngestTimes>>,
+    /// Where the bytes the store holds for the organisation go after each commit.
+    stored: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Committer {
@@ -140,6 +142,12 @@ impl Committer {
         let last = self.store.append(&self.org, records, received)?;
         if let Some(times) = &self.times {
             times.record(started.elapsed());
+        }
+        if let Some(stored) = &self.stored {
+            // A count kept by the append: one small read. Failing it only leaves the last count.
+            if let Ok(bytes) = self.store.stored_bytes(&self.org) {
+                stored.store(bytes, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         Ok(Committed { last, waited: Duration::ZERO })
     }
@@ -250,7 +258,8 @@ impl Organisation {
         // The one reading of the clock that scoring depends on: kept with the records in the
         // log, so that a replay dates their moments the same way.
         let received = (self.clock)();
-        let resolved = self.world.resolve(Arc::clone(&records), &[Arrival { start: 0, received: Some(received) }]);
+        let arrival = Arrival { start: 0, received: Some(received) };
+        let resolved = self.world.resolve_admitted(Arc::clone(&records), &[arrival], self.admission);
         let mut outcomes = vec![Outcome::default(); starts.len() - 1];
         let mut ends = Vec::new();
         let mut seq = after.0;
@@ -283,8 +292,12 @@ impl Organisation {
     /// Hands `records` to the commit thread (started on the first call), or, if it cannot
     /// run, commits them here and now.
     fn start_commit(&mut self, records: &Arc<Vec<Record>>, received: i64) -> Commit {
-        let committer =
-            Committer { store: Arc::clone(&self.store), org: self.org.clone(), times: self.ingest_times.clone() };
+        let committer = Committer {
+            store: Arc::clone(&self.store),
+            org: self.org.clone(),
+            times: self.ingest_times.clone(),
+            stored: self.stored.clone(),
+        };
         if self.commits.is_none() {
             match CommitThread::start(committer.clone()) {
                 Ok(thread) => self.commits = Some(thread),
@@ -408,6 +421,7 @@ impl Organisation {
                 }
                 (fresh.feed, fresh.ingest_times, fresh.commits, fresh.clock) =
                     (self.feed.take(), self.ingest_times.take(), self.commits.take(), self.clock);
+                (fresh.admission, fresh.stored) = (self.admission, self.stored.take());
                 *self = fresh;
             }
             Err(e) => {

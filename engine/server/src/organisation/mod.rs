@@ -159,6 +159,12 @@ pub struct Organisation {
     /// The effects feed a restored snapshot held, until the replay that restored it hands them
     /// on (see [`Organisation::open_with_feed`]).
     restored_feed: Vec<Arc<FeedItem>>,
+    /// What live records must keep to (the server's limits of the organisation); by default
+    /// everything is admitted (`plaudit import`, which loads history).
+    admission: plaudit_core::Admission,
+    /// Where the bytes the store holds for the organisation are kept after each commit, when
+    /// someone watches them (the server's storage quota).
+    stored: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for Organisation {
@@ -249,6 +255,8 @@ impl Organisation {
             halted: None,
             clock: unix_millis,
             restored_feed: Vec::new(),
+            admission: plaudit_core::Admission::default(),
+            stored: None,
         }
     }
 
@@ -272,6 +280,20 @@ impl Organisation {
     /// Records the time of every commit, and of every step of ingestion, into `times`.
     pub fn time_ingest(&mut self, times: Arc<IngestTimes>) {
         self.ingest_times = Some(times);
+    }
+
+    /// Admits live records only as `admission` says, from the next batch on (records refused
+    /// for it are refused alone and never logged).
+    pub fn set_admission(&mut self, admission: plaudit_core::Admission) {
+        self.admission = admission;
+    }
+
+    /// Keeps in `stored` the bytes the store holds for the organisation ([`Store::stored_bytes`]),
+    /// read now and after each commit.
+    pub fn track_stored(&mut self, stored: Arc<std::sync::atomic::AtomicU64>) -> Result<(), OrgError> {
+        stored.store(self.store.stored_bytes(&self.org)?, std::sync::atomic::Ordering::Relaxed);
+        self.stored = Some(stored);
+        Ok(())
     }
 
     /// Effects produced since the organisation began, counted the same whether or not a
