@@ -291,6 +291,10 @@ mod faulty {
         fn stored_bytes(&self, org: &OrgId) -> StoreResult<u64> {
             self.inner.stored_bytes(org)
         }
+
+        fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> StoreResult<plaudit_store::Erasure> {
+            self.inner.erase(org, subject, pseudonym)
+        }
     }
 }
 

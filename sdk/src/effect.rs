@@ -57,6 +57,11 @@ pub enum EffectKind {
     ChallengeRevoked { challenge: String, window: String },
     /// The cheat guard held the moment back: it was accepted and scores nothing.
     Guarded { reason: String },
+    /// The stakeholder was erased (GDPR article 17): downstream systems holding data about
+    /// them should erase it too. `stakeholder` names them as they were known when the effect
+    /// was delivered live; Plaudit itself now knows them only as `pseudonym`, which stands in
+    /// for them in the moments others keep.
+    StakeholderErased { pseudonym: String },
     /// A plugin's own effect.
     Custom {
         name: String,

@@ -13,6 +13,7 @@ mod conflicts;
 mod connections;
 mod determinism;
 mod durability;
+mod erasure;
 mod grouping;
 mod http;
 mod insights;

@@ -20,23 +20,8 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
 
-/// `secs` (Unix) as RFC 3339 in UTC.
-fn rfc3339(secs: i64) -> String {
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 fn moment(id: &str, who: &str, with: Option<&str>, at: i64) -> Value {
-    let mut m = json!({"id": id, "stakeholder": who, "kind": "meetup", "channel": "event", "at": rfc3339(at)});
+    let mut m = json!({"id": id, "stakeholder": who, "kind": "meetup", "channel": "event", "at": plaudit_core::calendar::format_rfc3339(at)});
     if let Some(with) = with {
         m["counterpart"] = with.into();
     }

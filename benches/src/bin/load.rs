@@ -66,7 +66,7 @@ async fn connection(
         x ^= x << 17;
         // Over the 28 days from 30 days before the run began, at 10:00 UTC: within what a server
         // takes by default (90 days back).
-        let at = rfc3339((run as i64 / 86_400 - 30 + (i % 28) as i64) * 86_400 + 36_000);
+        let at = plaudit_core::calendar::format_rfc3339((run as i64 / 86_400 - 30 + (i % 28) as i64) * 86_400 + 36_000);
         let body = format!(
             r#"{{"id":"load-{run}-{i}","stakeholder":"s{}","counterpart":"s{}","kind":"answer","channel":"forum","at":"{at}"}}"#,
             x % 10_000,
@@ -181,20 +181,4 @@ async fn moments_histogram(addr: &str) -> Result<Vec<(f64, u64)>, String> {
             Some((le, n.trim().parse().ok()?))
         })
         .collect())
-}
-
-/// Unix seconds as RFC 3339 in UTC (`2026-12-07T10:00:00Z`), by the civil calendar's arithmetic
-/// (days to year, month and day as in Howard Hinnant's `civil_from_days`).
-fn rfc3339(secs: i64) -> String {
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }

@@ -466,6 +466,11 @@ fn fold_window(at: i64, before: i64, after: i64) -> Option<FoldWindow> {
     (end > at).then_some(FoldWindow { start: at, end, day })
 }
 
+/// `unix_secs` as RFC 3339 in UTC (`2026-12-07T10:00:00Z`), clamped to jiff's range.
+pub fn format_rfc3339(unix_secs: i64) -> String {
+    timestamp(unix_secs).to_string()
+}
+
 /// `unix_secs` as a jiff timestamp, clamped to jiff's range.
 pub(crate) fn timestamp(unix_secs: i64) -> Timestamp {
     Timestamp::from_second(unix_secs).unwrap_or(if unix_secs < 0 { Timestamp::MIN } else { Timestamp::MAX })

@@ -96,7 +96,7 @@ impl Origin {
             Source::Level => Origin::Level,
             Source::Plugin(slot) => Origin::Plugin(slot),
             Source::History { version, mode } => Origin::History { version, mode },
-            Source::Guard | Source::Retraction => Origin::Other,
+            Source::Guard | Source::Retraction | Source::Erasure => Origin::Other,
         }
     }
 }
@@ -127,7 +127,9 @@ impl Origins {
             Source::Plugin(i) => (4, i),
             Source::Level => (5, 0),
             // Rare (an application to history): interned each time.
-            Source::History { .. } | Source::Guard | Source::Retraction => return self.intern(Origin::of(source, p)),
+            Source::History { .. } | Source::Guard | Source::Retraction | Source::Erasure => {
+                return self.intern(Origin::of(source, p));
+            }
         };
         let slots = &mut self.of_source[kind];
         if let Some(&i) = slots.get(at as usize).filter(|&&i| i != NOT_YET) {

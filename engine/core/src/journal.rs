@@ -19,6 +19,8 @@ pub enum Source {
     Challenge(u16),
     Guard,
     Retraction,
+    /// An erasure of the stakeholder ([`crate::OrgWorld::erase`]).
+    Erasure,
     /// The organisation's plugin in this slot.
     Plugin(u16),
     /// Rule-set `version` applied to history (see [`crate::retroactive`]).
@@ -101,6 +103,8 @@ pub enum Kind {
         window: i32,
     },
     Guarded(GuardReason),
+    /// The stakeholder was erased: they are known by their pseudonym (their id now) only.
+    Erased,
     /// A plugin's own effect: its name and data.
     Custom(Box<(String, plaudit_sdk::Attrs)>),
 }
@@ -197,6 +201,7 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
         Source::Challenge(c) => p.challenges[c as usize].id.clone(),
         Source::Guard => "guard".to_string(),
         Source::Retraction => "retraction".to_string(),
+        Source::Erasure => "erasure".to_string(),
         Source::Plugin(slot) => (n.plugin)(slot).to_string(),
         Source::History { version, mode } => format!("history:v{version}:{mode}"),
     };
@@ -254,6 +259,7 @@ pub fn render(e: &EffectRec, n: &Names<'_>) -> Effect {
             window: window_label(p, challenge, window),
         },
         Kind::Guarded(reason) => EffectKind::Guarded { reason: reason.describe().to_string() },
+        Kind::Erased => EffectKind::StakeholderErased { pseudonym: (n.stakeholder)(e.stakeholder).to_string() },
         Kind::Custom(custom) => {
             let (name, data) = *custom;
             EffectKind::Custom { name, data }

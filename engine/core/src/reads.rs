@@ -232,7 +232,12 @@ impl OrgWorld {
     fn profile_published(&self, id: &str) -> Option<Profile> {
         let w = self.world();
         let p = self.program();
-        let e = w.resource::<Directory>().get(id)?;
+        let dir = w.resource::<Directory>();
+        let no = dir.ids.get(id)?;
+        if dir.is_erased(no) {
+            return None;
+        }
+        let e = dir.entries[no as usize].entity;
         let card = w.get::<Scorecard>(e)?;
         let (ident, wallet, tally) = (&card.identity, &card.wallet, &card.tally);
         let currencies =

@@ -29,6 +29,9 @@ pub struct Directory {
     pub ids: Interner,
     /// Indexed by the id's number in `ids`.
     pub entries: Vec<DirEntry>,
+    /// Stakeholders erased ([`crate::OrgWorld::erase`]), by number: on no leaderboard, no
+    /// profile, nothing a retraction gives or takes.
+    pub erased: rustc_hash::FxHashSet<u32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -41,5 +44,11 @@ pub struct DirEntry {
 impl Directory {
     pub fn get(&self, id: &str) -> Option<Entity> {
         self.ids.get(id).map(|i| self.entries[i as usize].entity)
+    }
+
+    /// Whether stakeholder number `no` was erased.
+    #[inline]
+    pub fn is_erased(&self, no: u32) -> bool {
+        !self.erased.is_empty() && self.erased.contains(&no)
     }
 }

@@ -310,6 +310,8 @@ pub struct WorldSnapshot {
     /// What insights recorded ([`crate::insights`]): a fact per moment, weekly totals,
     /// challenge windows.
     pub insights: InsightsRows,
+    /// Stakeholders erased, by directory number, sorted.
+    pub erased: Vec<u32>,
 }
 
 /// Why a snapshot cannot be restored (it was written by a different version, or it is
@@ -397,6 +399,11 @@ impl OrgWorld {
             team_generations: teams.generations,
             plugins,
             insights: w.resource::<Insights>().share(),
+            erased: {
+                let mut erased: Vec<u32> = dir.erased.iter().copied().collect();
+                erased.sort_unstable();
+                erased
+            },
         }
     }
 
@@ -506,7 +513,11 @@ impl OrgWorld {
         queue.into_iter().for_each(|e| publish.push(e));
         *w.resource_mut::<TeamChallenges>() = TeamChallenges { progress, generations: s.team_generations };
         *w.resource_mut::<History>() = history;
-        *w.resource_mut::<Directory>() = Directory { ids, entries };
+        if let Some(no) = s.erased.iter().find(|&&no| no as usize >= entries.len()) {
+            return Err(bad(format!("erased stakeholder {no} unknown")));
+        }
+        let erased = s.erased.into_iter().collect();
+        *w.resource_mut::<Directory>() = Directory { ids, entries, erased };
         Ok(world)
     }
 }

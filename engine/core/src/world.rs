@@ -162,6 +162,40 @@ impl OrgWorld {
         pending
     }
 
+    /// Whether `id` names a stakeholder of this world (one not erased).
+    pub fn knows(&self, id: &str) -> bool {
+        let dir = self.world.resource::<Directory>();
+        dir.ids.get(id).is_some_and(|no| !dir.is_erased(no))
+    }
+
+    /// Erases the stakeholder known as `pseudonym` (the id an erasure gave them in the log:
+    /// the store rewrote every record naming them). They leave every leaderboard, their own
+    /// balances, badges and progress go, and from here on nothing is given to or taken from
+    /// them (a retraction of one of their moments still takes back what it gave others); the
+    /// moments others took part in with them keep their effects. One `stakeholder_erased` effect.
+    /// False, changing nothing, if no stakeholder is known by `pseudonym` or they were erased.
+    pub fn erase(&mut self, pseudonym: &str) -> bool {
+        let seq = self.last_seq().0;
+        let mut dir = self.world.resource_mut::<Directory>();
+        let Some(no) = dir.ids.get(pseudonym) else { return false };
+        if !dir.erased.insert(no) {
+            return false;
+        }
+        let entity = dir.entries[no as usize].entity;
+        if let Some(mut card) = self.world.get_mut::<crate::components::Scorecard>(entity) {
+            let identity = card.identity;
+            let mut standing = std::mem::take(&mut card.standing);
+            // Entries at 0 leave their boards when published; the erased are never put back.
+            standing.entries.iter_mut().for_each(|e| e.value = 0);
+            *card = crate::components::Scorecard { standing, ..crate::components::Scorecard::new(identity) };
+            self.world.resource_mut::<PublishQueue>().push(entity);
+        }
+        use crate::journal::{Kind, NO_MOMENT, Source as By};
+        let record = EffectRec { seq, moment: NO_MOMENT, stakeholder: no, source: By::Erasure, kind: Kind::Erased };
+        self.world.resource_mut::<Journal>().push(record);
+        true
+    }
+
     /// The sequence number of the last accepted record.
     pub fn last_seq(&self) -> Seq {
         Seq(self.world.resource::<History>().last_seq)

@@ -224,6 +224,31 @@ pub fn export(o: &Options, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `plaudit erase`: erases stakeholder `id` (see [`plaudit_server::organisation::erasure`]),
+/// revoking their scoped keys first, then takes a snapshot of the organisation without them.
+pub fn erase(o: &Options, id: &str) -> anyhow::Result<ExitCode> {
+    let (mut durable, _) = open(o)?;
+    if !durable.world().knows(id) {
+        bail!("{}: no stakeholder {id:?}", durable.org());
+    }
+    let keys = plaudit_server::http::keys::revoke_stored(durable.store().as_ref(), durable.org(), id)?;
+    let Some(erased) = durable.erase(id)? else {
+        bail!("{}: no stakeholder {id:?}", durable.org());
+    };
+    durable.snapshot()?;
+    println!("{}", erased.pseudonym);
+    eprintln!(
+        "{}: {id} erased in {} ms: {} records of the log now name {}, {} scoped keys revoked; no file of {} holds them",
+        durable.org(),
+        erased.took.as_millis(),
+        erased.records,
+        erased.pseudonym,
+        keys.len(),
+        o.data.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What-if over an organisation's log: the candidate rule set `text` against the versions it
 /// lived through, as applying it to history in `mode` would leave it.
 pub fn what_if(data: &Path, org: &str, text: &str, mode: Mode) -> anyhow::Result<plaudit_core::simulate::Diff> {

@@ -236,6 +236,18 @@ enum Command {
         #[arg(long)]
         stakeholder: String,
     },
+    /// Erase one stakeholder (GDPR article 17): every record naming them rewritten to a random
+    /// pseudonym, their scoped keys revoked, the store's files rewritten without them. Run with
+    /// the server stopped (it holds the store); a running server erases with
+    /// `DELETE /v1/orgs/{org}/stakeholders/{id}`.
+    Erase {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        stakeholder: String,
+    },
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
@@ -308,6 +320,9 @@ fn main() -> ExitCode {
         ),
         Command::Export { data, org, stakeholder } => {
             data::export(&data::Options { data, org, rules: None, from_start: false }, &stakeholder)
+        }
+        Command::Erase { data, org, stakeholder } => {
+            data::erase(&data::Options { data, org, rules: None, from_start: false }, &stakeholder)
         }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
         Command::Plugin { command: PluginCommand::New { name, dir } } => plugin::new(&name, &dir),

@@ -87,6 +87,16 @@ impl Feed {
         self.latest.send_if_modified(|l| std::mem::replace(l, last) != last);
     }
 
+    /// The kept effects for stakeholder `from` name `to` instead (an erasure).
+    pub fn rename(&self, from: &str, to: &str) {
+        let mut ring = self.ring();
+        for item in ring.items.iter_mut().filter(|i| i.effect.stakeholder == from) {
+            let mut renamed = FeedItem::clone(item);
+            renamed.effect.stakeholder = to.to_string();
+            *item = Arc::new(renamed);
+        }
+    }
+
     /// Counts `n` effects that are not kept (older than what a replay renders): the effects
     /// kept so far go too, since the ones kept follow each other without a gap.
     pub fn skip(&self, n: u64) {

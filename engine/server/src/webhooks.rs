@@ -218,7 +218,7 @@ fn agent(targets: Arc<Targets>) -> ureq::Agent {
 }
 
 /// The effect types a subscription may choose (the `type` of an effect).
-pub const EFFECT_TYPES: [&str; 14] = [
+pub const EFFECT_TYPES: [&str; 15] = [
     "points_awarded",
     "points_withheld",
     "points_revoked",
@@ -232,6 +232,7 @@ pub const EFFECT_TYPES: [&str; 14] = [
     "challenge_completed",
     "challenge_revoked",
     "guarded",
+    "stakeholder_erased",
     "custom",
 ];
 

@@ -40,6 +40,7 @@
 //! a snapshot whose
 //! bytes do not match is refused with [`StoreError::CorruptSnapshot`] rather than handed back.
 
+mod erasure;
 pub mod format;
 mod redb;
 
@@ -48,6 +49,7 @@ use plaudit_core::plugins::CallId;
 use plaudit_sdk::Record;
 use serde::{Deserialize, Serialize};
 
+pub use self::erasure::{Erasure, pseudonymise};
 pub use self::format::module_hash;
 pub use self::redb::RedbStore;
 
@@ -129,6 +131,10 @@ pub enum Change {
     /// the same calls ([`Segment`]), fails these again instead of running them, so that it
     /// never depends on the clock and never costs more than the live scoring did.
     PluginCallsTimedOut { name: String, calls: Vec<CallId> },
+    /// A stakeholder erased: every record before this change that named them now names
+    /// `pseudonym` ([`Store::erase`]), and from here on they are on no leaderboard and given
+    /// nothing ([`plaudit_core::OrgWorld::erase`]). Holds no personal data.
+    Erased { pseudonym: String },
 }
 
 /// A change as logged.
@@ -240,6 +246,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The records of `org` in `table`: by name, each with its bytes, whose layout is the
     /// server's (the store keeps bytes).
     fn org_records(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Erases stakeholder `subject` of `org` from everything the store holds, durably and at
+    /// once: every record of the log naming them is rewritten to name `pseudonym` (their
+    /// profiles without name and attributes, [`pseudonymise`]) and a [`Change::Erased`] is
+    /// appended, in one commit; the organisation's snapshots are dropped; and no byte of the
+    /// store's files holds what was rewritten when this returns (the embedded store rewrites
+    /// its files). A crash after the commit leaves it to the next open to complete; before
+    /// it, nothing happened. The caller names the subject only if the log names them.
+    fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError>;
 
     /// Stores record `name` of `org` in `table` with `bytes`, or deletes it (`None`), durably;
     /// whether it was there before. `org` must exist.

@@ -44,6 +44,7 @@
 //! version, or of a pre-release layout, is refused at open, saying so.
 
 use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use plaudit_sdk::Record;
@@ -54,7 +55,7 @@ use crate::format::{
     FORMAT_VERSION, check_version, decode_change, decode_segment, encode_change, encode_segment, module_hash,
     snapshot_checksum,
 };
-use crate::{Change, LoggedChange, OrgTable, Segment, Store, StoreError};
+use crate::{Change, Erasure, LoggedChange, OrgTable, Segment, Store, StoreError};
 
 /// (org, first seq) -> the records of one append (see the module's layout).
 const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
@@ -89,6 +90,9 @@ fn org_table(table: OrgTable) -> TableDefinition<'static, (&'static str, &'stati
 }
 /// "format" -> the store's format version ([`FORMAT_VERSION`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// org -> the change number of an erasure committed but not yet completed (its snapshots
+/// dropped, the files scrubbed): what the next open completes after a crash.
+const ERASING: TableDefinition<&str, u64> = TableDefinition::new("erasing");
 /// Tables of pre-release layouts: a file with records in one is refused; the first released
 /// build still created `log` empty, which opening drops.
 const PRE_RELEASE_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
@@ -101,11 +105,15 @@ pub const PART_BYTES: usize = 1 << 20;
 /// The embedded store: one redb file holding every organisation served by this node.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    /// Where the log's file is (the snapshots' is beside it).
+    path: std::path::PathBuf,
+    /// Behind a lock that every transaction holds for reading: an erasure's scrub
+    /// ([`RedbStore::scrub`]) takes it for writing to swap in a rewritten file.
+    db: RwLock<Database>,
     /// The snapshots, in a file of their own beside the log's ([`snapshots_path`]): storing
     /// one (hundreds of MB for a large organisation) never holds the log's one write
     /// transaction, so commits go on meanwhile. Losing this file loses only a cache.
-    snapshots: Database,
+    snapshots: RwLock<Database>,
     /// Held while a snapshot is written, part by part: one writer at a time, so that the
     /// generation a write picks stays its own.
     snapshot_writer: std::sync::Mutex<()>,
@@ -174,6 +182,7 @@ impl RedbStore {
             txn.open_table(ORG_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SCOPED_KEYS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SETTINGS).map_err(|e| open_err(e.into()))?;
+            txn.open_table(ERASING).map_err(|e| open_err(e.into()))?;
             count_log_bytes(&txn).map_err(open_err)?;
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;
             // A new store, or one written before versions were kept (the same layout): this one.
@@ -193,7 +202,26 @@ impl RedbStore {
         created.open_table(SNAPSHOT_INDEX).map_err(|e| snap_err(e.into()))?;
         created.open_table(SNAPSHOT_PARTS).map_err(|e| snap_err(e.into()))?;
         created.commit().map_err(|e| snap_err(e.into()))?;
-        Ok(RedbStore { db, snapshots, snapshot_writer: std::sync::Mutex::new(()) })
+        let store = RedbStore {
+            path: path.to_path_buf(),
+            db: RwLock::new(db),
+            snapshots: RwLock::new(snapshots),
+            snapshot_writer: std::sync::Mutex::new(()),
+        };
+        // An erasure acknowledged (or committed) before a crash is completed before anything
+        // is read: its snapshots dropped, both files scrubbed.
+        store.finish_erasures().map_err(|e| StoreError::Open { path: path.to_path_buf(), source: Box::new(e) })?;
+        Ok(store)
+    }
+
+    /// The log's database, for one transaction.
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The snapshots' database, for one transaction.
+    fn snapshots(&self) -> RwLockReadGuard<'_, Database> {
+        self.snapshots.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -201,7 +229,8 @@ impl RedbStore {
     fn append_unguarded(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
         const OP: &str = "append";
         let o = org.as_str();
-        let txn = self.db.begin_write().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
         let seq = {
             let mut segments = txn.open_table(SEGMENTS).ctx(OP)?;
             let mut last = txn.open_table(LAST_SEQ).ctx(OP)?;
@@ -233,7 +262,8 @@ impl RedbStore {
             return Ok(out);
         }
         let limit = limit.max(1);
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let segments = txn.open_table(SEGMENTS).ctx(OP)?;
         let received = txn.open_table(SEGMENT_RECEIVED).ctx(OP)?;
         // The segment holding record `after + 1`, if it is not the first of one, then those after.
@@ -260,7 +290,8 @@ impl RedbStore {
 
     fn last_seq_unguarded(&self, org: &OrgId) -> Result<Seq, StoreError> {
         const OP: &str = "last_seq";
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let last = txn.open_table(LAST_SEQ).ctx(OP)?;
         Ok(Seq(last.get(org.as_str()).ctx(OP)?.map_or(0, |g| g.value())))
     }
@@ -275,7 +306,8 @@ impl RedbStore {
         const OP: &str = "append_change";
         let o = org.as_str();
         let refuse = |reason: String| StoreError::ChangeOutOfOrder { org: org.clone(), after, reason };
-        let txn = self.db.begin_write().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
         let number = {
             let last = txn.open_table(LAST_SEQ).ctx(OP)?;
             let end = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
@@ -330,7 +362,8 @@ impl RedbStore {
     fn changes_unguarded(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
         const OP: &str = "changes";
         let o = org.as_str();
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let changes = txn.open_table(CHANGES).ctx(OP)?;
         let mut out = Vec::new();
         for entry in changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
@@ -345,7 +378,8 @@ impl RedbStore {
     fn create_org_unguarded(&self, org: &OrgId, key: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
         const OP: &str = "create_org";
         let o = org.as_str();
-        let txn = self.db.begin_write().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
         {
             let mut changes = txn.open_table(CHANGES).ctx(OP)?;
             let exists = changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_some()
@@ -372,7 +406,8 @@ impl RedbStore {
 
     fn org_key_unguarded(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
         const OP: &str = "org_key";
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let keys = txn.open_table(ORG_KEYS).ctx(OP)?;
         let key = keys.get(org.as_str()).ctx(OP)?;
         Ok(key.and_then(|k| <[u8; 32]>::try_from(k.value()).ok()))
@@ -381,7 +416,8 @@ impl RedbStore {
     fn set_org_key_unguarded(&self, org: &OrgId, key: [u8; 32]) -> Result<(), StoreError> {
         const OP: &str = "set_org_key";
         let o = org.as_str();
-        let txn = self.db.begin_write().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
         {
             if txn.open_table(CHANGES).ctx(OP)?.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_none() {
                 return Err(StoreError::NoSuchOrg(org.clone()));
@@ -394,7 +430,8 @@ impl RedbStore {
     fn org_records_unguarded(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         const OP: &str = "org_records";
         let o = org.as_str();
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let keys = txn.open_table(org_table(table)).ctx(OP)?;
         let mut out = Vec::new();
         for row in keys.range((o, "")..).ctx(OP)? {
@@ -417,7 +454,8 @@ impl RedbStore {
     ) -> Result<bool, StoreError> {
         const OP: &str = "set_org_record";
         let o = org.as_str();
-        let txn = self.db.begin_write().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
         let existed = {
             if txn.open_table(CHANGES).ctx(OP)?.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next().is_none() {
                 return Err(StoreError::NoSuchOrg(org.clone()));
@@ -434,7 +472,8 @@ impl RedbStore {
 
     fn organisations_unguarded(&self) -> Result<Vec<OrgId>, StoreError> {
         const OP: &str = "organisations";
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let changes = txn.open_table(CHANGES).ctx(OP)?;
         let mut out: Vec<OrgId> = Vec::new();
         // Change 1 of each organisation: one range over the table, skipping from one
@@ -456,7 +495,8 @@ impl RedbStore {
 
     fn module_unguarded(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         const OP: &str = "module";
-        let txn = self.db.begin_read().ctx(OP)?;
+        let db = self.db();
+        let txn = db.begin_read().ctx(OP)?;
         let modules = txn.open_table(MODULES).ctx(OP)?;
         Ok(modules.get(hash).ctx(OP)?.map(|g| g.value().to_vec()))
     }
@@ -469,11 +509,13 @@ impl RedbStore {
         const OP: &str = "stored_bytes";
         let o = org.as_str();
         let log = {
-            let txn = self.db.begin_read().ctx(OP)?;
+            let db = self.db();
+            let txn = db.begin_read().ctx(OP)?;
             let counted = txn.open_table(LOG_BYTES).ctx(OP)?;
             counted.get(o).ctx(OP)?.map_or(0, |g| g.value())
         };
-        let txn = self.snapshots.begin_read().ctx(OP)?;
+        let snapshots = self.snapshots();
+        let txn = snapshots.begin_read().ctx(OP)?;
         let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
         let snapshot = index.get(o).ctx(OP)?.map_or(0, |g| {
             let (_, _, parts, checksum) = g.value();
@@ -485,7 +527,8 @@ impl RedbStore {
     fn latest_snapshot_unguarded(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
         const OP: &str = "latest_snapshot";
         let o = org.as_str();
-        let txn = self.snapshots.begin_read().ctx(OP)?;
+        let snapshots = self.snapshots();
+        let txn = snapshots.begin_read().ctx(OP)?;
         let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
         let Some((generation, seq, count, checksum)) = index.get(o).ctx(OP)?.map(|g| g.value()) else {
             return Ok(None);
@@ -577,6 +620,10 @@ impl Store for RedbStore {
         contained("set_org_record", || self.set_org_record_unguarded(org, table, name, bytes))
     }
 
+    fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError> {
+        contained("erase", || self.erase_unguarded(org, subject, pseudonym))
+    }
+
     fn stored_bytes(&self, org: &OrgId) -> Result<u64, StoreError> {
         contained("stored_bytes", || self.stored_bytes_unguarded(org))
     }
@@ -617,7 +664,8 @@ impl RedbStore {
         })?;
         let _writing = self.snapshot_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let live = {
-            let txn = self.snapshots.begin_read().ctx(OP)?;
+            let snapshots = self.snapshots();
+            let txn = snapshots.begin_read().ctx(OP)?;
             let index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
             index.get(o).ctx(OP)?.map(|g| g.value())
         };
@@ -628,7 +676,8 @@ impl RedbStore {
         let live = live.map_or(0, |(generation, ..)| generation);
         let generation = live + 1;
         for (i, part) in bytes.chunks(PART_BYTES).enumerate() {
-            let txn = self.snapshots.begin_write().ctx(OP)?;
+            let snapshots = self.snapshots();
+            let txn = snapshots.begin_write().ctx(OP)?;
             {
                 let mut parts = txn.open_table(SNAPSHOT_PARTS).ctx(OP)?;
                 if i == 0 {
@@ -640,7 +689,8 @@ impl RedbStore {
             // Durability::Immediate: this part is on the disk before the next is written.
             txn.commit().ctx(OP)?;
         }
-        let txn = self.snapshots.begin_write().ctx(OP)?;
+        let snapshots = self.snapshots();
+        let txn = snapshots.begin_write().ctx(OP)?;
         {
             let mut index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
             index.insert(o, (generation, seq.0, count, checksum)).ctx(OP)?;
@@ -649,6 +699,199 @@ impl RedbStore {
         }
         txn.commit().ctx(OP)
     }
+}
+
+impl RedbStore {
+    fn erase_unguarded(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError> {
+        const OP: &str = "erase";
+        let o = org.as_str();
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
+        let mut erasure = Erasure::default();
+        {
+            let mut segments = txn.open_table(SEGMENTS).ctx(OP)?;
+            let mut rewritten: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut delta: i64 = 0;
+            for entry in segments.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
+                let (key, value) = entry.ctx(OP)?;
+                let first = key.value().1;
+                let mut records = decode_segment(org, first, 0, value.value())?;
+                let n = crate::pseudonymise(&mut records, subject, pseudonym);
+                if n > 0 {
+                    erasure.records += n;
+                    let bytes = encode_segment(org, &records)?;
+                    delta += bytes.len() as i64 - value.value().len() as i64;
+                    rewritten.push((first, bytes));
+                }
+            }
+            for (first, bytes) in &rewritten {
+                segments.insert((o, *first), bytes.as_slice()).ctx(OP)?;
+            }
+            let after = txn.open_table(LAST_SEQ).ctx(OP)?.get(o).ctx(OP)?.map_or(0, |g| g.value());
+            let mut changes = txn.open_table(CHANGES).ctx(OP)?;
+            let last = changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back().transpose().ctx(OP)?;
+            erasure.change = last.map_or(0, |(key, _)| key.value().1) + 1;
+            let change = encode_change(org, Seq(after), &Change::Erased { pseudonym: pseudonym.to_string() })?;
+            changes.insert((o, erasure.change), change.as_slice()).ctx(OP)?;
+            delta += change.len() as i64;
+            let mut counted = txn.open_table(LOG_BYTES).ctx(OP)?;
+            let held = counted.get(o).ctx(OP)?.map_or(0, |g| g.value());
+            counted.insert(o, held.saturating_add_signed(delta)).ctx(OP)?;
+            txn.open_table(ERASING).ctx(OP)?.insert(o, erasure.change).ctx(OP)?;
+        }
+        txn.commit().ctx(OP)?;
+        drop(db);
+        self.finish_erasures()?;
+        Ok(erasure)
+    }
+
+    /// Completes the erasures committed: drops the organisations' snapshots (a snapshot holds
+    /// what the log held before), then rewrites both files with what they hold now
+    /// ([`RedbStore::scrub`]), then forgets the erasures.
+    fn finish_erasures(&self) -> Result<(), StoreError> {
+        const OP: &str = "erase";
+        let pending: Vec<String> = {
+            let db = self.db();
+            let txn = db.begin_read().ctx(OP)?;
+            let erasing = txn.open_table(ERASING).ctx(OP)?;
+            erasing.iter().ctx(OP)?.map(|e| e.map(|(k, _)| k.value().to_string())).collect::<Result<_, _>>().ctx(OP)?
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        {
+            let _writing = self.snapshot_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let snapshots = self.snapshots();
+            let txn = snapshots.begin_write().ctx(OP)?;
+            {
+                let mut index = txn.open_table(SNAPSHOT_INDEX).ctx(OP)?;
+                let mut parts = txn.open_table(SNAPSHOT_PARTS).ctx(OP)?;
+                for o in &pending {
+                    index.remove(o.as_str()).ctx(OP)?;
+                    parts.retain_in((o.as_str(), 0, 0)..=(o.as_str(), u64::MAX, u32::MAX), |_, _| false).ctx(OP)?;
+                }
+            }
+            txn.commit().ctx(OP)?;
+        }
+        self.scrub()?;
+        let db = self.db();
+        let txn = db.begin_write().ctx(OP)?;
+        {
+            let mut erasing = txn.open_table(ERASING).ctx(OP)?;
+            for o in &pending {
+                erasing.remove(o.as_str()).ctx(OP)?;
+            }
+        }
+        txn.commit().ctx(OP)
+    }
+
+    /// Rewrites both files with what they hold now, each into a new file renamed over the old:
+    /// the pages an erasure freed (redb does not overwrite a page it frees) are in no file any
+    /// more. Every transaction waits meanwhile; what is being written finishes first.
+    fn scrub(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *db = rewrite_file(&self.path, &db, &LOG_TABLES, copy_log)?;
+        drop(db);
+        let _writing = self.snapshot_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut snapshots = self.snapshots.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *snapshots = rewrite_file(&snapshots_path(&self.path), &snapshots, &SNAPSHOT_TABLES, copy_snapshots)?;
+        Ok(())
+    }
+}
+
+/// Copies every table of `from` into `to`, each whole.
+macro_rules! copy_tables {
+    ($from:expr, $to:expr, $($table:expr),+ $(,)?) => {{
+        $(
+            {
+                let from = $from.open_table($table)?;
+                let mut to = $to.open_table($table)?;
+                for entry in from.iter()? {
+                    let (key, value) = entry?;
+                    to.insert(key.value(), value.value())?;
+                }
+            }
+        )+
+        Ok(())
+    }};
+}
+
+/// The log file's tables, by name: a scrub copies these, and refuses a file with another.
+const LOG_TABLES: [&str; 11] = [
+    "segments",
+    "segment_received",
+    "last_seq",
+    "changes",
+    "org_log_bytes",
+    "modules",
+    "org_keys",
+    "scoped_keys",
+    "org_settings",
+    "meta",
+    "erasing",
+];
+
+fn copy_log(from: &::redb::ReadTransaction, to: &::redb::WriteTransaction) -> Result<(), ::redb::Error> {
+    copy_tables!(
+        from,
+        to,
+        SEGMENTS,
+        SEGMENT_RECEIVED,
+        LAST_SEQ,
+        CHANGES,
+        LOG_BYTES,
+        MODULES,
+        ORG_KEYS,
+        SCOPED_KEYS,
+        SETTINGS,
+        META,
+        ERASING
+    )
+}
+
+/// The snapshot file's tables, by name.
+const SNAPSHOT_TABLES: [&str; 2] = ["snapshot_index", "snapshot_parts"];
+
+fn copy_snapshots(from: &::redb::ReadTransaction, to: &::redb::WriteTransaction) -> Result<(), ::redb::Error> {
+    copy_tables!(from, to, SNAPSHOT_INDEX, SNAPSHOT_PARTS)
+}
+
+/// `path` rewritten with what `db` (open on it) holds, through `copy` (which copies the tables
+/// `known`; a file with another table is refused, so that nothing is left behind unsaid): a new file beside it,
+/// committed (fsync'd), then renamed over it, the folder fsync'd. A crash leaves the old file
+/// whole (and a partial new one, which the next rewrite replaces).
+fn rewrite_file(
+    path: &Path,
+    db: &Database,
+    known: &[&str],
+    copy: fn(&::redb::ReadTransaction, &::redb::WriteTransaction) -> Result<(), ::redb::Error>,
+) -> Result<Database, StoreError> {
+    const OP: &str = "scrub";
+    let fresh_path = path.with_extension("scrub");
+    match std::fs::remove_file(&fresh_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).ctx(OP),
+        _ => {}
+    }
+    let fresh = Database::create(&fresh_path).ctx(OP)?;
+    {
+        let from = db.begin_read().ctx(OP)?;
+        let tables: Vec<String> = from.list_tables().ctx(OP)?.map(|t| t.name().to_string()).collect();
+        if let Some(unknown) = tables.iter().find(|t| !known.contains(&t.as_str())) {
+            return Err(StoreError::Damaged {
+                op: OP,
+                message: format!("table {unknown:?} of {} is not one this build copies", path.display()),
+            });
+        }
+        let to = fresh.begin_write().ctx(OP)?;
+        copy(&from, &to).ctx(OP)?;
+        to.commit().ctx(OP)?;
+    }
+    std::fs::rename(&fresh_path, path).ctx(OP)?;
+    if let Some(folder) = path.parent() {
+        let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+        std::fs::File::open(folder).and_then(|f| f.sync_all()).ctx(OP)?;
+    }
+    Ok(fresh)
 }
 
 /// Adds `bytes` to what `org`'s log holds ([`LOG_BYTES`]), in the write transaction `txn`.
@@ -785,6 +1028,69 @@ mod tests {
 
     fn open(dir: &TempDir) -> RedbStore {
         RedbStore::open(dir.db()).expect("open store")
+    }
+
+    /// Whether any file of `dir` holds `needle`.
+    fn any_file_holds(dir: &TempDir, needle: &[u8]) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir.0).expect("the folder") {
+            let path = entry.expect("an entry").path();
+            let bytes = std::fs::read(&path).expect("a file");
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_erasure_rewrites_the_log_drops_the_snapshots_and_leaves_no_byte_of_the_subject_in_any_file() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let (acme, other) = (org("acme"), org("other"));
+        let subject = "zz-subject-5d1e";
+        let mut named = Stakeholder::new(subject);
+        named.name = Some("Zelda Quux-Unique".into());
+        named.attrs.insert("phone".into(), Value::Text("555-UNIQUE-0199".into()));
+        let with = |id: &str, who: &str, counterpart: Option<&str>| {
+            let Record::Moment(mut m) = moment(id) else { unreachable!() };
+            (m.stakeholder, m.counterpart) = (who.into(), counterpart.map(str::to_string));
+            Record::Moment(m)
+        };
+        let first = vec![Record::Profile(named), with("m1", subject, None), with("m2", "ann", Some(subject))];
+        store.create_org(&acme, None, &rules("r")).expect("created");
+        store.append(&acme, &first, 0).expect("append");
+        store.append(&acme, &[with("m3", "ann", Some("bob"))], 0).expect("append");
+        store.create_org(&other, None, &rules("r")).expect("created");
+        store.append(&other, &[with("o1", subject, None)], 0).expect("another organisation's");
+        store.put_snapshot(&acme, Seq(4), format!("snapshot naming {subject}").as_bytes()).expect("a snapshot");
+        let before = store.read(&acme, Seq(0), 100).expect("read");
+        for needle in [subject, "Zelda Quux-Unique", "555-UNIQUE-0199"] {
+            assert!(!any_file_holds(&dir, needle.as_bytes()).is_empty(), "{needle} is stored before");
+        }
+
+        let erasure = store.erase(&acme, subject, "erased-00ff").expect("erased");
+        assert_eq!(erasure, Erasure { records: 3, change: 2 });
+        let after = store.read(&acme, Seq(0), 100).expect("read");
+        let mut expected = before.clone();
+        let mut records: Vec<Record> = expected.iter().map(|(_, r)| r.clone()).collect();
+        crate::pseudonymise(&mut records, subject, "erased-00ff");
+        expected.iter_mut().zip(records).for_each(|(e, r)| e.1 = r);
+        assert_eq!(after, expected, "the same records, naming the pseudonym");
+        let changes = store.changes(&acme).expect("changes");
+        assert_eq!(changes[1].change, Change::Erased { pseudonym: "erased-00ff".into() });
+        assert_eq!(changes[1].after, Seq(4));
+        assert!(store.latest_snapshot(&acme).expect("read").is_none(), "the snapshot is dropped");
+        assert_eq!(store.read(&other, Seq(0), 10).expect("read").len(), 1, "another organisation is its own");
+        drop(store);
+        // The other organisation still names its own stakeholder of that id: only acme's go.
+        let store = open(&dir);
+        for needle in ["Zelda Quux-Unique", "555-UNIQUE-0199"] {
+            assert_eq!(any_file_holds(&dir, needle.as_bytes()), Vec::<PathBuf>::new(), "{needle}");
+        }
+        store.erase(&other, subject, "erased-0100").expect("erased");
+        assert_eq!(any_file_holds(&dir, subject.as_bytes()), Vec::<PathBuf>::new(), "no file names them");
+        assert_eq!(store.read(&acme, Seq(0), 100).expect("read"), after, "and the store reads as before");
     }
 
     #[test]
@@ -925,7 +1231,7 @@ mod tests {
     }
 
     fn part_keys(store: &RedbStore, org: &str) -> Vec<(u64, u32)> {
-        let txn = store.snapshots.begin_read().expect("read txn");
+        let txn = store.snapshots().begin_read().expect("read txn");
         let parts = txn.open_table(SNAPSHOT_PARTS).expect("table");
         let range = parts.range((org, 0, 0)..=(org, u64::MAX, u32::MAX)).expect("range");
         range
@@ -943,7 +1249,7 @@ mod tests {
         let acme = org("acme");
         store.append(&acme, &[moment("a")], 0).expect("append");
         // A snapshot's write transaction open: the log still commits.
-        let writing = store.snapshots.begin_write().expect("snapshot write");
+        let writing = store.snapshots().begin_write().expect("snapshot write");
         assert_eq!(store.append(&acme, &[moment("b")], 0).expect("append meanwhile"), Seq(2));
         drop(writing);
     }
@@ -1027,7 +1333,7 @@ mod tests {
         }
         let store = open(&dir);
         assert_eq!(store.latest_snapshot(&acme).expect("snapshot"), Some((Seq(5), Vec::new())));
-        let txn = store.snapshots.begin_read().expect("read txn");
+        let txn = store.snapshots().begin_read().expect("read txn");
         assert_eq!(txn.open_table(SNAPSHOT_INDEX).expect("table").len().expect("len"), 1);
         assert_eq!(txn.open_table(SNAPSHOT_PARTS).expect("table").len().expect("len"), 0, "an empty one has no part");
     }
@@ -1060,7 +1366,7 @@ mod tests {
             store.put_snapshot(&acme, Seq(1), &kept).expect("snapshot");
             // What a crash after two parts of the next one leaves: its parts, not its index entry.
             for part in 0..2 {
-                let txn = store.snapshots.begin_write().expect("write");
+                let txn = store.snapshots().begin_write().expect("write");
                 let mut parts = txn.open_table(SNAPSHOT_PARTS).expect("table");
                 parts.insert(("acme", 2, part), &[9u8; 100][..]).expect("insert");
                 drop(parts);
@@ -1108,7 +1414,7 @@ mod tests {
         for missing in [1, 2] {
             store.put_snapshot(&acme, Seq(2), &big).expect("snapshot");
             let generation = part_keys(&store, "acme")[0].0;
-            let txn = store.snapshots.begin_write().expect("write");
+            let txn = store.snapshots().begin_write().expect("write");
             txn.open_table(SNAPSHOT_PARTS).expect("table").remove(("acme", generation, missing)).expect("remove");
             txn.commit().expect("commit");
             corrupt(&store);

@@ -196,6 +196,7 @@ pub fn publish(
     program: Res<ProgramRes>,
     mut boards: ResMut<Boards>,
     mut queue: ResMut<PublishQueue>,
+    dir: Res<crate::resources::Directory>,
     mut q: Query<&mut Scorecard>,
 ) {
     let p = &*program.0;
@@ -204,6 +205,8 @@ pub fn publish(
         let Ok(card) = q.get_mut(who) else { continue };
         let card = card.into_inner();
         let id = card.identity;
+        // The erased are on no board, whatever their entries say.
+        let erased = dir.is_erased(id.ext);
         for entry in card.standing.entries.iter_mut() {
             let target = (entry.window, entry.value, entry.seq);
             if entry.published() == Some(target) && entry.published_team == id.team {
@@ -219,7 +222,8 @@ pub fn publish(
             let published = entry.published().filter(|pb| pb.0 == board.window);
             let old = published.map(|(_, v, s)| key(v, s, id.ext));
             entry.set_published(None);
-            let new = (entry.window == board.window && entry.value != 0).then(|| key(entry.value, entry.seq, id.ext));
+            let new = (entry.window == board.window && entry.value != 0 && !erased)
+                .then(|| key(entry.value, entry.seq, id.ext));
             let ties = board.ties;
             if let Some(tb) = &mut board.team_board {
                 // Stakeholders without a team count in no team.

@@ -145,7 +145,9 @@ impl From<&crate::organisation::OrgError> for ApiError {
             OrgError::Plugin { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string()),
             OrgError::Missing(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             OrgError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
-            OrgError::Halted { .. } | OrgError::CommitLost(_) => ApiError::internal(e.to_string()),
+            OrgError::Halted { .. } | OrgError::CommitLost(_) | OrgError::Erasure(_) => {
+                ApiError::internal(e.to_string())
+            }
             OrgError::Store(_)
             | OrgError::Diverged { .. }
             | OrgError::Sandbox(_)

@@ -94,6 +94,21 @@ pub struct KeyRecord {
     pub last_used: Option<i64>,
 }
 
+/// Deletes from the store the keys of `org` scoped to stakeholder `subject` (an erasure, by
+/// the command line; the server also forgets them, [`Keys::remove_of`]); their ids.
+pub fn revoke_stored(store: &dyn Store, org: &OrgId, subject: &str) -> Result<Vec<String>, plaudit_store::StoreError> {
+    let mut revoked = Vec::new();
+    for (id, bytes) in store.org_records(org, OrgTable::ScopedKeys)? {
+        let theirs =
+            serde_json::from_slice::<KeyRecord>(&bytes).is_ok_and(|r| r.stakeholder.as_deref() == Some(subject));
+        if theirs {
+            store.set_org_record(org, OrgTable::ScopedKeys, &id, None)?;
+            revoked.push(id);
+        }
+    }
+    Ok(revoked)
+}
+
 /// A scoped key in memory: its record, its hash, its last use.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -170,6 +185,18 @@ impl Keys {
 
     fn remove(&self, id: &str) -> bool {
         self.by_id.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id).is_some()
+    }
+
+    /// Removes the keys scoped to stakeholder `subject` (an erasure); their ids.
+    pub(crate) fn remove_of(&self, subject: &str) -> Vec<String> {
+        let mut keys = self.by_id.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let theirs: Vec<String> = keys
+            .iter()
+            .filter(|(_, e)| e.record.stakeholder.as_deref() == Some(subject))
+            .map(|(id, _)| id.clone())
+            .collect();
+        theirs.iter().for_each(|id| drop(keys.remove(id)));
+        theirs
     }
 
     fn listing(&self) -> Vec<KeyView> {

@@ -764,7 +764,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(webhooks::put_webhook).delete(webhooks::delete_webhook),
         )
         .route("/v1/orgs/{org}/stakeholders", get(people::get_stakeholders))
-        .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile))
+        .route("/v1/orgs/{org}/stakeholders/{id}", get(get_profile).put(put_profile).delete(people::delete_stakeholder))
         .route("/v1/orgs/{org}/stakeholders/{id}/effects", get(people::get_stakeholder_effects))
         .route("/v1/orgs/{org}/stakeholders/{id}/export", get(people::get_export))
         .route("/v1/orgs/{org}/leaderboards/{board}", get(get_leaderboard))

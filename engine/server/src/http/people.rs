@@ -63,6 +63,54 @@ pub async fn get_stakeholders(
 
 /// `GET /v1/orgs/{org}/stakeholders/{id}/export`: everything held about the stakeholder, as one
 /// JSON document (a download).
+/// The answer to an erasure.
+#[derive(Debug, serde::Serialize)]
+pub struct ErasedView {
+    /// The id erased (the caller's; nothing stored names it any more).
+    pub erased: String,
+    /// Who they are now in the moments others keep.
+    pub pseudonym: String,
+    /// Records of the log rewritten.
+    pub records: u64,
+    /// Scoped keys of theirs revoked.
+    pub keys_revoked: usize,
+    pub took_ms: u64,
+}
+
+/// `DELETE /v1/orgs/{org}/stakeholders/{id}`: erases the stakeholder (the organisation's own
+/// key). Their scoped keys are revoked first, then the organisation erases them
+/// ([`crate::organisation::erasure`]); answered once no byte of the data directory holds them.
+pub async fn delete_stakeholder(
+    State(state): State<Arc<AppState>>,
+    UrlPath((org, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<axum::Json<ErasedView>, ApiError> {
+    let (admitted, access) = state.authorise_manage(&org, &headers)?;
+    let known = id.clone();
+    if !admitted.worker.run(move |d| d.world().knows(&known)).await? {
+        return Err(ApiError::not_found(&format!("stakeholder {id:?}")));
+    }
+    // Their keys go first (refused from now on), so that the erasure's scrub takes their
+    // records' bytes too.
+    let revoked = access.keys.remove_of(&id);
+    for key in &revoked {
+        state.set_org_record(&org, plaudit_store::OrgTable::ScopedKeys, key, None).await?;
+    }
+    let erased = admitted
+        .worker
+        .erase(id.clone())
+        .await?
+        .map_err(|e| ApiError::from(&e))?
+        .ok_or_else(|| ApiError::not_found(&format!("stakeholder {id:?}")))?;
+    Ok(axum::Json(ErasedView {
+        erased: id,
+        pseudonym: erased.pseudonym,
+        records: erased.records,
+        keys_revoked: revoked.len(),
+        took_ms: erased.took.as_millis() as u64,
+    }))
+}
+
 pub async fn get_export(
     State(state): State<Arc<AppState>>,
     UrlPath((org, id)): UrlPath<(String, String)>,

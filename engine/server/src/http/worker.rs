@@ -40,6 +40,9 @@ enum Job {
         reply: oneshot::Sender<Ingested>,
     },
     Run(Box<dyn FnOnce(&mut Organisation) + Send>),
+    /// Erase a stakeholder, once no snapshot taken before is still being written (it would
+    /// store what the erasure removes); then a snapshot of the world without them.
+    Erase(Box<dyn FnOnce(&mut Organisation) + Send>),
     /// Finish the snapshot being written, take a last one, then answer.
     Close(oneshot::Sender<()>),
 }
@@ -77,6 +80,18 @@ impl Worker {
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |durable| {
             let _ = tx.send(f(durable));
+        }));
+        self.send(job, rx).await
+    }
+
+    /// Erases stakeholder `subject` ([`Organisation::erase`]).
+    pub async fn erase(
+        &self,
+        subject: String,
+    ) -> Result<Result<Option<crate::organisation::erasure::Erased>, crate::organisation::OrgError>, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Erase(Box::new(move |durable| {
+            let _ = tx.send(durable.erase(&subject));
         }));
         self.send(job, rx).await
     }
@@ -164,6 +179,11 @@ fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: S
         };
         match job {
             Job::Run(f) => guarded(&mut durable, f),
+            Job::Erase(f) => {
+                snapshots.wait();
+                guarded(&mut durable, f);
+                snapshots.maybe(&mut durable);
+            }
             Job::Close(reply) => {
                 // The organisation (its store handle with it) is gone before the answer: a
                 // server opened on the same data right after this one closed finds it free.

@@ -104,6 +104,12 @@ impl Organisation {
                 let (rebuilt, _) = self.caught_up(rebuilt)?;
                 self.apply_rebuilt(rebuilt, *mode)?;
             }
+            Change::Erased { pseudonym } => {
+                // Its one effect (`stakeholder_erased`) is numbered in the feed like any other.
+                if self.world.erase(pseudonym) {
+                    self.effects += 1;
+                }
+            }
             // Taken into the world before the replay began.
             Change::PluginTimeouts { .. } | Change::PluginCallsTimedOut { .. } => {}
         }

@@ -33,6 +33,7 @@
 //! is recorded that its world did not take.
 
 mod changes;
+pub mod erasure;
 pub mod export;
 mod ingest;
 mod replay;
@@ -83,6 +84,10 @@ pub enum OrgError {
     /// The plugin sandbox could not start.
     #[error("the plugin sandbox cannot start: {0}")]
     Sandbox(PluginError),
+    /// An erasure failed: before its commit nothing changed; after it, the next start
+    /// completes it (the message says which is likely).
+    #[error("the erasure failed: {0}")]
+    Erasure(String),
     /// The organisation has no rule set in its log: it was never created.
     #[error("organisation {0} does not exist (it has no rule set in the log)")]
     Missing(OrgId),

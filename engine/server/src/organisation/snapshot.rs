@@ -56,6 +56,19 @@ impl Capture {
     }
 }
 
+/// A feed item as a snapshot keeps it: a `stakeholder_erased` effect names the pseudonym, not
+/// the erased id it was delivered with (nothing stored names an erased stakeholder).
+fn at_rest(item: std::sync::Arc<plaudit_core::journal::FeedItem>) -> std::sync::Arc<plaudit_core::journal::FeedItem> {
+    match &item.effect.kind {
+        plaudit_sdk::EffectKind::StakeholderErased { pseudonym } if item.effect.stakeholder != *pseudonym => {
+            let mut kept = plaudit_core::journal::FeedItem::clone(&item);
+            kept.effect.stakeholder = pseudonym.clone();
+            std::sync::Arc::new(kept)
+        }
+        _ => item,
+    }
+}
+
 impl Organisation {
     /// Takes a snapshot of the organisation as it is now (between batches): the world copied
     /// out, with what the log step knows. It holds the world only for the copy; encoding and
@@ -75,7 +88,11 @@ impl Organisation {
             changes: self.changes,
             plugins: self.plugins.iter().map(|(n, i)| (n.clone(), i.module.clone(), i.after.0)).collect(),
             effects: self.effects,
-            feed: self.feed.as_ref().map(|f| f.after(None, usize::MAX).unwrap_or_default()).unwrap_or_default(),
+            feed: self
+                .feed
+                .as_ref()
+                .map(|f| f.after(None, usize::MAX).unwrap_or_default().into_iter().map(at_rest).collect())
+                .unwrap_or_default(),
             world,
         };
         Capture { org: self.org.clone(), stored, took: started.elapsed() }

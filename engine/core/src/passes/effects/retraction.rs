@@ -44,8 +44,9 @@ pub(crate) fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
     out.history.retract(m.moment);
     let n = out.p.currencies.len();
     for e in earned {
-        // A completion is taken back only when no longer reached: the recount decides.
-        if e.completion {
+        // A completion is taken back only when no longer reached: the recount decides. An
+        // erased stakeholder is given nothing and loses nothing.
+        if e.completion || out.dir.is_erased(e.stakeholder) {
             continue;
         }
         let Some(entity) = out.dir.entries.get(e.stakeholder as usize).map(|d| d.entity) else { continue };
@@ -64,7 +65,7 @@ pub(crate) fn retract(out: &mut Out, q: &mut StateQuery, m: &MomentRec) {
             Earned::Level { .. } | Earned::Completed { .. } => {}
         }
     }
-    if fact.state & crate::insights::state::SCORED != 0 {
+    if fact.state & crate::insights::state::SCORED != 0 && !out.dir.is_erased(fact.actor) {
         recount_actor(out, q, m, &was, &fact);
     }
     out.insights.retract(m.moment);

@@ -1,0 +1,98 @@
+//! What an erasure does to records, whatever the backend: every record naming the erased
+//! stakeholder is rewritten to name their pseudonym instead, and their profile loses its name
+//! and attributes. Kinds and teams stay (others' scoring and insights were computed with them,
+//! and a replay must compute the same); so do moments' own attributes and ids, which are the
+//! product team's data about the moment, not about the person (docs/erasure.md).
+//!
+//! **Owns** that rewrite and [`Erasure`], the report. **Must not touch** storage: the backend
+//! reads, rewrites and stores the records in one commit ([`crate::Store::erase`]).
+
+use plaudit_sdk::Record;
+
+/// What an erasure did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// Records rewritten (moments naming the stakeholder as actor or counterpart, their
+    /// profiles).
+    pub records: u64,
+    /// The number of the change that records the erasure in the organisation's log.
+    pub change: u64,
+}
+
+/// Rewrites the records of `records` that name `subject` to name `pseudonym`, dropping the
+/// names and attributes of `subject`'s profiles; how many it rewrote.
+pub fn pseudonymise(records: &mut [Record], subject: &str, pseudonym: &str) -> u64 {
+    let mut rewritten = 0;
+    for record in records {
+        let changed = match record {
+            Record::Moment(m) => {
+                let mut changed = false;
+                if m.stakeholder == subject {
+                    m.stakeholder = pseudonym.to_string();
+                    changed = true;
+                }
+                if m.counterpart.as_deref() == Some(subject) {
+                    m.counterpart = Some(pseudonym.to_string());
+                    changed = true;
+                }
+                changed
+            }
+            Record::Profile(s) if s.id == subject => {
+                s.id = pseudonym.to_string();
+                s.name = None;
+                s.attrs = Default::default();
+                true
+            }
+            Record::Profile(_) | Record::Retract(_) => false,
+        };
+        rewritten += u64::from(changed);
+    }
+    rewritten
+}
+
+#[cfg(test)]
+mod tests {
+    use plaudit_sdk::{Moment, Retraction, Stakeholder, Value};
+
+    use super::*;
+
+    #[test]
+    fn every_record_naming_the_subject_names_the_pseudonym_and_their_profile_loses_name_and_attributes() {
+        let moment = |id: &str, who: &str, with: Option<&str>| {
+            Record::Moment(Moment {
+                id: id.into(),
+                stakeholder: who.into(),
+                counterpart: with.map(str::to_string),
+                kind: "meetup".into(),
+                channel: "event".into(),
+                at: "2026-03-02T10:00:00Z".into(),
+                value: None,
+                attrs: Default::default(),
+            })
+        };
+        let mut profile = Stakeholder::new("zoe");
+        profile.name = Some("Zoë Zed".into());
+        profile.team = Some("sales".into());
+        profile.attrs.insert("phone".into(), Value::Text("555-0199".into()));
+        let mut records = vec![
+            moment("m1", "zoe", None),
+            moment("m2", "ann", Some("zoe")),
+            moment("m3", "ann", Some("bob")),
+            Record::Profile(profile),
+            Record::Profile(Stakeholder::new("bob")),
+            Record::Retract(Retraction { retract: "m1".into(), reason: None }),
+        ];
+        let untouched = records[2].clone();
+        assert_eq!(pseudonymise(&mut records, "zoe", "erased-1"), 3);
+        let Record::Moment(m1) = &records[0] else { unreachable!() };
+        let Record::Moment(m2) = &records[1] else { unreachable!() };
+        assert_eq!((m1.stakeholder.as_str(), m2.counterpart.as_deref()), ("erased-1", Some("erased-1")));
+        assert_eq!(records[2], untouched);
+        let Record::Profile(p) = &records[3] else { unreachable!() };
+        assert_eq!(
+            (p.id.as_str(), &p.name, p.attrs.is_empty(), p.team.as_deref()),
+            ("erased-1", &None, true, Some("sales"))
+        );
+        assert_eq!(pseudonymise(&mut records, "zoe", "erased-1"), 0, "nothing names them any more");
+    }
+}
