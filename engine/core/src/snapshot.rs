@@ -310,7 +310,9 @@ pub struct WorldSnapshot {
     /// What insights recorded ([`crate::insights`]): a fact per moment, weekly totals,
     /// challenge windows.
     pub insights: InsightsRows,
-    /// Stakeholders erased, by directory number, sorted.
+    /// Stakeholders erased, by directory number, sorted (none in a snapshot written before
+    /// erasures were kept).
+    #[serde(default)]
     pub erased: Vec<u32>,
 }
 
