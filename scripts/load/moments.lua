@@ -1,9 +1,9 @@
--- wrk script: POST batches of BATCH fresh moments (unique ids) to /v1/orgs/acme/moments.
--- Environment: PLAUDIT_KEY (the organisation key), BATCH (moments a request, default 100),
--- QUERY (appended to the path, say "?effects=false").
+-- wrk script: POST batches of BATCH fresh moments (unique ids) to /v1/orgs/ORG/moments.
+-- Environment: PLAUDIT_KEY (the organisation key), ORG (default acme), BATCH (moments a request,
+-- default 100), QUERY (appended to the path, say "?effects=false").
 local key = os.getenv("PLAUDIT_KEY")
 local batch = tonumber(os.getenv("BATCH") or "100")
-local path = "/v1/orgs/acme/moments" .. (os.getenv("QUERY") or "")
+local path = "/v1/orgs/" .. (os.getenv("ORG") or "acme") .. "/moments" .. (os.getenv("QUERY") or "")
 local counter = 0
 -- Ids unique per run and per wrk thread: a fresh Lua state starts the same random sequence.
 local prefix = (os.getenv("RUN") or "r") .. os.time() .. "-" .. tostring({}):sub(8)

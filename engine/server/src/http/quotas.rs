@@ -148,7 +148,7 @@ impl Quota {
 }
 
 /// One organisation's limits as served: what is set and in force, its records bucket, the
-/// bytes its store holds (kept by its worker after each commit), and its refusals.
+/// bytes its store holds (read back by its commit thread at most every 250 ms), and its refusals.
 #[derive(Debug)]
 pub struct OrgQuotas {
     set: RwLock<(LimitsSetting, Values)>,
