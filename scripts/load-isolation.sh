@@ -12,13 +12,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_RUN=${1:-10}
 RATE=${2:-2000}
 cd "$ROOT"
-command -v wrk >/dev/null || { echo "load-isolation: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-if [[ -n ${PLAUDIT_BIN_DIR:-} ]]; then
-    BIN=$PLAUDIT_BIN_DIR
-else
-    cargo build --release -q -p plaudit -p plaudit-benches --bin plaudit --bin load
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-fi
+source scripts/lib/load-bin.sh
+load_binaries load-isolation
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT

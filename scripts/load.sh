@@ -9,14 +9,8 @@ exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_RUN=${1:-10}
 cd "$ROOT"
-command -v wrk >/dev/null || { echo "load: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-# PLAUDIT_BIN_DIR: binaries built elsewhere (an A/B against another build); otherwise built here.
-if [[ -n ${PLAUDIT_BIN_DIR:-} ]]; then
-    BIN=$PLAUDIT_BIN_DIR
-else
-    cargo build --release -q -p plaudit -p plaudit-benches --bin plaudit --bin load
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-fi
+source scripts/lib/load-bin.sh
+load_binaries load
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT

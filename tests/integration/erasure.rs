@@ -231,3 +231,45 @@ fn a_server_killed_during_an_erasure_comes_back_with_it_complete_or_not_begun_an
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn plaudit_erase_erases_from_a_data_directory_and_says_so_once() {
+    let data = scratch_dir("plaudit-erasure-cli");
+    let file = data.with_extension("jsonl");
+    let records = [
+        json!({"profile": {"id": SUBJECT, "kind": "customer", "name": NAME, "attrs": {"phone": PHONE}}}),
+        moment("c1", SUBJECT, Some("ann"), "meetup"),
+        moment("c2", "ann", Some(SUBJECT), "answer"),
+        moment("c3", "ann", Some("bob"), "meetup"),
+    ];
+    std::fs::write(&file, records.iter().map(|r| format!("{r}\n")).collect::<String>()).expect("the records");
+    let plaudit = |args: &[&str]| {
+        std::process::Command::new(crate::plaudit_bin())
+            .current_dir(plaudit_tests::repo_root())
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("plaudit runs")
+    };
+    let file_arg = file.display().to_string();
+    let out = plaudit(&["import", "--org", "acme", "--rules", "rules/acme.toml", &file_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let erase = ["erase", "--org", "acme", "--stakeholder", SUBJECT];
+    let out = plaudit(&erase);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pseudonym = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(pseudonym.starts_with("erased-"), "{pseudonym}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("3 records of the log now name"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [SUBJECT, NAME, PHONE] {
+        assert_eq!(files_holding(&data, needle), Vec::<PathBuf>::new(), "{needle}");
+    }
+    let out = plaudit(&erase);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no stakeholder {SUBJECT:?}")));
+    let _ = (std::fs::remove_dir_all(&data), std::fs::remove_file(&file));
+}

@@ -228,31 +228,28 @@ enum Command {
     },
     /// Everything held about one stakeholder, as one JSON document on stdout: their profile and
     /// state, every record of the log naming them, every gain with what gave it.
-    Export {
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        stakeholder: String,
-    },
+    Export(Stakeholder),
     /// Erase one stakeholder (GDPR article 17): every record naming them rewritten to a random
     /// pseudonym, their scoped keys revoked, the store's files rewritten without them. Run with
     /// the server stopped (it holds the store); a running server erases with
     /// `DELETE /v1/orgs/{org}/stakeholders/{id}`.
-    Erase {
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        stakeholder: String,
-    },
+    Erase(Stakeholder),
     /// Rule plugins (WebAssembly modules).
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+/// One stakeholder of an organisation in a data directory.
+#[derive(clap::Args, Debug)]
+struct Stakeholder {
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    stakeholder: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -318,10 +315,10 @@ fn main() -> ExitCode {
             &data::Options { data, org, rules: None, from_start: false },
             &insights::Args { from, to, week, limit, json },
         ),
-        Command::Export { data, org, stakeholder } => {
+        Command::Export(Stakeholder { data, org, stakeholder }) => {
             data::export(&data::Options { data, org, rules: None, from_start: false }, &stakeholder)
         }
-        Command::Erase { data, org, stakeholder } => {
+        Command::Erase(Stakeholder { data, org, stakeholder }) => {
             data::erase(&data::Options { data, org, rules: None, from_start: false }, &stakeholder)
         }
         Command::Plugin { command: PluginCommand::Check { module } } => plugin::check(&module),
