@@ -132,6 +132,14 @@ fn an_erased_stakeholder_leaves_no_byte_in_the_data_directory_and_the_others_kee
     }
     assert_eq!(server.request("GET", &format!("/v1/orgs/acme/stakeholders/{SUBJECT}"), Some(&key), "").0, 404);
     assert_eq!(server.request("GET", &format!("/v1/orgs/acme/stakeholders/{pseudonym}"), Some(&key), "").0, 404);
+    for path in [
+        format!("/v1/orgs/acme/stakeholders/{pseudonym}/effects"),
+        format!("/v1/orgs/acme/stakeholders/{SUBJECT}/export"),
+    ] {
+        assert_eq!(server.request("GET", &path, Some(&key), "").0, 404, "{path}");
+    }
+    let listing = server.request("GET", "/v1/orgs/acme/stakeholders?limit=1000", Some(&key), "").1.to_string();
+    assert!(!listing.contains(SUBJECT) && !listing.contains(&pseudonym), "listed nowhere: {listing}");
     assert_eq!(
         server.request("GET", "/v1/orgs/acme/leaderboards/xp", Some(&their_key), "").0,
         401,

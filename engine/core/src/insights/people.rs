@@ -147,11 +147,13 @@ impl Reader<'_> {
         check_name("kind", q.kind.as_deref())?;
         let matches =
             |e: &crate::resources::DirEntry| team.is_none_or(|t| e.team == t) && kind.is_none_or(|k| e.kind == k);
+        // The erased are listed nowhere.
+        let listed = |n: usize, e: &crate::resources::DirEntry| matches(e) && !self.dir.is_erased(n as u32);
         let entries = &self.dir.entries;
-        let total = entries.iter().filter(|e| matches(e)).count() as u64;
+        let total = entries.iter().enumerate().filter(|(n, e)| listed(*n, e)).count() as u64;
         let mut rows = Vec::new();
         let mut next = None;
-        for (n, e) in entries.iter().enumerate().skip(start).filter(|(_, e)| matches(e)) {
+        for (n, e) in entries.iter().enumerate().skip(start).filter(|(n, e)| listed(*n, e)) {
             if rows.len() == limit {
                 next = rows.last().map(|r: &StakeholderRow| r.stakeholder.clone());
                 break;
@@ -193,7 +195,9 @@ impl Reader<'_> {
         limit: Option<usize>,
     ) -> Result<StakeholderHistory, InsightsError> {
         let limit = page_limit(limit)?;
-        let Some(who) = self.dir.ids.get(id) else { return Err(InsightsError::UnknownStakeholder(id.to_string())) };
+        let Some(who) = self.dir.ids.get(id).filter(|&no| !self.dir.is_erased(no)) else {
+            return Err(InsightsError::UnknownStakeholder(id.to_string()));
+        };
         let history = self.world.resource::<History>();
         let from = match after {
             None => None,
