@@ -281,3 +281,36 @@ fn plaudit_erase_erases_from_a_data_directory_and_says_so_once() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no stakeholder {SUBJECT:?}")));
     let _ = (std::fs::remove_dir_all(&data), std::fs::remove_file(&file));
 }
+
+#[test]
+fn an_erasure_that_makes_their_profiles_alike_still_replays_to_what_was_accepted() {
+    // Profiles that differed only in name or attributes, and one that only added a name to the
+    // stakeholder a moment had created: all accepted live, all alike once rewritten.
+    let data = scratch_dir("plaudit-erasure-alike");
+    let config = ServerConfig { data: data.clone(), ..ServerConfig::default() };
+    let server = App::start_with(config.clone());
+    let key = server.key("acme").to_string();
+    let path = format!("/v1/orgs/acme/stakeholders/{SUBJECT}");
+    let post = |server: &App, body: Value| {
+        let (status, body) = server.request("POST", "/v1/orgs/acme/moments", Some(&key), &body.to_string());
+        assert_eq!(status, 201, "{body}");
+    };
+    post(&server, json!([moment("a1", SUBJECT, Some("ann"), "meetup")]));
+    for profile in [json!({"name": NAME}), json!({"name": "Another Name"}), json!({"attrs": {"phone": PHONE}})] {
+        let (status, body) = server.request("PUT", &path, Some(&key), &profile.to_string());
+        assert!(status == 200 || status == 201, "{body}");
+    }
+    post(&server, json!([moment("a2", "ann", Some(SUBJECT), "answer")]));
+    let (status, body) = server.request("DELETE", &path, Some(&key), "");
+    assert_eq!((status, body["records"].as_u64()), (200, Some(5)), "{body}");
+    // The organisation still takes writes (its world is the replay of the rewritten log)...
+    post(&server, json!([moment("a3", "ann", Some("bob"), "meetup")]));
+    let live = others(&server, &key);
+    drop(server);
+    // ...and a restart replays it to the same state.
+    let server = App::start_with(config);
+    assert_eq!(others(&server, &key), live);
+    post(&server, json!([moment("a4", "bob", None, "answer")]));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

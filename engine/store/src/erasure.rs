@@ -1,6 +1,6 @@
 //! What an erasure does to records, whatever the backend: every record naming the erased
 //! stakeholder is rewritten to name their pseudonym instead, and their profile loses its name
-//! and attributes. Kinds and teams stay (others' scoring and insights were computed with them,
+//! and attributes (each keeps only its number among their profiles, [`PROFILE_NUMBER`]). Kinds and teams stay (others' scoring and insights were computed with them,
 //! and a replay must compute the same); so do moments' own attributes and ids, which are the
 //! product team's data about the moment, not about the person (docs/erasure.md).
 //!
@@ -19,9 +19,16 @@ pub struct Erasure {
     pub change: u64,
 }
 
-/// Rewrites the records of `records` that name `subject` to name `pseudonym`, dropping the
-/// names and attributes of `subject`'s profiles; how many it rewrote.
-pub fn pseudonymise(records: &mut [Record], subject: &str, pseudonym: &str) -> u64 {
+/// The attribute a rewritten profile keeps in place of the person's: its number among their
+/// profiles. Two profiles that differed only in name or attributes would otherwise become
+/// equal, and a replay would count the second as a duplicate (taking no sequence number),
+/// where the live scoring had accepted it.
+pub const PROFILE_NUMBER: &str = "erased_profile";
+
+/// Rewrites the records of `records` that name `subject` to name `pseudonym`, replacing the
+/// names and attributes of `subject`'s profiles (each numbered on from `profiles`, which it
+/// advances: see [`PROFILE_NUMBER`]); how many it rewrote.
+pub fn pseudonymise(records: &mut [Record], subject: &str, pseudonym: &str, profiles: &mut i64) -> u64 {
     let mut rewritten = 0;
     for record in records {
         let changed = match record {
@@ -41,6 +48,8 @@ pub fn pseudonymise(records: &mut [Record], subject: &str, pseudonym: &str) -> u
                 s.id = pseudonym.to_string();
                 s.name = None;
                 s.attrs = Default::default();
+                s.attrs.insert(PROFILE_NUMBER.to_string(), plaudit_sdk::Value::Int(*profiles));
+                *profiles += 1;
                 true
             }
             Record::Profile(_) | Record::Retract(_) => false,
@@ -83,7 +92,8 @@ mod tests {
             Record::Retract(Retraction { retract: "m1".into(), reason: None }),
         ];
         let untouched = records[2].clone();
-        assert_eq!(pseudonymise(&mut records, "zoe", "erased-1"), 3);
+        let mut profiles = 0;
+        assert_eq!(pseudonymise(&mut records, "zoe", "erased-1", &mut profiles), 3);
         let Record::Moment(m1) = &records[0] else { unreachable!() };
         let Record::Moment(m2) = &records[1] else { unreachable!() };
         assert_eq!((m1.stakeholder.as_str(), m2.counterpart.as_deref()), ("erased-1", Some("erased-1")));

@@ -712,11 +712,12 @@ impl RedbStore {
             let mut segments = txn.open_table(SEGMENTS).ctx(OP)?;
             let mut rewritten: Vec<(u64, Vec<u8>)> = Vec::new();
             let mut delta: i64 = 0;
+            let mut profiles = 0;
             for entry in segments.range((o, 0)..=(o, u64::MAX)).ctx(OP)? {
                 let (key, value) = entry.ctx(OP)?;
                 let first = key.value().1;
                 let mut records = decode_segment(org, first, 0, value.value())?;
-                let n = crate::pseudonymise(&mut records, subject, pseudonym);
+                let n = crate::pseudonymise(&mut records, subject, pseudonym, &mut profiles);
                 if n > 0 {
                     erasure.records += n;
                     let bytes = encode_segment(org, &records)?;
@@ -1074,7 +1075,7 @@ mod tests {
         let after = store.read(&acme, Seq(0), 100).expect("read");
         let mut expected = before.clone();
         let mut records: Vec<Record> = expected.iter().map(|(_, r)| r.clone()).collect();
-        crate::pseudonymise(&mut records, subject, "erased-00ff");
+        crate::pseudonymise(&mut records, subject, "erased-00ff", &mut 0);
         expected.iter_mut().zip(records).for_each(|(e, r)| e.1 = r);
         assert_eq!(after, expected, "the same records, naming the pseudonym");
         let changes = store.changes(&acme).expect("changes");
