@@ -34,6 +34,8 @@ pub struct RebuildPlan {
     org: OrgId,
     rules: Published,
     until: Seq,
+    /// The last change the history includes, by number (see [`ReplayOptions::changes`]).
+    changes: u64,
     /// Plugin calls under the wall-clock backstop (an application made now, whose stopped calls
     /// its change records), or not (one replayed from the log, which fails `recorded` again).
     backstop: bool,
@@ -61,6 +63,7 @@ pub fn rebuild(plan: RebuildPlan) -> Result<Rebuilt, OrgError> {
     let options = ReplayOptions {
         candidate: Some((plan.rules.text.as_str(), plan.rules.format)),
         until: plan.until,
+        changes: plan.changes,
         snapshot: false,
         backstop: plan.backstop,
         recorded: &plan.recorded,
@@ -125,6 +128,7 @@ impl Organisation {
             org: self.org.clone(),
             rules: self.rules.clone(),
             until: self.world.last_seq(),
+            changes: self.changes,
             backstop: true,
             recorded: Vec::new(),
         }
@@ -143,7 +147,7 @@ impl Organisation {
             let changes = self.store.changes(&self.org)?;
             let later: Vec<LoggedChange> = changes.iter().filter(|c| c.number > scratch.changes).cloned().collect();
             record_timeouts(&mut scratch.world, &later);
-            scratch.advance(&changes, until, true, &mut OrgWorld::clear_effects)?;
+            scratch.advance(&changes, (until, self.changes), true, &mut OrgWorld::clear_effects)?;
         }
         let timeouts = scratch.world.take_plugin_timeouts().into_iter().collect();
         Ok((rebuilt.scratch.world, timeouts))

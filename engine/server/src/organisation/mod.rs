@@ -52,7 +52,7 @@ use plaudit_core::{OrgWorld, Outcome};
 use plaudit_store::{Change, Store, StoreError};
 
 use ingest::CommitThread;
-use replay::{Effects, NO_TIMEOUTS, ReplayOptions, record_timeouts};
+use replay::{Effects, ReplayOptions, record_timeouts};
 
 pub use changes::{Applied, RebuildPlan, Rebuilt, rebuild};
 pub use ingest::{COMMIT_BUCKETS, GroupEffects, INGEST_STEPS, IngestTimes};

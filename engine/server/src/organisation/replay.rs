@@ -46,6 +46,10 @@ pub(super) struct ReplayOptions<'a> {
     pub(super) candidate: Option<(&'a str, Format)>,
     /// The last record replayed; `Seq(u64::MAX)`: the whole log.
     pub(super) until: Seq,
+    /// The last change applied, by number; `u64::MAX`: every one up to `until`. An application
+    /// to history replayed from the log rebuilds the history as it was when it was made: the
+    /// changes logged after it at the same position (an erasure, say) are not yet in it.
+    pub(super) changes: u64,
     /// The latest snapshot restored first (if there is one, not beyond `until`).
     pub(super) snapshot: bool,
     /// Plugin calls run under the wall-clock backstop, and the calls it stops are collected:
@@ -64,7 +68,14 @@ pub(super) static NO_TIMEOUTS: TimedOutCalls = Vec::new();
 impl ReplayOptions<'_> {
     /// The whole log as it happened: what opening an organisation replays.
     pub(super) fn log(snapshot: bool) -> ReplayOptions<'static> {
-        ReplayOptions { candidate: None, until: Seq(u64::MAX), snapshot, backstop: false, recorded: &NO_TIMEOUTS }
+        ReplayOptions {
+            candidate: None,
+            until: Seq(u64::MAX),
+            changes: u64::MAX,
+            snapshot,
+            backstop: false,
+            recorded: &NO_TIMEOUTS,
+        }
     }
 }
 
@@ -175,7 +186,7 @@ impl Organisation {
         start: &mut dyn FnMut(u64, Vec<Arc<FeedItem>>),
         effects: Effects,
     ) -> Result<(Organisation, Replayed), OrgError> {
-        let ReplayOptions { candidate, until, snapshot, backstop, recorded } = options;
+        let ReplayOptions { candidate, until, changes: last_change, snapshot, backstop, recorded } = options;
         let started = Instant::now();
         let changes = store.changes(&org)?;
         let Some(first) = changes.first() else { return Err(OrgError::Missing(org)) };
@@ -216,7 +227,7 @@ impl Organisation {
         };
         durable.world.set_backstop(backstop);
         start(durable.effects, std::mem::take(&mut durable.restored_feed));
-        let records = durable.advance(&changes, until, candidate.is_some(), observe)?;
+        let records = durable.advance(&changes, (until, last_change), candidate.is_some(), observe)?;
         durable.world.set_backstop(true);
         if !backstop {
             durable.world.forget_plugin_timeouts();
@@ -225,20 +236,20 @@ impl Organisation {
         Ok((durable, Replayed { records, elapsed: started.elapsed(), snapshot }))
     }
 
-    /// Replays the log's records and changes after the world's, up to record `until`; with
-    /// `candidate`, the rule set in force stays the one the world started with (no other is
-    /// published nor applied). Returns the records replayed.
+    /// Replays the log's records and changes after the world's, up to record `until` and change
+    /// `last_change` (by number); with `candidate`, the rule set in force stays the one the
+    /// world started with (no other is published nor applied). Returns the records replayed.
     pub(super) fn advance(
         &mut self,
         changes: &[LoggedChange],
-        until: Seq,
+        (until, last_change): (Seq, u64),
         candidate: bool,
         observe: &mut dyn FnMut(&mut OrgWorld),
     ) -> Result<u64, OrgError> {
         let mut records = 0;
         let applied = self.changes;
         for change in changes.iter().filter(|c| c.number > applied) {
-            if change.after > until {
+            if change.after > until || change.number > last_change {
                 break;
             }
             records += self.replay_until(change.after, observe)?;

@@ -44,8 +44,7 @@ pub fn what_if(
         };
         // The history as it happened is a replay of the log (the calls it records as stopped
         // fail again); the candidate's, a preview, runs under the backstop.
-        let options =
-            ReplayOptions { candidate: side, until, snapshot: false, backstop: side.is_some(), recorded: &NO_TIMEOUTS };
+        let options = ReplayOptions { candidate: side, until, backstop: side.is_some(), ..ReplayOptions::log(false) };
         let (durable, replayed) = Organisation::replay(
             Arc::clone(&store),
             org.clone(),
