@@ -5,7 +5,7 @@
 #
 # The cluster lives in a `mktemp -d` folder (data and socket), listens on a free loopback port,
 # runs as the `postgres` user (PostgreSQL refuses root), and is stopped and removed when the
-# shell exits (an EXIT trap, chained after any trap already set). PLAUDIT_TEST_POSTGRES is the
+# shell exits (an EXIT trap, run after any trap already set: a server using it stops first). PLAUDIT_TEST_POSTGRES is the
 # admin URL of its `plaudit` database: tests create a database of their own through it.
 
 POSTGRES_BIN=/usr/lib/postgresql/15/bin
@@ -50,7 +50,7 @@ postgres_start() {
     local previous
     previous=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
     # shellcheck disable=SC2064
-    trap "postgres_stop; ${previous:-:}" EXIT
+    trap "${previous:-:}; postgres_stop" EXIT
     postgres_as_owner "$POSTGRES_BIN/initdb" -D "$POSTGRES_DIR/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$POSTGRES_DIR/initdb.log" 2>&1 \
         || { cat "$POSTGRES_DIR/initdb.log" >&2; return 1; }
     # A free loopback port: one the kernel hands out, released for PostgreSQL to take.
