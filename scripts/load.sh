@@ -4,6 +4,9 @@
 # single-moment requests at a fixed rate of 5000/s and their latency (benches' `load`: wrk
 # cannot hold a fixed rate).
 # Usage: bash scripts/load.sh [SECONDS]   (default 10 per run)
+# The server's store is the embedded one in a temp data directory, or the PostgreSQL database
+# PLAUDIT_STORE names (postgres://..., passed on to the server; its database should be empty);
+# PLAUDIT_STORE=private starts a private PostgreSQL 15 for the run (scripts/lib/postgres.sh).
 set -euo pipefail
 exec </dev/null
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +17,11 @@ load_binaries load
 DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA" "$OUT"' EXIT
+if [[ ${PLAUDIT_STORE:-} == private ]]; then
+    source scripts/lib/postgres.sh
+    postgres_start
+    export PLAUDIT_STORE=$PLAUDIT_TEST_POSTGRES
+fi
 ADMIN="load-admin-$(date +%s%N)"
 PLAUDIT_ADMIN_KEY=$ADMIN "$BIN/plaudit" serve --data "$DATA" --listen 127.0.0.1:0 --demo rules/acme.toml --no-demo-plugins >"$OUT" 2>&1 &
 SERVER=$!
@@ -25,7 +33,7 @@ export PLAUDIT_KEY=$(sed -n 's/^demo: organisation acme .* key \(.*\)$/\1/p' "$O
 # limits answers 404 and has no quota to lift.)
 curl -s -o /dev/null -X PUT "http://$ADDR/v1/orgs/acme/limits" -H "Authorization: Bearer $ADMIN" \
     -d '{"records_per_second": 100000000, "records_burst": 1000000000}' || true
-echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run"
+echo "load: server on $ADDR ($(nproc) cores shared with wrk), $SECONDS_PER_RUN s a run, store: $([[ -n ${PLAUDIT_STORE:-} ]] && echo PostgreSQL || echo embedded)"
 # Few clients wait on each other's fsyncs; more of them fill each group commit.
 for CONNECTIONS in 4 16; do
     echo -n "batches of 100, 1 thread, $CONNECTIONS connections:  "

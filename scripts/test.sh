@@ -14,6 +14,10 @@ echo "test: cargo fmt --check"
 cargo fmt --all --check
 echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# A private PostgreSQL 15 (installed if missing, stopped on exit) for the PostgreSQL store's
+# tests: the store's conformance suite and the server on it (PLAUDIT_TEST_POSTGRES).
+source "$ROOT/scripts/lib/postgres.sh"
+postgres_start
 echo "test: cargo test"
 cargo test --workspace --locked
 # Property-based API fuzzing of the real server against its served OpenAPI description.

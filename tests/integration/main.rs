@@ -31,6 +31,7 @@ mod ruleset;
 mod server;
 mod simulate;
 mod snapshots;
+mod store_postgres;
 mod streaks;
 mod team_boards;
 mod tenancy;

@@ -16,7 +16,7 @@ use plaudit_core::input::{ReadRecordError, records};
 use plaudit_core::ruleset::Format;
 use plaudit_server::datadir::DataDir;
 use plaudit_server::organisation::Organisation;
-use plaudit_store::{RedbStore, Store};
+use plaudit_store::Store;
 
 pub struct Options {
     pub data: PathBuf,
@@ -34,11 +34,12 @@ pub fn open(o: &Options) -> anyhow::Result<(Organisation, plaudit_server::organi
     let data = DataDir::new(&o.data);
     // Only a command that can create the organisation makes the directory and the store: a
     // mistyped `--data` for a read leaves nothing behind.
-    if o.rules.is_none() && !data.store().exists() {
+    let setting = store_setting();
+    if o.rules.is_none() && setting.is_none() && !data.store().exists() {
         bail!("no data in {}: `plaudit import --rules FILE` or `plaudit serve` creates it", o.data.display());
     }
     std::fs::create_dir_all(&o.data).with_context(|| format!("cannot create {}", o.data.display()))?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
+    let store = data.open_store(setting.as_deref())?;
     let given = match &o.rules {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
         None => None,
@@ -268,11 +269,17 @@ pub fn key(data: &Path, org: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store the commands use, as the server's `store` setting names it: `PLAUDIT_STORE` (a
+/// `postgres://` URL), or, unset, the embedded store of the data directory.
+fn store_setting() -> Option<String> {
+    std::env::var("PLAUDIT_STORE").ok().filter(|s| !s.trim().is_empty())
+}
+
 /// The store of `data`, holding organisation `org`'s log.
 fn org_store(data: &Path, org: &str) -> anyhow::Result<(Arc<dyn Store>, OrgId)> {
     let id = OrgId::parse(org).map_err(|e| anyhow::anyhow!("--org {org:?}: {e}"))?;
     let dir = DataDir::new(data);
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.store())?);
+    let store = dir.open_store(store_setting().as_deref())?;
     if !Organisation::exists(store.as_ref(), &id)? {
         bail!("organisation {id} has no log in {}: import its moments first", data.display());
     }

@@ -38,6 +38,16 @@ impl DataDir {
         self.0.join("plaudit.redb")
     }
 
+    /// Opens the store `setting` names (the server's `store`, `PLAUDIT_STORE`): a PostgreSQL
+    /// database by its URL, or, unset, the embedded store in this directory ([`DataDir::store`]).
+    /// The server and the CLI open theirs here; everything else stays in the directory.
+    pub fn open_store(
+        &self,
+        setting: Option<&str>,
+    ) -> Result<std::sync::Arc<dyn plaudit_store::Store>, plaudit_store::StoreError> {
+        plaudit_store::open_store(setting, &self.store())
+    }
+
     /// The folder holding one folder per organisation.
     pub fn orgs(&self) -> PathBuf {
         self.0.join("orgs")

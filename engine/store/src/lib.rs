@@ -2,9 +2,10 @@
 //! world snapshots, behind the [`Store`] trait; every stored byte layout ([`format`]); the
 //! embedded backend ([`RedbStore`]).
 //!
-//! [`Store`] is the storage trait; scoring code depends on it only, so that a PostgreSQL
-//! implementation (the shared system of record once organisations are sharded over engine nodes)
-//! can follow without touching the passes. [`RedbStore`] is the embedded default.
+//! [`Store`] is the storage trait; scoring code depends on it only. [`RedbStore`] is the
+//! embedded default; [`PgStore`] keeps the same bytes in PostgreSQL (the shared system of
+//! record once organisations are sharded over engine nodes); [`open_store`] opens the one a
+//! setting names.
 //!
 //! # Model
 //!
@@ -40,8 +41,11 @@
 //! a snapshot whose
 //! bytes do not match is refused with [`StoreError::CorruptSnapshot`] rather than handed back.
 
+#[cfg(test)]
+mod conformance;
 mod erasure;
 pub mod format;
+mod postgres;
 mod redb;
 
 use plaudit_core::ids::{OrgId, Seq};
@@ -51,7 +55,23 @@ use serde::{Deserialize, Serialize};
 
 pub use self::erasure::{Erasure, pseudonymise};
 pub use self::format::module_hash;
+pub use self::postgres::{PgStore, is_postgres_url, redacted};
 pub use self::redb::RedbStore;
+
+/// The store `setting` names: a PostgreSQL database by its URL (`postgres://...`, [`PgStore`]),
+/// or, for `None` (or an empty setting), the embedded store in the file `embedded`
+/// ([`RedbStore`]). The server's `store` setting and `PLAUDIT_STORE` name it; the CLI reads
+/// `PLAUDIT_STORE`.
+pub fn open_store(setting: Option<&str>, embedded: &std::path::Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match setting.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(url) if is_postgres_url(url) => Ok(std::sync::Arc::new(PgStore::open(url)?)),
+        Some(other) => Err(StoreError::Open {
+            path: redacted(other).into(),
+            source: "a store is named by a postgres:// URL (or left unset for the embedded one)".into(),
+        }),
+        None => Ok(std::sync::Arc::new(RedbStore::open(embedded)?)),
+    }
+}
 
 /// A boxed backend error, so that no backend's error type leaks into the trait.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -650,7 +650,13 @@ fn contained<T>(op: &'static str, f: impl FnOnce() -> Result<T, StoreError>) -> 
 impl RedbStore {
     /// Stores `bytes` as `org`'s snapshot at `seq` under `checksum` (which the reader checks),
     /// part by part (see the module's layout), keeping only the newest snapshot.
-    fn put_snapshot_checked(&self, org: &OrgId, seq: Seq, checksum: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn put_snapshot_checked(
+        &self,
+        org: &OrgId,
+        seq: Seq,
+        checksum: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         const OP: &str = "put_snapshot";
         let o = org.as_str();
         // The log only grows: checked now, still true when this commits.

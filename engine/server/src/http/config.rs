@@ -3,6 +3,9 @@
 //!
 //! ```toml
 //! data = "data"                  # the data directory (PLAUDIT_DATA)
+//! store = "postgres://user:password@host:5432/plaudit"  # the log's store (PLAUDIT_STORE): a PostgreSQL
+//!                                # database; unset, the embedded store in the data directory (plaudit.redb).
+//!                                # Webhooks and everything else stay in the data directory either way.
 //! listen = "127.0.0.1:8080"      # the address to serve on (PLAUDIT_LISTEN)
 //! admin_key = "..."              # allows POST /v1/orgs (PLAUDIT_ADMIN_KEY); none: creation is off
 //! effects_kept = 100000          # effects kept per organisation for the feed and its stream
@@ -155,6 +158,8 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub data: PathBuf,
+    /// The store of the logs: a `postgres://` URL, or `None` for the embedded store in `data`.
+    pub store: Option<String>,
     pub listen: String,
     pub admin_key: Option<String>,
     pub effects_kept: usize,
@@ -186,6 +191,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             data: PathBuf::from("data"),
+            store: None,
             listen: "127.0.0.1:8080".to_string(),
             admin_key: None,
             effects_kept: crate::feed::DEFAULT_CAPACITY,
@@ -232,6 +238,9 @@ impl ServerConfig {
         if let Some(data) = var("PLAUDIT_DATA") {
             config.data = PathBuf::from(data);
         }
+        if let Some(store) = var("PLAUDIT_STORE") {
+            config.store = Some(store);
+        }
         if let Some(listen) = var("PLAUDIT_LISTEN") {
             config.listen = listen;
         }
@@ -250,6 +259,11 @@ impl ServerConfig {
 
     /// The values no server can run with.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(store) = &self.store
+            && !plaudit_store::is_postgres_url(store.trim())
+        {
+            return Err(format!("store: {:?} is no postgres:// URL", plaudit_store::redacted(store)));
+        }
         if self.admin_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
             return Err("admin_key: at least 16 characters".to_string());
         }

@@ -56,7 +56,7 @@ use plaudit_core::ids::OrgId;
 use plaudit_core::journal::FeedItem;
 use plaudit_core::reads::{PageQuery, ReadError};
 use plaudit_core::ruleset::Format;
-use plaudit_store::{RedbStore, Store};
+use plaudit_store::Store;
 
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
@@ -274,7 +274,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     let data = DataDir::new(&config.data);
     std::fs::create_dir_all(data.orgs())?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(data.store())?);
+    let store: Arc<dyn Store> = data.open_store(config.store.as_deref())?;
     for (path, problem) in data.adopt_legacy(&store)? {
         tracing::warn!(path = %path.display(), problem, "left alone");
     }
