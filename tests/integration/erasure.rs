@@ -383,3 +383,38 @@ fn an_erasure_right_after_an_application_to_history_is_not_in_that_applications_
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn an_erasure_between_an_applications_replay_and_its_merge_makes_the_application_replay_again() {
+    // An application to history replays the log off the organisation's thread, then merges;
+    // an erasure committed in between rewrote what it replayed. Before, the merge found the
+    // erased id missing from the live world and halted the organisation's writes.
+    use plaudit_core::application::Mode;
+    use plaudit_core::ids::OrgId;
+    use plaudit_core::ruleset::Format;
+    use plaudit_server::organisation::{Organisation, rebuild};
+    let dir = plaudit_tests::ScratchStore::new("plaudit-erasure-mid-application");
+    let acme = OrgId::parse("acme").expect("an id");
+    let text = std::fs::read_to_string(plaudit_tests::repo_root().join("rules/acme.toml")).expect("acme's rules");
+    let mut d = Organisation::create(dir.store(), acme.clone(), &text, Format::Toml).expect("created");
+    let record = |id: &str, who: &str| {
+        plaudit_sdk::Record::Moment(plaudit_tests::m(id, who, "meetup", "event", "2026-03-02T10:00:00Z"))
+    };
+    d.ingest(vec![record("r1", SUBJECT), record("r2", "bob")]).expect("ingests");
+    for mode in [Mode::Rebase, Mode::Additive] {
+        let planned = rebuild(d.rebuild_plan()).expect("replayed");
+        if mode == Mode::Rebase {
+            assert!(d.erase(SUBJECT).expect("erased").is_some());
+        }
+        d.apply_rebuilt_history(planned, mode).expect("applied, not halted");
+        d.ingest(vec![record(&format!("after-{mode}"), "cy")]).expect("the organisation still takes writes");
+    }
+    let live = serde_json::to_string(&d.world_mut().summary(100)).expect("a summary");
+    drop(d);
+    let (mut replayed, _) = Organisation::open_from_start(dir.store(), acme).expect("replays");
+    assert_eq!(
+        serde_json::to_string(&replayed.world_mut().summary(100)).expect("a summary"),
+        live,
+        "replay equals live"
+    );
+}

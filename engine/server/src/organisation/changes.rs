@@ -140,11 +140,15 @@ impl Organisation {
     /// Returns it with the plugin calls its replay ran that passed the wall-clock backstop, by
     /// plugin (when it ran under the backstop: an application made now, which records them).
     fn caught_up(&self, rebuilt: Rebuilt) -> Result<(OrgWorld, TimedOutCalls), OrgError> {
-        let mut rebuilt = if rebuilt.rules == self.rules { rebuilt } else { rebuild(self.rebuild_plan())? };
+        let changes = self.store.changes(&self.org)?;
+        // An erasure since it was planned rewrote the records it replayed: it is replayed anew.
+        let erased_since =
+            changes.iter().any(|c| c.number > rebuilt.scratch.changes && matches!(c.change, Change::Erased { .. }));
+        let mut rebuilt =
+            if rebuilt.rules == self.rules && !erased_since { rebuilt } else { rebuild(self.rebuild_plan())? };
         let scratch = &mut rebuilt.scratch;
         let until = self.world.last_seq();
         if scratch.world.last_seq() < until {
-            let changes = self.store.changes(&self.org)?;
             let later: Vec<LoggedChange> = changes.iter().filter(|c| c.number > scratch.changes).cloned().collect();
             record_timeouts(&mut scratch.world, &later);
             scratch.advance(&changes, (until, self.changes), true, &mut OrgWorld::clear_effects)?;
