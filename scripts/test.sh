@@ -23,6 +23,10 @@ cargo test --workspace --locked
 # Property-based API fuzzing of the real server against its served OpenAPI description.
 echo "test: api fuzz (schemathesis, ${API_FUZZ_SECONDS:-120} s)"
 "$ROOT/scripts/api-fuzz.sh"
+# Histories changed from several clients at once (moments, retractions, profiles, applications
+# to history, erasures) against a real server: no 5xx, no panic. Bounded, one fixed seed.
+echo "test: stress of history changes (20 s)"
+python3 "$ROOT/tests/stress/changes.py" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/plaudit" 20 1 3
 # Clients generated from the served description (Python, TypeScript) used against a real server.
 echo "test: generated clients (openapi-python-client, openapi-typescript + tsc)"
 "$ROOT/tests/clients/run.sh"
