@@ -41,6 +41,7 @@
 //! a snapshot whose
 //! bytes do not match is refused with [`StoreError::CorruptSnapshot`] rather than handed back.
 
+mod admit;
 #[cfg(test)]
 mod conformance;
 mod erasure;

@@ -48,9 +48,8 @@ use plaudit_sdk::Record;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
-use crate::format::{
-    check_version, decode_change, decode_segment, encode_change, encode_segment, module_hash, snapshot_checksum,
-};
+use crate::admit::{ModuleNeed, admit_change, not_stored};
+use crate::format::{check_version, decode_change, decode_segment, encode_change, encode_segment, snapshot_checksum};
 use crate::{Change, Erasure, LoggedChange, OrgTable, Segment, Store, StoreError};
 
 /// The schema's migrations, in order: migration `i` (from 0) makes schema version `i + 1`.
@@ -366,9 +365,6 @@ impl Store for PgStore {
         block_on(async {
             let txn = conn.transaction().await.ctx(OP)?;
             let end = unbig(OP, txn.query_one(LOCK_ORG, &[&o]).await.ctx(OP)?.get(0))?;
-            if after.0 > end {
-                return Err(refuse(format!("the log ends at {end}")));
-            }
             let previous = txn
                 .query_opt("SELECT number, bytes FROM changes WHERE org = $1 ORDER BY number DESC LIMIT 1", &[&o])
                 .await
@@ -381,31 +377,22 @@ impl Store for PgStore {
                 }
                 None => None,
             };
-            if let Some((_, prev_after)) = previous
-                && prev_after > after.0
-            {
-                return Err(refuse(format!("the previous change is after sequence {prev_after}")));
-            }
-            match (change, module) {
-                (Change::InstallPlugin { module: hash, .. }, Some(module)) => {
-                    if module_hash(module) != *hash {
-                        return Err(refuse(format!("the module's bytes do not hash to {hash}")));
-                    }
+            match admit_change(end, previous.map(|p| p.1), after, change, module).map_err(refuse)? {
+                ModuleNeed::Store { hash, bytes } => {
                     txn.execute(
                         "INSERT INTO modules (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
-                        &[hash, &module],
+                        &[&hash, &bytes],
                     )
                     .await
                     .ctx(OP)?;
-                    Self::add_log_bytes(&txn, o, big(OP, module.len() as u64)?, OP).await?;
+                    Self::add_log_bytes(&txn, o, big(OP, bytes.len() as u64)?, OP).await?;
                 }
-                (Change::InstallPlugin { module: hash, .. }, None) => {
-                    if txn.query_opt("SELECT 1 FROM modules WHERE hash = $1", &[hash]).await.ctx(OP)?.is_none() {
-                        return Err(refuse(format!("module {hash} is not stored and was not given")));
+                ModuleNeed::Stored(hash) => {
+                    if txn.query_opt("SELECT 1 FROM modules WHERE hash = $1", &[&hash]).await.ctx(OP)?.is_none() {
+                        return Err(refuse(not_stored(hash)));
                     }
                 }
-                (_, Some(_)) => return Err(refuse("only a plugin installation carries a module".to_string())),
-                (_, None) => {}
+                ModuleNeed::None => {}
             }
             let number = previous.map_or(1, |(n, _)| n + 1);
             txn.execute(

@@ -51,9 +51,9 @@ use plaudit_sdk::Record;
 
 use plaudit_core::ids::{OrgId, Seq};
 
+use crate::admit::{ModuleNeed, admit_change, not_stored};
 use crate::format::{
-    FORMAT_VERSION, check_version, decode_change, decode_segment, encode_change, encode_segment, module_hash,
-    snapshot_checksum,
+    FORMAT_VERSION, check_version, decode_change, decode_segment, encode_change, encode_segment, snapshot_checksum,
 };
 use crate::{Change, Erasure, LoggedChange, OrgTable, Segment, Store, StoreError};
 
@@ -311,9 +311,6 @@ impl RedbStore {
         let number = {
             let last = txn.open_table(LAST_SEQ).ctx(OP)?;
             let end = last.get(o).ctx(OP)?.map_or(0, |g| g.value());
-            if after.0 > end {
-                return Err(refuse(format!("the log ends at {end}")));
-            }
             let mut changes = txn.open_table(CHANGES).ctx(OP)?;
             let previous = match changes.range((o, 0)..=(o, u64::MAX)).ctx(OP)?.next_back() {
                 Some(entry) => {
@@ -324,30 +321,20 @@ impl RedbStore {
                 }
                 None => None,
             };
-            if let Some((_, prev_after)) = previous
-                && prev_after > after.0
-            {
-                return Err(refuse(format!("the previous change is after sequence {prev_after}")));
-            }
-            match (change, module) {
-                (Change::InstallPlugin { module: hash, .. }, Some(bytes)) => {
-                    if module_hash(bytes) != *hash {
-                        return Err(refuse(format!("the module's bytes do not hash to {hash}")));
-                    }
+            match admit_change(end, previous.map(|p| p.1), after, change, module).map_err(refuse)? {
+                ModuleNeed::Store { hash, bytes } => {
                     let mut modules = txn.open_table(MODULES).ctx(OP)?;
-                    if modules.get(hash.as_str()).ctx(OP)?.is_none() {
-                        modules.insert(hash.as_str(), bytes).ctx(OP)?;
+                    if modules.get(hash).ctx(OP)?.is_none() {
+                        modules.insert(hash, bytes).ctx(OP)?;
                     }
                     add_log_bytes(&txn, o, bytes.len()).ctx(OP)?;
                 }
-                (Change::InstallPlugin { module: hash, .. }, None) => {
-                    let modules = txn.open_table(MODULES).ctx(OP)?;
-                    if modules.get(hash.as_str()).ctx(OP)?.is_none() {
-                        return Err(refuse(format!("module {hash} is not stored and was not given")));
+                ModuleNeed::Stored(hash) => {
+                    if txn.open_table(MODULES).ctx(OP)?.get(hash).ctx(OP)?.is_none() {
+                        return Err(refuse(not_stored(hash)));
                     }
                 }
-                (_, Some(_)) => return Err(refuse("only a plugin installation carries a module".to_string())),
-                (_, None) => {}
+                ModuleNeed::None => {}
             }
             let number = previous.map_or(1, |(n, _)| n + 1);
             let bytes = encode_change(org, after, change)?;
@@ -973,6 +960,7 @@ mod tests {
     use plaudit_sdk::{Attrs, Moment, Retraction, Stakeholder, Value};
 
     use super::*;
+    use crate::module_hash;
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
