@@ -129,13 +129,18 @@ macro_rules! both {
     };
 }
 
-fn org(s: &str) -> OrgId {
+// Fixtures, shared with the embedded store's own tests (`redb.rs`).
+
+pub(crate) fn org(s: &str) -> OrgId {
     OrgId::parse(s).expect("valid org id")
 }
 
-fn moment(id: &str) -> Record {
+/// A moment with a value and an attribute of each type, for round trips.
+pub(crate) fn moment(id: &str) -> Record {
     let mut attrs = Attrs::new();
     attrs.insert("flag".into(), Value::Bool(true));
+    attrs.insert("n".into(), Value::Int(3));
+    attrs.insert("x".into(), Value::Float(2.0));
     attrs.insert("t".into(), Value::Text("hi".into()));
     Record::Moment(Moment {
         id: id.into(),
@@ -149,11 +154,11 @@ fn moment(id: &str) -> Record {
     })
 }
 
-fn retract(id: &str) -> Record {
+pub(crate) fn retract(id: &str) -> Record {
     Record::Retract(Retraction { retract: id.into(), reason: Some("typo".into()) })
 }
 
-fn rules(text: &str) -> Change {
+pub(crate) fn rules(text: &str) -> Change {
     Change::Rules { text: text.to_string(), format: plaudit_core::ruleset::Format::Toml }
 }
 

@@ -957,9 +957,10 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use ::redb::ReadableTableMetadata;
-    use plaudit_sdk::{Attrs, Moment, Retraction, Stakeholder, Value};
+    use plaudit_sdk::{Attrs, Stakeholder, Value};
 
     use super::*;
+    use crate::conformance::{moment, org, retract, rules};
     use crate::module_hash;
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -985,28 +986,6 @@ mod tests {
         }
     }
 
-    fn org(s: &str) -> OrgId {
-        OrgId::parse(s).expect("valid org id")
-    }
-
-    fn moment(id: &str) -> Record {
-        let mut attrs = Attrs::new();
-        attrs.insert("flag".into(), Value::Bool(true));
-        attrs.insert("n".into(), Value::Int(3));
-        attrs.insert("x".into(), Value::Float(2.0));
-        attrs.insert("t".into(), Value::Text("hi".into()));
-        Record::Moment(Moment {
-            id: id.into(),
-            stakeholder: "ann".into(),
-            counterpart: Some("bob".into()),
-            kind: "answer".into(),
-            channel: "forum".into(),
-            at: "2026-03-01T09:30:00Z".into(),
-            value: Some(4.5),
-            attrs,
-        })
-    }
-
     fn profile(id: &str) -> Record {
         Record::Profile(Stakeholder {
             id: id.into(),
@@ -1015,10 +994,6 @@ mod tests {
             name: None,
             attrs: Attrs::new(),
         })
-    }
-
-    fn retract(id: &str) -> Record {
-        Record::Retract(Retraction { retract: id.into(), reason: Some("typo".into()) })
     }
 
     fn open(dir: &TempDir) -> RedbStore {
@@ -1489,10 +1464,6 @@ mod tests {
         let dir = TempDir::new();
         let store: Box<dyn Store> = Box::new(open(&dir));
         assert_eq!(store.append(&org("acme"), &[moment("a")], 0).expect("append"), Seq(1));
-    }
-
-    fn rules(text: &str) -> Change {
-        Change::Rules { text: text.to_string(), format: plaudit_core::ruleset::Format::Toml }
     }
 
     #[test]
