@@ -3,36 +3,26 @@
 //! the rate gets `429 rate_limited` with `Retry-After`; requests without a valid key never reach
 //! a bucket (they are refused first), so a stranger cannot spend an organisation's allowance.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
+use super::bucket::Tokens;
 use super::config::RateLimit;
 
 /// One key's bucket.
 #[derive(Debug)]
 pub struct Bucket {
     limit: RateLimit,
-    state: Mutex<(f64, Instant)>,
+    tokens: Tokens,
 }
 
 impl Bucket {
     pub fn new(limit: RateLimit) -> Bucket {
-        Bucket { limit, state: Mutex::new((f64::from(limit.burst), Instant::now())) }
+        Bucket { limit, tokens: Tokens::full(f64::from(limit.burst)) }
     }
 
     /// Takes a token at `now`; `Err(seconds)` to wait if there is none.
     pub fn take(&self, now: Instant) -> Result<(), u64> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, last) = *state;
-        let elapsed = now.saturating_duration_since(last).as_secs_f64();
-        let tokens = (tokens + elapsed * self.limit.requests_per_second).min(f64::from(self.limit.burst));
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
-            Ok(())
-        } else {
-            *state = (tokens, now);
-            Err(((1.0 - tokens) / self.limit.requests_per_second).ceil().max(1.0) as u64)
-        }
+        self.tokens.take(1.0, self.limit.requests_per_second, f64::from(self.limit.burst), now)
     }
 }
 

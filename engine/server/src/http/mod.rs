@@ -16,6 +16,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod bucket;
 pub mod budget;
 pub mod config;
 pub mod cors;

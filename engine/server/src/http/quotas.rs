@@ -17,7 +17,7 @@
 //! | `moment_max_age_seconds`, `moment_max_ahead_seconds` | each moment dated outside, alone (`too_old`, `too_far_ahead`, field `at`); every record so refused: `422` |
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::Json;
@@ -152,8 +152,8 @@ impl Quota {
 #[derive(Debug)]
 pub struct OrgQuotas {
     set: RwLock<(LimitsSetting, Values)>,
-    /// Records that may be taken now, as of when.
-    bucket: Mutex<(f64, Instant)>,
+    /// Records that may be taken now.
+    bucket: super::bucket::Tokens,
     pub(crate) stored: Arc<AtomicU64>,
     /// Per [`Quota::ALL`]: requests (records a second, bytes) or records (stakeholders, dates) refused.
     refused: [AtomicU64; 4],
@@ -164,7 +164,7 @@ impl OrgQuotas {
     pub fn new(set: LimitsSetting, defaults: Values) -> OrgQuotas {
         let values = defaults.over(&set);
         OrgQuotas {
-            bucket: Mutex::new((values.records_burst as f64, Instant::now())),
+            bucket: super::bucket::Tokens::full(values.records_burst as f64),
             set: RwLock::new((set, values)),
             stored: Arc::default(),
             refused: Default::default(),
@@ -200,8 +200,7 @@ impl OrgQuotas {
 
     fn replace(&self, set: LimitsSetting, values: Values) {
         *self.set.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (set, values);
-        let mut bucket = self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        bucket.0 = bucket.0.min(values.records_burst as f64);
+        self.bucket.cap(values.records_burst as f64);
     }
 
     /// Admits a write of `records` records at `now`: `507` if the store holds the organisation's
@@ -224,19 +223,10 @@ impl OrgQuotas {
             .field(Quota::StoredBytes.name()));
         }
         let rate = values.records_per_second as f64;
-        let wanted = records as f64;
-        let mut bucket = self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, last) = *bucket;
-        let tokens =
-            (tokens + now.saturating_duration_since(last).as_secs_f64() * rate).min(values.records_burst as f64);
-        if tokens >= wanted {
-            *bucket = (tokens - wanted, now);
+        let Err(wait) = self.bucket.take(records as f64, rate, values.records_burst as f64, now) else {
             return Ok(());
-        }
-        *bucket = (tokens, now);
-        drop(bucket);
+        };
         self.refused(Quota::RecordsPerSecond, 1);
-        let wait = ((wanted - tokens) / rate).ceil().max(1.0) as u64;
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             CODE,
@@ -274,9 +264,7 @@ impl OrgQuotas {
     /// The records the bucket holds now.
     fn available(&self, now: Instant) -> u64 {
         let values = self.values();
-        let (tokens, last) = *self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let elapsed = now.saturating_duration_since(last).as_secs_f64();
-        (tokens + elapsed * values.records_per_second as f64).min(values.records_burst as f64) as u64
+        self.bucket.available(values.records_per_second as f64, values.records_burst as f64, now) as u64
     }
 }
 
