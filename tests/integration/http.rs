@@ -250,6 +250,7 @@ fn the_served_openapi_description_matches_the_routes() {
         "/metrics",
         "/openapi.json",
         "/v1/orgs",
+        "/v1/cluster",
         "/v1/orgs/{org}/rules",
         "/v1/orgs/{org}/rules/simulate",
         "/v1/orgs/{org}/rules/apply",

@@ -21,4 +21,5 @@ pub mod datadir;
 pub mod feed;
 pub mod http;
 pub mod organisation;
+pub mod placement;
 pub mod webhooks;

@@ -43,9 +43,10 @@
 
 mod admit;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod erasure;
 pub mod format;
+mod lease;
 mod postgres;
 mod redb;
 
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::erasure::{Erasure, pseudonymise};
 pub use self::format::module_hash;
+pub use self::lease::{Lease, Leases, NodeSeen};
 pub use self::postgres::{PgStore, is_postgres_url, redacted};
 pub use self::redb::RedbStore;
 
@@ -118,6 +120,15 @@ pub enum StoreError {
     /// [`Store::set_org_key`] for an organisation that does not exist.
     #[error("organisation {0} does not exist")]
     NoSuchOrg(OrgId),
+    /// A write to `org`'s log from a cluster node that does not hold its lease (it lost it, or
+    /// never took it): nothing was written. The node no longer owns the organisation.
+    #[error("organisation {org} is owned by another node now: this node's write was refused (fenced)")]
+    Fenced { org: OrgId },
+    /// The backend cannot be reached (down, restarting, the connection lost): nothing of the
+    /// operation was made durable, unless it was a commit whose answer was lost, which a
+    /// reread of the log tells. Worth retrying once it is back.
+    #[error("store {op} failed: the store is unavailable: {source}")]
+    Unavailable { op: &'static str, source: BackendError },
     /// A snapshot was offered for a sequence the log has not reached.
     #[error("cannot store a snapshot of organisation {org} at sequence {seq}: the log ends at {last}")]
     SnapshotBeyondLog { org: OrgId, seq: Seq, last: Seq },
@@ -276,6 +287,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// its files). A crash after the commit leaves it to the next open to complete; before
     /// it, nothing happened. The caller names the subject only if the log names them.
     fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError>;
+
+    /// The leases of the cluster this store was opened as a node of ([`PgStore::open_node`]);
+    /// `None` for a store of one server.
+    fn leases(&self) -> Option<&dyn Leases> {
+        None
+    }
 
     /// Stores record `name` of `org` in `table` with `bytes`, or deletes it (`None`), durably;
     /// whether it was there before. `org` must exist.

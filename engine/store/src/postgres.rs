@@ -50,10 +50,11 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::admit::{ModuleNeed, admit_change, not_stored};
 use crate::format::{check_version, decode_change, decode_segment, encode_change, encode_segment, snapshot_checksum};
-use crate::{Change, Erasure, LoggedChange, OrgTable, Segment, Store, StoreError};
+use crate::{Change, Erasure, Lease, Leases, LoggedChange, NodeSeen, OrgTable, Segment, Store, StoreError};
 
 /// The schema's migrations, in order: migration `i` (from 0) makes schema version `i + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: [&str; 2] =
+    [include_str!("../migrations/0001_initial.sql"), include_str!("../migrations/0002_cluster.sql")];
 
 /// The most connections the store opens to PostgreSQL at once; a call waits for one beyond.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -80,6 +81,44 @@ pub struct PgStore {
     pool: Pool,
     /// Drives the connections; shut down (without waiting) when the store is dropped.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Set when opened as a node of a cluster: every write to a log is fenced.
+    node: Option<Node>,
+}
+
+/// This process as a node of a cluster: its name, its incarnation, and the leases it holds
+/// (organisation -> epoch), which its writes are fenced by.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    incarnation: i64,
+    ttl: std::time::Duration,
+    fences: std::sync::RwLock<std::collections::HashMap<String, i64>>,
+}
+
+impl Node {
+    fn fences(&self) -> std::sync::RwLockReadGuard<'_, std::collections::HashMap<String, i64>> {
+        self.fences.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fences_mut(&self) -> std::sync::RwLockWriteGuard<'_, std::collections::HashMap<String, i64>> {
+        self.fences.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether a client error says the database cannot be reached now (connection refused or
+/// lost, the server shutting down or starting up) rather than that the operation is wrong.
+fn unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let Some(e) = error.downcast_ref::<tokio_postgres::Error>() else { return false };
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        // Class 08: connection exceptions; 57P01..57P03: shutting down, crashed, starting up.
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // No code: unreachable if the connection's IO failed (refused, reset).
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 impl std::fmt::Debug for PgStore {
@@ -124,7 +163,13 @@ trait Ctx<T> {
 
 impl<T, E: std::error::Error + Send + Sync + 'static> Ctx<T> for Result<T, E> {
     fn ctx(self, op: &'static str) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Backend { op, source: Box::new(e) })
+        self.map_err(|e| {
+            if unreachable(&e) {
+                StoreError::Unavailable { op, source: Box::new(e) }
+            } else {
+                StoreError::Backend { op, source: Box::new(e) }
+            }
+        })
     }
 }
 
@@ -163,14 +208,75 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(Box::new(e)))?;
-        let store =
-            PgStore { url: shown.clone(), pool: Pool::new(config, runtime.handle().clone()), runtime: Some(runtime) };
+        let store = PgStore {
+            url: shown.clone(),
+            pool: Pool::new(config, runtime.handle().clone()),
+            runtime: Some(runtime),
+            node: None,
+        };
         store.migrate().map_err(|e| match e {
             StoreError::Backend { source, .. } => open_err(source),
             other => other,
         })?;
         store.finish_erasures().map_err(|e| open_err(Box::new(e)))?;
         Ok(store)
+    }
+
+    /// [`PgStore::open`], as node `name` of a cluster whose leases last `ttl`: every write to an
+    /// organisation's log is then fenced by the organisation's lease ([`crate::lease`]), which
+    /// this process must hold ([`Store::leases`]); creating an organisation takes its lease.
+    pub fn open_node(url: &str, name: &str, ttl: std::time::Duration) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::open(url)?;
+        // A process's own number, so that a node restarted under its name is a new holder.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let incarnation =
+            (now.as_nanos() as i64).wrapping_mul(31).wrapping_add(i64::from(std::process::id())) & i64::MAX;
+        store.node = Some(Node { name: name.to_string(), incarnation, ttl, fences: Default::default() });
+        Ok(store)
+    }
+
+    /// The epoch `org`'s writes are fenced by: `None` for a store of one server; for a node,
+    /// the epoch of the lease it holds, or [`StoreError::Fenced`] if it holds none.
+    fn fence(&self, org: &OrgId) -> Result<Option<i64>, StoreError> {
+        match &self.node {
+            None => Ok(None),
+            Some(node) => match node.fences().get(org.as_str()) {
+                Some(epoch) => Ok(Some(*epoch)),
+                None => Err(StoreError::Fenced { org: org.clone() }),
+            },
+        }
+    }
+
+    /// In `client`'s transaction: checks that this process still holds `org`'s lease at
+    /// `epoch` (if fenced), and holds the lease row until the transaction ends, so that no
+    /// other node takes it before this write commits.
+    async fn check_fence(
+        &self,
+        client: &impl GenericClient,
+        org: &OrgId,
+        epoch: Option<i64>,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        let (Some(epoch), Some(node)) = (epoch, &self.node) else { return Ok(()) };
+        let held = client
+            .query_opt(
+                "SELECT 1 FROM leases WHERE org = $1 AND node = $2 AND incarnation = $3 AND epoch = $4 FOR KEY SHARE",
+                &[&org.as_str(), &node.name, &node.incarnation, &epoch],
+            )
+            .await
+            .ctx(op)?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(self.fenced(org)),
+        }
+    }
+
+    /// [`StoreError::Fenced`] for `org`, which this process no longer holds: forgotten.
+    fn fenced(&self, org: &OrgId) -> StoreError {
+        if let Some(node) = &self.node {
+            node.fences_mut().remove(org.as_str());
+        }
+        StoreError::Fenced { org: org.clone() }
     }
 
     /// Applies the migrations the database lacks, in one transaction, under a lock that
@@ -276,30 +382,59 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    fn leases(&self) -> Option<&dyn Leases> {
+        self.node.as_ref().map(|_| self as &dyn Leases)
+    }
+
     fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
         const OP: &str = "append";
         if records.is_empty() {
             return self.last_seq(org);
         }
+        let epoch = self.fence(org)?;
         let segment = encode_segment(org, records)?;
         let n = big(OP, records.len() as u64)?;
         let conn = self.pool.get()?;
         // One statement, one transaction: the log's end advanced (its row locked until the
         // commit), the segment stored at the sequences reserved, its bytes counted.
-        let row = block_on(conn.query_one(
-            "WITH next AS ( \
-                 INSERT INTO last_seq AS l (org, seq) VALUES ($1, $2) \
-                 ON CONFLICT (org) DO UPDATE SET seq = l.seq + EXCLUDED.seq RETURNING l.seq \
-             ), stored AS ( \
-                 INSERT INTO segments (org, first_seq, received, bytes) \
-                 SELECT $1, next.seq - $2 + 1, $3, $4 FROM next \
-             ), counted AS ( \
-                 INSERT INTO org_log_bytes AS c (org, bytes) VALUES ($1, octet_length($4)) \
-                 ON CONFLICT (org) DO UPDATE SET bytes = c.bytes + EXCLUDED.bytes \
-             ) SELECT seq FROM next",
-            &[&org.as_str(), &n, &received, &segment],
-        ))
-        .ctx(OP)?;
+        let row = match (epoch, &self.node) {
+            (Some(epoch), Some(node)) => {
+                // Fenced: all of it only if this process holds the lease at its epoch, whose
+                // row stays locked (KEY SHARE: renewals go on, a taker waits) until the commit.
+                let row = block_on(conn.query_opt(
+                    "WITH fence AS ( \
+                         SELECT 1 FROM leases WHERE org = $1 AND node = $5 AND incarnation = $6 AND epoch = $7 \
+                         FOR KEY SHARE \
+                     ), next AS ( \
+                         INSERT INTO last_seq AS l (org, seq) SELECT $1, $2 FROM fence \
+                         ON CONFLICT (org) DO UPDATE SET seq = l.seq + EXCLUDED.seq RETURNING l.seq \
+                     ), stored AS ( \
+                         INSERT INTO segments (org, first_seq, received, bytes) \
+                         SELECT $1, next.seq - $2 + 1, $3, $4 FROM next \
+                     ), counted AS ( \
+                         INSERT INTO org_log_bytes AS c (org, bytes) SELECT $1, octet_length($4) FROM next \
+                         ON CONFLICT (org) DO UPDATE SET bytes = c.bytes + EXCLUDED.bytes \
+                     ) SELECT seq FROM next",
+                    &[&org.as_str(), &n, &received, &segment, &node.name, &node.incarnation, &epoch],
+                ))
+                .ctx(OP)?;
+                row.ok_or_else(|| self.fenced(org))?
+            }
+            _ => block_on(conn.query_one(
+                "WITH next AS ( \
+                     INSERT INTO last_seq AS l (org, seq) VALUES ($1, $2) \
+                     ON CONFLICT (org) DO UPDATE SET seq = l.seq + EXCLUDED.seq RETURNING l.seq \
+                 ), stored AS ( \
+                     INSERT INTO segments (org, first_seq, received, bytes) \
+                     SELECT $1, next.seq - $2 + 1, $3, $4 FROM next \
+                 ), counted AS ( \
+                     INSERT INTO org_log_bytes AS c (org, bytes) VALUES ($1, octet_length($4)) \
+                     ON CONFLICT (org) DO UPDATE SET bytes = c.bytes + EXCLUDED.bytes \
+                 ) SELECT seq FROM next",
+                &[&org.as_str(), &n, &received, &segment],
+            ))
+            .ctx(OP)?,
+        };
         Ok(Seq(unbig(OP, row.get(0))?))
     }
 
@@ -360,10 +495,12 @@ impl Store for PgStore {
         const OP: &str = "append_change";
         let o = org.as_str();
         let refuse = |reason: String| StoreError::ChangeOutOfOrder { org: org.clone(), after, reason };
+        let epoch = self.fence(org)?;
         let bytes = encode_change(org, after, change)?;
         let mut conn = self.pool.get()?;
         block_on(async {
             let txn = conn.transaction().await.ctx(OP)?;
+            self.check_fence(&txn, org, epoch, OP).await?;
             let end = unbig(OP, txn.query_one(LOCK_ORG, &[&o]).await.ctx(OP)?.get(0))?;
             let previous = txn
                 .query_opt("SELECT number, bytes FROM changes WHERE org = $1 ORDER BY number DESC LIMIT 1", &[&o])
@@ -489,6 +626,22 @@ impl Store for PgStore {
             if end > 0 || Self::exists(&txn, o, OP).await? {
                 return Err(StoreError::OrgExists(org.clone()));
             }
+            // A node creating an organisation owns it: its lease taken in the same commit.
+            let epoch = match &self.node {
+                Some(node) => Some(
+                    txn.query_one(
+                        "INSERT INTO leases AS l (org, node, incarnation, epoch, expires) \
+                         VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond') \
+                         ON CONFLICT (org) DO UPDATE SET node = EXCLUDED.node, incarnation = EXCLUDED.incarnation, \
+                         epoch = l.epoch + 1, expires = EXCLUDED.expires RETURNING epoch",
+                        &[&o, &node.name, &node.incarnation, &(node.ttl.as_millis() as f64)],
+                    )
+                    .await
+                    .ctx(OP)?
+                    .get::<_, i64>(0),
+                ),
+                None => None,
+            };
             txn.execute("INSERT INTO changes (org, number, bytes) VALUES ($1, 1, $2)", &[&o, &bytes]).await.ctx(OP)?;
             txn.execute(
                 "INSERT INTO org_log_bytes (org, bytes) VALUES ($1, $2) ON CONFLICT (org) DO UPDATE SET bytes = $2",
@@ -505,7 +658,11 @@ impl Store for PgStore {
                 .await
                 .ctx(OP)?;
             }
-            txn.commit().await.ctx(OP)
+            txn.commit().await.ctx(OP)?;
+            if let (Some(node), Some(epoch)) = (&self.node, epoch) {
+                node.fences_mut().insert(o.to_string(), epoch);
+            }
+            Ok(())
         })
     }
 
@@ -556,9 +713,11 @@ impl Store for PgStore {
     fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError> {
         const OP: &str = "erase";
         let o = org.as_str();
+        let epoch = self.fence(org)?;
         let mut conn = self.pool.get()?;
         let erasure = block_on(async {
             let txn = conn.transaction().await.ctx(OP)?;
+            self.check_fence(&txn, org, epoch, OP).await?;
             // The organisation's writes wait until this commits: no segment is appended
             // between the rewrite and the change.
             let end = unbig(OP, txn.query_one(LOCK_ORG, &[&o]).await.ctx(OP)?.get(0))?;
@@ -674,15 +833,172 @@ impl PgStore {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         const OP: &str = "put_snapshot";
+        let epoch = self.fence(org)?;
+        let mut conn = self.pool.get()?;
+        block_on(async {
+            let txn = conn.transaction().await.ctx(OP)?;
+            self.check_fence(&txn, org, epoch, OP).await?;
+            txn.execute(
+                "INSERT INTO snapshots AS s (org, seq, checksum, bytes) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org) DO UPDATE SET seq = EXCLUDED.seq, checksum = EXCLUDED.checksum, bytes = EXCLUDED.bytes \
+                 WHERE s.seq <= EXCLUDED.seq",
+                &[&org.as_str(), &big(OP, seq.0)?, &(checksum as i64), &bytes],
+            )
+            .await
+            .ctx(OP)?;
+            txn.commit().await.ctx(OP)
+        })
+    }
+}
+
+impl Leases for PgStore {
+    fn node(&self) -> &str {
+        self.node.as_ref().map_or("", |n| n.name.as_str())
+    }
+
+    fn ttl(&self) -> std::time::Duration {
+        self.node.as_ref().map_or(std::time::Duration::ZERO, |n| n.ttl)
+    }
+
+    fn heartbeat(&self, address: &str, leaving: bool) -> Result<(), StoreError> {
+        const OP: &str = "heartbeat";
+        let Some(node) = &self.node else { return Ok(()) };
         let conn = self.pool.get()?;
         block_on(conn.execute(
-            "INSERT INTO snapshots AS s (org, seq, checksum, bytes) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (org) DO UPDATE SET seq = EXCLUDED.seq, checksum = EXCLUDED.checksum, bytes = EXCLUDED.bytes \
-             WHERE s.seq <= EXCLUDED.seq",
-            &[&org.as_str(), &big(OP, seq.0)?, &(checksum as i64), &bytes],
+            "INSERT INTO nodes (node, address, incarnation, seen, leaving) VALUES ($1, $2, $3, now(), $4) \
+             ON CONFLICT (node) DO UPDATE SET address = $2, incarnation = $3, seen = now(), leaving = $4",
+            &[&node.name, &address, &node.incarnation, &leaving],
         ))
         .ctx(OP)?;
         Ok(())
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        const OP: &str = "nodes";
+        let conn = self.pool.get()?;
+        let rows = block_on(conn.query(
+            "SELECT node, address, GREATEST(0, (extract(epoch FROM now() - seen) * 1000))::bigint, leaving \
+             FROM nodes ORDER BY node",
+            &[],
+        ))
+        .ctx(OP)?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeSeen { node: r.get(0), address: r.get(1), seen_ms_ago: unbig(OP, r.get(2))?, leaving: r.get(3) })
+            })
+            .collect()
+    }
+
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        const OP: &str = "leases";
+        let conn = self.pool.get()?;
+        let rows = block_on(conn.query(
+            "SELECT org, node, epoch, (extract(epoch FROM expires - now()) * 1000)::bigint FROM leases ORDER BY org",
+            &[],
+        ))
+        .ctx(OP)?;
+        rows.iter()
+            .filter_map(|r| {
+                // A row of an organisation id this build refuses is nobody's to take.
+                let org = OrgId::parse(r.get::<_, &str>(0)).ok()?;
+                Some(unbig(OP, r.get(2)).map(|epoch| Lease { org, node: r.get(1), epoch, expires_in_ms: r.get(3) }))
+            })
+            .collect()
+    }
+
+    fn acquire(&self, org: &OrgId) -> Result<Option<u64>, StoreError> {
+        const OP: &str = "acquire";
+        let Some(node) = &self.node else { return Ok(None) };
+        let ttl = node.ttl.as_millis() as f64;
+        let mut conn = self.pool.get()?;
+        let epoch = block_on(async {
+            let txn = conn.transaction().await.ctx(OP)?;
+            // FOR UPDATE: waits for the writes fenced by the lease as it is (they hold it in
+            // KEY SHARE) to commit, so that the log read after this is the whole log.
+            let current = txn
+                .query_opt("SELECT expires <= now() FROM leases WHERE org = $1 FOR UPDATE", &[&org.as_str()])
+                .await
+                .ctx(OP)?;
+            let taken = match current {
+                Some(row) if !row.get::<_, bool>(0) => None,
+                Some(_) => txn
+                    .query_opt(
+                        "UPDATE leases SET node = $2, incarnation = $3, epoch = epoch + 1, \
+                         expires = now() + $4 * interval '1 millisecond' WHERE org = $1 RETURNING epoch",
+                        &[&org.as_str(), &node.name, &node.incarnation, &ttl],
+                    )
+                    .await
+                    .ctx(OP)?,
+                None => txn
+                    .query_opt(
+                        "INSERT INTO leases (org, node, incarnation, epoch, expires) \
+                         VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond') \
+                         ON CONFLICT (org) DO NOTHING RETURNING epoch",
+                        &[&org.as_str(), &node.name, &node.incarnation, &ttl],
+                    )
+                    .await
+                    .ctx(OP)?,
+            };
+            txn.commit().await.ctx(OP)?;
+            Ok::<_, StoreError>(taken.map(|row| row.get::<_, i64>(0)))
+        })?;
+        if let Some(epoch) = epoch {
+            node.fences_mut().insert(org.to_string(), epoch);
+        }
+        epoch.map(|e| unbig(OP, e)).transpose()
+    }
+
+    fn renew(&self) -> Result<Vec<(OrgId, u64)>, StoreError> {
+        const OP: &str = "renew";
+        let Some(node) = &self.node else { return Ok(Vec::new()) };
+        let (orgs, epochs): (Vec<String>, Vec<i64>) = node.fences().iter().map(|(o, e)| (o.clone(), *e)).unzip();
+        let conn = self.pool.get()?;
+        let rows = block_on(conn.query(
+            "UPDATE leases AS l SET expires = now() + $3 * interval '1 millisecond' \
+             FROM unnest($4::text[], $5::bigint[]) AS h (org, epoch) \
+             WHERE l.org = h.org AND l.epoch = h.epoch AND l.node = $1 AND l.incarnation = $2 \
+             RETURNING l.org, l.epoch",
+            &[&node.name, &node.incarnation, &(node.ttl.as_millis() as f64), &orgs, &epochs],
+        ))
+        .ctx(OP)?;
+        let renewed: std::collections::HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let asked: std::collections::HashMap<String, i64> = orgs.into_iter().zip(epochs).collect();
+        let mut fences = node.fences_mut();
+        // Held at the epoch taken, or lost: another node took it since. One taken while this
+        // renewal ran was not asked about, and is kept.
+        fences.retain(|org, epoch| asked.get(org) != Some(epoch) || renewed.get(org) == Some(epoch));
+        let mut held = Vec::with_capacity(fences.len());
+        for (org, epoch) in fences.iter() {
+            if let Ok(id) = OrgId::parse(org) {
+                held.push((id, unbig(OP, *epoch)?));
+            }
+        }
+        held.sort();
+        Ok(held)
+    }
+
+    fn release(&self, org: &OrgId) -> Result<(), StoreError> {
+        const OP: &str = "release";
+        let Some(node) = &self.node else { return Ok(()) };
+        let Some(epoch) = node.fences_mut().remove(org.as_str()) else { return Ok(()) };
+        let conn = self.pool.get()?;
+        block_on(conn.execute(
+            "UPDATE leases SET expires = now() WHERE org = $1 AND node = $2 AND incarnation = $3 AND epoch = $4",
+            &[&org.as_str(), &node.name, &node.incarnation, &epoch],
+        ))
+        .ctx(OP)?;
+        Ok(())
+    }
+
+    fn held(&self) -> Vec<(OrgId, u64)> {
+        let Some(node) = &self.node else { return Vec::new() };
+        let mut held: Vec<(OrgId, u64)> = node
+            .fences()
+            .iter()
+            .filter_map(|(org, epoch)| Some((OrgId::parse(org).ok()?, u64::try_from(*epoch).ok()?)))
+            .collect();
+        held.sort();
+        held
     }
 }
 

@@ -37,6 +37,11 @@
 //! stakeholders = 10000000        # stakeholders held: a record creating one beyond is refused alone (quota_exceeded)
 //! stored_bytes = 68719476736     # bytes its log and newest snapshot take in the store (64 GiB): writes answer 507 beyond
 //!
+//! [cluster]                      # several nodes on one PostgreSQL store; omit the section for one server
+//! node = "n1"                    # this node's name, unique in the cluster (PLAUDIT_NODE: setting it turns clustering on)
+//! advertise = "http://10.0.0.5:8080"  # how the other nodes reach this one (PLAUDIT_ADVERTISE); default http://<listen>
+//! lease_ms = 5000                # an organisation's lease: a dead owner's organisations move after this (PLAUDIT_LEASE_MS)
+//!
 //! [moments]                      # the dates a moment may have when it arrives over HTTP (never checked on replay or import)
 //! max_age_seconds = 7776000      # how old (90 days) before the server's clock at receipt: older is 422 too_old naming `at`
 //! max_ahead_seconds = 300        # how far ahead of it (5 minutes): later is 422 too_far_ahead naming `at`
@@ -149,6 +154,23 @@ impl Default for Moments {
     }
 }
 
+/// Several `plaudit serve` nodes sharing one PostgreSQL store (`crate::http::cluster`): this
+/// node's name, the address the others reach it at, the leases' time to live.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    pub node: String,
+    /// `http://host:port`; empty: `http://` and the address served on.
+    pub advertise: String,
+    pub lease_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster { node: String::new(), advertise: String::new(), lease_ms: 5_000 }
+    }
+}
+
 /// Records between snapshots when not configured: at replay speed, a restart then replays at
 /// most a few seconds of log.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000_000;
@@ -169,6 +191,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub quotas: Quotas,
     pub moments: Moments,
+    /// Set (a node name) to run as a node of a cluster; `None`: one server.
+    pub cluster: Option<Cluster>,
     /// Hosts webhooks may be delivered to although they resolve to a loopback, private,
     /// link-local or otherwise internal address (refused by default): for development and
     /// tests, say `["127.0.0.1", "localhost"]`.
@@ -200,6 +224,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             quotas: Quotas::default(),
             moments: Moments::default(),
+            cluster: None,
             webhook_hosts: Vec::new(),
             log: "info".to_string(),
             log_format: LogFormat::Text,
@@ -250,6 +275,19 @@ impl ServerConfig {
         if let Some(log) = var("PLAUDIT_LOG") {
             config.log = log;
         }
+        if let Some(node) = var("PLAUDIT_NODE") {
+            config.cluster.get_or_insert_with(Cluster::default).node = node;
+        }
+        if let Some(advertise) = var("PLAUDIT_ADVERTISE") {
+            config.cluster.get_or_insert_with(Cluster::default).advertise = advertise;
+        }
+        if let Some(lease) = var("PLAUDIT_LEASE_MS") {
+            let lease = lease.trim().parse().map_err(|_| ConfigError::Invalid {
+                path: origin.clone(),
+                message: format!("PLAUDIT_LEASE_MS: {lease:?} is no number of milliseconds"),
+            })?;
+            config.cluster.get_or_insert_with(Cluster::default).lease_ms = lease;
+        }
         if let Some(hosts) = var("PLAUDIT_WEBHOOK_HOSTS") {
             config.webhook_hosts = hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
         }
@@ -263,6 +301,9 @@ impl ServerConfig {
             && !plaudit_store::is_postgres_url(store.trim())
         {
             return Err(format!("store: {:?} is no postgres:// URL", plaudit_store::redacted(store)));
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.check(self.store.as_deref())?;
         }
         if self.admin_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
             return Err("admin_key: at least 16 characters".to_string());
@@ -280,6 +321,27 @@ impl ServerConfig {
             None => format!("quotas.{field}: {why}"),
         })?;
         self.limits.check()
+    }
+}
+
+impl Cluster {
+    /// A node name (what an organisation id may be: letters, digits, `-`, `_`), a PostgreSQL
+    /// store, an `http://` address, a lease of 500 ms to 10 minutes.
+    fn check(&self, store: Option<&str>) -> Result<(), String> {
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.node.is_empty() || self.node.len() > 64 || !self.node.chars().all(name_ok) {
+            return Err(format!("cluster.node: {:?} must be 1 to 64 letters, digits, - or _", self.node));
+        }
+        if store.is_none() {
+            return Err("cluster: the nodes of a cluster share a PostgreSQL store: set store (PLAUDIT_STORE)".into());
+        }
+        if !self.advertise.is_empty() && !self.advertise.starts_with("http://") {
+            return Err(format!("cluster.advertise: {:?} must be an http:// address", self.advertise));
+        }
+        if !(500..=600_000).contains(&self.lease_ms) {
+            return Err(format!("cluster.lease_ms: must be 500 to 600000, got {}", self.lease_ms));
+        }
+        Ok(())
     }
 }
 

@@ -80,6 +80,32 @@ impl ApiError {
         e
     }
 
+    /// `503`: the organisation is moving between nodes of the cluster, or being opened again
+    /// (`why`); try again in a second, on any node.
+    pub fn moving(why: &str) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "moving",
+            format!("{why}: the organisation is moving or reopening; try again shortly (any node)"),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// `503`: the store cannot be reached (`why`); nothing of the request was stored, unless
+    /// a retry meets its moments as duplicates.
+    pub fn store_unavailable(why: &str) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!(
+                "the store cannot be reached ({why}); try again shortly: moments already stored are met as duplicates"
+            ),
+        );
+        e.retry_after = Some(2);
+        e
+    }
+
     /// `503`: organisation `org` has `limit` requests being served already.
     pub fn busy(org: &str, limit: usize) -> ApiError {
         let mut e = ApiError::new(
@@ -91,6 +117,16 @@ impl ApiError {
         );
         e.retry_after = Some(1);
         e
+    }
+
+    /// A store's error: `503` if the store cannot be reached or the organisation moved,
+    /// `500` otherwise.
+    pub fn from_store(e: &plaudit_store::StoreError) -> ApiError {
+        match e {
+            plaudit_store::StoreError::Unavailable { .. } => ApiError::store_unavailable(&e.to_string()),
+            plaudit_store::StoreError::Fenced { .. } => ApiError::moving(&e.to_string()),
+            _ => ApiError::internal(e.to_string()),
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
@@ -145,6 +181,10 @@ impl From<&crate::organisation::OrgError> for ApiError {
             OrgError::Plugin { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", e.to_string()),
             OrgError::Missing(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             OrgError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+            OrgError::Store(plaudit_store::StoreError::Unavailable { .. }) => {
+                ApiError::store_unavailable(&e.to_string())
+            }
+            OrgError::Store(plaudit_store::StoreError::Fenced { .. }) => ApiError::moving(&e.to_string()),
             OrgError::Halted { .. } | OrgError::CommitLost(_) | OrgError::Erasure(_) => {
                 ApiError::internal(e.to_string())
             }

@@ -18,6 +18,7 @@ pub mod accept;
 pub mod admin;
 pub mod bucket;
 pub mod budget;
+pub mod cluster;
 pub mod config;
 pub mod cors;
 pub mod effects;
@@ -114,6 +115,10 @@ pub(crate) enum OrgState {
     /// It could not be opened (damaged data, a log this build refuses): why. Reported at start
     /// and in `/healthz`; the others are served.
     Failed(Arc<str>),
+    /// In a cluster: owned by another node, or by none for the moment ([`cluster`]).
+    Elsewhere,
+    /// In a cluster: being handed off to another node.
+    Moving,
 }
 
 /// An organisation the server knows: the SHA-256 of its key (none for one created by
@@ -198,6 +203,12 @@ pub struct AppState {
     /// Where webhooks may be delivered.
     pub(crate) webhook_targets: Arc<crate::webhooks::Targets>,
     metrics: metrics::Metrics,
+    /// This node of a cluster; `None` for a server of one node.
+    cluster: Option<cluster::Cluster>,
+    /// Organisations whose world was lost, to open again ([`cluster::start_upkeep`]).
+    reopen_tx: std::sync::mpsc::Sender<String>,
+    /// Its receiving end, until the upkeep thread takes it.
+    reopen_queue: Mutex<Option<std::sync::mpsc::Receiver<String>>>,
 }
 
 /// Why the server could not start.
@@ -224,6 +235,26 @@ pub enum CreateError {
     Io(#[from] std::io::Error),
     #[error("no randomness for a key: {0}")]
     Random(String),
+}
+
+/// Why an organisation was not opened.
+#[derive(Debug)]
+enum NotOpened {
+    /// The store could not be reached: worth trying again.
+    Unreachable(String),
+    /// Anything else: the organisation is unavailable until the server restarts.
+    Failed(String),
+}
+
+impl From<crate::organisation::OrgError> for NotOpened {
+    fn from(e: crate::organisation::OrgError) -> NotOpened {
+        match e {
+            crate::organisation::OrgError::Store(plaudit_store::StoreError::Unavailable { .. }) => {
+                NotOpened::Unreachable(e.to_string())
+            }
+            other => NotOpened::Failed(other.to_string()),
+        }
+    }
 }
 
 /// The SHA-256 of a key.
@@ -275,7 +306,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     let data = DataDir::new(&config.data);
     std::fs::create_dir_all(data.orgs())?;
-    let store: Arc<dyn Store> = data.open_store(config.store.as_deref())?;
+    let (store, cluster): (Arc<dyn Store>, _) = match (&config.cluster, config.store.as_deref()) {
+        (Some(c), Some(url)) => {
+            let ttl = std::time::Duration::from_millis(c.lease_ms);
+            let advertise = match c.advertise.trim() {
+                "" => format!("http://{}", config.listen),
+                given => given.trim_end_matches('/').to_string(),
+            };
+            let store = Arc::new(plaudit_store::PgStore::open_node(url, &c.node, ttl)?);
+            (store, Some(cluster::Cluster::new(c.node.clone(), advertise, ttl)))
+        }
+        _ => (data.open_store(config.store.as_deref())?, None),
+    };
     for (path, problem) in data.adopt_legacy(&store)? {
         tracing::warn!(path = %path.display(), problem, "left alone");
     }
@@ -290,8 +332,11 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
             keys: Arc::new(keys::Keys::load(store.as_ref(), &org)?),
             cors: Arc::new(cors::Origins::load(store.as_ref(), &org)?),
         };
-        orgs.insert(org.to_string(), OrgEntry { key_hash, access, state: OrgState::Opening(now) });
+        // A node of a cluster opens only the organisations it takes the lease of.
+        let state = if cluster.is_some() { OrgState::Elsewhere } else { OrgState::Opening(now) };
+        orgs.insert(org.to_string(), OrgEntry { key_hash, access, state });
     }
+    let (reopen_tx, reopen_queue) = std::sync::mpsc::channel();
     Ok(AppState {
         data,
         store,
@@ -310,6 +355,9 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         jobs: budget::Jobs::new(config.limits),
         webhook_targets: Arc::new(crate::webhooks::Targets::new(config.webhook_hosts.clone())),
         metrics: metrics::Metrics::default(),
+        cluster,
+        reopen_tx,
+        reopen_queue: Mutex::new(Some(reopen_queue)),
     })
 }
 
@@ -322,6 +370,7 @@ impl Org {
         hooks: crate::webhooks::Hooks,
         metrics: &metrics::Metrics,
         quotas: quotas::OrgQuotas,
+        on_lost: worker::OnLost,
     ) -> std::io::Result<Org> {
         durable.time_ingest(Arc::clone(&metrics.ingest));
         durable.set_admission(quotas.values().admission());
@@ -331,7 +380,7 @@ impl Org {
             None => durable.start_feed(crate::feed::DEFAULT_CAPACITY),
         };
         Ok(Org {
-            worker: Worker::start(durable, snapshot_every)?,
+            worker: Worker::start(durable, snapshot_every, Some(on_lost))?,
             feed,
             bucket: rate.map(limit::Bucket::new),
             hooks: Arc::new(hooks),
@@ -392,8 +441,11 @@ impl AppState {
 
     /// Opens every organisation still to open, each on a thread of its own (its log replayed
     /// from its latest snapshot), and returns at once. Each is served as soon as it is open; one
-    /// that cannot be opened is reported and marked unavailable.
+    /// that cannot be opened is reported and marked unavailable (one the store could not be
+    /// reached for is tried again every second). Starts the upkeep thread ([`cluster`]): a node
+    /// of a cluster opens the organisations it takes the leases of there.
     pub fn open_organisations(self: &Arc<Self>) {
+        cluster::start_upkeep(self);
         let opening: Vec<String> = self
             .orgs()
             .iter()
@@ -402,15 +454,20 @@ impl AppState {
             .collect();
         for name in opening {
             let state = Arc::clone(self);
-            let spawned = std::thread::Builder::new().name(format!("open-{name}")).spawn(move || state.open_one(&name));
+            let spawned = std::thread::Builder::new().name(format!("open-{name}")).spawn(move || {
+                if state.open_one(&name) {
+                    let _ = state.reopen_tx.send(name);
+                }
+            });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a thread to open an organisation");
             }
         }
     }
 
-    /// Opens `name` here and now: what [`AppState::open_organisations`] runs for each.
-    pub fn open_one(&self, name: &str) {
+    /// Opens `name` here and now: what [`AppState::open_organisations`] runs for each. Returns
+    /// whether to try again: the store could not be reached (the organisation stays opening).
+    pub fn open_one(&self, name: &str) -> bool {
         let started = std::time::Instant::now();
         let opened =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_org(name))).unwrap_or_else(|panic| {
@@ -419,34 +476,96 @@ impl AppState {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                Err(format!("opening it failed unexpectedly: {message}"))
+                Err(NotOpened::Failed(format!("opening it failed unexpectedly: {message}")))
             });
-        let state = match opened {
+        let (state, retry) = match opened {
             Ok(org) => {
                 tracing::info!(org = name, ms = started.elapsed().as_millis() as u64, "organisation open");
                 if let Some(runtime) = self.runtime.get() {
                     org.deliver(name, runtime, self.delivering(), self.closing());
                 }
-                OrgState::Open(org)
+                (OrgState::Open(org), false)
             }
-            Err(why) => {
+            Err(NotOpened::Unreachable(why)) => {
+                tracing::warn!(org = name, error = %why, "the store cannot be reached: opening the organisation again in a second");
+                (OrgState::Opening(started), true)
+            }
+            Err(NotOpened::Failed(why)) => {
                 tracing::error!(org = name, error = %why, "organisation unavailable: the others are served");
-                OrgState::Failed(why.into())
+                (OrgState::Failed(why.into()), false)
             }
         };
-        if let Some(entry) = self.orgs_mut().get_mut(name) {
-            entry.state = state;
+        let mut orgs = self.orgs_mut();
+        let Some(entry) = orgs.get_mut(name) else { return false };
+        // Dropped while it opened (another node took it over): left dropped.
+        if !matches!(entry.state, OrgState::Opening(_)) {
+            drop(orgs);
+            if let (OrgState::Open(org), Some(runtime)) = (state, self.runtime.get()) {
+                runtime.spawn(async move {
+                    let _ = org.worker.abandon().await;
+                });
+            }
+            return false;
         }
+        if let OrgState::Open(_) = state
+            && let Some((key_hash, access)) = self.reloaded(name)
+        {
+            (entry.key_hash, entry.access) = (key_hash, access);
+        }
+        entry.state = state;
+        retry
+    }
+
+    /// What a node of a cluster reads again when it takes an organisation: its key, scoped keys
+    /// and origins, which the node that owned it may have changed. `None` for one server (its
+    /// entries are current) or when they cannot be read (the entry is kept).
+    fn reloaded(&self, name: &str) -> Option<(Option<[u8; 32]>, Access)> {
+        self.cluster.as_ref()?;
+        let org = OrgId::parse(name).ok()?;
+        let store = self.store.as_ref();
+        let read = || -> Result<_, plaudit_store::StoreError> {
+            Ok((
+                store.org_key(&org)?,
+                Access {
+                    keys: Arc::new(keys::Keys::load(store, &org)?),
+                    cors: Arc::new(cors::Origins::load(store, &org)?),
+                },
+            ))
+        };
+        read().map_err(|e| tracing::warn!(org = name, error = %e, "cannot read its keys again")).ok()
+    }
+
+    /// Opens `name` again after its world was lost: whether to try again later.
+    fn reopen(&self, name: &str) -> bool {
+        if let (Some(leases), Ok(org)) = (self.store.leases(), OrgId::parse(name))
+            && !leases.held().iter().any(|(held, _)| *held == org)
+        {
+            if let Some(entry) = self.orgs_mut().get_mut(name) {
+                entry.state = OrgState::Elsewhere;
+            }
+            return false;
+        }
+        match self.orgs_mut().get_mut(name) {
+            Some(entry) if !matches!(entry.state, OrgState::Elsewhere | OrgState::Moving) => {
+                if !matches!(entry.state, OrgState::Opening(_)) {
+                    entry.state = OrgState::Opening(std::time::Instant::now());
+                }
+            }
+            _ => return false,
+        }
+        tracing::info!(org = name, "opening the organisation again from its log");
+        self.open_one(name)
     }
 
     /// Opens organisation `name` from its log and starts its worker.
-    fn start_org(&self, name: &str) -> Result<Arc<Org>, String> {
-        let org = OrgId::parse(name).map_err(|e| e.to_string())?;
+    fn start_org(&self, name: &str) -> Result<Arc<Org>, NotOpened> {
+        let failed = |e: &dyn std::fmt::Display| NotOpened::Failed(e.to_string());
+        let org = OrgId::parse(name).map_err(|e| failed(&e))?;
         let (durable, replayed) = self
             .data
             .open_org(&self.store, &org, Some(self.effects_kept), false)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "it has no rule set in the log".to_string())?;
+            .map_err(NotOpened::from)?
+            .ok_or_else(|| NotOpened::Failed("it has no rule set in the log".to_string()))?;
         tracing::debug!(
             org = %org,
             records = replayed.records,
@@ -454,12 +573,22 @@ impl AppState {
             rules_version = durable.rules().version,
             "organisation replayed"
         );
-        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org))?;
-        let quotas =
-            quotas::OrgQuotas::load(self.store.as_ref(), &org, self.quota_defaults).map_err(|e| e.to_string())?;
-        let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)
-            .map_err(|e| format!("cannot start its worker: {e}"))?;
+        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org)).map_err(NotOpened::Failed)?;
+        let quotas = quotas::OrgQuotas::load(self.store.as_ref(), &org, self.quota_defaults)
+            .map_err(|e| NotOpened::from(crate::organisation::OrgError::Store(e)))?;
+        let org =
+            Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas, self.on_lost(name))
+                .map_err(|e| NotOpened::Failed(format!("cannot start its worker: {e}")))?;
         Ok(Arc::new(org))
+    }
+
+    /// What a worker of organisation `name` calls when its world is lost: the upkeep opens it
+    /// again.
+    fn on_lost(&self, name: &str) -> worker::OnLost {
+        let (tx, name) = (self.reopen_tx.clone(), name.to_string());
+        Box::new(move || {
+            let _ = tx.send(name);
+        })
     }
 
     /// Starts, on the current runtime, what runs beside the requests: each open organisation's
@@ -475,6 +604,8 @@ impl AppState {
     /// After the last request: every organisation's snapshot written, and a last one taken of
     /// those that accepted records since theirs, so the next start replays little.
     pub async fn close(&self) {
+        // A node of a cluster hands every organisation off (closed, lease released) first.
+        self.leave().await;
         let workers: Vec<(String, Worker)> = self.open_orgs().into_iter().map(|(n, o)| (n, o.worker.clone())).collect();
         for (name, worker) in workers {
             if let Err(e) = worker.close().await {
@@ -561,7 +692,15 @@ impl AppState {
         durable.start_feed(self.effects_kept);
         let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
         let quotas = quotas::OrgQuotas::new(quotas::LimitsSetting::default(), self.quota_defaults);
-        let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)?);
+        let entry = Arc::new(Org::start(
+            durable,
+            self.rate_limit,
+            self.snapshot_every,
+            hooks,
+            &self.metrics,
+            quotas,
+            self.on_lost(id),
+        )?);
         if let Some(runtime) = self.runtime.get() {
             entry.deliver(id, runtime, self.delivering(), self.closing());
         }
@@ -591,7 +730,8 @@ impl AppState {
     }
 
     /// Runs `job` with the store of organisation `org` off the runtime's threads (the store's
-    /// calls block); its error, or the job's failing, is a `500`.
+    /// calls block); its error is a `503` if the store is out of reach, otherwise (or if the
+    /// job fails) a `500`.
     pub(crate) async fn with_store<T: Send + 'static>(
         &self,
         org: &str,
@@ -602,7 +742,7 @@ impl AppState {
         tokio::task::spawn_blocking(move || job(store.as_ref(), &org))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| ApiError::from_store(&e))
     }
 
     /// Stores record `name` of organisation `org` in `table` (or deletes it); whether it was
@@ -679,6 +819,10 @@ impl AppState {
             }
             OrgState::Opening(since) => return Err(ApiError::opening(org, since.elapsed())),
             OrgState::Failed(why) => return Err(ApiError::unavailable(org, &why)),
+            // The cluster's layer forwards these; one met here moved since ([`cluster`]).
+            OrgState::Elsewhere | OrgState::Moving => {
+                return Err(ApiError::moving(&format!("organisation {org} is not served by this node now")));
+            }
         };
         Ok((admitted, access, grant))
     }
@@ -748,6 +892,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/orgs", post(admin::post_orgs))
+        .route("/v1/cluster", get(cluster::get_cluster))
         .route("/v1/orgs/{org}/rules", get(rules::get_rules).put(rules::put_rules))
         .route("/v1/orgs/{org}/rules/versions", get(rules::get_versions))
         .route("/v1/orgs/{org}/rules/versions/{version}", get(rules::get_version))
@@ -790,6 +935,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(axum::middleware::map_response(json_errors))
         .layer(cors::layer(Arc::clone(&state)))
+        // Outermost: a request of an organisation another node owns goes there untouched.
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), cluster::forward))
         .with_state(state)
 }
 
@@ -926,7 +1073,11 @@ async fn get_metrics(State(state): State<Arc<AppState>>) -> ([(header::HeaderNam
             refused: org.quotas.refusals(),
         });
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges))
+    let mut text = state.metrics.render(&gauges);
+    if let Some(cluster) = &state.cluster {
+        cluster::render_metrics(cluster, state.store.leases().map_or(0, |l| l.held().len()), &mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// The answer to `GET /healthz`.
@@ -989,7 +1140,7 @@ async fn healthz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
                 OrgState::Failed(why) => {
                     detail.unavailable.push(Unavailable { org: name.clone(), error: why.to_string() })
                 }
-                OrgState::Open(_) => {}
+                OrgState::Open(_) | OrgState::Elsewhere | OrgState::Moving => {}
             }
         }
         detail.opening.sort();

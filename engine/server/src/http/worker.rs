@@ -45,7 +45,13 @@ enum Job {
     Erase(Box<dyn FnOnce(&mut Organisation) + Send>),
     /// Finish the snapshot being written, take a last one, then answer.
     Close(oneshot::Sender<()>),
+    /// Stop at once, writing nothing (another node owns the organisation now), then answer.
+    Abandon(oneshot::Sender<()>),
 }
+
+/// Called once, from the worker's thread, when the worker stopped because its world was
+/// lost ([`Organisation::lost`]): the organisation is to be opened again from its log.
+pub type OnLost = Box<dyn FnOnce() + Send>;
 
 /// A handle on an organisation's worker thread.
 #[derive(Debug, Clone)]
@@ -55,13 +61,27 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the thread that owns `durable` until every handle is dropped, snapshotting it
-    /// every `snapshot_every` records (0: never).
-    pub fn start(durable: Organisation, snapshot_every: u64) -> std::io::Result<Worker> {
+    /// every `snapshot_every` records (0: never). If its world is lost, the worker stops
+    /// (the jobs still queued are refused) and calls `on_lost`.
+    pub fn start(durable: Organisation, snapshot_every: u64, on_lost: Option<OnLost>) -> std::io::Result<Worker> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("org-{}", durable.org());
         let snapshots = Snapshots { every: snapshot_every, writing: None };
-        std::thread::Builder::new().name(name).spawn(move || work(durable, &queue, snapshots))?;
+        std::thread::Builder::new().name(name).spawn(move || {
+            if work(durable, &queue, snapshots) == Stopped::Lost
+                && let Some(on_lost) = on_lost
+            {
+                on_lost();
+            }
+        })?;
         Ok(Worker { jobs })
+    }
+
+    /// Stops the worker at once, after the jobs queued before, writing nothing more (no last
+    /// snapshot): for an organisation another node owns now.
+    pub async fn abandon(&self) -> Result<(), ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Abandon(reply), rx).await
     }
 
     /// Waits for the snapshot being written, if any, and takes a last one if records came
@@ -102,8 +122,11 @@ impl Worker {
         self.send(Job::Ingest { records, effects, reply }, rx).await
     }
 
+    /// A worker stops when its organisation closes, moves to another node or must be opened
+    /// again: a request it did not answer is worth retrying (`503`, and nothing of it was
+    /// done unless its moments are met as duplicates), except one that met a panic (`500`).
     async fn send<R>(&self, job: Job, rx: oneshot::Receiver<R>) -> Result<R, ApiError> {
-        self.jobs.send(job).map_err(|_| ApiError::internal("the organisation's worker has stopped"))?;
+        self.jobs.send(job).map_err(|_| ApiError::moving("the organisation's worker has stopped"))?;
         rx.await.map_err(|_| ApiError::internal("the organisation's worker failed on this request"))
     }
 }
@@ -164,16 +187,29 @@ fn log_snapshot(stored: Result<crate::organisation::Snapshotted, crate::organisa
     }
 }
 
-fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: Snapshots) {
+/// Why a worker stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Stopped {
+    /// Closed, abandoned, or every handle dropped.
+    Done,
+    /// Its world was lost ([`Organisation::lost`]).
+    Lost,
+}
+
+fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: Snapshots) -> Stopped {
     let mut next = None;
     loop {
+        if durable.lost() {
+            snapshots.wait();
+            return Stopped::Lost;
+        }
         let job = match next.take() {
             Some(job) => job,
             None => match queue.recv() {
                 Ok(job) => job,
                 Err(_) => {
                     snapshots.wait();
-                    return;
+                    return Stopped::Done;
                 }
             },
         };
@@ -190,7 +226,13 @@ fn work(mut durable: Organisation, queue: &mpsc::Receiver<Job>, mut snapshots: S
                 snapshots.close(&mut durable);
                 drop(durable);
                 let _ = reply.send(());
-                return;
+                return Stopped::Done;
+            }
+            Job::Abandon(reply) => {
+                snapshots.wait();
+                drop(durable);
+                let _ = reply.send(());
+                return Stopped::Done;
             }
             Job::Ingest { records, effects, reply } => {
                 let mut total = records.len();
@@ -292,7 +334,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.join("plaudit.redb")).expect("a store"));
         let org = OrgId::parse("acme").expect("an id");
         let durable = Organisation::create(store, org, RULES, Format::Toml).expect("created");
-        let worker = Worker::start(durable, 0).expect("a worker");
+        let worker = Worker::start(durable, 0, None).expect("a worker");
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         runtime.block_on(async {
             let (outcome, _) = worker.ingest(vec![moment("m1")], false).await.expect("answered").expect("stored");

@@ -13,7 +13,7 @@ use plaudit_sdk::Record;
 use plaudit_core::ids::{OrgId, Seq};
 use plaudit_core::journal::FeedItem;
 use plaudit_core::{Arrival, Outcome};
-use plaudit_store::{Change, Store};
+use plaudit_store::{Change, Store, StoreError};
 
 use super::*;
 
@@ -242,7 +242,7 @@ impl Organisation {
         let commit = self.start_commit(&keep, staged.received);
         drop(keep);
         if let Commit::Done(Err(e)) = commit {
-            self.rewind();
+            self.rewind_after(&e);
             return Err(e);
         }
         let scored = self.score(staged);
@@ -393,7 +393,7 @@ impl Organisation {
         let committed = match committed {
             Ok(committed) => committed,
             Err(e) => {
-                self.rewind();
+                self.rewind_after(&e);
                 return Err(e);
             }
         };
@@ -421,6 +421,18 @@ impl Organisation {
         self.rewind();
     }
 
+    /// After a commit that failed with `e`: the world rebuilt from the log, unless the
+    /// organisation is another node's now (the commit was fenced), in which case this world
+    /// is lost.
+    fn rewind_after(&mut self, e: &OrgError) {
+        if matches!(e, OrgError::Store(StoreError::Fenced { .. })) {
+            tracing::warn!(org = %self.org, "another node owns the organisation now: dropping it here");
+            self.lost = true;
+            return;
+        }
+        self.rewind();
+    }
+
     fn rewind(&mut self) {
         match Organisation::open(Arc::clone(&self.store), self.org.clone()) {
             Ok((mut fresh, _)) => {
@@ -435,6 +447,12 @@ impl Organisation {
                     (self.feed.take(), self.ingest_times.take(), self.commits.take(), self.clock);
                 (fresh.admission, fresh.stored) = (self.admission, self.stored.take());
                 *self = fresh;
+            }
+            Err(OrgError::Store(e @ (StoreError::Unavailable { .. } | StoreError::Fenced { .. }))) => {
+                // Not a disagreement: the log is intact, and it is opened again once the
+                // store answers (by this node if it still owns the organisation).
+                tracing::warn!(org = %self.org, error = %e, "cannot bring the world back to the log now: dropping it, to open it again");
+                self.lost = true;
             }
             Err(e) => {
                 self.halt(e);

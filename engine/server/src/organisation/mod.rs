@@ -158,6 +158,11 @@ pub struct Organisation {
     /// Set when the world disagreed with what the log had just recorded: writes are refused
     /// from then on (see [`OrgError::Halted`]).
     halted: Option<(Seq, String)>,
+    /// Set when the world went ahead of the log and could not be brought back to it because
+    /// the store is out of reach, or when another node took the organisation over (its writes
+    /// are fenced): this world must be dropped, and the organisation opened again from the
+    /// log (by whichever node owns it) once the store answers.
+    lost: bool,
     /// The instant records are received at, in Unix milliseconds: the system clock, or another
     /// one given with [`Organisation::set_clock`].
     clock: fn() -> i64,
@@ -258,6 +263,7 @@ impl Organisation {
             snapshotted: Seq(0),
             snapshot_due: false,
             halted: None,
+            lost: false,
             clock: unix_millis,
             restored_feed: Vec::new(),
             admission: plaudit_core::Admission::default(),
@@ -346,6 +352,12 @@ impl Organisation {
             None => Ok(()),
             Some((seq, detail)) => Err(OrgError::Halted { org: self.org.clone(), seq: *seq, detail: detail.clone() }),
         }
+    }
+
+    /// Whether this world must be dropped (see the `lost` field): the store was out of reach
+    /// when it had to be brought back to the log, or another node owns the organisation now.
+    pub fn lost(&self) -> bool {
+        self.lost
     }
 
     /// Halts the organisation on `e`, a disagreement with what the log has just recorded, and
