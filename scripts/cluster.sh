@@ -36,7 +36,7 @@ done
     || { echo "cluster: --port takes 1024 to $((65535 - NODES))" >&2; exit 2; }
 for ((i = 0; i < NODES; i++)); do
     port=$((FIRST_PORT + i))
-    if python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port))" 2>/dev/null; then :; else
+    if python3 -c "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $port)); s.listen()" 2>/dev/null; then :; else
         echo "cluster: port $port is taken (give --port FIRST)" >&2
         exit 1
     fi
