@@ -579,6 +579,10 @@ class Cluster:
                     text = f.read()
                 if "panicked" in text:
                     raise Failed("node %s panicked: %s" % (node.name, text[text.index("panicked") - 200:][:1200]))
+                # An organisation's world found out of step with its log: its writes halted.
+                found = re.search(r".*(disagrees with the log|writes halted).*", text)
+                if found:
+                    raise Failed("node %s: %s" % (node.name, found.group(0)[:600]))
 
     def nodes_alive(self, names):
         for name in names:

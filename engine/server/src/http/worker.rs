@@ -127,7 +127,15 @@ impl Worker {
     /// done unless its moments are met as duplicates), except one that met a panic (`500`).
     async fn send<R>(&self, job: Job, rx: oneshot::Receiver<R>) -> Result<R, ApiError> {
         self.jobs.send(job).map_err(|_| ApiError::moving("the organisation's worker has stopped"))?;
-        rx.await.map_err(|_| ApiError::internal("the organisation's worker failed on this request"))
+        match rx.await {
+            Ok(answer) => Ok(answer),
+            // Unanswered because the worker stopped (its world lost, closed, abandoned) with the
+            // job still queued: its queue is gone, so a job sent now is refused too.
+            Err(_) if self.jobs.send(Job::Run(Box::new(|_| {}))).is_err() => {
+                Err(ApiError::moving("the organisation's worker stopped before this request"))
+            }
+            Err(_) => Err(ApiError::internal("the organisation's worker failed on this request")),
+        }
     }
 }
 
