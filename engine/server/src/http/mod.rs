@@ -454,7 +454,7 @@ impl AppState {
             rules_version = durable.rules().version,
             "organisation replayed"
         );
-        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org))?;
+        let hooks = crate::webhooks::Hooks::load(Arc::clone(&self.store), &org, &self.data.webhooks(&org))?;
         let quotas =
             quotas::OrgQuotas::load(self.store.as_ref(), &org, self.quota_defaults).map_err(|e| e.to_string())?;
         let org = Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)
@@ -559,7 +559,9 @@ impl AppState {
             created => created?,
         };
         durable.start_feed(self.effects_kept);
-        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
+        let hooks =
+            crate::webhooks::Hooks::load(Arc::clone(&self.store), durable.org(), &self.data.webhooks(durable.org()))
+                .map_err(std::io::Error::other)?;
         let quotas = quotas::OrgQuotas::new(quotas::LimitsSetting::default(), self.quota_defaults);
         let entry = Arc::new(Org::start(durable, self.rate_limit, self.snapshot_every, hooks, &self.metrics, quotas)?);
         if let Some(runtime) = self.runtime.get() {
