@@ -85,7 +85,9 @@ import json, sys
 v = json.load(sys.stdin)
 placed = {p["org"]: p["node"] for p in v["placement"]}
 held = {l["org"]: l["node"] for l in v["leases"] if l["expires_in_ms"] > 0}
-print(" ".join(f"{o}={n}" for o, n in sorted(held.items())) if placed and placed == held else "")'
+live = sum(1 for n in v["nodes"] if n["live"])
+settled = live == 3 and len(set(placed.values())) == 3 and placed == held
+print(" ".join(f"{o}={n}" for o, n in sorted(held.items())) if settled else "")'
 }
 for _ in $(seq 100); do OWNERS=$(owners); [[ -n $OWNERS ]] && break; sleep 0.2; done
 [[ -n $OWNERS ]] || { echo "load-cluster: the organisations did not settle"; exit 1; }
