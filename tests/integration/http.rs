@@ -823,7 +823,7 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after_and_other_keys_do_not_n
 
 /// A webhook receiver on a free loopback port: answers `500` to the first `fail_first`
 /// requests and `200` after; hands each request's headers and body over a channel.
-fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+pub(crate) fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -1020,6 +1020,45 @@ fn webhooks_deliver_chosen_effects_signed_retry_after_a_failure_and_resume_after
     assert!(next["effects"].as_array().is_some_and(|e| e.iter().all(|x| x["moment"] == "w2")), "{next}");
     assert_eq!(server.request("DELETE", "/v1/orgs/acme/webhooks/crm", Some(&key), "").0, 204);
     assert_eq!(server.request("DELETE", "/v1/orgs/acme/webhooks/crm", Some(&key), "").0, 404);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// An upgraded server keeps the subscriptions an earlier build kept in its data directory
+/// (`orgs/ORG/webhooks.json`): opening the organisation adopts them into the store, cursor and
+/// secret included, and sets the file aside.
+#[test]
+fn webhooks_an_earlier_build_kept_in_the_data_directory_are_adopted_into_the_store() {
+    use plaudit_store::{OrgTable, RedbStore, Store};
+    let data = scratch_dir("plaudit-http-hooks-adopt");
+    let key = App::start(&data).key("acme").to_string();
+    // As an earlier build left it: the file, nothing in the store.
+    let file = data.join("orgs/acme/webhooks.json");
+    std::fs::create_dir_all(file.parent().expect("a folder")).expect("orgs/acme");
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "types": ["badge_earned"], "secret": "a-secret-of-16-chars",
+        "cursor": 3, "missed": 1});
+    std::fs::write(&file, serde_json::to_vec_pretty(&json!({"hooks": {"crm": hook}})).expect("json")).expect("file");
+    let app = App::start(&data);
+    let (status, views) = app.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "");
+    assert_eq!(status, 200, "{views}");
+    let view = &views[0];
+    assert_eq!(
+        (&view["name"], &view["url"], &view["types"], &view["cursor"], &view["missed"]),
+        (&json!("crm"), &hook["url"], &hook["types"], &json!(3), &json!(1)),
+        "{views}"
+    );
+    assert!(!file.exists() && file.with_extension("json.adopted").exists(), "the file set aside");
+    drop(app);
+    let store = RedbStore::open(data.join("plaudit.redb")).expect("the store");
+    let acme = plaudit_core::ids::OrgId::parse("acme").expect("an id");
+    let settings = store.org_records(&acme, OrgTable::Settings).expect("settings");
+    let (_, stored) = settings.iter().find(|(name, _)| name == "webhooks").expect("kept in the store");
+    let stored: Value = serde_json::from_slice(stored).expect("json");
+    assert_eq!(stored["hooks"]["crm"], hook, "with its secret and cursor");
+    drop(store);
+    // Restarted again: from the store (the file is not read again).
+    let app = App::start(&data);
+    assert_eq!(app.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "").1[0]["cursor"], 3);
+    drop(app);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -1,6 +1,7 @@
 //! The server on the PostgreSQL store (`store = "postgres://..."`): moments taken, a restart
 //! from its snapshots, a replay from the log alone, the same boards each time, and nothing of
-//! the log in the data directory. Runs when `PLAUDIT_TEST_POSTGRES` names a server
+//! the log in the data directory; webhooks moving with their organisation to a node with a data
+//! directory of its own. Runs when `PLAUDIT_TEST_POSTGRES` names a server
 //! (`scripts/test.sh` starts one, `scripts/lib/postgres.sh`), in a database of its own; says
 //! that it skipped otherwise. The store's own behaviour on both backends is
 //! `engine/store/src/conformance.rs`.
@@ -105,4 +106,64 @@ fn the_server_on_postgresql_takes_moments_restarts_and_replays_to_the_same_board
     assert_eq!(seen(&app, &key), after, "the same from the log alone");
     drop(app);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Webhook subscriptions live in the store with their organisation: a node with a data
+/// directory of its own that takes acme over (a failover, a move) finds them and resumes
+/// delivery from the cursor the first node stored, sending none of what was delivered before.
+#[test]
+fn webhooks_move_with_their_organisation_to_a_node_with_another_data_directory() {
+    use plaudit_store::{OrgTable, Store};
+    let Some(db) = Database::new("webhooks_move_with_their_organisation") else { return };
+    let (first, second) = (scratch_dir("plaudit-pg-hooks-first"), scratch_dir("plaudit-pg-hooks-second"));
+    let node = |data: &std::path::Path| ServerConfig {
+        data: data.to_path_buf(),
+        store: Some(db.url.clone()),
+        webhook_hosts: vec!["127.0.0.1".into()],
+        ..ServerConfig::default()
+    };
+    let (url, deliveries) = crate::http::receiver(0);
+    let timeout = std::time::Duration::from_secs(30);
+    let ids = |body: &str| -> Vec<u64> {
+        let body: Value = serde_json::from_str(body).expect("json");
+        body["effects"].as_array().expect("effects").iter().filter_map(|e| e["id"].as_u64()).collect()
+    };
+    let (key, delivered) = {
+        let app = App::start_with(node(&first));
+        let key = app.key("acme").to_string();
+        let (status, hook) =
+            app.request("PUT", "/v1/orgs/acme/webhooks/crm", Some(&key), &json!({"url": url}).to_string());
+        assert_eq!(status, 201, "{hook}");
+        let batch = json!([moment("w1", "ann", "meetup")]);
+        assert_eq!(app.request("POST", "/v1/orgs/acme/moments", Some(&key), &batch.to_string()).0, 201);
+        let (_, body) = deliveries.recv_timeout(timeout).expect("a delivery");
+        let delivered = *ids(&body).last().expect("effects");
+        // Stored before the next batch: wait for the store to say so.
+        let store = plaudit_store::PgStore::open(&db.url).expect("the store");
+        let acme = plaudit_core::ids::OrgId::parse("acme").expect("an id");
+        let stored_cursor = || {
+            let settings = store.org_records(&acme, OrgTable::Settings).expect("settings");
+            let (_, bytes) = settings.into_iter().find(|(n, _)| n == "webhooks")?;
+            serde_json::from_slice::<Value>(&bytes).ok()?["hooks"]["crm"]["cursor"].as_u64()
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        while stored_cursor() != Some(delivered) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(stored_cursor(), Some(delivered), "the cursor is in the store");
+        (key, delivered)
+    };
+    assert!(!first.join("orgs/acme").exists(), "nothing of the webhooks in the first node's data directory");
+
+    let app = App::start_with(node(&second));
+    let (_, views) = app.request("GET", "/v1/orgs/acme/webhooks", Some(&key), "");
+    assert_eq!((views[0]["name"].as_str(), views[0]["cursor"].as_u64()), (Some("crm"), Some(delivered)), "{views}");
+    let batch = json!([moment("w2", "bob", "meetup")]);
+    assert_eq!(app.request("POST", "/v1/orgs/acme/moments", Some(&key), &batch.to_string()).0, 201);
+    let (_, body) = deliveries.recv_timeout(timeout).expect("a delivery from the second node");
+    assert!(ids(&body).iter().all(|&id| id > delivered), "only what was not delivered: {body}");
+    assert!(body.contains("\"w2\"") && !body.contains("\"w1\""), "{body}");
+    drop(app);
+    let _ = std::fs::remove_dir_all(&first);
+    let _ = std::fs::remove_dir_all(&second);
 }

@@ -4,7 +4,8 @@
 //! coordinated omission).
 //!
 //! `cargo run --release -p plaudit-benches --bin load -- ADDR KEY [RATE] [SECONDS] [CONNECTIONS]`
-//! (defaults: 5000 requests/s, 10 s, 64 connections). Prints the achieved rate, the status
+//! (defaults: 5000 requests/s, 10 s, 64 connections), to organisation `acme` or the one `ORG`
+//! (environment) names. Prints the achieved rate, the status
 //! counts and p50/p90/p99/p99.9/max latency; then the server's own view of the same requests,
 //! from its `/metrics` histogram before and after the run (time inside the server, from the
 //! router to the answer), so that a tail added by this generator or the machine can be told
@@ -19,6 +20,8 @@ use tokio::net::TcpStream;
 struct Args {
     addr: String,
     key: String,
+    /// The moments' path, for the organisation `ORG` names (default `acme`).
+    path: String,
     rate: f64,
     seconds: f64,
     connections: usize,
@@ -34,6 +37,7 @@ fn args() -> Result<Args, String> {
     Ok(Args {
         addr: addr.clone(),
         key: key.clone(),
+        path: format!("/v1/orgs/{}/moments", std::env::var("ORG").unwrap_or_else(|_| "acme".to_string())),
         rate: num(2, 5000.0)?,
         seconds: num(3, 10.0)?,
         connections: num(4, 64.0)? as usize,
@@ -72,7 +76,7 @@ async fn connection(
             x % 10_000,
             (x >> 20) % 10_000 + 10_000,
         );
-        let request = hyper::Request::post("/v1/orgs/acme/moments")
+        let request = hyper::Request::post(&args.path)
             .header("host", &args.addr)
             .header("authorization", format!("Bearer {}", args.key))
             .header("content-type", "application/json")

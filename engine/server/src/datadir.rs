@@ -2,10 +2,15 @@
 //!
 //! ```text
 //! DIR/plaudit.redb            every organisation's log (records, rule-set versions, plugin
-//!                             changes and modules) and the SHA-256 of its API key (redb)
+//!                             changes and modules), the SHA-256 of its API key, its scoped
+//!                             keys and settings (webhook subscriptions among them) (redb)
 //! DIR/plaudit.snapshots.redb  their latest snapshots: a cache of the log (redb)
-//! DIR/orgs/ORG/webhooks.json  an organisation's webhook subscriptions, with their cursors
 //! ```
+//!
+//! With the PostgreSQL store, all of that is in the database, so that a node with a data
+//! directory of its own can serve any organisation. Earlier builds kept the webhook
+//! subscriptions in `orgs/ORG/webhooks.json` ([`DataDir::webhooks`]): opening the organisation
+//! adopts that file into the store ([`crate::webhooks::Hooks::load`]).
 //!
 //! The organisations are those of the store: an organisation is created in one commit, its
 //! first rule set with its key, so none exists by halves. The first released build kept the key
@@ -121,7 +126,9 @@ impl DataDir {
         Ok(problems)
     }
 
-    /// The organisation's webhook subscriptions and their delivery cursors.
+    /// Where earlier builds kept the organisation's webhook subscriptions and their delivery
+    /// cursors, now in the store: adopted into it, then renamed `webhooks.json.adopted`, when the
+    /// organisation is opened ([`crate::webhooks::Hooks::load`]).
     pub fn webhooks(&self, org: &OrgId) -> PathBuf {
         self.org(org).join("webhooks.json")
     }

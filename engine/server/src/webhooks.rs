@@ -1,21 +1,45 @@
 //! Webhooks: an organisation's effects delivered to the URLs its product team registered, for
 //! the effect types each chose, at least once, signed.
 //!
-//! **Owns** the subscriptions ([`Hooks`], kept in `orgs/ORG/webhooks.json` with each
-//! subscription's delivery cursor), the signature, and the delivery loop ([`deliver`]), one
-//! async task per organisation that reads the organisation's [`Feed`] and posts on a blocking
-//! thread. **Must not touch** the world or the log: a webhook sees exactly what the feed holds.
+//! **Owns** the subscriptions ([`Hooks`], kept in the store with the organisation, as its setting
+//! `webhooks`, with each subscription's delivery cursor), the signature, and the delivery loop
+//! ([`deliver`]), one async task per organisation that reads the organisation's [`Feed`] and
+//! posts on a blocking thread. **Must not touch** the world or the log: a webhook sees exactly
+//! what the feed holds.
+//!
+//! # Where subscriptions live
+//!
+//! In the store, beside the organisation's keys and other settings ([`OrgTable::Settings`],
+//! [`SETTING`]): one JSON record holding every subscription with its cursor, written whole, so
+//! that the node serving an organisation (after a restart, a failover or a move to another node
+//! with a data directory of its own) finds them and resumes each delivery from its stored
+//! cursor. Earlier builds kept them in the data directory (`orgs/ORG/webhooks.json`): [`Hooks::load`]
+//! adopts such a file into the store when the store has none, and renames it
+//! `webhooks.json.adopted`. Every store call blocks: [`Hooks::load`], [`Hooks::put`] and
+//! [`Hooks::remove`] run on blocking threads, and the delivery loop writes its progress on one.
+//! One node serves an organisation at a time: the record is written whole, so two nodes
+//! delivering for the same organisation at once would overwrite each other's changes.
 //!
 //! # Delivery
 //!
 //! Effects go out in order, in batches of up to [`BATCH`], as
 //! `{"organisation", "webhook", "effects": [{"id", "seq", ...effect}]}`. A subscription's cursor
 //! (the number of the last effect it has dealt with) moves only after a `2xx` answer, and is
-//! saved before the next batch; a restart resends at most the batch in flight, so receivers
-//! deduplicate on the effects' `id`. A failed delivery (no answer within [`TIMEOUT`], or not
-//! `2xx`) is retried with exponential backoff, from 1 s to [`MAX_BACKOFF`]. If a receiver stays
-//! away longer than the feed keeps effects, the ones it missed are counted in `missed` and the
-//! delivery resumes at the oldest kept.
+//! written to the store before the next batch; a restart, or the organisation's move to another
+//! node, resends at most the batch in flight, so receivers deduplicate on the effects' `id`. A
+//! failed delivery (no answer within [`TIMEOUT`], or not `2xx`) is retried with exponential
+//! backoff, from 1 s to [`MAX_BACKOFF`]. If a receiver stays away longer than the feed keeps
+//! effects, the ones it missed are counted in `missed` and the delivery resumes at the oldest
+//! kept.
+//!
+//! The cursor is written on every delivery, not batched: with the PostgreSQL store that is one
+//! round trip and commit (a few milliseconds, a few kilobytes at most) per batch of up to
+//! [`BATCH`] effects, each of which has just cost an HTTP post to the receiver, one at a time per
+//! organisation and at most `webhook_deliveries` at once engine-wide; so the store's writes never
+//! outnumber the posts. Batching them would save little and widen what a move or a crash resends
+//! beyond the batch in flight. A cursor moved past effects of no chosen type (nothing posted) is
+//! not written on its own: it is written with the next delivery, and otherwise those effects are
+//! looked at again (and skipped again) after a restart.
 //!
 //! # Targets
 //!
@@ -36,7 +60,7 @@
 //! timestamp too far from its clock (replays).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +70,12 @@ use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 
 use crate::feed::Feed;
+use plaudit_core::ids::OrgId;
 use plaudit_core::journal::FeedItem;
+use plaudit_store::{OrgTable, Store, StoreError};
+
+/// The name of the organisation's setting ([`OrgTable::Settings`]) that keeps its subscriptions.
+pub const SETTING: &str = "webhooks";
 
 /// Effects in one delivery.
 pub const BATCH: usize = 100;
@@ -282,15 +311,15 @@ pub enum HookError {
     /// The organisation has as many webhooks as it may.
     #[error("at most {MAX_HOOKS} webhooks an organisation: remove one first")]
     Full,
-    #[error("cannot save the webhooks in {path}: {source}")]
-    Save { path: PathBuf, source: std::io::Error },
+    #[error("cannot save the webhooks of organisation {org}: {source}")]
+    Save { org: OrgId, source: StoreError },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> HookError {
     HookError::Invalid { field, message: message.into() }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Kept {
     hooks: BTreeMap<String, Hook>,
 }
@@ -306,41 +335,126 @@ struct State {
 /// An organisation's subscriptions, shared by the routes and the delivery task.
 #[derive(Debug)]
 pub struct Hooks {
-    path: PathBuf,
+    store: Arc<dyn Store>,
+    org: OrgId,
+    /// Held for an instant at a time, never across a store call.
     state: Mutex<State>,
+    /// Held across each write to the store (on blocking threads only), so that writes go out one
+    /// at a time, each of the subscriptions as they are when it starts.
+    writing: Mutex<()>,
     changed: Notify,
 }
 
 impl Hooks {
-    /// The subscriptions kept at `path` (none if the file does not exist).
-    pub fn load(path: PathBuf) -> Result<Hooks, String> {
-        let kept = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+    /// The subscriptions of `org` kept in `store` (none if it has none). Blocking. If the store
+    /// has none and `legacy` (the file in the data directory where earlier builds kept them)
+    /// exists, its subscriptions are written to the store and the file renamed
+    /// `webhooks.json.adopted`; a file beside subscriptions the store has already is stale and
+    /// set aside the same way, unread.
+    pub fn load(store: Arc<dyn Store>, org: &OrgId, legacy: &Path) -> Result<Hooks, String> {
+        let fail = |e: StoreError| format!("its webhooks: {e}");
+        let stored = store.org_records(org, OrgTable::Settings).map_err(fail)?.into_iter().find(|(n, _)| n == SETTING);
+        let kept = match stored {
+            Some((_, bytes)) => {
+                // Written by this module only: unreadable means a newer layout. Refuse to open
+                // rather than write over it.
+                let kept = serde_json::from_slice(&bytes).map_err(|e| format!("its webhooks in the store: {e}"))?;
+                if legacy.exists() {
+                    tracing::warn!(org = %org, file = %legacy.display(), "a webhooks file beside the subscriptions in the store: set aside, unread");
+                    set_aside(legacy)?;
+                }
+                kept
+            }
+            None => match std::fs::read(legacy) {
+                Ok(bytes) => {
+                    let kept: Kept =
+                        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", legacy.display()))?;
+                    let bytes = serde_json::to_vec(&kept).map_err(|e| e.to_string())?;
+                    store.set_org_record(org, OrgTable::Settings, SETTING, Some(&bytes)).map_err(fail)?;
+                    set_aside(legacy)?;
+                    tracing::info!(org = %org, webhooks = kept.hooks.len(), file = %legacy.display(), "webhooks adopted into the store");
+                    kept
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
+                Err(e) => return Err(format!("{}: {e}", legacy.display())),
+            },
         };
-        Ok(Hooks { path, state: Mutex::new(State { kept, ..State::default() }), changed: Notify::new() })
+        Ok(Hooks {
+            store,
+            org: org.clone(),
+            state: Mutex::new(State { kept, ..State::default() }),
+            writing: Mutex::new(()),
+            changed: Notify::new(),
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes the subscriptions: a temporary file, fsync'd, renamed over the old one.
-    fn save(&self, kept: &Kept) -> Result<(), HookError> {
-        let save = |source| HookError::Save { path: self.path.clone(), source };
-        let bytes = serde_json::to_vec_pretty(kept).map_err(|e| save(std::io::Error::other(e)))?;
-        if let Some(folder) = self.path.parent() {
-            std::fs::create_dir_all(folder).map_err(save)?;
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `kept` to the store, durably (blocking; with [`Hooks::writing`] held). An empty
+    /// set is written too: were the record deleted, a stale file could be adopted again.
+    fn write(&self, kept: &Kept) -> Result<(), HookError> {
+        let save = |source| HookError::Save { org: self.org.clone(), source };
+        let bytes = serde_json::to_vec(kept)
+            .map_err(|e| save(StoreError::Backend { op: "encode webhooks", source: Box::new(e) }))?;
+        self.store.set_org_record(&self.org, OrgTable::Settings, SETTING, Some(&bytes)).map_err(save)?;
+        Ok(())
+    }
+
+    /// Changes the subscriptions with `change`, writes them to the store and only then makes them
+    /// those in force; what `change` answers, or why it refused, or why the write failed
+    /// (nothing changed then). Blocking.
+    fn update<T>(&self, change: impl FnOnce(&mut Kept) -> Result<T, HookError>) -> Result<T, HookError> {
+        let _writing = self.writing();
+        let before = self.state().kept.clone();
+        let mut kept = before.clone();
+        let answer = change(&mut kept)?;
+        if kept == before {
+            return Ok(answer);
         }
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp).map_err(save)?;
-            file.write_all(&bytes).map_err(save)?;
-            file.sync_all().map_err(save)?;
+        self.write(&kept)?;
+        let mut state = self.state();
+        // Meanwhile the delivery can only have moved cursors forward (and counted what was
+        // missed), in memory: keep that.
+        for (name, hook) in &mut kept.hooks {
+            if let Some(now) = state.kept.hooks.get(name) {
+                hook.cursor = hook.cursor.max(now.cursor);
+                hook.missed = hook.missed.max(now.missed);
+            }
         }
-        std::fs::rename(&tmp, &self.path).map_err(save)
+        state.kept = kept;
+        Ok(answer)
+    }
+
+    /// Moves subscription `name`'s cursor to `through` (and counts `missed`) after a delivery
+    /// to `url`, unless it was replaced or removed meanwhile: written to the store, then in force,
+    /// so that a listing never shows a cursor the store does not have. In force also if the
+    /// write failed (said in the answer), so that the batch is not posted again and again: the
+    /// next delivery's write carries it. Blocking.
+    fn delivered(&self, name: &str, url: &str, through: u64, missed: u64) -> Result<(), HookError> {
+        let _writing = self.writing();
+        let advance = |kept: &mut Kept| match kept.hooks.get_mut(name).filter(|h| h.url == url) {
+            Some(h) => {
+                h.cursor = h.cursor.max(through);
+                h.missed += missed;
+                true
+            }
+            None => false,
+        };
+        let mut kept = self.state().kept.clone();
+        if !advance(&mut kept) {
+            return Ok(());
+        }
+        let written = self.write(&kept);
+        // Nothing else changed the subscriptions meanwhile: each change holds `writing`, and
+        // the delivery task itself is waiting for this.
+        advance(&mut self.state().kept);
+        written
     }
 
     /// Creates or replaces subscription `name`; a new one starts after `latest` (effects from
@@ -370,26 +484,26 @@ impl Hooks {
         if secret.as_ref().is_some_and(|s| s.chars().count() < 16) {
             return Err(invalid("secret", "at least 16 characters"));
         }
-        let mut state = self.state();
-        if !state.kept.hooks.contains_key(name) && state.kept.hooks.len() >= MAX_HOOKS {
-            return Err(HookError::Full);
-        }
-        // A replaced subscription keeps its secret unless given one: changing its types must not
-        // silently break its receiver's verification.
-        let secret = match secret.or_else(|| state.kept.hooks.get(name).map(|h| h.secret.clone())) {
-            Some(s) => s,
-            None => {
-                let mut bytes = [0u8; 24];
-                getrandom::fill(&mut bytes).map_err(|e| invalid("secret", format!("no randomness: {e}")))?;
-                format!("whsec_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        let secret = self.update(|kept| {
+            if !kept.hooks.contains_key(name) && kept.hooks.len() >= MAX_HOOKS {
+                return Err(HookError::Full);
             }
-        };
-        let (cursor, missed) = state.kept.hooks.get(name).map_or((latest, 0), |h| (h.cursor, h.missed));
-        let hook = Hook { url: url.to_string(), types, secret: secret.clone(), cursor, missed };
-        let mut kept = Kept { hooks: state.kept.hooks.clone() };
-        kept.hooks.insert(name.to_string(), hook);
-        self.save(&kept)?;
-        state.kept = kept;
+            // A replaced subscription keeps its secret unless given one: changing its types must
+            // not silently break its receiver's verification.
+            let secret = match secret.or_else(|| kept.hooks.get(name).map(|h| h.secret.clone())) {
+                Some(s) => s,
+                None => {
+                    let mut bytes = [0u8; 24];
+                    getrandom::fill(&mut bytes).map_err(|e| invalid("secret", format!("no randomness: {e}")))?;
+                    format!("whsec_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                }
+            };
+            let (cursor, missed) = kept.hooks.get(name).map_or((latest, 0), |h| (h.cursor, h.missed));
+            let hook = Hook { url: url.to_string(), types, secret: secret.clone(), cursor, missed };
+            kept.hooks.insert(name.to_string(), hook);
+            Ok(secret)
+        })?;
+        let mut state = self.state();
         state.health.remove(name);
         state.due.remove(name);
         drop(state);
@@ -399,14 +513,14 @@ impl Hooks {
 
     /// Removes subscription `name`; false if there is none.
     pub fn remove(&self, name: &str) -> Result<bool, HookError> {
-        let mut state = self.state();
-        if !state.kept.hooks.contains_key(name) {
+        if !self.state().kept.hooks.contains_key(name) {
             return Ok(false);
         }
-        let mut kept = Kept { hooks: state.kept.hooks.clone() };
-        kept.hooks.remove(name);
-        self.save(&kept)?;
-        state.kept = kept;
+        // Another removal may have come first meanwhile: then it was not this one's.
+        if !self.update(|kept| Ok(kept.hooks.remove(name).is_some()))? {
+            return Ok(false);
+        }
+        let mut state = self.state();
         state.health.remove(name);
         state.due.remove(name);
         Ok(true)
@@ -429,6 +543,14 @@ impl Hooks {
             })
             .collect()
     }
+}
+
+/// Renames `legacy` (a webhooks file of an earlier build) `webhooks.json.adopted`, so that it is
+/// never read again.
+fn set_aside(legacy: &Path) -> Result<(), String> {
+    let aside = legacy.with_extension("json.adopted");
+    std::fs::rename(legacy, &aside)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", legacy.display(), aside.display()))
 }
 
 /// A webhook name: 1 to 64 lowercase letters, digits, `-` and `_`.
@@ -569,35 +691,42 @@ pub async fn deliver(
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
-            let mut state = hooks.state();
-            let health = state.health.entry(job.name.clone()).or_default();
-            match result {
-                Ok(()) => {
-                    health.delivered_batches += 1;
-                    health.consecutive_failures = 0;
-                    health.retry_at = None;
-                    state.due.remove(&job.name);
-                    let mut kept = Kept { hooks: state.kept.hooks.clone() };
-                    // The subscription may have been replaced or removed meanwhile.
-                    if let Some(h) = kept.hooks.get_mut(&job.name).filter(|h| h.url == job.hook.url) {
-                        h.cursor = h.cursor.max(job.through);
-                        h.missed += job.missed;
-                        if let Err(e) = hooks.save(&kept) {
-                            state.health.entry(job.name.clone()).or_default().last_error = Some(e.to_string());
-                        }
-                        state.kept = kept;
+            let posted = result.is_ok();
+            {
+                let mut state = hooks.state();
+                let health = state.health.entry(job.name.clone()).or_default();
+                match result {
+                    Ok(()) => {
+                        health.delivered_batches += 1;
+                        health.consecutive_failures = 0;
+                        health.retry_at = None;
+                        state.due.remove(&job.name);
+                    }
+                    Err(e) => {
+                        health.failed_attempts += 1;
+                        health.consecutive_failures += 1;
+                        // 1 s, 2 s, 4 s... up to MAX_BACKOFF.
+                        let backoff =
+                            Duration::from_secs(1u64 << (health.consecutive_failures - 1).min(16)).min(MAX_BACKOFF);
+                        tracing::warn!(org = %org, webhook = %job.name, error = %e, retry_in_s = backoff.as_secs(), "webhook delivery failed");
+                        health.last_error = Some(e);
+                        health.retry_at = Some(unix_now() + backoff.as_secs());
+                        state.due.insert(job.name.clone(), tokio::time::Instant::now() + backoff);
                     }
                 }
-                Err(e) => {
-                    health.failed_attempts += 1;
-                    health.consecutive_failures += 1;
-                    // 1 s, 2 s, 4 s... up to MAX_BACKOFF.
-                    let backoff =
-                        Duration::from_secs(1u64 << (health.consecutive_failures - 1).min(16)).min(MAX_BACKOFF);
-                    tracing::warn!(org = %org, webhook = %job.name, error = %e, retry_in_s = backoff.as_secs(), "webhook delivery failed");
-                    health.last_error = Some(e);
-                    health.retry_at = Some(unix_now() + backoff.as_secs());
-                    state.due.insert(job.name.clone(), tokio::time::Instant::now() + backoff);
+            }
+            if posted {
+                // The cursor in the store before the next batch, written on a blocking thread.
+                let (saving, name, url) = (Arc::clone(&hooks), job.name.clone(), job.hook.url.clone());
+                let (through, missed) = (job.through, job.missed);
+                let saved = tokio::task::spawn_blocking(move || {
+                    saving.delivered(&name, &url, through, missed).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = saved {
+                    tracing::warn!(org = %org, webhook = %job.name, error = %e, "a webhook's delivery cursor was not saved");
+                    hooks.state().health.entry(job.name.clone()).or_default().last_error = Some(e);
                 }
             }
         }
@@ -642,11 +771,54 @@ mod tests {
         assert_eq!(sig, format!("t=12,v1={hex}"));
     }
 
+    /// A fresh folder (a node's data directory) with an embedded store holding organisation
+    /// `acme`; the folder is removed when dropped.
+    struct Place {
+        dir: std::path::PathBuf,
+        store: Arc<dyn Store>,
+        org: OrgId,
+    }
+
+    impl Place {
+        fn new(test: &str) -> Place {
+            let dir = std::env::temp_dir().join(format!("plaudit-hooks-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a directory");
+            let store: Arc<dyn Store> =
+                Arc::new(plaudit_store::RedbStore::open(dir.join("plaudit.redb")).expect("a store"));
+            let org = OrgId::parse("acme").expect("an id");
+            let rules =
+                plaudit_store::Change::Rules { text: String::new(), format: plaudit_core::ruleset::Format::Toml };
+            store.create_org(&org, None, &rules).expect("acme");
+            Place { dir, store, org }
+        }
+
+        /// Where an earlier build kept acme's subscriptions.
+        fn legacy(&self) -> std::path::PathBuf {
+            self.dir.join("orgs/acme/webhooks.json")
+        }
+
+        fn load(&self) -> Result<Hooks, String> {
+            Hooks::load(Arc::clone(&self.store), &self.org, &self.legacy())
+        }
+
+        /// The subscriptions as the store holds them.
+        fn stored(&self) -> Option<Kept> {
+            let records = self.store.org_records(&self.org, OrgTable::Settings).expect("read");
+            records.into_iter().find(|(n, _)| n == SETTING).map(|(_, b)| serde_json::from_slice(&b).expect("json"))
+        }
+    }
+
+    impl Drop for Place {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
     #[test]
-    fn subscriptions_are_checked_kept_on_disk_and_keep_their_cursor_when_replaced() {
-        let path = std::env::temp_dir().join(format!("plaudit-hooks-{}.json", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let hooks = Hooks::load(path.clone()).expect("loads");
+    fn subscriptions_are_checked_kept_in_the_store_and_keep_their_cursor_when_replaced() {
+        let place = Place::new("kept");
+        let hooks = place.load().expect("loads");
         let open = Targets::new(vec!["127.0.0.1".into()]);
         let bad = hooks.put("crm", "ftp://x", vec![], None, 0, &open).expect_err("scheme");
         assert!(matches!(bad, HookError::Invalid { field: "url", .. }), "{bad}");
@@ -654,6 +826,7 @@ mod tests {
         assert!(matches!(bad, HookError::Invalid { field: "types", .. }), "{bad}");
         let bad = hooks.put("Bad Name", "http://x/", vec![], None, 0, &open).expect_err("name");
         assert!(matches!(bad, HookError::Invalid { field: "name", .. }), "{bad}");
+        assert_eq!(place.stored(), None, "nothing written for a refusal");
         let secret =
             hooks.put("crm", "http://127.0.0.1:9/hook", vec!["badge_earned".into()], None, 7, &open).expect("put");
         assert!(secret.starts_with("whsec_") && secret.len() > 20);
@@ -661,7 +834,7 @@ mod tests {
         hooks
             .put("crm", "http://127.0.0.1:9/other", vec![], Some("a-secret-of-16-chars".into()), 99, &open)
             .expect("put");
-        let again = Hooks::load(path.clone()).expect("loads");
+        let again = place.load().expect("loads");
         let views = again.views();
         assert_eq!((views[0].url.as_str(), views[0].cursor), ("http://127.0.0.1:9/other", 7));
         // Replaced without a secret: it keeps the one it had (its receiver still verifies).
@@ -669,11 +842,121 @@ mod tests {
         assert_eq!(kept.expect("put"), "a-secret-of-16-chars");
         let fresh = again.put("new", "http://127.0.0.1:9/x", vec![], None, 99, &open).expect("put");
         assert!(fresh.starts_with("whsec_"), "a new one gets a fresh secret");
+        assert_eq!(place.stored().map(|k| k.hooks.len()), Some(2));
         assert!(again.remove("new").expect("removes"));
         assert!(again.remove("crm").expect("removes"));
         assert!(!again.remove("crm").expect("removes"));
-        assert!(Hooks::load(path.clone()).expect("loads").views().is_empty());
-        let _ = std::fs::remove_file(&path);
+        assert!(place.load().expect("loads").views().is_empty());
+        assert_eq!(place.stored(), Some(Kept::default()), "none kept: an empty set, not no record");
+        assert!(!place.dir.join("orgs").exists(), "nothing in the data directory");
+    }
+
+    #[test]
+    fn an_earlier_builds_webhooks_file_is_adopted_into_the_store_once() {
+        let place = Place::new("adopt");
+        let hook = |url: &str, cursor| Hook {
+            url: url.into(),
+            types: vec!["badge_earned".into()],
+            secret: "a-secret-of-16-chars".into(),
+            cursor,
+            missed: 2,
+        };
+        let file = Kept { hooks: BTreeMap::from([("crm".to_string(), hook("http://127.0.0.1:9/crm", 41))]) };
+        std::fs::create_dir_all(place.legacy().parent().expect("a folder")).expect("orgs/acme");
+        std::fs::write(place.legacy(), serde_json::to_vec_pretty(&file).expect("json")).expect("the file");
+        let hooks = place.load().expect("loads");
+        let views = hooks.views();
+        assert_eq!((views[0].name.as_str(), views[0].cursor, views[0].missed), ("crm", 41, 2));
+        assert_eq!(place.stored(), Some(file.clone()), "in the store now");
+        let aside = place.legacy().with_extension("json.adopted");
+        assert!(!place.legacy().exists() && aside.exists(), "the file renamed, never read again");
+        drop(hooks);
+
+        // Removed later: a file beside the store's set (an old copy put back) is not adopted.
+        let hooks = place.load().expect("loads");
+        assert!(hooks.remove("crm").expect("removes"));
+        std::fs::rename(&aside, place.legacy()).expect("put back");
+        assert!(place.load().expect("loads").views().is_empty(), "the store's set wins");
+        assert!(!place.legacy().exists(), "the stale file set aside");
+        assert_eq!(place.stored(), Some(Kept::default()));
+
+        // A file that cannot be read is not adopted: the organisation does not open on it.
+        let place = Place::new("adopt-bad");
+        std::fs::create_dir_all(place.legacy().parent().expect("a folder")).expect("orgs/acme");
+        std::fs::write(place.legacy(), b"{not json").expect("the file");
+        let refused = place.load().expect_err("unreadable");
+        assert!(refused.contains("webhooks.json"), "{refused}");
+        assert_eq!(place.stored(), None);
+        assert!(place.legacy().exists(), "left for the operator");
+    }
+
+    #[test]
+    fn delivery_writes_each_cursor_to_the_store_and_another_node_resumes_from_it() {
+        use std::io::{Read, Write};
+        let place = Place::new("deliver");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let (tx, bodies) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as much body as it announces.
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            let _ =
+                                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                            let _ = tx.send(body.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let effect = |n: i64| plaudit_sdk::Effect {
+            moment: format!("m{n}"),
+            stakeholder: "ann".into(),
+            source: "rule".into(),
+            kind: plaudit_sdk::EffectKind::PointsAwarded { currency: "xp".into(), amount: n, balance: n },
+        };
+        let hooks = Arc::new(place.load().expect("loads"));
+        let open = Arc::new(Targets::new(vec!["127.0.0.1".into()]));
+        hooks.put("crm", &format!("http://{addr}/hook"), vec![], None, 0, &open).expect("put");
+        let feed = Arc::new(Feed::new(100));
+        feed.push((1..=3).map(|n| (n as u64, effect(n))));
+        let delivering = Delivering { slots: Arc::new(tokio::sync::Semaphore::new(1)), targets: open };
+        let (close, closing) = watch::channel(false);
+        // Its own thread drives the delivery while this one waits.
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+        let task = runtime.spawn(deliver("acme".into(), Arc::clone(&hooks), feed, delivering, closing));
+        let cursor = || place.stored().and_then(|k| k.hooks.get("crm").map(|h| h.cursor));
+        let body = bodies.recv_timeout(Duration::from_secs(20)).expect("a delivery");
+        assert!(body.contains("\"id\":3"), "{body}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while hooks.views()[0].cursor != 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Shown only once written: a listing never shows a cursor the store does not have.
+        assert_eq!(cursor(), Some(3), "the cursor is in the store");
+        let _ = close.send(true);
+        runtime.block_on(task).expect("the delivery ends");
+        // Another node (its own data directory, the same store) takes the organisation over.
+        let other =
+            Hooks::load(Arc::clone(&place.store), &place.org, &std::env::temp_dir().join("nowhere/webhooks.json"))
+                .expect("loads");
+        assert_eq!(other.views()[0].cursor, 3, "resumes after what was delivered");
     }
 
     #[test]

@@ -311,6 +311,50 @@ fn organisations_keys_and_records<P: Place>(place: &P) {
     assert!(records(&acme, OrgTable::Settings).is_empty());
 }
 
+both!(settings_by_name_side_by_side, settings_by_name);
+/// An organisation's settings are records by name in one table: the server keeps its browser
+/// origins (`cors`), its limits (`limits`) and its webhook subscriptions with their delivery
+/// cursors (`webhooks`: a few kilobytes, written again after every delivered batch) there.
+/// Writing one again and again leaves the others as they were, and a reopened store reads the
+/// last write.
+fn settings_by_name<P: Place>(place: &P) {
+    let acme = org("acme");
+    let webhooks = |cursor: u64| {
+        let mut bytes = format!("{{\"hooks\":{{\"crm\":{{\"cursor\":{cursor}}}}}}}").into_bytes();
+        bytes.resize(16 * 1024, b' ');
+        bytes
+    };
+    {
+        let store = place.open();
+        store.create_org(&acme, None, &rules("a")).expect("acme");
+        store.create_org(&org("beta"), None, &rules("b")).expect("beta");
+        store.set_org_record(&acme, OrgTable::Settings, "cors", Some(b"origins")).expect("cors");
+        store.set_org_record(&acme, OrgTable::Settings, "limits", Some(b"limits")).expect("limits");
+        store.set_org_record(&org("beta"), OrgTable::Settings, "webhooks", Some(b"beta's")).expect("beta's");
+        for cursor in 0..40 {
+            let existed =
+                store.set_org_record(&acme, OrgTable::Settings, "webhooks", Some(&webhooks(cursor))).expect("written");
+            assert_eq!(existed, cursor > 0);
+        }
+        assert_eq!(
+            store.stored_bytes(&acme).expect("bytes"),
+            store.stored_bytes(&org("beta")).expect("bytes"),
+            "settings do not count as the organisation's stored bytes (its quota): the same rule set's length"
+        );
+    }
+    let store = place.open();
+    let named = |name: &str, bytes: &[u8]| (name.to_string(), bytes.to_vec());
+    assert_eq!(
+        store.org_records(&acme, OrgTable::Settings).expect("settings"),
+        vec![named("cors", b"origins"), named("limits", b"limits"), named("webhooks", &webhooks(39))]
+    );
+    assert_eq!(
+        store.org_records(&org("beta"), OrgTable::Settings).expect("settings"),
+        vec![named("webhooks", b"beta's")]
+    );
+    assert!(store.org_records(&acme, OrgTable::ScopedKeys).expect("keys").is_empty());
+}
+
 both!(snapshots_newest_only_and_checked, snapshots);
 fn snapshots<P: Place>(place: &P) {
     let acme = org("acme");

@@ -363,18 +363,20 @@ impl PgStore {
         Ok(())
     }
 
+    /// Up to `count` segments of `org` beginning from `from` to `until`, in order.
     fn read_page(
         &self,
         org: &OrgId,
         from: i64,
+        until: i64,
         count: i64,
         op: &'static str,
     ) -> Result<Vec<StoredSegment>, StoreError> {
         let conn = self.pool.get()?;
         let rows = block_on(conn.query(
             "SELECT first_seq, received, bytes FROM segments WHERE org = $1 AND first_seq >= $2 \
-             ORDER BY first_seq LIMIT $3",
-            &[&org.as_str(), &from, &count],
+             AND first_seq <= $4 ORDER BY first_seq LIMIT $3",
+            &[&org.as_str(), &from, &count, &until],
         ))
         .ctx(op)?;
         rows.iter().map(|r| Ok((unbig(op, r.get(0))?, r.get(1), r.get(2)))).collect()
@@ -457,9 +459,13 @@ impl Store for PgStore {
             .get(0)
         };
         let mut from = first.unwrap_or(0);
+        // The segments holding records `after + 1 ..= after + limit` all begin at or before
+        // `after + limit`: no query reads beyond them (a replay asks for a few thousand records
+        // at a time, far fewer than a page of large segments holds).
+        let until = i64::try_from(after.0.saturating_add(limit as u64)).unwrap_or(i64::MAX);
         let mut held = 0;
         loop {
-            let page = self.read_page(org, from, SEGMENTS_A_QUERY, OP)?;
+            let page = self.read_page(org, from, until, SEGMENTS_A_QUERY, OP)?;
             let full = page.len() as i64 == SEGMENTS_A_QUERY;
             for (start, received, bytes) in page {
                 let records = decode_segment(org, start, after.0, &bytes)?;

@@ -573,7 +573,8 @@ impl AppState {
             rules_version = durable.rules().version,
             "organisation replayed"
         );
-        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(&org)).map_err(NotOpened::Failed)?;
+        let hooks = crate::webhooks::Hooks::load(Arc::clone(&self.store), &org, &self.data.webhooks(&org))
+            .map_err(NotOpened::Failed)?;
         let quotas = quotas::OrgQuotas::load(self.store.as_ref(), &org, self.quota_defaults)
             .map_err(|e| NotOpened::from(crate::organisation::OrgError::Store(e)))?;
         let org =
@@ -690,7 +691,9 @@ impl AppState {
             created => created?,
         };
         durable.start_feed(self.effects_kept);
-        let hooks = crate::webhooks::Hooks::load(self.data.webhooks(durable.org())).map_err(std::io::Error::other)?;
+        let hooks =
+            crate::webhooks::Hooks::load(Arc::clone(&self.store), durable.org(), &self.data.webhooks(durable.org()))
+                .map_err(std::io::Error::other)?;
         let quotas = quotas::OrgQuotas::new(quotas::LimitsSetting::default(), self.quota_defaults);
         let entry = Arc::new(Org::start(
             durable,
