@@ -343,20 +343,20 @@ impl AppState {
 
     /// Entries, served elsewhere, for the organisations of the store this node did not know.
     fn know(&self, orgs: &[String]) {
-        let unknown: Vec<&String> = {
+        let unknown: Vec<String> = {
             let known = self.orgs();
-            orgs.iter().filter(|o| !known.contains_key(*o)).collect()
+            orgs.iter().filter(|o| !known.contains_key(*o)).cloned().collect()
         };
         if unknown.is_empty() {
             return;
         }
+        // Their keys read now, as a node starting reads them: one this node takes later is then
+        // answered 503 while it opens, not 401 for want of its key.
+        let read: Vec<(String, (Option<[u8; 32]>, super::Access))> =
+            unknown.into_iter().map(|org| (org.clone(), self.reloaded(&org).unwrap_or_default())).collect();
         let mut known = self.orgs_mut();
-        for org in unknown {
-            known.entry(org.clone()).or_insert_with(|| super::OrgEntry {
-                key_hash: None,
-                access: super::Access::default(),
-                state: OrgState::Elsewhere,
-            });
+        for (org, (key_hash, access)) in read {
+            known.entry(org).or_insert_with(|| super::OrgEntry { key_hash, access, state: OrgState::Elsewhere });
         }
     }
 
