@@ -29,7 +29,8 @@ echo "test: stress of history changes (20 s)"
 python3 "$ROOT/tests/stress/changes.py" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/plaudit" 20 1 3
 # Three nodes sharing the PostgreSQL above, as real processes: owners SIGKILLed round after
 # round, one SIGSTOPped past its lease, PostgreSQL restarted under load, a node joining and one
-# leaving; every acknowledged moment counted exactly once, the state equal to a replay.
+# leaving, a node opening an organisation it took over (503, not 401); every acknowledged moment
+# counted exactly once, the state equal to a replay.
 echo "test: cluster of nodes on PostgreSQL (kill loop, SIGSTOP, PostgreSQL restart, join and leave, opening)"
 POSTGRES_DIR=$POSTGRES_DIR python3 "$ROOT/tests/cluster/cluster.py" --bin "${CARGO_TARGET_DIR:-$ROOT/target}/debug/plaudit"
 # Clients generated from the served description (Python, TypeScript) used against a real server.

@@ -861,19 +861,21 @@ def scenario_pgrestart(c, opts):
     time.sleep(1)
     # Down for longer than a lease: every lease expires by the database's clock meanwhile.
     down = 2 * c.lease_ms / 1000 + 1
-    t0 = time.time()
-    c.pg.stop()
-    time.sleep(down)
-    c.pg.restart()
-    say("pgrestart: PostgreSQL stopped for %.1f s (twice the lease and a second), started again" % (time.time() - t0))
-    t1 = time.time()
     resumed_long = []
-    for org in orgs:
-        took, by = c.probe(org, timeout=60, tag="pg2-")
+    for outage in range(opts.outages):
+        t0 = time.time()
+        c.pg.stop()
+        time.sleep(down)
+        c.pg.restart()
+        say("pgrestart: PostgreSQL stopped for %.1f s (twice the lease and a second), started again" % (time.time() - t0))
+        t1 = time.time()
+        for org in orgs:
+            c.probe(org, timeout=60, tag="pg%d-" % (outage + 2))
         resumed_long.append(time.time() - t1)
-    say("pgrestart: every organisation took a write again %.2f s after PostgreSQL was back (the last)" % max(resumed_long))
-    c.wait_converged(orgs, timeout=c.lease_ms / 1000 * 3 + 20)
-    time.sleep(1)
+        say("pgrestart: every organisation took a write again %.2f s after PostgreSQL was back (the last)"
+            % resumed_long[-1])
+        c.wait_converged(orgs, timeout=c.lease_ms / 1000 * 3 + 20)
+        time.sleep(1)
     clients.stop()
     c.nodes_alive(c.nodes)
     c.check_health()
@@ -992,6 +994,8 @@ def main():
     parser.add_argument("--lease-ms", type=int, default=2000, help="PLAUDIT_LEASE_MS of the nodes (default 2000)")
     parser.add_argument("--rounds", type=int, default=10, help="kills in the kill loop (default 10)")
     parser.add_argument("--stops", type=int, default=3, help="SIGSTOPs in the sigstop scenario (default 3)")
+    parser.add_argument("--outages", type=int, default=1,
+                        help="PostgreSQL outages longer than the lease in the pgrestart scenario (default 1)")
     parser.add_argument("--orgs", type=int, default=4, help="organisations (default 4; 8 at least for joinleave)")
     parser.add_argument("--people", type=int, default=6, help="stakeholders an organisation (default 6)")
     parser.add_argument("--clients", type=int, default=1, help="client threads an organisation (default 1)")
