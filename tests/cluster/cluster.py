@@ -68,9 +68,18 @@ class Failed(Exception):
 # Child processes: every one registered, every one killed at exit, whatever the exit.
 
 CHILDREN = []
+CLEANUPS = []  # run after the children are killed, whatever the exit (the private PostgreSQL)
+
+
+CLEANING = threading.Lock()  # one cleaner at a time (the watchdog's, the exit's), the second waiting
 
 
 def kill_children():
+    with CLEANING:
+        clean()
+
+
+def clean():
     for p in CHILDREN:
         if p.poll() is None:
             try:
@@ -78,6 +87,11 @@ def kill_children():
                 p.wait(timeout=10)
             except Exception:
                 pass
+    while CLEANUPS:
+        try:
+            CLEANUPS.pop()()
+        except Exception:
+            pass
 
 
 atexit.register(kill_children)
@@ -137,7 +151,7 @@ class Postgres:
             shutil.chown(folder, "postgres")
         pg = Postgres(None, folder)
         pg.private = True
-        atexit.register(pg.remove)
+        CLEANUPS.append(pg.remove)
         run(as_owner([PG_BIN + "/initdb", "-D", folder + "/data", "-U", "postgres", "-A", "trust", "--no-sync",
                       "-E", "UTF8", "--locale=C.UTF-8"]), 120)
         port = free_port()
@@ -931,7 +945,7 @@ def scenario_opening(c, opts):
     n1, n2 = c.nodes["n1"], c.nodes["n2"]
     n1.start()
     n2.start()
-    orgs = org_names(6)
+    orgs = org_names(10)  # some placed on n1 (all but surely)
     for org in orgs:  # every one created on n1
         status, _, text = http("POST", n1.url, "/v1/orgs", c.admin_key, {"id": org, "timezone": "UTC", "seed": 7})
         if status != 201:
