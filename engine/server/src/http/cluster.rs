@@ -296,7 +296,7 @@ impl AppState {
         let Some(leases) = self.store.leases() else { return Ok(()) };
         let leaving = cluster.leaving.load(Ordering::SeqCst);
         leases.heartbeat(&cluster.address, leaving)?;
-        let held: BTreeSet<String> = leases.renew()?.into_iter().map(|(org, _)| org.to_string()).collect();
+        leases.renew()?;
         *cluster.confirmed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let served: Vec<String> = self
             .orgs()
@@ -304,6 +304,9 @@ impl AppState {
             .filter(|(_, e)| matches!(e.state, OrgState::Open(_) | OrgState::Opening(_) | OrgState::Failed(_)))
             .map(|(n, _)| n.clone())
             .collect();
+        // Read after what is served: an organisation created here meanwhile holds its lease
+        // before it is served, so it is never taken for a lost one.
+        let held: BTreeSet<String> = leases.held().into_iter().map(|(org, _)| org.to_string()).collect();
         for name in served.iter().filter(|n| !held.contains(*n)) {
             self.lose(cluster, name);
         }
