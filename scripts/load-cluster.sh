@@ -160,7 +160,8 @@ while time.monotonic() - start < 120:
 print("none")
 EOF
 )
-    echo "failover round $round: killed $owner (acme's owner); acme acknowledged a moment through $ask again after $took s"
+    opened=$(grep -h 'organisation open org="\?acme"\? ' "$WORK"/n?.log | tail -1 | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
+    echo "failover round $round: killed $owner (acme's owner); acme acknowledged a moment through $ask again after $took s (its open took ${opened:-?} ms)"
     start "$owner" "${PORT[$owner]}"
     sleep 2
 done
