@@ -356,10 +356,9 @@ impl AppState {
         }
         // Their keys read now, as a node starting reads them: one this node takes later is then
         // answered 503 while it opens, not 401 for want of its key.
-        let read: Vec<(String, (Option<[u8; 32]>, super::Access))> =
-            unknown.into_iter().map(|org| (org.clone(), self.reloaded(&org).unwrap_or_default())).collect();
+        let read: Vec<_> = unknown.into_iter().map(|org| (self.reloaded(&org).unwrap_or_default(), org)).collect();
         let mut known = self.orgs_mut();
-        for (org, (key_hash, access)) in read {
+        for ((key_hash, access), org) in read {
             known.entry(org).or_insert_with(|| super::OrgEntry { key_hash, access, state: OrgState::Elsewhere });
         }
     }
