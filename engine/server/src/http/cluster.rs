@@ -141,8 +141,21 @@ impl Cluster {
         view.nodes.iter().find(|n| n.node == lease.node).map(|n| n.address.clone())
     }
 
-    /// Sends `request` on to the node at `address` and hands its answer back, streamed.
-    async fn proxy(&self, address: &str, request: Request, timeout: Duration) -> Response {
+    /// Resolves once the last tick no longer sees `address` as `org`'s live owner (it died, is
+    /// paused past its lease, or handed the organisation on).
+    async fn owner_gone(&self, org: &str, address: &str) {
+        loop {
+            tokio::time::sleep(self.tick()).await;
+            if self.owner(org).as_deref() != Some(address) {
+                return;
+            }
+        }
+    }
+
+    /// Sends `request` for `org` on to the node at `address` and hands its answer back,
+    /// streamed. Given up (`503`) after `timeout`, or as soon as that node is no longer the
+    /// owner: a request never waits on a paused node once another has taken over.
+    async fn proxy(&self, org: &str, address: &str, request: Request, timeout: Duration) -> Response {
         let (mut parts, body) = request.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let Ok(uri) = format!("{address}{path}").parse() else {
@@ -157,17 +170,23 @@ impl Cluster {
         if let Ok(node) = HeaderValue::from_str(&self.node) {
             parts.headers.insert(FORWARDED, node);
         }
-        match tokio::time::timeout(timeout, self.client.request(Request::from_parts(parts, body))).await {
-            Ok(Ok(response)) => {
-                self.forwarded.fetch_add(1, Ordering::Relaxed);
-                response.map(Body::new)
-            }
-            Ok(Err(e)) => {
-                ApiError::moving(&format!("the organisation's owner ({address}) did not answer: {e}")).into_response()
-            }
-            Err(_) => ApiError::moving(&format!(
-                "the organisation's owner ({address}) did not answer within {} ms",
-                timeout.as_millis()
+        let answer = tokio::time::timeout(timeout, self.client.request(Request::from_parts(parts, body)));
+        tokio::select! {
+            answered = answer => match answered {
+                Ok(Ok(response)) => {
+                    self.forwarded.fetch_add(1, Ordering::Relaxed);
+                    response.map(Body::new)
+                }
+                Ok(Err(e)) => ApiError::moving(&format!("the organisation's owner ({address}) did not answer: {e}"))
+                    .into_response(),
+                Err(_) => ApiError::moving(&format!(
+                    "the organisation's owner ({address}) did not answer within {} ms",
+                    timeout.as_millis()
+                ))
+                .into_response(),
+            },
+            () = self.owner_gone(org, address) => ApiError::moving(&format!(
+                "{address} no longer owns the organisation; its next owner answers a retry"
             ))
             .into_response(),
         }
@@ -220,7 +239,7 @@ pub(crate) async fn forward(State(state): State<Arc<AppState>>, request: Request
                 } else {
                     Duration::from_millis(state.limits.request_timeout_ms) + Duration::from_secs(1)
                 };
-            cluster.proxy(&address, request, timeout).await
+            cluster.proxy(org_of(&path).unwrap_or_default(), &address, request, timeout).await
         }
         Some(Route::Wait(why)) => ApiError::moving(why).into_response(),
     };

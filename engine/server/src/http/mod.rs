@@ -209,6 +209,8 @@ pub struct AppState {
     reopen_tx: std::sync::mpsc::Sender<String>,
     /// Its receiving end, until the upkeep thread takes it.
     reopen_queue: Mutex<Option<std::sync::mpsc::Receiver<String>>>,
+    /// The organisations being opened now ([`AppState::open_one`]): never two opens of one.
+    opening_now: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Why the server could not start.
@@ -358,6 +360,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         cluster,
         reopen_tx,
         reopen_queue: Mutex::new(Some(reopen_queue)),
+        opening_now: Mutex::default(),
     })
 }
 
@@ -468,6 +471,20 @@ impl AppState {
     /// Opens `name` here and now: what [`AppState::open_organisations`] runs for each. Returns
     /// whether to try again: the store could not be reached (the organisation stays opening).
     pub fn open_one(&self, name: &str) -> bool {
+        // One open at a time: a reopen queued before the organisation was taken again, say,
+        // finds it being opened and leaves it.
+        let opening = |f: &mut dyn FnMut(&mut std::collections::BTreeSet<String>) -> bool| {
+            f(&mut self.opening_now.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        };
+        if !opening(&mut |set| set.insert(name.to_string())) {
+            return false;
+        }
+        let retry = self.open_now(name);
+        opening(&mut |set| set.remove(name));
+        retry
+    }
+
+    fn open_now(&self, name: &str) -> bool {
         let started = std::time::Instant::now();
         let opened =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_org(name))).unwrap_or_else(|panic| {
@@ -546,6 +563,9 @@ impl AppState {
             return false;
         }
         match self.orgs_mut().get_mut(name) {
+            // Opened again since its world was lost (a reopen queued before it was lost and
+            // taken back, say): that world is current.
+            Some(entry) if matches!(&entry.state, OrgState::Open(org) if !org.worker.stopped()) => return false,
             Some(entry) if !matches!(entry.state, OrgState::Elsewhere | OrgState::Moving) => {
                 if !matches!(entry.state, OrgState::Opening(_)) {
                     entry.state = OrgState::Opening(std::time::Instant::now());

@@ -122,6 +122,12 @@ impl Worker {
         self.send(Job::Ingest { records, effects, reply }, rx).await
     }
 
+    /// Whether the worker stopped (its world lost, closed, abandoned): its queue is gone, so
+    /// a job sent now is refused.
+    pub fn stopped(&self) -> bool {
+        self.jobs.send(Job::Run(Box::new(|_| {}))).is_err()
+    }
+
     /// A worker stops when its organisation closes, moves to another node or must be opened
     /// again: a request it did not answer is worth retrying (`503`, and nothing of it was
     /// done unless its moments are met as duplicates), except one that met a panic (`500`).
@@ -131,9 +137,7 @@ impl Worker {
             Ok(answer) => Ok(answer),
             // Unanswered because the worker stopped (its world lost, closed, abandoned) with the
             // job still queued: its queue is gone, so a job sent now is refused too.
-            Err(_) if self.jobs.send(Job::Run(Box::new(|_| {}))).is_err() => {
-                Err(ApiError::moving("the organisation's worker stopped before this request"))
-            }
+            Err(_) if self.stopped() => Err(ApiError::moving("the organisation's worker stopped before this request")),
             Err(_) => Err(ApiError::internal("the organisation's worker failed on this request")),
         }
     }
