@@ -9,7 +9,7 @@
 #
 #   --nodes N      nodes to start (default 3), named n1..nN
 #   --port FIRST   node i listens on 127.0.0.1:FIRST+i-1 (default 8081)
-#   --lease-ms MS  how long an organisation's lease lives without renewal (default 5000)
+#   --lease-ms MS  how long an organisation's lease lives without renewal (default 3000)
 #
 # PLAUDIT_BIN=path/to/plaudit uses that binary instead of building one; PLAUDIT_ADMIN_KEY sets
 # the admin key (one is made otherwise). Try a failover: kill -9 the owner of an organisation
@@ -21,7 +21,7 @@ cd "$ROOT"
 
 NODES=3
 FIRST_PORT=8081
-LEASE_MS=5000
+LEASE_MS=3000
 while (($#)); do
     case $1 in
         --nodes) NODES=$2; shift 2 ;;

@@ -40,7 +40,7 @@
 //! [cluster]                      # several nodes on one PostgreSQL store; omit the section for one server
 //! node = "n1"                    # this node's name, unique in the cluster (PLAUDIT_NODE: setting it turns clustering on)
 //! advertise = "http://10.0.0.5:8080"  # how the other nodes reach this one (PLAUDIT_ADVERTISE); default http://<listen>
-//! lease_ms = 5000                # an organisation's lease: a dead owner's organisations move after this (PLAUDIT_LEASE_MS)
+//! lease_ms = 3000                # an organisation's lease: a dead owner's organisations move after this (PLAUDIT_LEASE_MS)
 //!
 //! [moments]                      # the dates a moment may have when it arrives over HTTP (never checked on replay or import)
 //! max_age_seconds = 7776000      # how old (90 days) before the server's clock at receipt: older is 422 too_old naming `at`
@@ -167,7 +167,7 @@ pub struct Cluster {
 
 impl Default for Cluster {
     fn default() -> Self {
-        Cluster { node: String::new(), advertise: String::new(), lease_ms: 5_000 }
+        Cluster { node: String::new(), advertise: String::new(), lease_ms: 3_000 }
     }
 }
 
