@@ -328,6 +328,11 @@ impl Cluster {
     /// A node name (what an organisation id may be: letters, digits, `-`, `_`), a PostgreSQL
     /// store, an `http://` address, a lease of 500 ms to 10 minutes.
     fn check(&self, store: Option<&str>) -> Result<(), String> {
+        if self.node.is_empty() {
+            return Err("cluster.node: a node of a cluster needs a name (PLAUDIT_NODE); without one, \
+                 leave out [cluster], PLAUDIT_ADVERTISE and PLAUDIT_LEASE_MS"
+                .into());
+        }
         let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         if self.node.is_empty() || self.node.len() > 64 || !self.node.chars().all(name_ok) {
             return Err(format!("cluster.node: {:?} must be 1 to 64 letters, digits, - or _", self.node));
@@ -368,6 +373,30 @@ mod tests {
         assert_eq!(config.rate_limit, Some(RateLimit { requests_per_second: 5.0, burst: 10 }));
         assert_eq!(config.effects_kept, crate::feed::DEFAULT_CAPACITY);
         let _ = std::fs::remove_file(path);
+    }
+
+    /// An environment of `pairs`.
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |v: &str| pairs.iter().find(|(k, _)| *k == v).map(|(_, x)| x.to_string())
+    }
+
+    #[test]
+    fn a_cluster_node_needs_a_name_a_postgresql_store_and_a_sane_lease() {
+        let store = ("PLAUDIT_STORE", "postgres://u@127.0.0.1/plaudit");
+        let node = ServerConfig::load(None, env(&[store, ("PLAUDIT_NODE", "n1"), ("PLAUDIT_LEASE_MS", "2000")]))
+            .expect("a node");
+        let cluster = node.cluster.expect("clustered");
+        assert_eq!((cluster.node.as_str(), cluster.lease_ms, cluster.advertise.as_str()), ("n1", 2000, ""));
+        let refused = |pairs: &[(&str, &str)], field: &str| {
+            let err = ServerConfig::load(None, env(pairs)).expect_err("refused").to_string();
+            assert!(err.contains(field), "{err}");
+        };
+        refused(&[store, ("PLAUDIT_LEASE_MS", "2000")], "cluster.node");
+        refused(&[("PLAUDIT_NODE", "n1")], "PostgreSQL store");
+        refused(&[store, ("PLAUDIT_NODE", "n 1")], "cluster.node");
+        refused(&[store, ("PLAUDIT_NODE", "n1"), ("PLAUDIT_LEASE_MS", "100")], "cluster.lease_ms");
+        refused(&[store, ("PLAUDIT_NODE", "n1"), ("PLAUDIT_LEASE_MS", "soon")], "PLAUDIT_LEASE_MS");
+        refused(&[store, ("PLAUDIT_NODE", "n1"), ("PLAUDIT_ADVERTISE", "10.0.0.1:80")], "cluster.advertise");
     }
 
     #[test]
