@@ -13,8 +13,11 @@
 //! organisation's lease at the epoch it took it with, checked in the write's own transaction
 //! and holding the lease row until it commits: so a node that lost its lease (paused past it,
 //! cut off, slow) can never write again, whatever its clock says. Its next write is refused
-//! with [`crate::StoreError::Fenced`], and the node drops the organisation. A taker waits for
-//! the writes under way to commit, so it reads a log no fenced write can still add to.
+//! with [`crate::StoreError::Fenced`], and the node drops the organisation. A taker takes
+//! the lease only once no write under it is under way (a dead owner's last statement may still
+//! commit; `NOWAIT`, and the next tick tries again), so it reads a log no fenced write can
+//! still add to. Every time is the database's `clock_timestamp()`, never a transaction's start,
+//! which a statement waiting on a lock would leave behind.
 //!
 //! **Owns** the lease and node rows' meaning. **Must not touch** placement (which node should
 //! own what: the server's) or the log.
@@ -169,6 +172,70 @@ mod tests {
         let nodes = la.nodes().expect("lists");
         let seen: Vec<(&str, bool)> = nodes.iter().map(|n| (n.node.as_str(), n.leaving)).collect();
         assert_eq!(seen, [("a", false), ("b", true)]);
+    }
+
+    #[test]
+    fn of_nodes_taking_a_free_lease_at_once_exactly_one_gets_it() {
+        let Some(place) = PgPlace::new("lease_race") else { return };
+        let nodes: Vec<PgStore> = (0..3).map(|i| node(&place, &format!("n{i}"), 150)).collect();
+        let acme = org("acme");
+        nodes[0].create_org(&acme, None, &rules("[currencies]\nxp = {}\n")).expect("created");
+        for round in 0..30 {
+            std::thread::sleep(Duration::from_millis(200));
+            let barrier = std::sync::Barrier::new(nodes.len());
+            let taken: Vec<Option<u64>> = std::thread::scope(|s| {
+                let handles: Vec<_> = nodes
+                    .iter()
+                    .map(|n| {
+                        let (barrier, acme) = (&barrier, &acme);
+                        s.spawn(move || {
+                            barrier.wait();
+                            n.leases().expect("a node").acquire(acme).expect("asks")
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("joins")).collect()
+            });
+            let winners = taken.iter().filter(|t| t.is_some()).count();
+            assert_eq!(winners, 1, "round {round}: {taken:?}");
+        }
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_taken_while_a_write_under_it_is_under_way() {
+        let Some(place) = PgPlace::new("lease_zombie") else { return };
+        let (a, b) = (node(&place, "a", 150), node(&place, "b", 60_000));
+        let acme = org("acme");
+        a.create_org(&acme, None, &rules("[currencies]\nxp = {}\n")).expect("created");
+        // A statement of the dead owner still running, holding the lease row as a fenced write
+        // does: its own connection, its transaction left open.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let writer = runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&place.url, tokio_postgres::NoTls).await.expect("connects");
+            tokio::spawn(connection);
+            client
+                .batch_execute("BEGIN; SELECT 1 FROM leases WHERE org = 'acme' FOR KEY SHARE")
+                .await
+                .expect("holds the row");
+            client
+        });
+        std::thread::sleep(Duration::from_millis(250));
+        let lb = b.leases().expect("a node");
+        let started = std::time::Instant::now();
+        assert_eq!(lb.acquire(&acme).expect("asks"), None, "not while the write may still commit");
+        assert!(started.elapsed() < Duration::from_secs(5), "and without waiting for it");
+        drop(writer);
+        drop(runtime);
+        let mut taken = None;
+        for _ in 0..50 {
+            taken = lb.acquire(&acme).expect("asks");
+            if taken.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(taken, Some(2), "once it ended");
     }
 
     #[test]

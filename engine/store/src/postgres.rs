@@ -637,7 +637,7 @@ impl Store for PgStore {
                 Some(node) => Some(
                     txn.query_one(
                         "INSERT INTO leases AS l (org, node, incarnation, epoch, expires) \
-                         VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond') \
+                         VALUES ($1, $2, $3, 1, clock_timestamp() + $4 * interval '1 millisecond') \
                          ON CONFLICT (org) DO UPDATE SET node = EXCLUDED.node, incarnation = EXCLUDED.incarnation, \
                          epoch = l.epoch + 1, expires = EXCLUDED.expires RETURNING epoch",
                         &[&o, &node.name, &node.incarnation, &(node.ttl.as_millis() as f64)],
@@ -871,8 +871,8 @@ impl Leases for PgStore {
         let Some(node) = &self.node else { return Ok(()) };
         let conn = self.pool.get()?;
         block_on(conn.execute(
-            "INSERT INTO nodes (node, address, incarnation, seen, leaving) VALUES ($1, $2, $3, now(), $4) \
-             ON CONFLICT (node) DO UPDATE SET address = $2, incarnation = $3, seen = now(), leaving = $4",
+            "INSERT INTO nodes (node, address, incarnation, seen, leaving) VALUES ($1, $2, $3, clock_timestamp(), $4) \
+             ON CONFLICT (node) DO UPDATE SET address = $2, incarnation = $3, seen = clock_timestamp(), leaving = $4",
             &[&node.name, &address, &node.incarnation, &leaving],
         ))
         .ctx(OP)?;
@@ -883,7 +883,7 @@ impl Leases for PgStore {
         const OP: &str = "nodes";
         let conn = self.pool.get()?;
         let rows = block_on(conn.query(
-            "SELECT node, address, GREATEST(0, (extract(epoch FROM now() - seen) * 1000))::bigint, leaving \
+            "SELECT node, address, GREATEST(0, (extract(epoch FROM clock_timestamp() - seen) * 1000))::bigint, leaving \
              FROM nodes ORDER BY node",
             &[],
         ))
@@ -899,7 +899,7 @@ impl Leases for PgStore {
         const OP: &str = "leases";
         let conn = self.pool.get()?;
         let rows = block_on(conn.query(
-            "SELECT org, node, epoch, (extract(epoch FROM expires - now()) * 1000)::bigint FROM leases ORDER BY org",
+            "SELECT org, node, epoch, (extract(epoch FROM expires - clock_timestamp()) * 1000)::bigint FROM leases ORDER BY org",
             &[],
         ))
         .ctx(OP)?;
@@ -919,18 +919,28 @@ impl Leases for PgStore {
         let mut conn = self.pool.get()?;
         let epoch = block_on(async {
             let txn = conn.transaction().await.ctx(OP)?;
-            // FOR UPDATE: waits for the writes fenced by the lease as it is (they hold it in
-            // KEY SHARE) to commit, so that the log read after this is the whole log.
-            let current = txn
-                .query_opt("SELECT expires <= now() FROM leases WHERE org = $1 FOR UPDATE", &[&org.as_str()])
+            // FOR UPDATE: only once no write fenced by the lease as it is (they hold it in KEY
+            // SHARE) is under way, so that the log read after this is the whole log. NOWAIT: one
+            // still under way (a dead owner's last statement, which may yet commit) leaves the
+            // lease for the next tick, rather than hold up this node's renewals behind it.
+            let current = match txn
+                .query_opt(
+                    "SELECT expires <= clock_timestamp() FROM leases WHERE org = $1 FOR UPDATE NOWAIT",
+                    &[&org.as_str()],
+                )
                 .await
-                .ctx(OP)?;
+            {
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                    return Ok(None);
+                }
+                other => other.ctx(OP)?,
+            };
             let taken = match current {
                 Some(row) if !row.get::<_, bool>(0) => None,
                 Some(_) => txn
                     .query_opt(
                         "UPDATE leases SET node = $2, incarnation = $3, epoch = epoch + 1, \
-                         expires = now() + $4 * interval '1 millisecond' WHERE org = $1 RETURNING epoch",
+                         expires = clock_timestamp() + $4 * interval '1 millisecond' WHERE org = $1 RETURNING epoch",
                         &[&org.as_str(), &node.name, &node.incarnation, &ttl],
                     )
                     .await
@@ -938,7 +948,7 @@ impl Leases for PgStore {
                 None => txn
                     .query_opt(
                         "INSERT INTO leases (org, node, incarnation, epoch, expires) \
-                         VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond') \
+                         VALUES ($1, $2, $3, 1, clock_timestamp() + $4 * interval '1 millisecond') \
                          ON CONFLICT (org) DO NOTHING RETURNING epoch",
                         &[&org.as_str(), &node.name, &node.incarnation, &ttl],
                     )
@@ -960,7 +970,7 @@ impl Leases for PgStore {
         let (orgs, epochs): (Vec<String>, Vec<i64>) = node.fences().iter().map(|(o, e)| (o.clone(), *e)).unzip();
         let conn = self.pool.get()?;
         let rows = block_on(conn.query(
-            "UPDATE leases AS l SET expires = now() + $3 * interval '1 millisecond' \
+            "UPDATE leases AS l SET expires = clock_timestamp() + $3 * interval '1 millisecond' \
              FROM unnest($4::text[], $5::bigint[]) AS h (org, epoch) \
              WHERE l.org = h.org AND l.epoch = h.epoch AND l.node = $1 AND l.incarnation = $2 \
              RETURNING l.org, l.epoch",
@@ -989,7 +999,7 @@ impl Leases for PgStore {
         let Some(epoch) = node.fences_mut().remove(org.as_str()) else { return Ok(()) };
         let conn = self.pool.get()?;
         block_on(conn.execute(
-            "UPDATE leases SET expires = now() WHERE org = $1 AND node = $2 AND incarnation = $3 AND epoch = $4",
+            "UPDATE leases SET expires = clock_timestamp() WHERE org = $1 AND node = $2 AND incarnation = $3 AND epoch = $4",
             &[&org.as_str(), &node.name, &node.incarnation, &epoch],
         ))
         .ctx(OP)?;
