@@ -843,7 +843,6 @@ impl PgStore {
         let mut conn = self.pool.get()?;
         block_on(async {
             let txn = conn.transaction().await.ctx(OP)?;
-            self.check_fence(&txn, org, epoch, OP).await?;
             txn.execute(
                 "INSERT INTO snapshots AS s (org, seq, checksum, bytes) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (org) DO UPDATE SET seq = EXCLUDED.seq, checksum = EXCLUDED.checksum, bytes = EXCLUDED.bytes \
@@ -852,6 +851,10 @@ impl PgStore {
             )
             .await
             .ctx(OP)?;
+            // Checked last, just before the commit: a snapshot is hundreds of megabytes, whose
+            // upload must not hold the lease row (a taker waits for it), as a dead owner's
+            // unfinished one would until PostgreSQL noticed.
+            self.check_fence(&txn, org, epoch, OP).await?;
             txn.commit().await.ctx(OP)
         })
     }
