@@ -269,10 +269,9 @@ fn upkeep(weak: &Weak<AppState>, reopened: &std::sync::mpsc::Receiver<String>) {
     loop {
         let wait = last_tick.map_or(Duration::ZERO, |t| tick.saturating_sub(t.elapsed()));
         let message = reopened.recv_timeout(wait.max(Duration::from_millis(10)));
+        // Until the server is gone: while it stops, its requests drain under leases still
+        // renewed, and then it hands everything off ([`AppState::leave`]), taking nothing more.
         let Some(state) = weak.upgrade() else { return };
-        if *state.closing.borrow() {
-            return;
-        }
         match message {
             Ok(name) => {
                 retry.insert(name, Instant::now());
