@@ -177,6 +177,11 @@ fn a_feed_token_opens_the_stream_without_a_header_and_a_stakeholder_sees_only_th
     let (status, err) =
         server.request("POST", "/v1/orgs/acme/effects/tokens", Some(&read), r#"{"ttl_seconds": 86400}"#);
     assert_eq!((status, err["error"]["field"].as_str()), (400, Some("ttl_seconds")), "{err}");
+    // A body is JSON or absent: blanks, or anything else, are refused, not taken for none.
+    for bad in [" ", "\n", "ttl", "[]"] {
+        let (status, err) = server.request("POST", "/v1/orgs/acme/effects/tokens", Some(&read), bad);
+        assert_eq!(status, 400, "{bad:?}: {err}");
+    }
     let (status, wall) = server.request("POST", "/v1/orgs/acme/effects/tokens", Some(&read), r#"{"ttl_seconds": 60}"#);
     assert_eq!(status, 201, "{wall}");
 

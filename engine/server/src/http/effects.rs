@@ -113,7 +113,8 @@ pub async fn post_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let (admitted, grant) = state.authorise_feed(&org, &headers, None)?;
     drop(admitted);
-    let asked: NewToken = if body.trim_ascii().is_empty() { NewToken::default() } else { super::json_body(&body)? };
+    // No body: the defaults. A body must be JSON (one of blanks is not, and is refused).
+    let asked: NewToken = if body.is_empty() { NewToken::default() } else { super::json_body(&body)? };
     let ttl = asked.ttl().ok_or_else(|| {
         let bounds =
             format!("ttl_seconds is {} to {} (whole seconds)", tokens::MIN_TTL_SECONDS, tokens::MAX_TTL_SECONDS);
