@@ -68,7 +68,11 @@ impl Worker {
         let name = format!("org-{}", durable.org());
         let snapshots = Snapshots { every: snapshot_every, writing: None };
         std::thread::Builder::new().name(name).spawn(move || {
-            if work(durable, &queue, snapshots) == Stopped::Lost
+            let stopped = work(durable, &queue, snapshots);
+            // The queue goes first, so that whoever `on_lost` wakes finds this worker stopped
+            // (`Worker::stopped`), never a live one to leave be.
+            drop(queue);
+            if stopped == Stopped::Lost
                 && let Some(on_lost) = on_lost
             {
                 on_lost();
