@@ -322,7 +322,7 @@ mod tests {
     use plaudit_core::ids::{OrgId, Seq};
     use plaudit_core::ruleset::Format;
     use plaudit_sdk::Moment;
-    use plaudit_store::{RedbStore, Store};
+    use plaudit_store::{Change, Erasure, LoggedChange, OrgTable, RedbStore, Segment, Store, StoreError};
 
     use super::*;
 
@@ -340,6 +340,138 @@ mod tests {
             value: None,
             attrs: plaudit_sdk::Attrs::new(),
         })
+    }
+
+    /// A store that can be cut off: every call answers [`StoreError::Unavailable`] while
+    /// `down` is set, as a PostgreSQL restarting does.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: RedbStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Flaky {
+        fn up(&self, op: &'static str) -> Result<(), StoreError> {
+            match self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(StoreError::Unavailable { op, source: "cut off".into() }),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl Store for Flaky {
+        fn append(&self, org: &OrgId, records: &[Record], received: i64) -> Result<Seq, StoreError> {
+            self.up("append")?;
+            self.inner.append(org, records, received)
+        }
+        fn read_segments(&self, org: &OrgId, after: Seq, limit: usize) -> Result<Vec<Segment>, StoreError> {
+            self.up("read")?;
+            self.inner.read_segments(org, after, limit)
+        }
+        fn last_seq(&self, org: &OrgId) -> Result<Seq, StoreError> {
+            self.up("last_seq")?;
+            self.inner.last_seq(org)
+        }
+        fn append_change(
+            &self,
+            org: &OrgId,
+            after: Seq,
+            change: &Change,
+            module: Option<&[u8]>,
+        ) -> Result<u64, StoreError> {
+            self.up("append_change")?;
+            self.inner.append_change(org, after, change, module)
+        }
+        fn changes(&self, org: &OrgId) -> Result<Vec<LoggedChange>, StoreError> {
+            self.up("changes")?;
+            self.inner.changes(org)
+        }
+        fn module(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.up("module")?;
+            self.inner.module(hash)
+        }
+        fn put_snapshot(&self, org: &OrgId, seq: Seq, bytes: &[u8]) -> Result<(), StoreError> {
+            self.up("put_snapshot")?;
+            self.inner.put_snapshot(org, seq, bytes)
+        }
+        fn stored_bytes(&self, org: &OrgId) -> Result<u64, StoreError> {
+            self.up("stored_bytes")?;
+            self.inner.stored_bytes(org)
+        }
+        fn latest_snapshot(&self, org: &OrgId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+            self.up("latest_snapshot")?;
+            self.inner.latest_snapshot(org)
+        }
+        fn create_org(&self, org: &OrgId, key_hash: Option<[u8; 32]>, first: &Change) -> Result<(), StoreError> {
+            self.up("create_org")?;
+            self.inner.create_org(org, key_hash, first)
+        }
+        fn org_key(&self, org: &OrgId) -> Result<Option<[u8; 32]>, StoreError> {
+            self.up("org_key")?;
+            self.inner.org_key(org)
+        }
+        fn set_org_key(&self, org: &OrgId, key_hash: [u8; 32]) -> Result<(), StoreError> {
+            self.up("set_org_key")?;
+            self.inner.set_org_key(org, key_hash)
+        }
+        fn organisations(&self) -> Result<Vec<OrgId>, StoreError> {
+            self.up("organisations")?;
+            self.inner.organisations()
+        }
+        fn org_records(&self, org: &OrgId, table: OrgTable) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.up("org_records")?;
+            self.inner.org_records(org, table)
+        }
+        fn erase(&self, org: &OrgId, subject: &str, pseudonym: &str) -> Result<Erasure, StoreError> {
+            self.up("erase")?;
+            self.inner.erase(org, subject, pseudonym)
+        }
+        fn set_org_record(
+            &self,
+            org: &OrgId,
+            table: OrgTable,
+            name: &str,
+            bytes: Option<&[u8]>,
+        ) -> Result<bool, StoreError> {
+            self.up("set_org_record")?;
+            self.inner.set_org_record(org, table, name, bytes)
+        }
+    }
+
+    #[test]
+    fn a_world_lost_with_the_store_out_of_reach_stops_its_worker_before_asking_for_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("plaudit-worker-lost-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let inner = RedbStore::open(dir.join("plaudit.redb")).expect("a store");
+        let flaky = Arc::new(Flaky { inner, down: false.into() });
+        let store: Arc<dyn Store> = Arc::clone(&flaky) as Arc<dyn Store>;
+        let org = OrgId::parse("acme").expect("an id");
+        let durable = Organisation::create(store, org, RULES, Format::Toml).expect("created");
+        // The reopen a lost world asks for sees, as the upkeep does, whether the worker stopped.
+        let handle: Arc<std::sync::OnceLock<Worker>> = Arc::default();
+        let (told, asked) = std::sync::mpsc::channel();
+        let seen = Arc::clone(&handle);
+        let on_lost: OnLost = Box::new(move || {
+            let _ = told.send(seen.get().map(Worker::stopped));
+        });
+        let worker = Worker::start(durable, 0, Some(on_lost)).expect("a worker");
+        let _ = handle.set(worker.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        runtime.block_on(async {
+            let (outcome, _) = worker.ingest(vec![moment("m1")], false).await.expect("answered").expect("stored");
+            assert_eq!(outcome.accepted, 1);
+            flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+            let refused = worker.ingest(vec![moment("m2")], false).await.expect("answered");
+            let e = refused.expect_err("the store is out of reach");
+            assert_eq!(ApiError::from(e.as_ref()).status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        });
+        let stopped = asked.recv_timeout(std::time::Duration::from_secs(10)).expect("a reopen asked for");
+        assert_eq!(stopped, Some(true), "the worker had stopped when it asked");
+        let after = runtime.block_on(worker.run(|d| d.world().last_seq()));
+        assert_eq!(after.map_err(|e| e.status), Err(axum::http::StatusCode::SERVICE_UNAVAILABLE));
+        drop(worker);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
