@@ -326,14 +326,10 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
     let mut orgs = HashMap::new();
     let now = std::time::Instant::now();
     for org in store.organisations()? {
-        let key_hash = store.org_key(&org)?;
+        let (key_hash, access) = who_may_call(store.as_ref(), &org)?;
         if key_hash.is_none() {
             tracing::warn!(org = %org, "no API key: give it one with `plaudit key`; its requests are refused meanwhile");
         }
-        let access = Access {
-            keys: Arc::new(keys::Keys::load(store.as_ref(), &org)?),
-            cors: Arc::new(cors::Origins::load(store.as_ref(), &org)?),
-        };
         // A node of a cluster opens only the organisations it takes the lease of.
         let state = if cluster.is_some() { OrgState::Elsewhere } else { OrgState::Opening(now) };
         orgs.insert(org.to_string(), OrgEntry { key_hash, access, state });
@@ -362,6 +358,14 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServeError> {
         reopen_queue: Mutex::new(Some(reopen_queue)),
         opening_now: Mutex::default(),
     })
+}
+
+/// What the store says about who may call organisation `org`: the SHA-256 of its own key, its
+/// scoped keys and allowed origins.
+fn who_may_call(store: &dyn Store, org: &OrgId) -> Result<(Option<[u8; 32]>, Access), plaudit_store::StoreError> {
+    let access =
+        Access { keys: Arc::new(keys::Keys::load(store, org)?), cors: Arc::new(cors::Origins::load(store, org)?) };
+    Ok((store.org_key(org)?, access))
 }
 
 impl Org {
@@ -473,14 +477,12 @@ impl AppState {
     pub fn open_one(&self, name: &str) -> bool {
         // One open at a time: a reopen queued before the organisation was taken again, say,
         // finds it being opened and leaves it.
-        let opening = |f: &mut dyn FnMut(&mut std::collections::BTreeSet<String>) -> bool| {
-            f(&mut self.opening_now.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-        };
-        if !opening(&mut |set| set.insert(name.to_string())) {
+        let opening = || self.opening_now.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !opening().insert(name.to_string()) {
             return false;
         }
         let retry = self.open_now(name);
-        opening(&mut |set| set.remove(name));
+        opening().remove(name);
         retry
     }
 
@@ -539,17 +541,9 @@ impl AppState {
     fn reloaded(&self, name: &str) -> Option<(Option<[u8; 32]>, Access)> {
         self.cluster.as_ref()?;
         let org = OrgId::parse(name).ok()?;
-        let store = self.store.as_ref();
-        let read = || -> Result<_, plaudit_store::StoreError> {
-            Ok((
-                store.org_key(&org)?,
-                Access {
-                    keys: Arc::new(keys::Keys::load(store, &org)?),
-                    cors: Arc::new(cors::Origins::load(store, &org)?),
-                },
-            ))
-        };
-        read().map_err(|e| tracing::warn!(org = name, error = %e, "cannot read its keys again")).ok()
+        who_may_call(self.store.as_ref(), &org)
+            .map_err(|e| tracing::warn!(org = name, error = %e, "cannot read its keys again"))
+            .ok()
     }
 
     /// Opens `name` again after its world was lost: whether to try again later.
