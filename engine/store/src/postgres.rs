@@ -399,6 +399,9 @@ impl Store for PgStore {
         let conn = self.pool.get()?;
         // One statement, one transaction: the log's end advanced (its row locked until the
         // commit), the segment stored at the sequences reserved, its bytes counted.
+        // Two statements rather than one with the fence made optional: folded into one
+        // (`$5 IS NULL OR EXISTS (fence)`), a server of one node's batches measured 1-20 %
+        // slower in an interleaved A/B.
         let row = match (epoch, &self.node) {
             (Some(epoch), Some(node)) => {
                 // Fenced: all of it only if this process holds the lease at its epoch, whose
